@@ -1,0 +1,44 @@
+import {Args, Flags} from '@oclif/core'
+
+import {DfsCommand, formatBytes, jsonFlag, masterFlag, sizeFlag} from '../lib/base-command.js'
+import {resolveMasterUrl} from '../lib/config.js'
+
+export default class GetCommand extends DfsCommand {
+  static override summary = 'Download files from all their replicas at once, in ranges, verified by sha256.'
+  static override description = `The file is cut into ranges fetched from every alive replica in parallel; a replica that fails
+mid-way hands its ranges to another. The bytes go to a temp file whose size and sha256 are checked
+before it is renamed into place. With -o - the file goes to stdout.`
+
+  static override examples = [
+    '<%= config.bin %> get video.mp4',
+    '<%= config.bin %> get video.mp4 -o /tmp/copy.mp4',
+    '<%= config.bin %> get video.mp4 -o - | ffplay -',
+    '<%= config.bin %> get a.mp4 b.mp4 -o downloads/',
+  ]
+
+  static override strict = false
+  static override args = {name: Args.string({description: 'names of stored files', required: true})}
+  static override flags = {
+    master: masterFlag,
+    output: Flags.string({char: 'o', description: 'file to write, a directory for several names, or - for stdout'}),
+    sources: Flags.integer({description: 'read from at most this many replicas', min: 1}),
+    'range-size': sizeFlag({description: 'bytes per range request', default: 4 * 1024 * 1024}),
+    json: jsonFlag,
+  }
+
+  async run(): Promise<void> {
+    const {argv, flags} = await this.parse(GetCommand)
+    const names = argv as string[]
+    if (names.length > 1 && flags.output === '-') this.error('-o - takes one name', {exit: 2})
+    const master = resolveMasterUrl(flags.master)
+    const {getFiles} = await import('../roles/client/get.js')
+    const results = await getFiles(master, names, {output: flags.output, sources: flags.sources, rangeSize: flags['range-size']})
+    if (flags.json) this.printJson(names.length === 1 ? results[0] : results)
+    else if (flags.output !== '-') {
+      for (const result of results) {
+        const used = result.sources.filter((source) => source.bytes > 0).length
+        this.log(`got ${result.name} (${formatBytes(result.size)}) into ${result.path} from ${used} replica${used === 1 ? '' : 's'}`)
+      }
+    }
+  }
+}

@@ -1,0 +1,44 @@
+import {Flags} from '@oclif/core'
+
+import {DfsCommand, durationFlag, logLevelFlag, masterFlag} from '../lib/base-command.js'
+import {DEFAULTS, parseHttpUrl, resolveMasterUrl} from '../lib/config.js'
+import {onShutdownSignal} from '../lib/http-server.js'
+
+export default class KeeperCommand extends DfsCommand {
+  static override summary = 'Run a data keeper: stores whole files on its disk and serves them over HTTP.'
+  static override description = `A keeper registers with the master, keeps the id it is given in --data (so a restart keeps its
+identity and its files), and sends a heartbeat every --heartbeat-interval carrying its load and
+free space. Files are served at /files/NAME with Range support. On another machine, listen on
+--host 0.0.0.0 and give the address others must use with --advertise.`
+
+  static override examples = [
+    '<%= config.bin %> keeper --data ./keeper-1',
+    '<%= config.bin %> keeper --master http://10.0.0.1:7700 --host 0.0.0.0 --port 7701 --advertise http://10.0.0.2:7701 --data /srv/dfs',
+  ]
+
+  static override flags = {
+    master: masterFlag,
+    host: Flags.string({description: 'address to listen on (0.0.0.0 for other machines)', default: DEFAULTS.host}),
+    port: Flags.integer({description: 'port to listen on (0 = any free port)', default: 0, min: 0, max: 65_535}),
+    advertise: Flags.string({description: 'URL other machines reach this keeper at', helpValue: 'URL'}),
+    data: Flags.string({description: 'directory for stored files and the keeper id', default: '.dfs/keeper'}),
+    'heartbeat-interval': durationFlag({description: 'time between heartbeats', default: DEFAULTS.heartbeatIntervalMs}),
+    'log-level': logLevelFlag,
+  }
+
+  async run(): Promise<void> {
+    const {flags} = await this.parse(KeeperCommand)
+    const {startKeeper} = await import('../roles/keeper/index.js')
+    const keeper = await startKeeper({
+      master: resolveMasterUrl(flags.master),
+      dataDir: flags.data,
+      host: flags.host,
+      port: flags.port,
+      advertise: flags.advertise === undefined ? undefined : parseHttpUrl(flags.advertise, '--advertise URL'),
+      heartbeatIntervalMs: flags['heartbeat-interval'],
+      logLevel: flags['log-level'],
+    })
+    onShutdownSignal(() => keeper.stop())
+    this.log(`dfs keeper ${keeper.id} listening on ${keeper.url}`)
+  }
+}

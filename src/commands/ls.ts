@@ -1,0 +1,18 @@
+import {DfsCommand, formatBytes, formatTable, jsonFlag, masterFlag} from '../lib/base-command.js'
+import {resolveMasterUrl} from '../lib/config.js'
+
+export default class LsCommand extends DfsCommand {
+  static override summary = 'List stored files with their size and alive replicas.'
+  static override examples = ['<%= config.bin %> ls', '<%= config.bin %> ls --json']
+  static override flags = {master: masterFlag, json: jsonFlag}
+
+  async run(): Promise<void> {
+    const {flags} = await this.parse(LsCommand)
+    const {listFiles} = await import('../roles/client/admin.js')
+    const files = await listFiles(resolveMasterUrl(flags.master))
+    if (flags.json) return this.printJson(files)
+    if (files.length === 0) return this.log('no files')
+    const rows = files.map((file) => ({name: file.name, size: formatBytes(file.size), replicas: `${file.replicas}/${file.target}`, created: file.createdAt}))
+    this.log(formatTable(rows, ['name', 'size', 'replicas', 'created']))
+  }
+}

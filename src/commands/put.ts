@@ -1,0 +1,50 @@
+import {Args, Flags} from '@oclif/core'
+
+import {DfsCommand, formatBytes, jsonFlag, masterFlag} from '../lib/base-command.js'
+import {resolveMasterUrl} from '../lib/config.js'
+
+export default class PutCommand extends DfsCommand {
+  static override summary = 'Upload files; each succeeds only once the master has recorded it.'
+  static override description = `Each file is hashed, sent to the least-loaded alive keeper the master names, verified and fsynced
+there, and recorded by the master; only then is it reported as stored. The master then copies it
+to more keepers in the background. Several files are uploaded concurrently. A name that already
+exists is refused and the stored file is kept.`
+
+  static override examples = ['<%= config.bin %> put video.mp4', '<%= config.bin %> put clip.mp4 --name holiday.mp4', '<%= config.bin %> put *.mp4 --json']
+
+  static override strict = false
+  static override args = {file: Args.string({description: 'local files to upload', required: true})}
+  static override flags = {
+    master: masterFlag,
+    name: Flags.string({description: 'store under this name (only with one file)'}),
+    concurrency: Flags.integer({description: 'uploads under way at once', default: 8, min: 1}),
+    json: jsonFlag,
+  }
+
+  async run(): Promise<void> {
+    const {argv, flags} = await this.parse(PutCommand)
+    const files = argv as string[]
+    if (flags.name !== undefined && files.length !== 1) this.error('--name needs exactly one file', {exit: 2})
+    const master = resolveMasterUrl(flags.master)
+    const {putFiles} = await import('../roles/client/put.js')
+    const outcomes = await putFiles(master, files.map((path) => ({path, name: flags.name})), {concurrency: flags.concurrency})
+    const only = outcomes.length === 1 ? outcomes[0]! : undefined
+    if (only && !only.ok) throw only.error
+    if (flags.json) {
+      this.printJson(outcomes.map((outcome) => (outcome.ok ? {path: outcome.path, ...outcome.result} : {path: outcome.path, ...outcome.error.toJSON()})))
+    } else {
+      for (const outcome of outcomes) {
+        if (outcome.ok) this.log(`stored ${outcome.result.name} (${formatBytes(outcome.result.size)}, sha256 ${outcome.result.sha256.slice(0, 12)}…) on ${outcome.result.keeper}`)
+      }
+    }
+
+    let failed = 0
+    for (const outcome of outcomes) {
+      if (outcome.ok) continue
+      failed++
+      if (!flags.json) this.logToStderr(`failed ${outcome.path}: ${outcome.error.message}`)
+    }
+
+    if (failed > 0) this.error(`${failed} of ${outcomes.length} uploads failed`, {exit: 1})
+  }
+}

@@ -1,0 +1,28 @@
+import {Args} from '@oclif/core'
+
+import {DfsCommand, formatBytes, formatTable, jsonFlag, masterFlag} from '../lib/base-command.js'
+import {resolveMasterUrl} from '../lib/config.js'
+
+export default class StatCommand extends DfsCommand {
+  static override summary = "Show one file's size, sha256 and where its replicas are."
+  static override examples = ['<%= config.bin %> stat video.mp4', '<%= config.bin %> stat video.mp4 --json']
+  static override args = {name: Args.string({description: 'name of a stored file', required: true})}
+  static override flags = {master: masterFlag, json: jsonFlag}
+
+  async run(): Promise<void> {
+    const {args, flags} = await this.parse(StatCommand)
+    const {statFile} = await import('../roles/client/admin.js')
+    const file = await statFile(resolveMasterUrl(flags.master), args.name)
+    if (flags.json) return this.printJson(file)
+    const alive = file.replicas.filter((replica) => replica.alive).length
+    this.log(`name:     ${file.name}`)
+    this.log(`size:     ${formatBytes(file.size)} (${file.size} bytes)`)
+    this.log(`sha256:   ${file.sha256}`)
+    this.log(`created:  ${file.createdAt}`)
+    this.log(`replicas: ${alive} alive of ${file.target} wanted`)
+    if (file.replicas.length > 0) {
+      const rows = file.replicas.map((replica) => ({keeper: replica.keeper, url: replica.url, alive: replica.alive ? 'yes' : 'no', path: replica.path}))
+      this.log('\n' + formatTable(rows, ['keeper', 'url', 'alive', 'path']))
+    }
+  }
+}

@@ -1,0 +1,26 @@
+import {DfsCommand, formatBytes, formatTable, jsonFlag, masterFlag} from '../lib/base-command.js'
+import {resolveMasterUrl} from '../lib/config.js'
+
+export default class StatusCommand extends DfsCommand {
+  static override summary = 'Show the keepers: alive or not, last heartbeat, files, bytes stored and free.'
+  static override examples = ['<%= config.bin %> status', '<%= config.bin %> status --json']
+  static override flags = {master: masterFlag, json: jsonFlag}
+
+  async run(): Promise<void> {
+    const {flags} = await this.parse(StatusCommand)
+    const {clusterStatus} = await import('../roles/client/admin.js')
+    const keepers = await clusterStatus(resolveMasterUrl(flags.master))
+    if (flags.json) return this.printJson({keepers})
+    if (keepers.length === 0) return this.log('no keepers registered')
+    const rows = keepers.map((keeper) => ({
+      id: keeper.id,
+      url: keeper.url,
+      alive: keeper.alive ? 'yes' : 'no',
+      'last heartbeat': keeper.lastHeartbeat ?? 'never',
+      files: keeper.files,
+      stored: formatBytes(keeper.storedBytes),
+      free: formatBytes(keeper.freeBytes),
+    }))
+    this.log(formatTable(rows, ['id', 'url', 'alive', 'last heartbeat', 'files', 'stored', 'free']))
+  }
+}

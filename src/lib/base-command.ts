@@ -1,0 +1,80 @@
+import {Command, Flags} from '@oclif/core'
+
+import {DfsError, describe} from './errors.js'
+
+/**
+ * The base of every dfs command: any failure ends as one line on stderr and a non-zero exit
+ * code picked from the error catalogue, never a stack trace.
+ */
+export abstract class DfsCommand extends Command {
+  protected override async catch(error: Error & {exitCode?: number; oclif?: {exit?: number}}): Promise<unknown> {
+    if (error instanceof DfsError) return this.error(error.message, {exit: error.exitCode})
+    // oclif's own errors (unknown flag, missing argument) and exits already speak for themselves.
+    if (error.oclif) return super.catch(error)
+    return this.error(describe(error), {exit: 1})
+  }
+
+  /** Prints a value as JSON for scripts. */
+  protected printJson(value: unknown): void {
+    this.log(JSON.stringify(value, null, 2))
+  }
+}
+
+export const masterFlag = Flags.string({
+  description: 'URL of the master [default: $DFS_MASTER, else http://127.0.0.1:7700]',
+  helpValue: 'URL',
+})
+
+export const jsonFlag = Flags.boolean({description: 'print JSON for scripts instead of a table', default: false})
+
+/** A duration flag: "500ms", "2s", "1m", or a plain number of seconds. Parsed to milliseconds. */
+export const durationFlag = Flags.custom<number>({
+  helpValue: 'DURATION',
+  async parse(input) {
+    const match = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(input.trim())
+    if (!match) throw new Error(`"${input}" is not a duration: use 500ms, 2s, 1m or a number of seconds`)
+    const value = Number(match[1])
+    const ms = match[2] === 'ms' ? value : match[2] === 'm' ? value * 60_000 : value * 1000
+    if (ms <= 0) throw new Error(`a duration must be more than zero, not "${input}"`)
+    return Math.round(ms)
+  },
+})
+
+/** A byte-size flag: "4MiB", "512k", "1G" or a plain number of bytes. */
+export const sizeFlag = Flags.custom<number>({
+  helpValue: 'SIZE',
+  async parse(input) {
+    const match = /^(\d+)\s*([kmg]?)(i?b)?$/i.exec(input.trim())
+    if (!match) throw new Error(`"${input}" is not a size: use 4MiB, 512k or a number of bytes`)
+    const unit = {'': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3}[match[2]!.toLowerCase() as '' | 'k' | 'm' | 'g']
+    const bytes = Number(match[1]) * unit
+    if (bytes <= 0) throw new Error(`a size must be more than zero, not "${input}"`)
+    return bytes
+  },
+})
+
+export const logLevelFlag = Flags.string({
+  description: 'log level of the server (logs go to stderr as JSON lines)',
+  options: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
+  default: 'info',
+})
+
+/** Formats rows as a plain aligned text table, for people. */
+export function formatTable(rows: Array<Record<string, string | number | boolean>>, columns: string[]): string {
+  const cells = [columns.map((column) => column.toUpperCase()), ...rows.map((row) => columns.map((column) => String(row[column] ?? '')))]
+  const widths = columns.map((_, index) => Math.max(...cells.map((line) => line[index]!.length)))
+  return cells.map((line) => line.map((cell, index) => cell.padEnd(widths[index]!)).join('  ').trimEnd()).join('\n')
+}
+
+/** Bytes for people: 1.5 MiB. */
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
+  let value = bytes
+  let unit = 0
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024
+    unit++
+  }
+
+  return unit === 0 ? `${bytes} B` : `${value.toFixed(1)} ${units[unit]}`
+}

@@ -1,0 +1,36 @@
+import {DfsError} from './errors.js'
+
+/** Defaults of the protocol; every one can be changed by a flag so that tests run fast. */
+export const DEFAULTS = {
+  masterPort: 7700,
+  masterUrl: 'http://127.0.0.1:7700',
+  host: '127.0.0.1',
+  replicas: 3,
+  heartbeatIntervalMs: 1000,
+  heartbeatTimeoutMs: 3000,
+  replicationIntervalMs: 10_000,
+  rangeSize: 4 * 1024 * 1024,
+  keepers: 4,
+  clusterDir: '.dfs',
+} as const
+
+/** The master a client talks to: `--master`, else `DFS_MASTER`, else the local default. */
+export function resolveMasterUrl(flag?: string, env: NodeJS.ProcessEnv = process.env): string {
+  return parseHttpUrl(flag ?? env.DFS_MASTER ?? DEFAULTS.masterUrl, 'master URL')
+}
+
+/** Checks that `value` is an http(s) URL and returns it without a trailing slash. */
+export function parseHttpUrl(value: string, what: string): string {
+  let url: URL
+  try {
+    url = new URL(value)
+  } catch {
+    throw new DfsError('DFS_ERR_BAD_REQUEST', `invalid ${what} "${value}": expected something like http://host:port`)
+  }
+
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new DfsError('DFS_ERR_BAD_REQUEST', `invalid ${what} "${value}": only http:// and https:// are supported`)
+  }
+
+  return url.toString().replace(/\/$/, '')
+}

@@ -1,0 +1,68 @@
+// One catalogue of every error dfs can report (after fastify's lib/errors.js): servers answer
+// `{error: code, message}` with the status below, and the CLI prints the message and exits non-zero.
+
+export const ERRORS = {
+  DFS_ERR_BAD_REQUEST: {status: 400, exit: 2},
+  DFS_ERR_INVALID_NAME: {status: 400, exit: 2},
+  DFS_ERR_SIZE_MISMATCH: {status: 400, exit: 1},
+  DFS_ERR_CHECKSUM_MISMATCH: {status: 422, exit: 1},
+  DFS_ERR_NOT_FOUND: {status: 404, exit: 3},
+  DFS_ERR_UNKNOWN_KEEPER: {status: 404, exit: 1},
+  DFS_ERR_UNKNOWN_UPLOAD: {status: 410, exit: 1},
+  DFS_ERR_EXISTS: {status: 409, exit: 4},
+  DFS_ERR_STALE_REPLICA: {status: 409, exit: 1},
+  DFS_ERR_RANGE_NOT_SATISFIABLE: {status: 416, exit: 1},
+  DFS_ERR_NO_KEEPERS: {status: 503, exit: 5},
+  DFS_ERR_INSUFFICIENT_STORAGE: {status: 507, exit: 5},
+  DFS_ERR_KEEPER_UNREACHABLE: {status: 502, exit: 6},
+  DFS_ERR_MASTER_UNREACHABLE: {status: 502, exit: 6},
+  DFS_ERR_LOCAL_FILE: {status: 400, exit: 2},
+  DFS_ERR_INTEGRITY: {status: 502, exit: 7},
+  DFS_ERR_SHUTTING_DOWN: {status: 503, exit: 1},
+  DFS_ERR_INTERNAL: {status: 500, exit: 1},
+} as const satisfies Record<string, {status: number; exit: number}>
+
+export type ErrorCode = keyof typeof ERRORS
+
+export function isErrorCode(code: unknown): code is ErrorCode {
+  return typeof code === 'string' && Object.hasOwn(ERRORS, code)
+}
+
+/** The one error type dfs throws on purpose: a stable code, a one-line message, the cause kept. */
+export class DfsError extends Error {
+  readonly code: ErrorCode
+
+  constructor(code: ErrorCode, message: string, options?: {cause?: unknown}) {
+    super(message, options)
+    this.name = 'DfsError'
+    this.code = code
+  }
+
+  get status(): number {
+    return ERRORS[this.code].status
+  }
+
+  get exitCode(): number {
+    return ERRORS[this.code].exit
+  }
+
+  toJSON(): {error: ErrorCode; message: string} {
+    return {error: this.code, message: this.message}
+  }
+}
+
+/** Rebuilds the error a server described in its `{error, message}` body, or a generic one. */
+export function errorFromBody(status: number, body: unknown, context: string): DfsError {
+  if (body && typeof body === 'object') {
+    const {error, message} = body as {error?: unknown; message?: unknown}
+    if (isErrorCode(error) && typeof message === 'string') return new DfsError(error, message)
+  }
+
+  return new DfsError('DFS_ERR_INTERNAL', `${context} answered HTTP ${status}`)
+}
+
+/** One line for a person: the message of a DfsError, or the best short text of anything else. */
+export function describe(error: unknown): string {
+  if (error instanceof Error) return error.message.split('\n')[0] || error.name
+  return String(error)
+}

@@ -1,0 +1,23 @@
+import {callJson} from '../../lib/http-client.js'
+import {assertValidName} from '../../lib/names.js'
+import type {FileInfo, FileSummary, KeeperInfo, ListResponse, StatusResponse} from '../../lib/protocol.js'
+
+// The client's read-and-delete calls: each is one request to the master.
+
+export async function listFiles(master: string): Promise<FileSummary[]> {
+  return (await callJson<ListResponse>('master', master, '/files')).files
+}
+
+export async function statFile(master: string, name: string): Promise<FileInfo> {
+  assertValidName(name)
+  return callJson<FileInfo>('master', master, `/files/${encodeURIComponent(name)}`)
+}
+
+export async function clusterStatus(master: string): Promise<KeeperInfo[]> {
+  return (await callJson<StatusResponse>('master', master, '/keepers')).keepers
+}
+
+export async function removeFile(master: string, name: string): Promise<{name: string; fileId: string}> {
+  assertValidName(name)
+  return callJson('master', master, `/files/${encodeURIComponent(name)}`, {method: 'DELETE'})
+}

@@ -1,0 +1,131 @@
+import {createReadStream} from 'node:fs'
+import {stat} from 'node:fs/promises'
+import {basename} from 'node:path'
+import {pipeline} from 'node:stream/promises'
+
+import {request} from 'undici'
+
+import {CHUNK_SIZE} from '../../lib/durable-file.js'
+import {DfsError, errorFromBody} from '../../lib/errors.js'
+import {HashingStream} from '../../lib/hashing.js'
+import {callJson, httpAgent, unreachable} from '../../lib/http-client.js'
+import {assertValidName} from '../../lib/names.js'
+import {SHA256_HEADER, type UploadTicket} from '../../lib/protocol.js'
+
+export interface PutItem {
+  /** Local path of the file to upload. */
+  path: string
+  /** Name to store it under; the file's base name by default. */
+  name?: string
+}
+
+export interface PutResult {
+  name: string
+  fileId: string
+  size: number
+  sha256: string
+  keeper: string
+}
+
+export interface PutOptions {
+  /** Uploads under way at once when several files are given. */
+  concurrency?: number
+}
+
+export type PutOutcome = {ok: true; path: string; result: PutResult} | {ok: false; path: string; error: DfsError}
+
+/** Uploads several files concurrently; each succeeds or fails on its own. */
+export async function putFiles(master: string, items: PutItem[], options: PutOptions = {}): Promise<PutOutcome[]> {
+  const outcomes: PutOutcome[] = new Array(items.length)
+  let next = 0
+  const worker = async () => {
+    while (next < items.length) {
+      const index = next++
+      const item = items[index]!
+      try {
+        outcomes[index] = {ok: true, path: item.path, result: await putFile(master, item)}
+      } catch (error) {
+        const dfsError = error instanceof DfsError ? error : new DfsError('DFS_ERR_INTERNAL', String((error as Error).message ?? error), {cause: error})
+        outcomes[index] = {ok: false, path: item.path, error: dfsError}
+      }
+    }
+  }
+
+  await Promise.all(Array.from({length: Math.min(options.concurrency ?? 8, items.length)}, worker))
+  return outcomes
+}
+
+/**
+ * Uploads one file by the protocol: ask the master for a keeper, stream the file to it, and
+ * succeed only when the keeper says the master recorded it. A keeper that cannot be reached or
+ * drops the upload is excluded and the upload starts again on another one, once per keeper.
+ */
+export async function putFile(master: string, item: PutItem): Promise<PutResult> {
+  const name = item.name ?? basename(item.path)
+  assertValidName(name)
+  const {size, sha256} = await describeLocalFile(item.path)
+  const exclude: string[] = []
+  for (;;) {
+    const ticket = await callJson<UploadTicket>('master', master, '/uploads', {body: {name, size, sha256, exclude}})
+    try {
+      return await sendToKeeper(item.path, name, size, sha256, ticket)
+    } catch (error) {
+      const retry =
+        error instanceof DfsError &&
+        (error.code === 'DFS_ERR_KEEPER_UNREACHABLE' || error.code === 'DFS_ERR_UNKNOWN_UPLOAD' || error.code === 'DFS_ERR_MASTER_UNREACHABLE')
+      if (!retry || exclude.includes(ticket.keeper.id)) throw error
+      exclude.push(ticket.keeper.id)
+    }
+  }
+}
+
+async function sendToKeeper(path: string, name: string, size: number, sha256: string, ticket: UploadTicket): Promise<PutResult> {
+  const url = new URL(`/files/${encodeURIComponent(name)}?upload=${ticket.uploadId}`, ticket.keeper.url)
+  let response
+  try {
+    response = await request(url, {
+      method: 'PUT',
+      dispatcher: httpAgent(),
+      headers: {'content-type': 'application/octet-stream', 'content-length': String(size), 'x-dfs-size': String(size), [SHA256_HEADER]: sha256},
+      body: createReadStream(path, {highWaterMark: CHUNK_SIZE}),
+    })
+  } catch (error) {
+    throw unreachable('keeper', ticket.keeper.url, error)
+  }
+
+  const body = await response.body.json().catch(() => undefined)
+  if (response.statusCode !== 201) throw errorFromBody(response.statusCode, body, `the keeper at ${ticket.keeper.url}`)
+  const stored = body as Omit<PutResult, 'keeper'>
+  return {name: stored.name, fileId: stored.fileId, size: stored.size, sha256: stored.sha256, keeper: ticket.keeper.id}
+}
+
+/** Size and sha256 of a local file, read once in 1 MiB chunks; a clear error if it is not a readable file. */
+export async function describeLocalFile(path: string): Promise<{size: number; sha256: string}> {
+  let info
+  try {
+    info = await stat(path)
+  } catch (error) {
+    throw localFileError(path, error)
+  }
+
+  if (!info.isFile()) throw new DfsError('DFS_ERR_LOCAL_FILE', `${path} is not a regular file`)
+  const hashing = new HashingStream()
+  try {
+    await pipeline(createReadStream(path, {highWaterMark: CHUNK_SIZE}), hashing, async function* (source) {
+      for await (const _chunk of source) {
+        // Only the hash is wanted; the bytes are dropped as they pass.
+      }
+    })
+  } catch (error) {
+    throw localFileError(path, error)
+  }
+
+  if (hashing.bytes !== info.size) throw new DfsError('DFS_ERR_LOCAL_FILE', `${path} changed while it was read`)
+  return {size: hashing.bytes, sha256: hashing.digest}
+}
+
+function localFileError(path: string, error: unknown): DfsError {
+  const code = (error as {code?: string}).code
+  const reason = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'is a directory' : String((error as Error).message)
+  return new DfsError('DFS_ERR_LOCAL_FILE', `cannot read ${path}: ${reason}`, {cause: error})
+}

@@ -1,0 +1,161 @@
+import {request} from 'undici'
+
+import {DfsError, errorFromBody} from '../../lib/errors.js'
+import {httpAgent, unreachable} from '../../lib/http-client.js'
+import {FILE_ID_HEADER} from '../../lib/protocol.js'
+
+export interface Source {
+  keeper: string
+  url: string
+}
+
+export interface RangedDownloadOptions {
+  name: string
+  fileId: string
+  size: number
+  sources: Source[]
+  /** Bytes per range request. */
+  rangeSize: number
+  /** Range requests under way at once against one replica. */
+  perSource?: number
+}
+
+export interface SourceReport {
+  keeper: string
+  url: string
+  bytes: number
+  ranges: number
+  failed?: string
+}
+
+interface SourceState extends SourceReport {
+  busy: number
+}
+
+/**
+ * Downloads a file from all its replicas at once and yields its bytes in order. The file is cut
+ * into ranges; each free replica takes the next range, so faster replicas take more. A replica that
+ * fails is dropped and its range goes to another. At most a small window of ranges is held in
+ * memory (a few per replica), never the file: the consumer's pace bounds how far ahead it reads.
+ */
+export class RangedDownload {
+  readonly #options: Required<RangedDownloadOptions>
+  readonly #sources: SourceState[]
+
+  constructor(options: RangedDownloadOptions) {
+    if (options.sources.length === 0) throw new DfsError('DFS_ERR_NO_KEEPERS', `no alive replica of "${options.name}"`)
+    this.#options = {perSource: 2, ...options}
+    this.#sources = options.sources.map((source) => ({keeper: source.keeper, url: source.url, bytes: 0, ranges: 0, busy: 0}))
+  }
+
+  /** Per replica: bytes and ranges it served, and why it was dropped if it was. */
+  get report(): SourceReport[] {
+    return this.#sources.map(({busy: _busy, ...report}) => report)
+  }
+
+  async *chunks(): AsyncGenerator<Buffer> {
+    const {size, rangeSize, perSource} = this.#options
+    const count = Math.ceil(size / rangeSize)
+    const window = this.#sources.length * perSource + 2
+    const done = new Map<number, Buffer>()
+    const retry: number[] = []
+    const inFlight = new Set<Promise<void>>()
+    let nextToStart = 0
+    let nextToYield = 0
+
+    const start = () => {
+      for (;;) {
+        const source = this.#freeSource()
+        if (!source) return
+        retry.sort((a, b) => a - b)
+        let index: number | undefined
+        if (retry.length > 0) index = retry.shift()
+        else if (nextToStart < count && nextToStart < nextToYield + window) index = nextToStart++
+        if (index === undefined) return
+        const range = index
+        const work = this.#fetch(source, range).then(
+          (buffer) => void done.set(range, buffer),
+          (error: unknown) => {
+            source.failed = (error as Error).message
+            retry.push(range)
+          },
+        )
+        inFlight.add(work)
+        void work.finally(() => inFlight.delete(work))
+      }
+    }
+
+    while (nextToYield < count) {
+      const ready = done.get(nextToYield)
+      if (ready) {
+        done.delete(nextToYield)
+        nextToYield++
+        start()
+        yield ready
+        continue
+      }
+
+      start()
+      if (inFlight.size === 0) {
+        const reasons = this.#sources.map((source) => `${source.keeper}: ${source.failed ?? 'unused'}`).join('; ')
+        throw new DfsError('DFS_ERR_KEEPER_UNREACHABLE', `every replica of "${this.#options.name}" failed (${reasons})`)
+      }
+
+      await Promise.race(inFlight)
+    }
+  }
+
+  #freeSource(): SourceState | undefined {
+    let best: SourceState | undefined
+    for (const source of this.#sources) {
+      if (source.failed !== undefined || source.busy >= this.#options.perSource) continue
+      if (!best || source.busy < best.busy || (source.busy === best.busy && source.bytes < best.bytes)) best = source
+    }
+
+    return best
+  }
+
+  /** One range from one replica, checked for length and for being the right generation of the file. */
+  async #fetch(source: SourceState, index: number): Promise<Buffer> {
+    const {name, fileId, size, rangeSize} = this.#options
+    const first = index * rangeSize
+    const last = Math.min(size, first + rangeSize) - 1
+    const url = new URL(`/files/${encodeURIComponent(name)}?fileId=${fileId}`, source.url)
+    source.busy++
+    try {
+      let response
+      try {
+        response = await request(url, {dispatcher: httpAgent(), headers: {range: `bytes=${first}-${last}`}})
+      } catch (error) {
+        throw unreachable('keeper', source.url, error)
+      }
+
+      const whole = first === 0 && last === size - 1
+      if (response.statusCode !== 206 && !(whole && response.statusCode === 200)) {
+        const body = await response.body.json().catch(() => undefined)
+        throw errorFromBody(response.statusCode, body, `the keeper at ${source.url}`)
+      }
+
+      if (response.headers[FILE_ID_HEADER] !== fileId) {
+        await response.body.dump()
+        throw new DfsError('DFS_ERR_INTEGRITY', `the keeper at ${source.url} served another generation of "${name}"`)
+      }
+
+      const expected = last - first + 1
+      const buffer = Buffer.allocUnsafe(expected)
+      let offset = 0
+      for await (const chunk of response.body as AsyncIterable<Buffer>) {
+        if (offset + chunk.length > expected) throw new DfsError('DFS_ERR_INTEGRITY', `the keeper at ${source.url} sent too many bytes`)
+        chunk.copy(buffer, offset)
+        offset += chunk.length
+      }
+
+      if (offset !== expected) throw new DfsError('DFS_ERR_INTEGRITY', `the keeper at ${source.url} sent ${offset} of ${expected} bytes`)
+      source.bytes += expected
+      source.ranges++
+      return buffer
+    } finally {
+      source.busy--
+    }
+  }
+}

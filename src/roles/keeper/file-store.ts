@@ -1,0 +1,190 @@
+import {mkdir, readdir, readFile, rm, statfs} from 'node:fs/promises'
+import {join, resolve} from 'node:path'
+import type {Readable} from 'node:stream'
+
+import {asStorageError, writeDurably, writeFileDurably} from '../../lib/durable-file.js'
+import {DfsError} from '../../lib/errors.js'
+import {SHA256_HEX} from '../../lib/hashing.js'
+import {nameProblem} from '../../lib/names.js'
+import type {InventoryItem, StoredFile} from '../../lib/protocol.js'
+
+const FILE_ID = /^[A-Za-z0-9_-]{1,64}$/
+
+/**
+ * The bytes on a keeper's disk. Each file lives at `blobs/<fileId>` with its description beside it
+ * in `blobs/<fileId>.json`; names never become paths. Uploads are written under `tmp/` and renamed
+ * into place only when complete, verified and fsynced, so a crash leaves either nothing or a whole
+ * file. Files are published (served by name, reported to the master) only once the master knows them.
+ */
+export class FileStore {
+  readonly blobDir: string
+  readonly tmpDir: string
+  readonly #byId = new Map<string, StoredFile>()
+  readonly #byName = new Map<string, StoredFile>()
+  /** Files on disk that the master has not confirmed yet (an upload awaiting its commit). */
+  readonly #unpublished = new Map<string, StoredFile>()
+  #storedBytes = 0
+
+  readonly dataDir: string
+
+  private constructor(dataDir: string) {
+    this.dataDir = resolve(dataDir)
+    this.blobDir = join(dataDir, 'blobs')
+    this.tmpDir = join(dataDir, 'tmp')
+  }
+
+  /** Opens a data directory: removes temp files left by a crash, loads every complete file. */
+  static async open(dataDir: string): Promise<FileStore> {
+    const store = new FileStore(dataDir)
+    await mkdir(store.blobDir, {recursive: true})
+    await rm(store.tmpDir, {recursive: true, force: true})
+    await mkdir(store.tmpDir, {recursive: true})
+    await store.#load()
+    return store
+  }
+
+  async #load(): Promise<void> {
+    const entries = new Set(await readdir(this.blobDir))
+    for (const entry of entries) {
+      if (!entry.endsWith('.json')) {
+        // A blob whose description was never written: the crash came between the two renames.
+        if (!entries.has(`${entry}.json`)) await rm(join(this.blobDir, entry), {force: true})
+        continue
+      }
+
+      const fileId = entry.slice(0, -'.json'.length)
+      const file = await this.#readDescription(fileId)
+      if (file && entries.has(fileId)) this.#publish(file)
+      else await this.#removeFromDisk(fileId)
+    }
+  }
+
+  async #readDescription(fileId: string): Promise<StoredFile | undefined> {
+    try {
+      const item = JSON.parse(await readFile(join(this.blobDir, `${fileId}.json`), 'utf8')) as InventoryItem
+      const valid =
+        item.fileId === fileId &&
+        nameProblem(item.name) === undefined &&
+        Number.isSafeInteger(item.size) &&
+        item.size >= 0 &&
+        SHA256_HEX.test(item.sha256)
+      return valid ? {...pick(item), path: this.pathOf(fileId)} : undefined
+    } catch {
+      return undefined
+    }
+  }
+
+  pathOf(fileId: string): string {
+    if (!FILE_ID.test(fileId)) throw new DfsError('DFS_ERR_BAD_REQUEST', `invalid file id "${fileId}"`)
+    return join(this.blobDir, fileId)
+  }
+
+  /**
+   * Streams a file to disk durably and verified; it is kept but not published until `publish`.
+   * Any failure (short body, wrong hash, full disk) leaves no trace.
+   */
+  async receive(source: Readable, item: InventoryItem): Promise<StoredFile> {
+    const path = this.pathOf(item.fileId)
+    if (this.#byId.has(item.fileId) || this.#unpublished.has(item.fileId)) {
+      throw new DfsError('DFS_ERR_EXISTS', `this keeper already holds file id ${item.fileId}`)
+    }
+
+    await this.#ensureSpace(item.size)
+    const file: StoredFile = {...pick(item), path}
+    this.#unpublished.set(item.fileId, file)
+    try {
+      await writeDurably(source, this.tmpDir, path, item)
+      await writeFileDurably(this.tmpDir, `${path}.json`, JSON.stringify(pick(item)))
+    } catch (error) {
+      this.#unpublished.delete(item.fileId)
+      await this.#removeFromDisk(item.fileId)
+      throw error
+    }
+
+    return file
+  }
+
+  async #ensureSpace(size: number): Promise<void> {
+    const free = await this.freeBytes()
+    if (size > free) {
+      throw new DfsError('DFS_ERR_INSUFFICIENT_STORAGE', `the keeper has ${free} bytes free, the file needs ${size}`)
+    }
+  }
+
+  /** Makes a received file visible: served by name and reported to the master. */
+  publish(file: StoredFile): void {
+    this.#unpublished.delete(file.fileId)
+    this.#publish(file)
+  }
+
+  #publish(file: StoredFile): void {
+    const previous = this.#byName.get(file.name)
+    this.#byId.set(file.fileId, file)
+    this.#storedBytes += file.size
+    // A newer generation of a name wins; the older one is deleted when the master says so.
+    if (!previous || previous.fileId !== file.fileId) this.#byName.set(file.name, file)
+  }
+
+  /** Removes a file, published or not, from the index and the disk. Returns whether it existed. */
+  async remove(fileId: string): Promise<boolean> {
+    const file = this.#byId.get(fileId) ?? this.#unpublished.get(fileId)
+    this.#unpublished.delete(fileId)
+    if (this.#byId.delete(fileId) && file) {
+      this.#storedBytes -= file.size
+      if (this.#byName.get(file.name)?.fileId === fileId) {
+        this.#byName.delete(file.name)
+        const older = [...this.#byId.values()].find((other) => other.name === file.name)
+        if (older) this.#byName.set(older.name, older)
+      }
+    }
+
+    if (file) await this.#removeFromDisk(fileId)
+    return file !== undefined
+  }
+
+  async #removeFromDisk(fileId: string): Promise<void> {
+    const path = this.pathOf(fileId)
+    await rm(`${path}.json`, {force: true})
+    await rm(path, {force: true})
+  }
+
+  /** The published file of that name (and generation, when given). */
+  get(name: string, fileId?: string): StoredFile | undefined {
+    if (fileId !== undefined) {
+      const file = this.#byId.get(fileId)
+      return file?.name === name ? file : undefined
+    }
+
+    return this.#byName.get(name)
+  }
+
+  byId(fileId: string): StoredFile | undefined {
+    return this.#byId.get(fileId)
+  }
+
+  /** Every published file, as the master wants it in a registration (a block report). */
+  inventory(): StoredFile[] {
+    return [...this.#byId.values()]
+  }
+
+  get fileCount(): number {
+    return this.#byId.size
+  }
+
+  get storedBytes(): number {
+    return this.#storedBytes
+  }
+
+  async freeBytes(): Promise<number> {
+    try {
+      const stats = await statfs(this.dataDir)
+      return Number(stats.bavail) * Number(stats.bsize)
+    } catch (error) {
+      throw asStorageError(error)
+    }
+  }
+}
+
+function pick(item: InventoryItem): InventoryItem {
+  return {fileId: item.fileId, name: item.name, size: item.size, sha256: item.sha256}
+}

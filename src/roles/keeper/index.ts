@@ -1,0 +1,59 @@
+import {closeGracefully} from '../../lib/http-server.js'
+import {Keeper} from './keeper.js'
+import {createKeeperServer} from './server.js'
+
+export interface StartKeeperOptions {
+  master: string
+  dataDir: string
+  host: string
+  port: number
+  /** The URL other machines reach this keeper at; by default built from host and port. */
+  advertise?: string
+  heartbeatIntervalMs: number
+  logLevel: string
+}
+
+export interface RunningKeeper {
+  id: string
+  url: string
+  stop(): Promise<void>
+}
+
+/** Opens the data directory, starts serving, registers with the master and starts heartbeats. */
+export async function startKeeper(options: StartKeeperOptions): Promise<RunningKeeper> {
+  let app: ReturnType<typeof createKeeperServer> | undefined
+  const keeper = await Keeper.open({
+    master: options.master,
+    dataDir: options.dataDir,
+    heartbeatIntervalMs: options.heartbeatIntervalMs,
+    log: (message) => app?.log.info(message),
+  })
+  app = createKeeperServer(keeper, options.logLevel)
+  await app.listen({host: options.host, port: options.port})
+  const address = app.server.address()
+  const port = typeof address === 'object' && address ? address.port : options.port
+  const url = options.advertise ?? `http://${urlHost(options.host)}:${port}`
+  try {
+    await keeper.register(url)
+  } catch (error) {
+    await app.close()
+    throw error
+  }
+
+  keeper.startHeartbeats()
+  const server = app
+  return {
+    id: keeper.id,
+    url,
+    async stop() {
+      keeper.stop()
+      await closeGracefully(server, 5000)
+    },
+  }
+}
+
+/** A wildcard listen address is no address to give others: advertise loopback unless told otherwise. */
+function urlHost(host: string): string {
+  if (host === '0.0.0.0' || host === '::' || host === '') return '127.0.0.1'
+  return host.includes(':') ? `[${host}]` : host
+}

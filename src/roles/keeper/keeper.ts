@@ -1,0 +1,217 @@
+import {readFile} from 'node:fs/promises'
+import {join} from 'node:path'
+import type {Readable} from 'node:stream'
+import {setTimeout as sleep} from 'node:timers/promises'
+
+import {request} from 'undici'
+
+import {writeFileDurably} from '../../lib/durable-file.js'
+import {DfsError, errorFromBody} from '../../lib/errors.js'
+import {callJson, httpAgent, unreachable} from '../../lib/http-client.js'
+import type {
+  DeleteCommand,
+  HeartbeatResponse,
+  InventoryItem,
+  KeeperStats,
+  RegisterResponse,
+  ReplicateRequest,
+  StoredFile,
+} from '../../lib/protocol.js'
+import {FileStore} from './file-store.js'
+
+export interface KeeperOptions {
+  master: string
+  dataDir: string
+  heartbeatIntervalMs: number
+  log: (message: string) => void
+}
+
+/** A data keeper's state and duties, apart from HTTP: its identity, its store, its talks with the master. */
+export class Keeper {
+  id = ''
+  url = ''
+  #activeTransfers = 0
+  #heartbeatTimer: NodeJS.Timeout | undefined
+  #stopped = false
+  #lastHeartbeatError: string | undefined
+
+  private constructor(
+    readonly options: KeeperOptions,
+    readonly store: FileStore,
+  ) {}
+
+  static async open(options: KeeperOptions): Promise<Keeper> {
+    const store = await FileStore.open(options.dataDir)
+    const keeper = new Keeper(options, store)
+    keeper.id = (await keeper.#readIdentity()) ?? ''
+    return keeper
+  }
+
+  get #identityPath(): string {
+    return join(this.options.dataDir, 'keeper.json')
+  }
+
+  async #readIdentity(): Promise<string | undefined> {
+    try {
+      const {id} = JSON.parse(await readFile(this.#identityPath, 'utf8')) as {id?: unknown}
+      return typeof id === 'string' && id.length > 0 ? id : undefined
+    } catch {
+      return undefined
+    }
+  }
+
+  transferStarted(): void {
+    this.#activeTransfers++
+  }
+
+  transferEnded(): void {
+    this.#activeTransfers--
+  }
+
+  async stats(): Promise<KeeperStats> {
+    return {
+      url: this.url,
+      freeBytes: await this.store.freeBytes(),
+      storedBytes: this.store.storedBytes,
+      fileCount: this.store.fileCount,
+      activeTransfers: this.#activeTransfers,
+    }
+  }
+
+  /**
+   * Registers with the master (retrying until it answers), reporting every stored file, and keeps
+   * the id the master confirms in the data directory so that a restart keeps this keeper's identity.
+   */
+  async register(url: string): Promise<void> {
+    this.url = url
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const response = await callJson<RegisterResponse>('master', this.options.master, '/keepers', {
+          body: {...(await this.stats()), ...(this.id ? {id: this.id} : {}), inventory: this.store.inventory()},
+        })
+        if (response.id !== this.id) {
+          this.id = response.id
+          await writeFileDurably(this.store.tmpDir, this.#identityPath, JSON.stringify({id: this.id}) + '\n')
+        }
+
+        await this.#applyDeletes(response.deletes)
+        return
+      } catch (error) {
+        if (this.#stopped) throw error
+        if (!(error instanceof DfsError) || error.code !== 'DFS_ERR_MASTER_UNREACHABLE') throw error
+        if (attempt % 10 === 0) this.options.log(`${error.message}; retrying`)
+        await sleep(Math.min(200 * 2 ** attempt, 2000))
+      }
+    }
+  }
+
+  /** Starts the heartbeat: every interval, the keeper's load and free space go to the master. */
+  startHeartbeats(): void {
+    const beat = async () => {
+      try {
+        const response = await callJson<HeartbeatResponse>('master', this.options.master, `/keepers/${this.id}/heartbeat`, {
+          body: await this.stats(),
+          timeout: Math.max(5000, this.options.heartbeatIntervalMs * 5),
+        })
+        if (this.#lastHeartbeatError) this.options.log('heartbeats reach the master again')
+        this.#lastHeartbeatError = undefined
+        await this.#applyDeletes(response.deletes)
+      } catch (error) {
+        if (error instanceof DfsError && error.code === 'DFS_ERR_UNKNOWN_KEEPER') {
+          // The master lost this keeper's record (a new database): register afresh with the inventory.
+          await this.register(this.url).catch((error_: unknown) => this.#heartbeatFailed(error_))
+        } else {
+          this.#heartbeatFailed(error)
+        }
+      } finally {
+        if (!this.#stopped) this.#heartbeatTimer = setTimeout(beat, this.options.heartbeatIntervalMs)
+      }
+    }
+
+    this.#heartbeatTimer = setTimeout(beat, 0)
+  }
+
+  #heartbeatFailed(error: unknown): void {
+    const message = error instanceof Error ? error.message : String(error)
+    if (message !== this.#lastHeartbeatError) this.options.log(`heartbeat failed: ${message}`)
+    this.#lastHeartbeatError = message
+  }
+
+  async #applyDeletes(deletes: DeleteCommand[]): Promise<void> {
+    for (const {fileId, name} of deletes) {
+      if (await this.store.remove(fileId)) this.options.log(`deleted replica of "${name}" (${fileId}) as the master asked`)
+    }
+  }
+
+  /**
+   * Stores an upload, then asks the master to record it. Only the master's yes publishes the file;
+   * its no (name taken meanwhile, upload unknown) removes it again and is passed on to the client.
+   */
+  async acceptUpload(body: Readable, item: InventoryItem): Promise<StoredFile> {
+    this.transferStarted()
+    try {
+      const file = await this.store.receive(body, item)
+      try {
+        await callJson('master', this.options.master, `/uploads/${item.fileId}/commit`, {
+          body: {keeperId: this.id, size: file.size, sha256: file.sha256, path: file.path},
+        })
+      } catch (error) {
+        await this.store.remove(file.fileId)
+        throw error
+      }
+
+      this.store.publish(file)
+      return file
+    } finally {
+      this.transferEnded()
+    }
+  }
+
+  /** Pulls a copy of a file from another keeper (the master's replication order) and reports it. */
+  async pullReplica(order: ReplicateRequest): Promise<StoredFile> {
+    const item: InventoryItem = {fileId: order.fileId, name: order.name, size: order.size, sha256: order.sha256}
+    let file = this.store.byId(order.fileId)
+    if (!file) {
+      this.transferStarted()
+      try {
+        const source = new URL(`/files/${encodeURIComponent(order.name)}?fileId=${order.fileId}`, order.source)
+        let response
+        try {
+          response = await request(source, {dispatcher: httpAgent(), method: 'GET'})
+        } catch (error) {
+          throw unreachable('keeper', order.source, error)
+        }
+
+        if (response.statusCode !== 200) {
+          const body = await response.body.json().catch(() => undefined)
+          throw errorFromBody(response.statusCode, body, `the source keeper at ${order.source}`)
+        }
+
+        file = await this.store.receive(response.body, item)
+        this.store.publish(file)
+      } finally {
+        this.transferEnded()
+      }
+    }
+
+    try {
+      await callJson('master', this.options.master, `/files/${encodeURIComponent(order.name)}/replicas`, {
+        body: {keeperId: this.id, fileId: file.fileId, size: file.size, sha256: file.sha256, path: file.path},
+      })
+    } catch (error) {
+      // The file was deleted (or replaced) while it was copied: this copy is garbage.
+      if (error instanceof DfsError && (error.code === 'DFS_ERR_NOT_FOUND' || error.code === 'DFS_ERR_STALE_REPLICA')) {
+        await this.store.remove(file.fileId)
+      }
+
+      throw error
+    }
+
+    return file
+  }
+
+  stop(): void {
+    this.#stopped = true
+    clearTimeout(this.#heartbeatTimer)
+  }
+}

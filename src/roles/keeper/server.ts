@@ -1,0 +1,110 @@
+import type {FastifyInstance, FastifyReply, FastifyRequest} from 'fastify'
+import send from 'send'
+
+import {DfsError} from '../../lib/errors.js'
+import {SHA256_HEX} from '../../lib/hashing.js'
+import {createServer} from '../../lib/http-server.js'
+import {contentTypeOf} from '../../lib/media-types.js'
+import {assertValidName} from '../../lib/names.js'
+import {FILE_ID_HEADER, SHA256_HEADER, schemas, type ReplicateRequest} from '../../lib/protocol.js'
+import type {Keeper} from './keeper.js'
+
+type NameRequest = FastifyRequest<{Params: {name: string}; Querystring: {upload?: string; fileId?: string}}>
+
+/** The keeper's HTTP face: uploads in, files out (with Range), replication pulls, deletes. */
+export function createKeeperServer(keeper: Keeper, logLevel: string): FastifyInstance {
+  const app = createServer({logLevel})
+
+  app.get('/health', async () => ({role: 'keeper', id: keeper.id, url: keeper.url}))
+
+  app.put('/files/:name', {schema: {params: schemas.nameParams}}, async (request: NameRequest, reply) => {
+    const {name} = request.params
+    assertValidName(name)
+    const uploadId = request.query.upload
+    if (!uploadId) throw new DfsError('DFS_ERR_BAD_REQUEST', 'an upload needs ?upload=<id> from the master')
+    const sha256 = header(request, SHA256_HEADER)
+    if (!sha256 || !SHA256_HEX.test(sha256)) {
+      throw new DfsError('DFS_ERR_BAD_REQUEST', `an upload needs a ${SHA256_HEADER} header with a hex sha256`)
+    }
+
+    const size = announcedSize(request)
+    const stored = await keeper.acceptUpload(request.raw, {fileId: uploadId, name, size, sha256})
+    return reply.status(201).send({name: stored.name, fileId: stored.fileId, size: stored.size, sha256: stored.sha256})
+  })
+
+  const serve = (request: NameRequest, reply: FastifyReply) => {
+    const {name} = request.params
+    assertValidName(name)
+    const file = keeper.store.get(name, request.query.fileId)
+    if (!file) throw new DfsError('DFS_ERR_NOT_FOUND', `this keeper holds no file named "${name}"`)
+    reply.hijack()
+    const res = reply.raw
+    res.setHeader('Content-Type', contentTypeOf(name))
+    res.setHeader('ETag', `"${file.sha256}"`)
+    res.setHeader(FILE_ID_HEADER, file.fileId)
+    res.setHeader(SHA256_HEADER, file.sha256)
+    const stream = send(request.raw, file.path, {etag: false, dotfiles: 'allow', cacheControl: false, acceptRanges: true})
+    keeper.transferStarted()
+    res.once('close', () => keeper.transferEnded())
+    stream.on('error', (error: {status?: number; headers?: Record<string, string>; message?: string}) => {
+      const status = error.status ?? 500
+      if (res.headersSent) return res.destroy()
+      for (const [key, value] of Object.entries(error.headers ?? {})) res.setHeader(key, value)
+      const code = status === 416 ? 'DFS_ERR_RANGE_NOT_SATISFIABLE' : status === 404 ? 'DFS_ERR_NOT_FOUND' : 'DFS_ERR_INTERNAL'
+      res.statusCode = status
+      res.setHeader('Content-Type', 'application/json; charset=utf-8')
+      res.end(JSON.stringify({error: code, message: status === 416 ? 'requested range not satisfiable' : String(error.message)}))
+    })
+    stream.pipe(res)
+  }
+
+  // fastify answers HEAD with this route too; send leaves the body out for HEAD.
+  app.get('/files/:name', {schema: {params: schemas.nameParams}}, serve)
+
+  app.delete('/files/:name', {schema: {params: schemas.nameParams}}, async (request: NameRequest) => {
+    const {name} = request.params
+    assertValidName(name)
+    const file = keeper.store.get(name, request.query.fileId)
+    if (!file) throw new DfsError('DFS_ERR_NOT_FOUND', `this keeper holds no file named "${name}"`)
+    await keeper.store.remove(file.fileId)
+    return {name, fileId: file.fileId, deleted: true}
+  })
+
+  app.post('/replicate', {schema: {body: schemas.replicate}}, async (request: FastifyRequest<{Body: ReplicateRequest}>) => {
+    assertValidName(request.body.name)
+    const stored = await keeper.pullReplica(request.body)
+    return {name: stored.name, fileId: stored.fileId, size: stored.size, sha256: stored.sha256, path: stored.path}
+  })
+
+  return app
+}
+
+function header(request: FastifyRequest, name: string): string | undefined {
+  const value = request.headers[name]
+  return Array.isArray(value) ? value[0] : value
+}
+
+/** The size the client announced: `x-dfs-size`, else Content-Length. One of them is required. */
+function announcedSize(request: FastifyRequest): number {
+  const announced = header(request, 'x-dfs-size')
+  const length = header(request, 'content-length')
+  const parse = (value: string, what: string) => {
+    if (!/^\d{1,16}$/.test(value) || !Number.isSafeInteger(Number(value))) {
+      throw new DfsError('DFS_ERR_BAD_REQUEST', `${what} "${value}" is not a byte count`)
+    }
+
+    return Number(value)
+  }
+
+  if (announced !== undefined) {
+    const size = parse(announced, 'x-dfs-size')
+    if (length !== undefined && parse(length, 'Content-Length') !== size) {
+      throw new DfsError('DFS_ERR_SIZE_MISMATCH', `Content-Length ${length} differs from the announced size ${size}`)
+    }
+
+    return size
+  }
+
+  if (length !== undefined) return parse(length, 'Content-Length')
+  throw new DfsError('DFS_ERR_BAD_REQUEST', 'an upload needs an x-dfs-size or Content-Length header')
+}

@@ -1,0 +1,50 @@
+import {closeGracefully} from '../../lib/http-server.js'
+import {Master} from './master.js'
+import {createMasterServer} from './server.js'
+
+export interface StartMasterOptions {
+  host: string
+  port: number
+  dataDir: string
+  replicas: number
+  heartbeatTimeoutMs: number
+  replicationIntervalMs: number
+  logLevel: string
+}
+
+export interface RunningMaster {
+  url: string
+  stop(): Promise<void>
+}
+
+/** Opens the table, starts serving and starts the liveness and replication loops. */
+export async function startMaster(options: StartMasterOptions): Promise<RunningMaster> {
+  let app: ReturnType<typeof createMasterServer> | undefined
+  const master = new Master({
+    dataDir: options.dataDir,
+    replicas: options.replicas,
+    heartbeatTimeoutMs: options.heartbeatTimeoutMs,
+    replicationIntervalMs: options.replicationIntervalMs,
+    log: {info: (message) => app?.log.info(message), warn: (message) => app?.log.warn(message)},
+  })
+  app = createMasterServer(master, options.logLevel)
+  try {
+    await app.listen({host: options.host, port: options.port})
+  } catch (error) {
+    await master.stop()
+    throw error
+  }
+
+  master.start()
+  const address = app.server.address()
+  const port = typeof address === 'object' && address ? address.port : options.port
+  const host = options.host.includes(':') ? `[${options.host}]` : options.host
+  const server = app
+  return {
+    url: `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${port}`,
+    async stop() {
+      await closeGracefully(server, 5000)
+      await master.stop()
+    },
+  }
+}

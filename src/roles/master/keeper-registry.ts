@@ -1,0 +1,127 @@
+import {DfsError} from '../../lib/errors.js'
+import type {KeeperStats} from '../../lib/protocol.js'
+import type {KeeperLoad} from './placement.js'
+import type {KeeperRow, MasterTable} from './table.js'
+
+interface KeeperState extends KeeperRow {
+  /** Transfers the keeper reported in its last heartbeat. */
+  reportedTransfers: number
+  /** Uploads and copies the master sent its way since that heartbeat. */
+  assignedSince: number
+  persistedAt: number
+}
+
+// Heartbeats arrive every second per keeper; the table needs their figures only now and then.
+const PERSIST_EVERY_MS = 5000
+
+/**
+ * Who is alive. Heartbeats update memory; the table is written when a keeper joins, dies or
+ * comes back, and every few seconds otherwise. After a master restart every keeper that was alive
+ * gets one heartbeat timeout of grace to check in before it is declared dead.
+ */
+export class KeeperRegistry {
+  readonly #keepers = new Map<string, KeeperState>()
+  #timer: NodeJS.Timeout | undefined
+
+  constructor(
+    private readonly table: MasterTable,
+    private readonly timeoutMs: number,
+    private readonly onDead: (id: string) => void,
+  ) {
+    const now = Date.now()
+    for (const row of table.keepers()) {
+      this.#keepers.set(row.id, {...row, lastHeartbeat: row.alive ? now : row.lastHeartbeat, reportedTransfers: 0, assignedSince: 0, persistedAt: now})
+    }
+  }
+
+  start(): void {
+    const every = Math.max(50, Math.min(500, Math.floor(this.timeoutMs / 3)))
+    this.#timer = setInterval(() => this.#sweep(), every)
+  }
+
+  stop(): void {
+    clearInterval(this.#timer)
+    for (const keeper of this.#keepers.values()) this.#persist(keeper)
+  }
+
+  #sweep(): void {
+    const now = Date.now()
+    for (const keeper of this.#keepers.values()) {
+      if (keeper.alive && (keeper.lastHeartbeat === null || now - keeper.lastHeartbeat > this.timeoutMs)) {
+        keeper.alive = false
+        keeper.reportedTransfers = 0
+        keeper.assignedSince = 0
+        this.#persist(keeper)
+        this.onDead(keeper.id)
+      }
+    }
+  }
+
+  /** A keeper registers: known or new, it is alive from now on. */
+  upsert(id: string, stats: KeeperStats): void {
+    const now = Date.now()
+    const existing = this.#keepers.get(id)
+    const keeper: KeeperState = {
+      id,
+      url: stats.url,
+      alive: true,
+      lastHeartbeat: now,
+      storedBytes: stats.storedBytes,
+      freeBytes: stats.freeBytes,
+      registeredAt: existing?.registeredAt ?? now,
+      reportedTransfers: stats.activeTransfers,
+      assignedSince: 0,
+      persistedAt: now,
+    }
+    this.#keepers.set(id, keeper)
+    this.table.saveKeeper(keeper)
+  }
+
+  /** Records a heartbeat; returns true when the keeper had been declared dead and is back. */
+  heartbeat(id: string, stats: KeeperStats): boolean {
+    const keeper = this.#keepers.get(id)
+    if (!keeper) throw new DfsError('DFS_ERR_UNKNOWN_KEEPER', `keeper ${id} is not registered; register first`)
+    const now = Date.now()
+    const cameBack = !keeper.alive
+    Object.assign(keeper, {
+      url: stats.url,
+      alive: true,
+      lastHeartbeat: now,
+      storedBytes: stats.storedBytes,
+      freeBytes: stats.freeBytes,
+      reportedTransfers: stats.activeTransfers,
+      assignedSince: 0,
+    })
+    if (cameBack || now - keeper.persistedAt >= PERSIST_EVERY_MS) this.#persist(keeper)
+    return cameBack
+  }
+
+  #persist(keeper: KeeperState): void {
+    keeper.persistedAt = Date.now()
+    this.table.saveKeeper(keeper)
+  }
+
+  /** The master sent this keeper work (an upload, a copy): it counts as load until the next heartbeat. */
+  assigned(id: string): void {
+    const keeper = this.#keepers.get(id)
+    if (keeper) keeper.assignedSince++
+  }
+
+  get(id: string): KeeperRow | undefined {
+    return this.#keepers.get(id)
+  }
+
+  list(): KeeperRow[] {
+    return [...this.#keepers.values()].sort((a, b) => a.registeredAt - b.registeredAt || a.id.localeCompare(b.id))
+  }
+
+  loads(): KeeperLoad[] {
+    return [...this.#keepers.values()].map((keeper) => ({
+      id: keeper.id,
+      alive: keeper.alive,
+      load: keeper.reportedTransfers + keeper.assignedSince,
+      storedBytes: keeper.storedBytes,
+      freeBytes: keeper.freeBytes,
+    }))
+  }
+}

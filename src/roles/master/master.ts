@@ -1,0 +1,261 @@
+import {DfsError} from '../../lib/errors.js'
+import {newId} from '../../lib/ids.js'
+import {assertValidName} from '../../lib/names.js'
+import type {
+  CommitRequest,
+  DeleteCommand,
+  FileInfo,
+  FileSummary,
+  HeartbeatRequest,
+  HeartbeatResponse,
+  KeeperInfo,
+  RegisterRequest,
+  RegisterResponse,
+  ReplicaReport,
+  UploadRequest,
+  UploadTicket,
+} from '../../lib/protocol.js'
+import {KeeperRegistry} from './keeper-registry.js'
+import {pickUploadTarget} from './placement.js'
+import {Replicator} from './replicator.js'
+import {MasterTable, type FileRow} from './table.js'
+
+export interface MasterOptions {
+  dataDir: string
+  /** Wanted replicas per file (capped at the number of alive keepers). */
+  replicas: number
+  heartbeatTimeoutMs: number
+  replicationIntervalMs: number
+  log: {info(message: string): void; warn(message: string): void}
+}
+
+interface Ticket extends UploadRequest {
+  keeperId: string
+  createdAt: number
+}
+
+// An upload that has not committed within a day is abandoned; its ticket goes.
+const TICKET_TTL_MS = 24 * 60 * 60 * 1000
+
+/**
+ * The master tracker: the file table, who is alive, where uploads go, and the repair of every
+ * file to its replica target. HTTP lives in server.ts; this class is the logic behind it.
+ */
+export class Master {
+  readonly table: MasterTable
+  readonly keepers: KeeperRegistry
+  readonly replicator: Replicator
+  readonly #tickets = new Map<string, Ticket>()
+  readonly #ticketSweep: NodeJS.Timeout
+
+  constructor(readonly options: MasterOptions) {
+    this.table = new MasterTable(options.dataDir)
+    this.keepers = new KeeperRegistry(this.table, options.heartbeatTimeoutMs, (id) => {
+      options.log.warn(`keeper ${id} missed its heartbeats for ${options.heartbeatTimeoutMs} ms: marked dead`)
+      this.replicator.trigger()
+    })
+    this.replicator = new Replicator(this.table, this.keepers, {
+      replicas: options.replicas,
+      intervalMs: options.replicationIntervalMs,
+      log: options.log,
+    })
+    this.#ticketSweep = setInterval(() => this.#sweepTickets(), 60_000).unref()
+  }
+
+  start(): void {
+    this.keepers.start()
+    this.replicator.start()
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.#ticketSweep)
+    this.keepers.stop()
+    await this.replicator.stop()
+    this.table.close()
+  }
+
+  // ---- keepers --------------------------------------------------------------------------------
+
+  /**
+   * A keeper (re)joins with its inventory. Replicas the table knows are (re)attached, replicas of
+   * files it does not know (deleted meanwhile, or never committed) are to be deleted, and replicas
+   * the table expected there but the keeper no longer has are detached.
+   */
+  register(request: RegisterRequest): RegisterResponse {
+    const id = request.id ?? `k${newId(6)}`
+    const deletes: DeleteCommand[] = this.table.transaction(() => {
+      this.keepers.upsert(id, request)
+      const commands: DeleteCommand[] = []
+      const held = new Set<string>()
+      for (const item of request.inventory) {
+        const file = this.table.fileById(item.fileId)
+        if (file && file.name === item.name && file.size === item.size && file.sha256 === item.sha256) {
+          this.table.addReplica({fileId: item.fileId, keeperId: id, path: item.path})
+          held.add(item.fileId)
+        } else if (!this.#tickets.has(item.fileId)) {
+          commands.push({fileId: item.fileId, name: item.name})
+        }
+      }
+
+      for (const replica of this.table.replicasOn(id)) {
+        if (!held.has(replica.fileId)) this.table.removeReplica(replica.fileId, id)
+      }
+
+      return [...commands, ...this.#takePendingDeletes(id)]
+    })
+    this.options.log.info(`keeper ${id} registered at ${request.url} with ${request.inventory.length} files`)
+    this.replicator.trigger()
+    return {id, deletes}
+  }
+
+  heartbeat(id: string, request: HeartbeatRequest): HeartbeatResponse {
+    const cameBack = this.keepers.heartbeat(id, request)
+    if (cameBack) {
+      this.options.log.info(`keeper ${id} is alive again`)
+      this.replicator.trigger()
+    }
+
+    return {deletes: this.#takePendingDeletes(id)}
+  }
+
+  #takePendingDeletes(keeperId: string): DeleteCommand[] {
+    const deletes = this.table.pendingDeletes(keeperId)
+    for (const command of deletes) this.table.clearPendingDelete(keeperId, command.fileId)
+    return deletes
+  }
+
+  status(): KeeperInfo[] {
+    const counts = new Map<string, number>()
+    for (const replica of this.table.replicas()) counts.set(replica.keeperId, (counts.get(replica.keeperId) ?? 0) + 1)
+    const loads = new Map(this.keepers.loads().map((keeper) => [keeper.id, keeper.load]))
+    return this.keepers.list().map((keeper) => ({
+      id: keeper.id,
+      url: keeper.url,
+      alive: keeper.alive,
+      lastHeartbeat: keeper.lastHeartbeat === null ? null : new Date(keeper.lastHeartbeat).toISOString(),
+      files: counts.get(keeper.id) ?? 0,
+      storedBytes: keeper.storedBytes,
+      freeBytes: keeper.freeBytes,
+      activeTransfers: loads.get(keeper.id) ?? 0,
+    }))
+  }
+
+  // ---- uploads --------------------------------------------------------------------------------
+
+  /** Step 1 of an upload: check the name, pick the least-loaded alive keeper, hand out a ticket. */
+  beginUpload(request: UploadRequest): UploadTicket {
+    assertValidName(request.name)
+    this.#assertFree(request.name)
+    const exclude = new Set(request.exclude ?? [])
+    const keepers = this.keepers.loads()
+    const target = pickUploadTarget(keepers, request.size, exclude)
+    if (!target) throw noTarget(keepers, request.size, exclude)
+    const uploadId = newId()
+    this.#tickets.set(uploadId, {...request, keeperId: target.id, createdAt: Date.now()})
+    this.keepers.assigned(target.id)
+    return {uploadId, keeper: {id: target.id, url: this.keepers.get(target.id)!.url}}
+  }
+
+  /**
+   * Step 2, from the keeper that stored the bytes: record the file with its first replica. Only
+   * now is the upload confirmed; the keeper passes the answer on to the client.
+   */
+  commitUpload(uploadId: string, request: CommitRequest): FileInfo {
+    const ticket = this.#tickets.get(uploadId)
+    if (!ticket) throw new DfsError('DFS_ERR_UNKNOWN_UPLOAD', `upload ${uploadId} is unknown to the master (expired, or the master restarted)`)
+    if (ticket.keeperId !== request.keeperId) {
+      throw new DfsError('DFS_ERR_BAD_REQUEST', `upload ${uploadId} was given to keeper ${ticket.keeperId}, not ${request.keeperId}`)
+    }
+
+    if (ticket.size !== request.size) {
+      throw new DfsError('DFS_ERR_SIZE_MISMATCH', `the keeper stored ${request.size} bytes but ${ticket.size} were announced`)
+    }
+
+    if (ticket.sha256 !== request.sha256) {
+      throw new DfsError('DFS_ERR_CHECKSUM_MISMATCH', `the keeper stored sha256 ${request.sha256} but ${ticket.sha256} was announced`)
+    }
+
+    this.#tickets.delete(uploadId)
+    this.#assertFree(ticket.name)
+    const file: FileRow = {fileId: uploadId, name: ticket.name, size: ticket.size, sha256: ticket.sha256, createdAt: Date.now()}
+    this.table.insertFile(file, {keeperId: request.keeperId, path: request.path})
+    this.replicator.trigger()
+    return this.fileInfo(file)
+  }
+
+  #assertFree(name: string): void {
+    if (this.table.fileByName(name)) throw new DfsError('DFS_ERR_EXISTS', `a file named "${name}" already exists`)
+  }
+
+  #sweepTickets(): void {
+    const now = Date.now()
+    for (const [id, ticket] of this.#tickets) if (now - ticket.createdAt > TICKET_TTL_MS) this.#tickets.delete(id)
+  }
+
+  /** A keeper reports a copy it now holds durably (after a replication order). */
+  reportReplica(name: string, report: ReplicaReport): FileInfo {
+    const file = this.#file(name)
+    if (file.fileId !== report.fileId || file.size !== report.size || file.sha256 !== report.sha256) {
+      throw new DfsError('DFS_ERR_STALE_REPLICA', `the reported copy is not the current "${name}" (${file.fileId})`)
+    }
+
+    if (!this.keepers.get(report.keeperId)) throw new DfsError('DFS_ERR_UNKNOWN_KEEPER', `keeper ${report.keeperId} is not registered`)
+    this.table.addReplica({fileId: file.fileId, keeperId: report.keeperId, path: report.path})
+    return this.fileInfo(file)
+  }
+
+  // ---- files ----------------------------------------------------------------------------------
+
+  #file(name: string): FileRow {
+    assertValidName(name)
+    const file = this.table.fileByName(name)
+    if (!file) throw new DfsError('DFS_ERR_NOT_FOUND', `no file named "${name}"`)
+    return file
+  }
+
+  stat(name: string): FileInfo {
+    return this.fileInfo(this.#file(name))
+  }
+
+  fileInfo(file: FileRow): FileInfo {
+    const replicas = this.table.replicasOf(file.fileId).map((replica) => {
+      const keeper = this.keepers.get(replica.keeperId)
+      return {keeper: replica.keeperId, url: keeper?.url ?? '', alive: keeper?.alive ?? false, path: replica.path}
+    })
+    replicas.sort((a, b) => Number(b.alive) - Number(a.alive) || a.keeper.localeCompare(b.keeper))
+    return {...describeFile(file), target: this.options.replicas, replicas}
+  }
+
+  list(): FileSummary[] {
+    const alive = new Map<string, number>()
+    for (const replica of this.table.replicas()) {
+      if (this.keepers.get(replica.keeperId)?.alive) alive.set(replica.fileId, (alive.get(replica.fileId) ?? 0) + 1)
+    }
+
+    return this.table.files().map((file) => ({...describeFile(file), replicas: alive.get(file.fileId) ?? 0, target: this.options.replicas}))
+  }
+
+  /** Forgets the file at once; every keeper holding a replica deletes it (now, or when it is back). */
+  remove(name: string): {name: string; fileId: string} {
+    const file = this.#file(name)
+    for (const replica of this.table.deleteFile(file)) {
+      if (this.keepers.get(replica.keeperId)?.alive) void this.replicator.deleteReplica(replica.keeperId, {fileId: file.fileId, name: file.name})
+    }
+
+    return {name: file.name, fileId: file.fileId}
+  }
+}
+
+function describeFile(file: FileRow): Omit<FileSummary, 'replicas' | 'target'> {
+  return {name: file.name, fileId: file.fileId, size: file.size, sha256: file.sha256, createdAt: new Date(file.createdAt).toISOString()}
+}
+
+function noTarget(keepers: Array<{alive: boolean; freeBytes: number; id: string}>, size: number, exclude: ReadonlySet<string>): DfsError {
+  const alive = keepers.filter((keeper) => keeper.alive && !exclude.has(keeper.id))
+  if (alive.length === 0) {
+    const tried = exclude.size > 0 ? ` (besides the ${exclude.size} already tried)` : ''
+    return new DfsError('DFS_ERR_NO_KEEPERS', `no alive keepers to store the file${tried}`)
+  }
+
+  return new DfsError('DFS_ERR_INSUFFICIENT_STORAGE', `no alive keeper has ${size} bytes free`)
+}

@@ -1,0 +1,194 @@
+import {mkdirSync} from 'node:fs'
+import {join} from 'node:path'
+
+import Database from 'better-sqlite3'
+
+import type {DeleteCommand} from '../../lib/protocol.js'
+
+export interface FileRow {
+  fileId: string
+  name: string
+  size: number
+  sha256: string
+  createdAt: number
+}
+
+export interface KeeperRow {
+  id: string
+  url: string
+  alive: boolean
+  lastHeartbeat: number | null
+  storedBytes: number
+  freeBytes: number
+  registeredAt: number
+}
+
+export interface ReplicaRow {
+  fileId: string
+  keeperId: string
+  path: string
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS keepers (
+  id             TEXT PRIMARY KEY,
+  url            TEXT NOT NULL,
+  alive          INTEGER NOT NULL DEFAULT 0,
+  last_heartbeat INTEGER,
+  stored_bytes   INTEGER NOT NULL DEFAULT 0,
+  free_bytes     INTEGER NOT NULL DEFAULT 0,
+  registered_at  INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS files (
+  id         TEXT PRIMARY KEY,
+  name       TEXT NOT NULL UNIQUE,
+  size       INTEGER NOT NULL,
+  sha256     TEXT NOT NULL,
+  created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS replicas (
+  file_id    TEXT NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+  keeper_id  TEXT NOT NULL REFERENCES keepers(id),
+  path       TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (file_id, keeper_id)
+);
+CREATE INDEX IF NOT EXISTS replicas_by_keeper ON replicas(keeper_id);
+-- Replicas of deleted files that a keeper still has to remove (it may be down when the file goes).
+CREATE TABLE IF NOT EXISTS pending_deletes (
+  keeper_id TEXT NOT NULL,
+  file_id   TEXT NOT NULL,
+  name      TEXT NOT NULL,
+  PRIMARY KEY (keeper_id, file_id)
+);
+`
+
+/**
+ * The master's durable table in SQLite: files, the keepers that hold their replicas (and where),
+ * and the keepers themselves. WAL with synchronous=FULL: a confirmed upload survives a crash.
+ */
+export class MasterTable {
+  readonly #db: Database.Database
+  readonly #statements
+
+  constructor(dataDir: string) {
+    mkdirSync(dataDir, {recursive: true})
+    this.#db = new Database(join(dataDir, 'master.sqlite3'))
+    this.#db.pragma('journal_mode = WAL')
+    this.#db.pragma('synchronous = FULL')
+    this.#db.pragma('foreign_keys = ON')
+    this.#db.pragma('busy_timeout = 5000')
+    this.#db.exec(SCHEMA)
+    const db = this.#db
+    const fileColumns = 'id AS fileId, name, size, sha256, created_at AS createdAt'
+    const keeperColumns = `id, url, alive, last_heartbeat AS lastHeartbeat, stored_bytes AS storedBytes,
+      free_bytes AS freeBytes, registered_at AS registeredAt`
+    this.#statements = {
+      fileByName: db.prepare(`SELECT ${fileColumns} FROM files WHERE name = ?`),
+      fileById: db.prepare(`SELECT ${fileColumns} FROM files WHERE id = ?`),
+      files: db.prepare(`SELECT ${fileColumns} FROM files ORDER BY name`),
+      insertFile: db.prepare('INSERT INTO files (id, name, size, sha256, created_at) VALUES (?, ?, ?, ?, ?)'),
+      deleteFile: db.prepare('DELETE FROM files WHERE id = ?'),
+      replicasOf: db.prepare('SELECT file_id AS fileId, keeper_id AS keeperId, path FROM replicas WHERE file_id = ?'),
+      replicasOn: db.prepare('SELECT file_id AS fileId, keeper_id AS keeperId, path FROM replicas WHERE keeper_id = ?'),
+      replicas: db.prepare('SELECT file_id AS fileId, keeper_id AS keeperId, path FROM replicas'),
+      upsertReplica: db.prepare(`INSERT INTO replicas (file_id, keeper_id, path, created_at) VALUES (?, ?, ?, ?)
+        ON CONFLICT (file_id, keeper_id) DO UPDATE SET path = excluded.path`),
+      deleteReplica: db.prepare('DELETE FROM replicas WHERE file_id = ? AND keeper_id = ?'),
+      keeper: db.prepare(`SELECT ${keeperColumns} FROM keepers WHERE id = ?`),
+      keepers: db.prepare(`SELECT ${keeperColumns} FROM keepers ORDER BY registered_at, id`),
+      upsertKeeper: db.prepare(`INSERT INTO keepers (id, url, alive, last_heartbeat, stored_bytes, free_bytes, registered_at)
+        VALUES (@id, @url, @alive, @lastHeartbeat, @storedBytes, @freeBytes, @registeredAt)
+        ON CONFLICT (id) DO UPDATE SET url = excluded.url, alive = excluded.alive, last_heartbeat = excluded.last_heartbeat,
+          stored_bytes = excluded.stored_bytes, free_bytes = excluded.free_bytes`),
+      pendingDeletes: db.prepare('SELECT file_id AS fileId, name FROM pending_deletes WHERE keeper_id = ?'),
+      addPendingDelete: db.prepare('INSERT OR IGNORE INTO pending_deletes (keeper_id, file_id, name) VALUES (?, ?, ?)'),
+      clearPendingDelete: db.prepare('DELETE FROM pending_deletes WHERE keeper_id = ? AND file_id = ?'),
+    }
+  }
+
+  fileByName(name: string): FileRow | undefined {
+    return this.#statements.fileByName.get(name) as FileRow | undefined
+  }
+
+  fileById(fileId: string): FileRow | undefined {
+    return this.#statements.fileById.get(fileId) as FileRow | undefined
+  }
+
+  files(): FileRow[] {
+    return this.#statements.files.all() as FileRow[]
+  }
+
+  /** Records a file together with its first replica, in one transaction. */
+  insertFile(file: FileRow, replica: {keeperId: string; path: string}): void {
+    this.#db.transaction(() => {
+      this.#statements.insertFile.run(file.fileId, file.name, file.size, file.sha256, file.createdAt)
+      this.#statements.upsertReplica.run(file.fileId, replica.keeperId, replica.path, Date.now())
+    })()
+  }
+
+  /** Forgets a file and queues the removal of every replica; returns the replicas it had. */
+  deleteFile(file: FileRow): ReplicaRow[] {
+    return this.#db.transaction(() => {
+      const replicas = this.replicasOf(file.fileId)
+      for (const replica of replicas) this.#statements.addPendingDelete.run(replica.keeperId, file.fileId, file.name)
+      this.#statements.deleteFile.run(file.fileId)
+      return replicas
+    })()
+  }
+
+  replicasOf(fileId: string): ReplicaRow[] {
+    return this.#statements.replicasOf.all(fileId) as ReplicaRow[]
+  }
+
+  replicasOn(keeperId: string): ReplicaRow[] {
+    return this.#statements.replicasOn.all(keeperId) as ReplicaRow[]
+  }
+
+  replicas(): ReplicaRow[] {
+    return this.#statements.replicas.all() as ReplicaRow[]
+  }
+
+  addReplica(replica: ReplicaRow): void {
+    this.#statements.upsertReplica.run(replica.fileId, replica.keeperId, replica.path, Date.now())
+  }
+
+  removeReplica(fileId: string, keeperId: string): void {
+    this.#statements.deleteReplica.run(fileId, keeperId)
+  }
+
+  keeper(id: string): KeeperRow | undefined {
+    const row = this.#statements.keeper.get(id) as (Omit<KeeperRow, 'alive'> & {alive: number}) | undefined
+    return row && {...row, alive: row.alive === 1}
+  }
+
+  keepers(): KeeperRow[] {
+    const rows = this.#statements.keepers.all() as Array<Omit<KeeperRow, 'alive'> & {alive: number}>
+    return rows.map((row) => ({...row, alive: row.alive === 1}))
+  }
+
+  saveKeeper(keeper: KeeperRow): void {
+    this.#statements.upsertKeeper.run({...keeper, alive: keeper.alive ? 1 : 0})
+  }
+
+  pendingDeletes(keeperId: string): DeleteCommand[] {
+    return this.#statements.pendingDeletes.all(keeperId) as DeleteCommand[]
+  }
+
+  addPendingDelete(keeperId: string, command: DeleteCommand): void {
+    this.#statements.addPendingDelete.run(keeperId, command.fileId, command.name)
+  }
+
+  clearPendingDelete(keeperId: string, fileId: string): void {
+    this.#statements.clearPendingDelete.run(keeperId, fileId)
+  }
+
+  /** Runs `work` in one transaction: all of its writes land, or none. */
+  transaction<T>(work: () => T): T {
+    return this.#db.transaction(work)()
+  }
+
+  close(): void {
+    this.#db.close()
+  }
+}
