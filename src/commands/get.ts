@@ -29,7 +29,7 @@ before it is renamed into place. With -o - the file goes to stdout.`
   async run(): Promise<void> {
     const {argv, flags} = await this.parse(GetCommand)
     const names = argv as string[]
-    if (names.length > 1 && flags.output === '-') this.error('-o - takes one name', {exit: 2})
+    if (names.length > 1 && flags.output === '-') this.fail('-o - takes one name', 2)
     const master = resolveMasterUrl(flags.master)
     const {getFiles} = await import('../roles/client/get.js')
     const results = await getFiles(master, names, {output: flags.output, sources: flags.sources, rangeSize: flags['range-size']})

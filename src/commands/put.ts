@@ -24,7 +24,7 @@ exists is refused and the stored file is kept.`
   async run(): Promise<void> {
     const {argv, flags} = await this.parse(PutCommand)
     const files = argv as string[]
-    if (flags.name !== undefined && files.length !== 1) this.error('--name needs exactly one file', {exit: 2})
+    if (flags.name !== undefined && files.length !== 1) this.fail('--name needs exactly one file', 2)
     const master = resolveMasterUrl(flags.master)
     const {putFiles} = await import('../roles/client/put.js')
     const outcomes = await putFiles(master, files.map((path) => ({path, name: flags.name})), {concurrency: flags.concurrency})
@@ -45,6 +45,6 @@ exists is refused and the stored file is kept.`
       if (!flags.json) this.logToStderr(`failed ${outcome.path}: ${outcome.error.message}`)
     }
 
-    if (failed > 0) this.error(`${failed} of ${outcomes.length} uploads failed`, {exit: 1})
+    if (failed > 0) this.fail(`${failed} of ${outcomes.length} uploads failed`, 1)
   }
 }

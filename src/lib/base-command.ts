@@ -8,10 +8,16 @@ import {DfsError, describe} from './errors.js'
  */
 export abstract class DfsCommand extends Command {
   protected override async catch(error: Error & {exitCode?: number; oclif?: {exit?: number}}): Promise<unknown> {
-    if (error instanceof DfsError) return this.error(error.message, {exit: error.exitCode})
+    if (error instanceof DfsError) return this.fail(error.message, error.exitCode)
     // oclif's own errors (unknown flag, missing argument) and exits already speak for themselves.
     if (error.oclif) return super.catch(error)
-    return this.error(describe(error), {exit: 1})
+    return this.fail(describe(error), 1)
+  }
+
+  /** Ends the command with one unwrapped line on stderr (oclif's own errors wrap at 80 columns). */
+  protected fail(message: string, exit: number): never {
+    process.stderr.write(`Error: ${message.replaceAll('\n', ' ')}\n`)
+    return this.exit(exit)
   }
 
   /** Prints a value as JSON for scripts. */

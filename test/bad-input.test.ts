@@ -1,0 +1,139 @@
+import assert from 'node:assert/strict'
+import {createHash} from 'node:crypto'
+import {readdir, writeFile} from 'node:fs/promises'
+import {join} from 'node:path'
+import {after, before, describe, test} from 'node:test'
+
+import {FIXTURES, SAMPLES, TestCluster, dfs, json, tempDir, type RunResult} from './helpers/cluster.js'
+
+/** A CLI failure: non-zero exit, one line on stderr, no stack trace. */
+function assertOneLineError(result: RunResult, pattern: RegExp): void {
+  assert.notEqual(result.code, 0, `expected a failure, got stdout ${result.stdout}`)
+  const lines = result.stderr.trim().split('\n')
+  assert.equal(lines.length, 1, `expected one line, got:\n${result.stderr}`)
+  assert.doesNotMatch(result.stderr, /\n\s+at /)
+  assert.match(lines[0]!, pattern)
+}
+
+describe('bad input gets a clear error and changes nothing', () => {
+  let cluster: TestCluster
+  let work: string
+
+  before(async () => {
+    cluster = await TestCluster.start({keepers: 3})
+    work = await tempDir()
+    assert.equal((await cluster.dfs(['put', join(FIXTURES, 'sample_1.mp4')])).code, 0)
+  })
+  after(() => cluster.stop())
+
+  test('a missing local file', async () => {
+    assertOneLineError(await cluster.dfs(['put', join(work, 'nope.mp4')]), /cannot read .*nope\.mp4: no such file/)
+    assertOneLineError(await cluster.dfs(['put', work]), /is not a regular file/)
+  })
+
+  test('an unknown name', async () => {
+    for (const command of ['get', 'stat', 'rm']) {
+      assertOneLineError(await cluster.dfs([command, 'missing.mp4']), /no file named "missing\.mp4"/)
+    }
+  })
+
+  test('an unreachable master, named by its URL', async () => {
+    assertOneLineError(await dfs(['ls', '--master', 'http://127.0.0.1:9']), /cannot reach the master at http:\/\/127\.0\.0\.1:9/)
+    assertOneLineError(await dfs(['put', join(FIXTURES, 'sample_2.mp4')], {env: {DFS_MASTER: 'http://127.0.0.1:9'}}), /cannot reach the master at http:\/\/127\.0\.0\.1:9/)
+    assertOneLineError(await dfs(['ls', '--master', 'not a url']), /invalid master URL/)
+  })
+
+  test('invalid names are refused by the CLI and by the master', async () => {
+    const names = ['', '..', 'a/b.mp4', 'a\\b.mp4', 'bad\u0001name', 'line\nbreak', 'x'.repeat(256), '../etc/passwd']
+    for (const name of names) {
+      assertOneLineError(await cluster.dfs(['put', join(FIXTURES, 'sample_2.mp4'), '--name', name]), /name/)
+      const {status, body} = await json<{error: string; message: string}>(`${cluster.masterUrl}/uploads`, {
+        method: 'POST',
+        headers: {'content-type': 'application/json'},
+        body: JSON.stringify({name, size: 1, sha256: 'a'.repeat(64)}),
+      })
+      assert.equal(status, 400, `${JSON.stringify(name)} → ${status}`)
+      assert.ok(body.error === 'DFS_ERR_INVALID_NAME' || body.error === 'DFS_ERR_BAD_REQUEST', body.error)
+      assert.equal(typeof body.message, 'string')
+    }
+
+    const listed = await cluster.dfsJson<Array<{name: string}>>(['ls'])
+    assert.deepEqual(listed.map((file) => file.name), ['sample_1.mp4'])
+  })
+
+  test('no alive keepers', async () => {
+    const lonely = await TestCluster.start({keepers: 0})
+    try {
+      assertOneLineError(await lonely.dfs(['put', join(FIXTURES, 'sample_2.mp4')]), /no alive keepers/)
+      assert.deepEqual(await lonely.dfsJson(['ls']), [])
+    } finally {
+      await lonely.stop()
+    }
+  })
+
+  test('malformed JSON and unknown routes get JSON errors', async () => {
+    const malformed = await json<{error: string}>(`${cluster.masterUrl}/uploads`, {method: 'POST', headers: {'content-type': 'application/json'}, body: '{"name":'})
+    assert.equal(malformed.status, 400)
+    assert.equal(malformed.body.error, 'DFS_ERR_BAD_REQUEST')
+    const missing = await json<{error: string}>(`${cluster.masterUrl}/uploads`, {method: 'POST', headers: {'content-type': 'application/json'}, body: '{"name":"x.mp4"}'})
+    assert.equal(missing.status, 400)
+    const negative = await json<{error: string}>(`${cluster.masterUrl}/uploads`, {
+      method: 'POST',
+      headers: {'content-type': 'application/json'},
+      body: JSON.stringify({name: 'x.mp4', size: -1, sha256: 'a'.repeat(64)}),
+    })
+    assert.equal(negative.status, 400)
+    const route = await json<{error: string; message: string}>(`${cluster.masterUrl}/nowhere`)
+    assert.equal(route.status, 404)
+    assert.equal(route.body.error, 'DFS_ERR_NOT_FOUND')
+  })
+
+  for (const lie of ['size', 'sha256'] as const) {
+    test(`a keeper receiving a body whose ${lie} differs from what was announced keeps nothing and records nothing`, async () => {
+      const body = Buffer.from('the bytes that really arrive')
+      const announced = {
+        name: `liar-${lie}.bin`,
+        size: lie === 'size' ? body.length + 10 : body.length,
+        sha256: lie === 'sha256' ? createHash('sha256').update('other bytes').digest('hex') : createHash('sha256').update(body).digest('hex'),
+      }
+      const ticket = await json<{uploadId: string; keeper: {id: string; url: string}}>(`${cluster.masterUrl}/uploads`, {
+        method: 'POST',
+        headers: {'content-type': 'application/json'},
+        body: JSON.stringify(announced),
+      })
+      assert.equal(ticket.status, 201)
+      const response = await json<{error: string; message: string}>(
+        `${ticket.body.keeper.url}/files/${announced.name}?upload=${ticket.body.uploadId}`,
+        {method: 'PUT', headers: {'x-dfs-size': String(announced.size), 'x-dfs-sha256': announced.sha256, 'content-type': 'application/octet-stream'}, body},
+      )
+      assert.ok(response.status >= 400 && response.status < 500, `status ${response.status}`)
+      assert.equal(response.body.error, lie === 'size' ? 'DFS_ERR_SIZE_MISMATCH' : 'DFS_ERR_CHECKSUM_MISMATCH')
+      const keeper = cluster.keeperById(ticket.body.keeper.id)
+      const dir = cluster.dataDirOf(keeper)
+      assert.deepEqual(await readdir(join(dir, 'tmp')), [])
+      assert.ok((await readdir(join(dir, 'blobs'))).every((entry) => !entry.startsWith(ticket.body.uploadId)))
+      assertOneLineError(await cluster.dfs(['stat', announced.name]), /no file named/)
+    })
+  }
+
+  test('a keeper refuses uploads without a ticket, a hash or a valid name', async () => {
+    const keeper = cluster.keepers[0]!
+    const noTicket = await json<{error: string}>(`${keeper.url}/files/x.bin`, {method: 'PUT', body: 'abc', headers: {'x-dfs-sha256': 'a'.repeat(64)}})
+    assert.equal(noTicket.status, 400)
+    const noHash = await json<{error: string}>(`${keeper.url}/files/x.bin?upload=abc`, {method: 'PUT', body: 'abc'})
+    assert.equal(noHash.status, 400)
+    const traversal = await json<{error: string}>(`${keeper.url}/files/..%2F..%2Fetc%2Fpasswd?upload=abc`, {method: 'PUT', body: 'abc', headers: {'x-dfs-sha256': 'a'.repeat(64)}})
+    assert.equal(traversal.status, 400)
+    assert.equal(traversal.body.error, 'DFS_ERR_INVALID_NAME')
+    const read = await json<{error: string}>(`${keeper.url}/files/..%2Fkeeper.json`)
+    assert.equal(read.status, 400)
+  })
+
+  test('after all of it, the stored file is unchanged', async () => {
+    const stat = await cluster.stat('sample_1.mp4')
+    assert.equal(stat.sha256, SAMPLES['sample_1.mp4'].sha256)
+    const out = join(work, 'still.mp4')
+    assert.equal((await cluster.dfs(['get', 'sample_1.mp4', '-o', out])).code, 0)
+    await writeFile(join(work, 'done'), '')
+  })
+})

@@ -1,0 +1,63 @@
+import assert from 'node:assert/strict'
+import {readFile} from 'node:fs/promises'
+import {join} from 'node:path'
+import {after, before, describe, test} from 'node:test'
+
+import {request} from 'undici'
+
+import {FIXTURES, SAMPLES, TestCluster} from './helpers/cluster.js'
+
+describe('keepers serve files like a web server, so browsers and curl can stream mp4', () => {
+  let cluster: TestCluster
+  let url: string
+  const original = readFile(join(FIXTURES, 'sample_3.mp4'))
+
+  before(async () => {
+    cluster = await TestCluster.start({keepers: 1, replicas: 1})
+    assert.equal((await cluster.dfs(['put', join(FIXTURES, 'sample_3.mp4')])).code, 0)
+    url = `${(await cluster.stat('sample_3.mp4')).replicas[0]!.url}/files/sample_3.mp4`
+  })
+  after(() => cluster.stop())
+
+  test('a whole GET has Content-Type video/mp4, the length, a strong ETag and Accept-Ranges', async () => {
+    const response = await fetch(url)
+    assert.equal(response.status, 200)
+    assert.equal(response.headers.get('content-type'), 'video/mp4')
+    assert.equal(response.headers.get('content-length'), String(SAMPLES['sample_3.mp4'].size))
+    assert.equal(response.headers.get('etag'), `"${SAMPLES['sample_3.mp4'].sha256}"`)
+    assert.equal(response.headers.get('accept-ranges'), 'bytes')
+    assert.deepEqual(Buffer.from(await response.arrayBuffer()), await original)
+  })
+
+  test('a Range request gets 206 with exactly those bytes', async () => {
+    const response = await fetch(url, {headers: {range: 'bytes=1000-1999'}})
+    assert.equal(response.status, 206)
+    assert.equal(response.headers.get('content-range'), `bytes 1000-1999/${SAMPLES['sample_3.mp4'].size}`)
+    assert.deepEqual(Buffer.from(await response.arrayBuffer()), (await original).subarray(1000, 2000))
+    const tail = await fetch(url, {headers: {range: 'bytes=-100'}})
+    assert.equal(tail.status, 206)
+    assert.deepEqual(Buffer.from(await tail.arrayBuffer()), (await original).subarray(-100))
+  })
+
+  test('HEAD gives the headers without a body; If-None-Match gives 304', async () => {
+    const head = await fetch(url, {method: 'HEAD'})
+    assert.equal(head.status, 200)
+    assert.equal(head.headers.get('content-length'), String(SAMPLES['sample_3.mp4'].size))
+    // undici's request, not fetch: fetch adds Cache-Control: no-cache to conditional requests.
+    const cached = await request(url, {headers: {'if-none-match': `"${SAMPLES['sample_3.mp4'].sha256}"`}})
+    await cached.body.dump()
+    assert.equal(cached.statusCode, 304)
+  })
+
+  test('an unsatisfiable range gets 416 with a JSON error', async () => {
+    const response = await fetch(url, {headers: {range: `bytes=${SAMPLES['sample_3.mp4'].size + 10}-`}})
+    assert.equal(response.status, 416)
+    assert.equal(((await response.json()) as {error: string}).error, 'DFS_ERR_RANGE_NOT_SATISFIABLE')
+  })
+
+  test('an unknown name gets 404 with a JSON error', async () => {
+    const response = await fetch(url.replace('sample_3.mp4', 'other.mp4'))
+    assert.equal(response.status, 404)
+    assert.equal(((await response.json()) as {error: string}).error, 'DFS_ERR_NOT_FOUND')
+  })
+})
