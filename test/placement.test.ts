@@ -1,0 +1,92 @@
+import assert from 'node:assert/strict'
+import {describe, test} from 'node:test'
+
+import {pickUploadTarget, planRepairs, planTrims, type FileReplicas, type KeeperLoad} from '../src/roles/master/placement.js'
+
+const GiB = 1024 ** 3
+const keeper = (id: string, overrides: Partial<KeeperLoad> = {}): KeeperLoad => ({id, alive: true, load: 0, storedBytes: 0, freeBytes: 10 * GiB, ...overrides})
+const file = (fileId: string, holders: string[], size = 100): FileReplicas => ({fileId, name: `${fileId}.mp4`, size, holders})
+
+describe('pickUploadTarget: the least-loaded alive keeper', () => {
+  test('prefers fewer transfers, then fewer stored bytes', () => {
+    const keepers = [keeper('a', {load: 2}), keeper('b', {load: 1, storedBytes: 500}), keeper('c', {load: 1, storedBytes: 100})]
+    assert.equal(pickUploadTarget(keepers, 10)?.id, 'c')
+  })
+
+  test('skips dead keepers, excluded keepers and keepers without room', () => {
+    const keepers = [keeper('a', {alive: false}), keeper('b', {freeBytes: 5}), keeper('c', {load: 9}), keeper('d')]
+    assert.equal(pickUploadTarget(keepers, 10, new Set(['d']))?.id, 'c')
+    assert.equal(pickUploadTarget([keeper('a', {alive: false})], 10), undefined)
+  })
+})
+
+describe('planRepairs: copies that bring files back to their target', () => {
+  const base = {inFlight: new Map<string, Set<string>>(), maxPerDestination: 4}
+
+  test('plans target minus alive replicas copies, to distinct keepers that lack the file', () => {
+    const tasks = planRepairs({...base, files: [file('f', ['a'])], keepers: ['a', 'b', 'c', 'd'].map((id) => keeper(id)), target: 3})
+    assert.equal(tasks.length, 2)
+    assert.ok(tasks.every((task) => task.source === 'a'))
+    assert.equal(new Set(tasks.map((task) => task.destination)).size, 2)
+    assert.ok(tasks.every((task) => task.destination !== 'a'))
+  })
+
+  test('repairs the most endangered files first', () => {
+    const keepers = ['a', 'b', 'c'].map((id) => keeper(id))
+    const tasks = planRepairs({...base, files: [file('two', ['a', 'b']), file('one', ['c'])], keepers, target: 3})
+    assert.equal(tasks[0]!.fileId, 'one')
+    assert.equal(tasks[0]!.aliveReplicas, 1)
+  })
+
+  test('counts only alive holders, and never copies from or to a dead keeper', () => {
+    const keepers = [keeper('a', {alive: false}), keeper('b'), keeper('c'), keeper('d')]
+    const tasks = planRepairs({...base, files: [file('f', ['a', 'b', 'c'])], keepers, target: 3})
+    assert.deepEqual(tasks.map((task) => [task.source === 'b' || task.source === 'c', task.destination]), [[true, 'd']])
+  })
+
+  test('caps the target at the number of alive keepers', () => {
+    const tasks = planRepairs({...base, files: [file('f', ['a'])], keepers: [keeper('a'), keeper('b')], target: 3})
+    assert.equal(tasks.length, 1)
+  })
+
+  test('a file with no alive replica cannot be repaired and plans nothing', () => {
+    const tasks = planRepairs({...base, files: [file('f', ['a'])], keepers: [keeper('a', {alive: false}), keeper('b')], target: 3})
+    assert.deepEqual(tasks, [])
+  })
+
+  test('copies under way count toward the target and their destinations are not chosen again', () => {
+    const inFlight = new Map([['f', new Set(['b'])]])
+    const tasks = planRepairs({...base, inFlight, files: [file('f', ['a'])], keepers: ['a', 'b', 'c', 'd'].map((id) => keeper(id)), target: 3})
+    assert.equal(tasks.length, 1)
+    assert.notEqual(tasks[0]!.destination, 'b')
+  })
+
+  test('spreads copies over destinations and respects the per-destination limit', () => {
+    const files = Array.from({length: 6}, (_, index) => file(`f${index}`, ['a']))
+    const keepers = ['a', 'b', 'c', 'd'].map((id) => keeper(id))
+    const tasks = planRepairs({...base, maxPerDestination: 2, files, keepers, target: 2})
+    const perDestination = new Map<string, number>()
+    for (const task of tasks) perDestination.set(task.destination, (perDestination.get(task.destination) ?? 0) + 1)
+    assert.deepEqual([...perDestination.values()], [2, 2, 2])
+  })
+
+  test('never places a copy on a keeper without room for it', () => {
+    const keepers = [keeper('a'), keeper('b', {freeBytes: 10}), keeper('c')]
+    const tasks = planRepairs({...base, files: [file('f', ['a'], 1000)], keepers, target: 3})
+    assert.deepEqual(tasks.map((task) => task.destination), ['c'])
+  })
+})
+
+describe('planTrims: surplus replicas', () => {
+  test('removes replicas above the target from the most loaded alive holders', () => {
+    const keepers = [keeper('a', {load: 5}), keeper('b'), keeper('c'), keeper('d', {load: 1})]
+    const tasks = planTrims([file('f', ['a', 'b', 'c', 'd'])], keepers, 3, new Map())
+    assert.deepEqual(tasks, [{fileId: 'f', name: 'f.mp4', keeper: 'a'}])
+  })
+
+  test('leaves files alone while copies are under way, and ignores dead holders', () => {
+    const keepers = [keeper('a', {alive: false}), keeper('b'), keeper('c'), keeper('d')]
+    assert.deepEqual(planTrims([file('f', ['a', 'b', 'c', 'd'])], keepers, 3, new Map()), [])
+    assert.deepEqual(planTrims([file('g', ['b', 'c', 'd'])], keepers, 2, new Map([['g', new Set(['x'])]])), [])
+  })
+})
