@@ -1,6 +1,6 @@
 import {Flags} from '@oclif/core'
 
-import {DfsCommand, durationFlag, logLevelFlag, masterFlag} from '../lib/base-command.js'
+import {DfsCommand, durationFlag, logLevelFlag, masterFlag, sizeFlag} from '../lib/base-command.js'
 import {DEFAULTS, parseHttpUrl, resolveMasterUrl} from '../lib/config.js'
 import {onShutdownSignal} from '../lib/http-server.js'
 
@@ -23,6 +23,8 @@ free space. Files are served at /files/NAME with Range support. On another machi
     advertise: Flags.string({description: 'URL other machines reach this keeper at', helpValue: 'URL'}),
     data: Flags.string({description: 'directory for stored files and the keeper id', default: '.dfs/keeper'}),
     'heartbeat-interval': durationFlag({description: 'time between heartbeats', default: DEFAULTS.heartbeatIntervalMs}),
+    'scrub-interval': durationFlag({description: 'pause between background re-hashes of every stored file', default: DEFAULTS.scrubIntervalMs}),
+    'scrub-rate': sizeFlag({description: 'bytes per second the scrubber may read', default: DEFAULTS.scrubBytesPerSecond}),
     'log-level': logLevelFlag,
   }
 
@@ -36,6 +38,8 @@ free space. Files are served at /files/NAME with Range support. On another machi
       port: flags.port,
       advertise: flags.advertise === undefined ? undefined : parseHttpUrl(flags.advertise, '--advertise URL'),
       heartbeatIntervalMs: flags['heartbeat-interval'],
+      scrubIntervalMs: flags['scrub-interval'],
+      scrubBytesPerSecond: flags['scrub-rate'],
       logLevel: flags['log-level'],
     })
     onShutdownSignal(() => keeper.stop())

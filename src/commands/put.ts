@@ -1,6 +1,6 @@
 import {Args, Flags} from '@oclif/core'
 
-import {DfsCommand, formatBytes, jsonFlag, masterFlag} from '../lib/base-command.js'
+import {DfsCommand, durationFlag, formatBytes, jsonFlag, masterFlag} from '../lib/base-command.js'
 import {resolveMasterUrl} from '../lib/config.js'
 
 export default class PutCommand extends DfsCommand {
@@ -18,6 +18,12 @@ exists is refused and the stored file is kept.`
     master: masterFlag,
     name: Flags.string({description: 'store under this name (only with one file)'}),
     concurrency: Flags.integer({description: 'uploads under way at once', default: 8, min: 1}),
+    wait: Flags.string({
+      description: 'succeed only once N replicas (or all: the target) are durable and recorded; 1 risks losing a file whose only disk dies before it is copied',
+      default: '1',
+      helpValue: 'N|all',
+    }),
+    'wait-timeout': durationFlag({description: 'how long --wait may wait', default: 60_000}),
     json: jsonFlag,
   }
 
@@ -25,16 +31,24 @@ exists is refused and the stored file is kept.`
     const {argv, flags} = await this.parse(PutCommand)
     const files = argv as string[]
     if (flags.name !== undefined && files.length !== 1) this.fail('--name needs exactly one file', 2)
+    const wait = flags.wait === 'all' ? 'all' : Number(flags.wait)
+    if (wait !== 'all' && !(Number.isInteger(wait) && wait >= 1)) this.fail(`--wait takes a number of replicas (1 or more) or "all", not "${flags.wait}"`, 2)
     const master = resolveMasterUrl(flags.master)
     const {putFiles} = await import('../roles/client/put.js')
-    const outcomes = await putFiles(master, files.map((path) => ({path, name: flags.name})), {concurrency: flags.concurrency})
+    const outcomes = await putFiles(master, files.map((path) => ({path, name: flags.name})), {
+      concurrency: flags.concurrency,
+      wait,
+      waitTimeoutMs: flags['wait-timeout'],
+    })
     const only = outcomes.length === 1 ? outcomes[0]! : undefined
     if (only && !only.ok) throw only.error
     if (flags.json) {
       this.printJson(outcomes.map((outcome) => (outcome.ok ? {path: outcome.path, ...outcome.result} : {path: outcome.path, ...outcome.error.toJSON()})))
     } else {
       for (const outcome of outcomes) {
-        if (outcome.ok) this.log(`stored ${outcome.result.name} (${formatBytes(outcome.result.size)}, sha256 ${outcome.result.sha256.slice(0, 12)}…) on ${outcome.result.keeper}`)
+        if (!outcome.ok) continue
+        const {name, size, sha256, keeper, replicas} = outcome.result
+        this.log(`stored ${name} (${formatBytes(size)}, sha256 ${sha256.slice(0, 12)}…) on ${keeper}${replicas > 1 ? `, ${replicas} replicas durable` : ''}`)
       }
     }
 

@@ -10,6 +10,8 @@ export const DEFAULTS = {
   heartbeatTimeoutMs: 3000,
   replicationIntervalMs: 10_000,
   rangeSize: 4 * 1024 * 1024,
+  scrubIntervalMs: 60 * 60 * 1000,
+  scrubBytesPerSecond: 32 * 1024 * 1024,
   keepers: 4,
   clusterDir: '.dfs',
 } as const

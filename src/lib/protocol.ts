@@ -132,6 +132,50 @@ export interface ListResponse {
   files: FileSummary[]
 }
 
+/** A keeper found its replica corrupt (or missing) and dropped it. */
+export interface CorruptReport {
+  keeperId: string
+  fileId: string
+}
+
+/** A client read bytes that did not match; it names a replica it read from. */
+export interface SuspectReport {
+  keeperId: string
+  fileId: string
+}
+
+export interface SuspectVerdict {
+  keeper: string
+  corrupt: boolean
+}
+
+export type FileHealth = 'healthy' | 'under-replicated' | 'over-replicated' | 'missing'
+
+export interface FsckFile {
+  name: string
+  fileId: string
+  size: number
+  alive: number
+  target: number
+  /** Replicas recorded on keepers that are dead now. */
+  dead: number
+  /** Corrupt replicas found since the file was last at its target. */
+  corrupt: number
+  health: FileHealth
+}
+
+export interface FsckReport {
+  status: 'healthy' | 'under-replicated' | 'missing'
+  files: FsckFile[]
+  summary: {files: number; healthy: number; underReplicated: number; overReplicated: number; missing: number; corrupt: number; aliveKeepers: number; keepers: number}
+}
+
+export interface VerifyResult {
+  ok: boolean
+  sha256: string
+  size: number
+}
+
 // ---- keeper ----------------------------------------------------------------------------------
 
 /** The master asks a keeper to pull a copy of a file from another keeper. */
@@ -213,6 +257,12 @@ export const schemas = {
     additionalProperties: false,
     required: ['keeperId', 'fileId', 'size', 'sha256', 'path'],
     properties: {keeperId: id, fileId: id, size: bytes, sha256, path},
+  },
+  fileReport: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['keeperId', 'fileId'],
+    properties: {keeperId: id, fileId: id},
   },
   replicate: {
     type: 'object',

@@ -1,6 +1,6 @@
 import {callJson} from '../../lib/http-client.js'
 import {assertValidName} from '../../lib/names.js'
-import type {FileInfo, FileSummary, KeeperInfo, ListResponse, StatusResponse} from '../../lib/protocol.js'
+import type {FileInfo, FileSummary, FsckReport, KeeperInfo, ListResponse, StatusResponse} from '../../lib/protocol.js'
 
 // The client's read-and-delete calls: each is one request to the master.
 
@@ -20,4 +20,8 @@ export async function clusterStatus(master: string): Promise<KeeperInfo[]> {
 export async function removeFile(master: string, name: string): Promise<{name: string; fileId: string}> {
   assertValidName(name)
   return callJson('master', master, `/files/${encodeURIComponent(name)}`, {method: 'DELETE'})
+}
+
+export async function fsck(master: string): Promise<FsckReport> {
+  return callJson<FsckReport>('master', master, '/fsck')
 }

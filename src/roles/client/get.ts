@@ -9,7 +9,8 @@ import {CHUNK_SIZE} from '../../lib/durable-file.js'
 import {DEFAULTS} from '../../lib/config.js'
 import {DfsError} from '../../lib/errors.js'
 import {HashingStream} from '../../lib/hashing.js'
-import type {FileInfo} from '../../lib/protocol.js'
+import {callJson} from '../../lib/http-client.js'
+import type {FileInfo, SuspectVerdict} from '../../lib/protocol.js'
 import {statFile} from './admin.js'
 import {RangedDownload, type SourceReport} from './ranged-download.js'
 
@@ -28,6 +29,8 @@ export interface GetResult {
   sha256: string
   path: string
   sources: SourceReport[]
+  /** Replicas found corrupt on the way (dropped by their keepers and copied again by the master). */
+  corruptReplicas: string[]
 }
 
 /**
@@ -66,9 +69,46 @@ export async function getFiles(master: string, names: string[], options: GetOpti
  * takes the destination's place. With output '-' the bytes go to stdout as they arrive, in order.
  */
 export async function getFile(master: string, name: string, options: GetOptions = {}): Promise<GetResult> {
-  const info = await statFile(master, name)
-  const alive = info.replicas.filter((replica) => replica.alive)
-  if (alive.length === 0) throw new DfsError('DFS_ERR_NO_KEEPERS', `no alive keeper holds "${name}" right now`)
+  const corrupt = new Set<string>()
+  for (let attempt = 1; ; attempt++) {
+    const info = await statFile(master, name)
+    try {
+      return {...(await download(info, options, corrupt)), corruptReplicas: [...corrupt]}
+    } catch (error) {
+      // Bytes that do not match the master's sha256 came from a bad replica (or were damaged on the
+      // way): report every replica read from, let the master have each verified, and read again
+      // from the good ones. Bytes already written to stdout cannot be taken back.
+      if (!(error instanceof IntegrityError) || options.output === '-' || attempt >= MAX_ATTEMPTS) throw error
+      const verdicts = await Promise.all(error.sources.map((keeper) => reportSuspect(master, info, keeper)))
+      for (const verdict of verdicts) if (verdict.corrupt) corrupt.add(verdict.keeper)
+    }
+  }
+}
+
+// A download is tried again after a checksum mismatch, at most this many times in all.
+const MAX_ATTEMPTS = 3
+
+/** A finished download whose bytes did not match, with the replicas that served them. */
+class IntegrityError extends DfsError {
+  constructor(
+    message: string,
+    readonly sources: string[],
+  ) {
+    super('DFS_ERR_INTEGRITY', message)
+  }
+}
+
+async function reportSuspect(master: string, info: FileInfo, keeper: string): Promise<SuspectVerdict> {
+  try {
+    return await callJson<SuspectVerdict>('master', master, `/files/${encodeURIComponent(info.name)}/suspect`, {body: {keeperId: keeper, fileId: info.fileId}})
+  } catch {
+    return {keeper, corrupt: false}
+  }
+}
+
+async function download(info: FileInfo, options: GetOptions, exclude: ReadonlySet<string>): Promise<Omit<GetResult, 'corruptReplicas'>> {
+  const alive = info.replicas.filter((replica) => replica.alive && !exclude.has(replica.keeper))
+  if (alive.length === 0) throw new DfsError('DFS_ERR_NO_KEEPERS', `no alive keeper holds a good replica of "${info.name}" right now`)
   const sources = shuffle(alive).slice(0, options.sources ?? alive.length)
   const download = new RangedDownload({
     name: info.name,
@@ -105,10 +145,8 @@ async function copyVerified(download: RangedDownload, info: FileInfo, destinatio
   const hashing = new HashingStream()
   await pipeline(Readable.from(download.chunks(), {objectMode: false}), hashing, destination, {end: destination !== process.stdout})
   if (hashing.bytes !== info.size || hashing.digest !== info.sha256) {
-    throw new DfsError(
-      'DFS_ERR_INTEGRITY',
-      `downloaded "${info.name}" does not match the master's record (${hashing.bytes} bytes, sha256 ${hashing.digest})`,
-    )
+    const sources = download.report.filter((source) => source.ranges > 0).map((source) => source.keeper)
+    throw new IntegrityError(`downloaded "${info.name}" does not match the master's record (${hashing.bytes} bytes, sha256 ${hashing.digest})`, sources)
   }
 
   return hashing

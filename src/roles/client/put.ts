@@ -2,15 +2,16 @@ import {createReadStream} from 'node:fs'
 import {stat} from 'node:fs/promises'
 import {basename} from 'node:path'
 import {pipeline} from 'node:stream/promises'
+import {setTimeout as sleep} from 'node:timers/promises'
 
 import {request} from 'undici'
 
 import {CHUNK_SIZE} from '../../lib/durable-file.js'
-import {DfsError, errorFromBody} from '../../lib/errors.js'
+import {DfsError, errorFromBody, type ErrorCode} from '../../lib/errors.js'
 import {HashingStream} from '../../lib/hashing.js'
 import {callJson, httpAgent, unreachable} from '../../lib/http-client.js'
 import {assertValidName} from '../../lib/names.js'
-import {SHA256_HEADER, type UploadTicket} from '../../lib/protocol.js'
+import {SHA256_HEADER, type FileInfo, type UploadTicket} from '../../lib/protocol.js'
 
 export interface PutItem {
   /** Local path of the file to upload. */
@@ -25,11 +26,16 @@ export interface PutResult {
   size: number
   sha256: string
   keeper: string
+  /** Durable replicas when put returned: 1, or more with --wait. */
+  replicas: number
 }
 
 export interface PutOptions {
   /** Uploads under way at once when several files are given. */
   concurrency?: number
+  /** Succeed only once this many replicas are durable and recorded ('all': the master's target). */
+  wait?: number | 'all'
+  waitTimeoutMs?: number
 }
 
 export type PutOutcome = {ok: true; path: string; result: PutResult} | {ok: false; path: string; error: DfsError}
@@ -43,7 +49,12 @@ export async function putFiles(master: string, items: PutItem[], options: PutOpt
       const index = next++
       const item = items[index]!
       try {
-        outcomes[index] = {ok: true, path: item.path, result: await putFile(master, item)}
+        const result = await putFile(master, item)
+        if (options.wait !== undefined && options.wait !== 1) {
+          result.replicas = await waitForReplicas(master, result.name, options.wait, options.waitTimeoutMs ?? 60_000)
+        }
+
+        outcomes[index] = {ok: true, path: item.path, result}
       } catch (error) {
         const dfsError = error instanceof DfsError ? error : new DfsError('DFS_ERR_INTERNAL', String((error as Error).message ?? error), {cause: error})
         outcomes[index] = {ok: false, path: item.path, error: dfsError}
@@ -70,12 +81,37 @@ export async function putFile(master: string, item: PutItem): Promise<PutResult>
     try {
       return await sendToKeeper(item.path, name, size, sha256, ticket)
     } catch (error) {
-      const retry =
-        error instanceof DfsError &&
-        (error.code === 'DFS_ERR_KEEPER_UNREACHABLE' || error.code === 'DFS_ERR_UNKNOWN_UPLOAD' || error.code === 'DFS_ERR_MASTER_UNREACHABLE')
-      if (!retry || exclude.includes(ticket.keeper.id)) throw error
+      if (!(error instanceof DfsError && RETRY_ELSEWHERE.has(error.code)) || exclude.includes(ticket.keeper.id)) throw error
       exclude.push(ticket.keeper.id)
     }
+  }
+}
+
+// Failures of one keeper (or of its talk with the master) that another keeper may not have.
+const RETRY_ELSEWHERE = new Set<ErrorCode>([
+  'DFS_ERR_KEEPER_UNREACHABLE',
+  'DFS_ERR_UNKNOWN_UPLOAD',
+  'DFS_ERR_MASTER_UNREACHABLE',
+  'DFS_ERR_INSUFFICIENT_STORAGE',
+  'DFS_ERR_SHUTTING_DOWN',
+])
+
+/**
+ * Waits until a stored file has `replicas` durable, recorded replicas (`put --wait`), so that a
+ * confirmed file does not live on one disk only. Fails with a clear error after `timeoutMs`.
+ */
+export async function waitForReplicas(master: string, name: string, replicas: number | 'all', timeoutMs: number): Promise<number> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const info = await callJson<FileInfo>('master', master, `/files/${encodeURIComponent(name)}`)
+    const wanted = replicas === 'all' ? info.target : replicas
+    const alive = info.replicas.filter((replica) => replica.alive).length
+    if (alive >= wanted) return alive
+    if (Date.now() > deadline) {
+      throw new DfsError('DFS_ERR_NO_KEEPERS', `"${name}" is stored but has ${alive} of the ${wanted} replicas waited for after ${Math.round(timeoutMs / 1000)} s`)
+    }
+
+    await sleep(25)
   }
 }
 
@@ -95,8 +131,8 @@ async function sendToKeeper(path: string, name: string, size: number, sha256: st
 
   const body = await response.body.json().catch(() => undefined)
   if (response.statusCode !== 201) throw errorFromBody(response.statusCode, body, `the keeper at ${ticket.keeper.url}`)
-  const stored = body as Omit<PutResult, 'keeper'>
-  return {name: stored.name, fileId: stored.fileId, size: stored.size, sha256: stored.sha256, keeper: ticket.keeper.id}
+  const stored = body as Omit<PutResult, 'keeper' | 'replicas'>
+  return {name: stored.name, fileId: stored.fileId, size: stored.size, sha256: stored.sha256, keeper: ticket.keeper.id, replicas: 1}
 }
 
 /** Size and sha256 of a local file, read once in 1 MiB chunks; a clear error if it is not a readable file. */

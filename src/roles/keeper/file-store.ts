@@ -1,12 +1,14 @@
+import {createReadStream} from 'node:fs'
 import {mkdir, readdir, readFile, rm, statfs} from 'node:fs/promises'
 import {join, resolve} from 'node:path'
-import type {Readable} from 'node:stream'
+import {PassThrough, Writable, type Readable, type Transform} from 'node:stream'
+import {pipeline} from 'node:stream/promises'
 
-import {asStorageError, writeDurably, writeFileDurably} from '../../lib/durable-file.js'
+import {CHUNK_SIZE, asStorageError, writeDurably, writeFileDurably} from '../../lib/durable-file.js'
 import {DfsError} from '../../lib/errors.js'
-import {SHA256_HEX} from '../../lib/hashing.js'
+import {HashingStream, SHA256_HEX} from '../../lib/hashing.js'
 import {nameProblem} from '../../lib/names.js'
-import type {InventoryItem, StoredFile} from '../../lib/protocol.js'
+import type {InventoryItem, StoredFile, VerifyResult} from '../../lib/protocol.js'
 
 const FILE_ID = /^[A-Za-z0-9_-]{1,64}$/
 
@@ -146,6 +148,23 @@ export class FileStore {
     const path = this.pathOf(fileId)
     await rm(`${path}.json`, {force: true})
     await rm(path, {force: true})
+  }
+
+  /**
+   * Re-reads a stored file and checks it against its recorded size and sha256 (the scrubber's and
+   * a suspicious reader's check). `pace` lets the caller throttle the read. A missing file is bad.
+   */
+  async verify(file: StoredFile, pace?: Transform): Promise<VerifyResult> {
+    const hashing = new HashingStream()
+    try {
+      const discard = new Writable({write: (_chunk, _encoding, done) => done()})
+      await pipeline(createReadStream(file.path, {highWaterMark: CHUNK_SIZE}), pace ?? new PassThrough(), hashing, discard)
+    } catch (error) {
+      if ((error as {code?: string}).code === 'ENOENT') return {ok: false, size: 0, sha256: ''}
+      throw error
+    }
+
+    return {ok: hashing.bytes === file.size && hashing.digest === file.sha256, size: hashing.bytes, sha256: hashing.digest}
   }
 
   /** The published file of that name (and generation, when given). */

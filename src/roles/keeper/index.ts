@@ -1,5 +1,6 @@
 import {closeGracefully} from '../../lib/http-server.js'
 import {Keeper} from './keeper.js'
+import {Scrubber} from './scrubber.js'
 import {createKeeperServer} from './server.js'
 
 export interface StartKeeperOptions {
@@ -10,6 +11,10 @@ export interface StartKeeperOptions {
   /** The URL other machines reach this keeper at; by default built from host and port. */
   advertise?: string
   heartbeatIntervalMs: number
+  /** Pause between scrub passes over every stored file. */
+  scrubIntervalMs: number
+  /** Read rate of the scrubber, in bytes per second. */
+  scrubBytesPerSecond: number
   logLevel: string
 }
 
@@ -41,12 +46,15 @@ export async function startKeeper(options: StartKeeperOptions): Promise<RunningK
   }
 
   keeper.startHeartbeats()
+  const scrubber = new Scrubber(keeper, {intervalMs: options.scrubIntervalMs, bytesPerSecond: options.scrubBytesPerSecond})
+  scrubber.start()
   const server = app
   return {
     id: keeper.id,
     url,
     async stop() {
       keeper.stop()
+      scrubber.stop()
       await closeGracefully(server, 5000)
     },
   }

@@ -16,6 +16,7 @@ import type {
   RegisterResponse,
   ReplicateRequest,
   StoredFile,
+  VerifyResult,
 } from '../../lib/protocol.js'
 import {FileStore} from './file-store.js'
 
@@ -208,6 +209,28 @@ export class Keeper {
     }
 
     return file
+  }
+
+  /**
+   * Checks a replica on demand (a reader saw bytes that did not match). A bad one is dropped here
+   * and reported to the master, which copies a good replica back.
+   */
+  async verifyReplica(file: StoredFile): Promise<VerifyResult> {
+    const result = await this.store.verify(file)
+    if (!result.ok) await this.dropCorrupt(file, `verification read ${result.size} bytes with sha256 ${result.sha256 || '(none: file missing)'}`)
+    return result
+  }
+
+  /** Removes a corrupt replica from disk and tells the master, so it stops counting and serving it. */
+  async dropCorrupt(file: StoredFile, reason: string): Promise<void> {
+    this.options.log(`replica of "${file.name}" (${file.fileId}) is corrupt: ${reason}; dropping it`)
+    await this.store.remove(file.fileId)
+    try {
+      await callJson('master', this.options.master, `/files/${encodeURIComponent(file.name)}/corrupt`, {body: {keeperId: this.id, fileId: file.fileId}})
+    } catch (error) {
+      // The master also learns it from this keeper's next registration (the replica is gone from the inventory).
+      this.options.log(`could not report the corrupt replica of "${file.name}": ${(error as Error).message}`)
+    }
   }
 
   stop(): void {

@@ -70,6 +70,14 @@ export function createKeeperServer(keeper: Keeper, logLevel: string): FastifyIns
     return {name, fileId: file.fileId, deleted: true}
   })
 
+  app.post('/files/:name/verify', {schema: {params: schemas.nameParams}}, async (request: NameRequest) => {
+    const {name} = request.params
+    assertValidName(name)
+    const file = keeper.store.get(name, request.query.fileId)
+    if (!file) throw new DfsError('DFS_ERR_NOT_FOUND', `this keeper holds no file named "${name}"`)
+    return keeper.verifyReplica(file)
+  })
+
   app.post('/replicate', {schema: {body: schemas.replicate}}, async (request: FastifyRequest<{Body: ReplicateRequest}>) => {
     assertValidName(request.body.name)
     const stored = await keeper.pullReplica(request.body)

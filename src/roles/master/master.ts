@@ -1,9 +1,17 @@
 import {DfsError} from '../../lib/errors.js'
 import {newId} from '../../lib/ids.js'
 import {assertValidName} from '../../lib/names.js'
+import {callJson} from '../../lib/http-client.js'
 import type {
   CommitRequest,
+  CorruptReport,
   DeleteCommand,
+  FileHealth,
+  FsckFile,
+  FsckReport,
+  SuspectReport,
+  SuspectVerdict,
+  VerifyResult,
   FileInfo,
   FileSummary,
   HeartbeatRequest,
@@ -202,6 +210,72 @@ export class Master {
     if (!this.keepers.get(report.keeperId)) throw new DfsError('DFS_ERR_UNKNOWN_KEEPER', `keeper ${report.keeperId} is not registered`)
     this.table.addReplica({fileId: file.fileId, keeperId: report.keeperId, path: report.path})
     return this.fileInfo(file)
+  }
+
+  /** A keeper dropped a corrupt replica: stop counting it, and let the replicator copy a good one. */
+  reportCorrupt(name: string, report: CorruptReport): {dropped: boolean} {
+    const file = this.#file(name)
+    if (file.fileId !== report.fileId) return {dropped: false}
+    this.table.markCorrupt(file.fileId, report.keeperId)
+    this.options.log.warn(`replica of "${name}" on ${report.keeperId} is corrupt; it was dropped and will be copied again`)
+    this.replicator.trigger()
+    return {dropped: true}
+  }
+
+  /**
+   * A reader saw bytes that did not match. The master does not take a client's word for it: it
+   * asks the keeper to re-hash its replica, and the keeper drops and reports it if it is bad.
+   */
+  async suspect(name: string, report: SuspectReport): Promise<SuspectVerdict> {
+    const file = this.#file(name)
+    const keeper = this.keepers.get(report.keeperId)
+    if (!keeper) throw new DfsError('DFS_ERR_UNKNOWN_KEEPER', `keeper ${report.keeperId} is not registered`)
+    if (file.fileId !== report.fileId) throw new DfsError('DFS_ERR_STALE_REPLICA', `"${name}" is now another file (${file.fileId})`)
+    const result = await callJson<VerifyResult>('keeper', keeper.url, `/files/${encodeURIComponent(name)}/verify?fileId=${file.fileId}`, {
+      method: 'POST',
+      timeout: Math.max(60_000, file.size / 1024),
+    }).catch((error: unknown) => {
+      // A replica its keeper no longer has is as good as corrupt for the reader.
+      if (error instanceof DfsError && error.code === 'DFS_ERR_NOT_FOUND') return {ok: false}
+      throw error
+    })
+    if (!result.ok) this.table.removeReplica(file.fileId, keeper.id)
+    return {keeper: keeper.id, corrupt: !result.ok}
+  }
+
+  /** Health of every file and of the whole (like `hdfs fsck`). */
+  fsck(): FsckReport {
+    const keepers = this.keepers.list()
+    const alive = new Set(keepers.filter((keeper) => keeper.alive).map((keeper) => keeper.id))
+    const replicas = new Map<string, {alive: number; dead: number}>()
+    for (const replica of this.table.replicas()) {
+      const counts = replicas.get(replica.fileId) ?? {alive: 0, dead: 0}
+      if (alive.has(replica.keeperId)) counts.alive++
+      else counts.dead++
+      replicas.set(replica.fileId, counts)
+    }
+
+    const corrupt = this.table.corruptCounts()
+    const target = this.options.replicas
+    const files: FsckFile[] = this.table.files().map((file) => {
+      const counts = replicas.get(file.fileId) ?? {alive: 0, dead: 0}
+      const health: FileHealth =
+        counts.alive === 0 ? 'missing' : counts.alive < target ? 'under-replicated' : counts.alive > target ? 'over-replicated' : 'healthy'
+      return {name: file.name, fileId: file.fileId, size: file.size, alive: counts.alive, target, dead: counts.dead, corrupt: corrupt.get(file.fileId) ?? 0, health}
+    })
+    const count = (health: FileHealth) => files.filter((file) => file.health === health).length
+    const summary = {
+      files: files.length,
+      healthy: count('healthy'),
+      underReplicated: count('under-replicated'),
+      overReplicated: count('over-replicated'),
+      missing: count('missing'),
+      corrupt: files.reduce((sum, file) => sum + file.corrupt, 0),
+      aliveKeepers: alive.size,
+      keepers: keepers.length,
+    }
+    const status = summary.missing > 0 ? 'missing' : summary.underReplicated > 0 ? 'under-replicated' : 'healthy'
+    return {status, files, summary}
   }
 
   // ---- files ----------------------------------------------------------------------------------

@@ -95,7 +95,11 @@ export class Replicator {
       })
       // The destination reported the copy itself; recording it again here is harmless and closes
       // the gap if that report was lost.
-      if (this.table.fileById(file.fileId)) this.table.addReplica({fileId: file.fileId, keeperId: task.destination, path: stored.path})
+      if (this.table.fileById(file.fileId)) {
+        this.table.addReplica({fileId: file.fileId, keeperId: task.destination, path: stored.path})
+        const alive = this.table.replicasOf(file.fileId).filter((replica) => this.keepers.get(replica.keeperId)?.alive).length
+        if (alive >= this.options.replicas) this.table.clearCorrupt(file.fileId)
+      }
       this.options.log.info(`copied "${file.name}" from ${task.source} to ${task.destination} (${task.aliveReplicas + 1} alive replicas)`)
     } catch (error) {
       this.options.log.warn(`copy of "${file.name}" from ${task.source} to ${task.destination} failed: ${(error as Error).message}`)

@@ -4,6 +4,8 @@ import {createServer} from '../../lib/http-server.js'
 import {
   schemas,
   type CommitRequest,
+  type CorruptReport,
+  type SuspectReport,
   type HeartbeatRequest,
   type RegisterRequest,
   type ReplicaReport,
@@ -41,6 +43,14 @@ export function createMasterServer(master: Master, logLevel: string): FastifyIns
   app.post('/files/:name/replicas', {schema: {params: schemas.nameParams, body: schemas.replicaReport}}, async (request: FastifyRequest<ByName & {Body: ReplicaReport}>) =>
     master.reportReplica(request.params.name, request.body),
   )
+
+  app.post('/files/:name/corrupt', {schema: {params: schemas.nameParams, body: schemas.fileReport}}, async (request: FastifyRequest<ByName & {Body: CorruptReport}>) =>
+    master.reportCorrupt(request.params.name, request.body),
+  )
+  app.post('/files/:name/suspect', {schema: {params: schemas.nameParams, body: schemas.fileReport}}, async (request: FastifyRequest<ByName & {Body: SuspectReport}>) =>
+    master.suspect(request.params.name, request.body),
+  )
+  app.get('/fsck', async () => master.fsck())
 
   return app
 }

@@ -54,6 +54,13 @@ CREATE TABLE IF NOT EXISTS replicas (
   PRIMARY KEY (file_id, keeper_id)
 );
 CREATE INDEX IF NOT EXISTS replicas_by_keeper ON replicas(keeper_id);
+-- Corrupt replicas found (by a keeper's scrubber or a reader) since the file was last at target.
+CREATE TABLE IF NOT EXISTS corrupt_replicas (
+  file_id     TEXT NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+  keeper_id   TEXT NOT NULL,
+  detected_at INTEGER NOT NULL,
+  PRIMARY KEY (file_id, keeper_id, detected_at)
+);
 -- Replicas of deleted files that a keeper still has to remove (it may be down when the file goes).
 CREATE TABLE IF NOT EXISTS pending_deletes (
   keeper_id TEXT NOT NULL,
@@ -101,6 +108,9 @@ export class MasterTable {
         VALUES (@id, @url, @alive, @lastHeartbeat, @storedBytes, @freeBytes, @registeredAt)
         ON CONFLICT (id) DO UPDATE SET url = excluded.url, alive = excluded.alive, last_heartbeat = excluded.last_heartbeat,
           stored_bytes = excluded.stored_bytes, free_bytes = excluded.free_bytes`),
+      addCorrupt: db.prepare('INSERT OR IGNORE INTO corrupt_replicas (file_id, keeper_id, detected_at) VALUES (?, ?, ?)'),
+      clearCorrupt: db.prepare('DELETE FROM corrupt_replicas WHERE file_id = ?'),
+      corruptCounts: db.prepare('SELECT file_id AS fileId, COUNT(*) AS count FROM corrupt_replicas GROUP BY file_id'),
       pendingDeletes: db.prepare('SELECT file_id AS fileId, name FROM pending_deletes WHERE keeper_id = ?'),
       addPendingDelete: db.prepare('INSERT OR IGNORE INTO pending_deletes (keeper_id, file_id, name) VALUES (?, ?, ?)'),
       clearPendingDelete: db.prepare('DELETE FROM pending_deletes WHERE keeper_id = ? AND file_id = ?'),
@@ -169,6 +179,24 @@ export class MasterTable {
 
   saveKeeper(keeper: KeeperRow): void {
     this.#statements.upsertKeeper.run({...keeper, alive: keeper.alive ? 1 : 0})
+  }
+
+  /** Drops a corrupt replica from the table and remembers that it was found. */
+  markCorrupt(fileId: string, keeperId: string): void {
+    this.transaction(() => {
+      this.#statements.deleteReplica.run(fileId, keeperId)
+      this.#statements.addCorrupt.run(fileId, keeperId, Date.now())
+    })
+  }
+
+  /** The file is back at its target: its corrupt replicas are history. */
+  clearCorrupt(fileId: string): void {
+    this.#statements.clearCorrupt.run(fileId)
+  }
+
+  corruptCounts(): Map<string, number> {
+    const rows = this.#statements.corruptCounts.all() as Array<{fileId: string; count: number}>
+    return new Map(rows.map((row) => [row.fileId, row.count]))
   }
 
   pendingDeletes(keeperId: string): DeleteCommand[] {

@@ -1,0 +1,45 @@
+import {Flags} from '@oclif/core'
+
+import {DfsCommand, formatBytes, formatTable, jsonFlag, masterFlag} from '../lib/base-command.js'
+import {resolveMasterUrl} from '../lib/config.js'
+
+export default class FsckCommand extends DfsCommand {
+  static override summary = "Check every file's health: alive replicas against the target, corrupt and missing files."
+  static override description = `Like hdfs fsck: one line per file that is not healthy (all files with --verbose) and a summary.
+Exits 0 when every file has at least one alive replica, and 1 when any file is missing.`
+
+  static override examples = ['<%= config.bin %> fsck', '<%= config.bin %> fsck --json']
+  static override flags = {
+    master: masterFlag,
+    json: jsonFlag,
+    verbose: Flags.boolean({char: 'v', description: 'list healthy files too', default: false}),
+  }
+
+  async run(): Promise<void> {
+    const {flags} = await this.parse(FsckCommand)
+    const {fsck} = await import('../roles/client/admin.js')
+    const report = await fsck(resolveMasterUrl(flags.master))
+    if (flags.json) this.printJson(report)
+    else {
+      const shown = report.files.filter((file) => flags.verbose || file.health !== 'healthy')
+      if (shown.length > 0) {
+        const rows = shown.map((file) => ({
+          name: file.name,
+          size: formatBytes(file.size),
+          replicas: `${file.alive}/${file.target}`,
+          dead: file.dead,
+          corrupt: file.corrupt,
+          health: file.health.toUpperCase(),
+        }))
+        this.log(formatTable(rows, ['name', 'size', 'replicas', 'dead', 'corrupt', 'health']) + '\n')
+      }
+
+      const {summary} = report
+      this.log(`files: ${summary.files}  healthy: ${summary.healthy}  under-replicated: ${summary.underReplicated}  over-replicated: ${summary.overReplicated}  missing: ${summary.missing}  corrupt replicas: ${summary.corrupt}`)
+      this.log(`keepers: ${summary.aliveKeepers} alive of ${summary.keepers}`)
+      this.log(`The filesystem is ${report.status.toUpperCase()}`)
+    }
+
+    if (report.status === 'missing') this.exit(1)
+  }
+}
