@@ -5,8 +5,7 @@ import {resolveMasterUrl} from '../lib/config.js'
 
 export default class FsckCommand extends DfsCommand {
   static override summary = "Check every file's health: alive replicas against the target, corrupt and missing files."
-  static override description = `Like hdfs fsck: one line per file that is not healthy (all files with --verbose) and a summary.
-Exits 0 when every file has at least one alive replica, and 1 when any file is missing.`
+  static override description = `Like hdfs fsck: one line per file that is not healthy (all files with --verbose) and a summary. Exits 0 when every file has at least one alive replica, and 1 when any file is missing.`
 
   static override examples = ['<%= config.bin %> fsck', '<%= config.bin %> fsck --json']
   static override flags = {

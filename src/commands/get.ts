@@ -1,13 +1,11 @@
 import {Args, Flags} from '@oclif/core'
 
 import {DfsCommand, formatBytes, jsonFlag, masterFlag, sizeFlag} from '../lib/base-command.js'
-import {resolveMasterUrl} from '../lib/config.js'
+import {DEFAULTS, resolveMasterUrl} from '../lib/config.js'
 
 export default class GetCommand extends DfsCommand {
   static override summary = 'Download files from all their replicas at once, in ranges, verified by sha256.'
-  static override description = `The file is cut into ranges fetched from every alive replica in parallel; a replica that fails
-mid-way hands its ranges to another. The bytes go to a temp file whose size and sha256 are checked
-before it is renamed into place. With -o - the file goes to stdout.`
+  static override description = `The file is cut into ranges fetched from every alive replica in parallel; a replica that fails mid-way hands its ranges to another. The bytes go to a temp file whose size and sha256 are checked before it is renamed into place. With -o - the file goes to stdout.`
 
   static override examples = [
     '<%= config.bin %> get video.mp4',
@@ -22,7 +20,7 @@ before it is renamed into place. With -o - the file goes to stdout.`
     master: masterFlag,
     output: Flags.string({char: 'o', description: 'file to write, a directory for several names, or - for stdout'}),
     sources: Flags.integer({description: 'read from at most this many replicas', min: 1}),
-    'range-size': sizeFlag({description: 'bytes per range request', default: 4 * 1024 * 1024}),
+    'range-size': sizeFlag({description: 'bytes per range request', default: DEFAULTS.rangeSize, defaultHelp: async () => '4MiB'}),
     json: jsonFlag,
   }
 

@@ -1,15 +1,12 @@
 import {Flags} from '@oclif/core'
 
-import {DfsCommand, durationFlag, logLevelFlag, masterFlag, sizeFlag} from '../lib/base-command.js'
+import {DfsCommand, duration, logLevelFlag, masterFlag, sizeFlag} from '../lib/base-command.js'
 import {DEFAULTS, parseHttpUrl, resolveMasterUrl} from '../lib/config.js'
 import {onShutdownSignal} from '../lib/http-server.js'
 
 export default class KeeperCommand extends DfsCommand {
   static override summary = 'Run a data keeper: stores whole files on its disk and serves them over HTTP.'
-  static override description = `A keeper registers with the master, keeps the id it is given in --data (so a restart keeps its
-identity and its files), and sends a heartbeat every --heartbeat-interval carrying its load and
-free space. Files are served at /files/NAME with Range support. On another machine, listen on
---host 0.0.0.0 and give the address others must use with --advertise.`
+  static override description = `A keeper registers with the master, keeps the id it is given in --data (so a restart keeps its identity and its files), and sends a heartbeat every --heartbeat-interval carrying its load and free space. Files are served at /files/NAME with Range support. On another machine, listen on --host 0.0.0.0 and give the address others must use with --advertise.`
 
   static override examples = [
     '<%= config.bin %> keeper --data ./keeper-1',
@@ -22,9 +19,9 @@ free space. Files are served at /files/NAME with Range support. On another machi
     port: Flags.integer({description: 'port to listen on (0 = any free port)', default: 0, min: 0, max: 65_535}),
     advertise: Flags.string({description: 'URL other machines reach this keeper at', helpValue: 'URL'}),
     data: Flags.string({description: 'directory for stored files and the keeper id', default: '.dfs/keeper'}),
-    'heartbeat-interval': durationFlag({description: 'time between heartbeats', default: DEFAULTS.heartbeatIntervalMs}),
-    'scrub-interval': durationFlag({description: 'pause between background re-hashes of every stored file', default: DEFAULTS.scrubIntervalMs}),
-    'scrub-rate': sizeFlag({description: 'bytes per second the scrubber may read', default: DEFAULTS.scrubBytesPerSecond}),
+    'heartbeat-interval': duration('time between heartbeats', DEFAULTS.heartbeatIntervalMs),
+    'scrub-interval': duration('pause between background re-hashes of every stored file', DEFAULTS.scrubIntervalMs),
+    'scrub-rate': sizeFlag({description: 'bytes per second the scrubber may read', default: DEFAULTS.scrubBytesPerSecond, defaultHelp: async () => '32MiB'}),
     'log-level': logLevelFlag,
   }
 

@@ -1,15 +1,12 @@
 import {Flags} from '@oclif/core'
 
-import {DfsCommand, durationFlag, logLevelFlag} from '../lib/base-command.js'
+import {DfsCommand, duration, logLevelFlag} from '../lib/base-command.js'
 import {DEFAULTS} from '../lib/config.js'
 import {onShutdownSignal} from '../lib/http-server.js'
 
 export default class MasterCommand extends DfsCommand {
   static override summary = 'Run the master tracker: the file table, keeper liveness and replication.'
-  static override description = `The master keeps its table (files, their replicas and the keepers) in SQLite under --data, so a
-restart with the same --data brings every record back. Keepers send it a heartbeat every second;
-one silent for --heartbeat-timeout is dead and its files are copied elsewhere until each has
---replicas alive copies. Stops gracefully on Ctrl-C or SIGTERM.`
+  static override description = `The master keeps its table (files, their replicas and the keepers) in SQLite under --data, so a restart with the same --data brings every record back. Keepers send it a heartbeat every second; one silent for --heartbeat-timeout is dead and its files are copied elsewhere until each has --replicas alive copies. Stops gracefully on Ctrl-C or SIGTERM.`
 
   static override examples = [
     '<%= config.bin %> master --data ./master-data',
@@ -21,8 +18,8 @@ one silent for --heartbeat-timeout is dead and its files are copied elsewhere un
     port: Flags.integer({description: 'port to listen on (0 = any free port)', default: DEFAULTS.masterPort, min: 0, max: 65_535}),
     data: Flags.string({description: 'directory for the master database', default: '.dfs/master'}),
     replicas: Flags.integer({description: 'alive replicas wanted per file', default: DEFAULTS.replicas, min: 1}),
-    'heartbeat-timeout': durationFlag({description: 'a keeper silent this long is dead', default: DEFAULTS.heartbeatTimeoutMs}),
-    'replication-interval': durationFlag({description: 'how often the replication loop runs', default: DEFAULTS.replicationIntervalMs}),
+    'heartbeat-timeout': duration('a keeper silent this long is dead', DEFAULTS.heartbeatTimeoutMs),
+    'replication-interval': duration('how often the replication loop runs', DEFAULTS.replicationIntervalMs),
     'log-level': logLevelFlag,
   }
 

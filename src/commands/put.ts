@@ -1,14 +1,11 @@
 import {Args, Flags} from '@oclif/core'
 
-import {DfsCommand, durationFlag, formatBytes, jsonFlag, masterFlag} from '../lib/base-command.js'
+import {DfsCommand, duration, formatBytes, jsonFlag, masterFlag} from '../lib/base-command.js'
 import {resolveMasterUrl} from '../lib/config.js'
 
 export default class PutCommand extends DfsCommand {
   static override summary = 'Upload files; each succeeds only once the master has recorded it.'
-  static override description = `Each file is hashed, sent to the least-loaded alive keeper the master names, verified and fsynced
-there, and recorded by the master; only then is it reported as stored. The master then copies it
-to more keepers in the background. Several files are uploaded concurrently. A name that already
-exists is refused and the stored file is kept.`
+  static override description = `Each file is hashed, sent to the least-loaded alive keeper the master names, verified and fsynced there, and recorded by the master; only then is it reported as stored. The master then copies it to more keepers in the background. Several files are uploaded concurrently. A name that already exists is refused and the stored file is kept.`
 
   static override examples = ['<%= config.bin %> put video.mp4', '<%= config.bin %> put clip.mp4 --name holiday.mp4', '<%= config.bin %> put *.mp4 --json']
 
@@ -23,7 +20,7 @@ exists is refused and the stored file is kept.`
       default: '1',
       helpValue: 'N|all',
     }),
-    'wait-timeout': durationFlag({description: 'how long --wait may wait', default: 60_000}),
+    'wait-timeout': duration('how long --wait may wait', 60_000),
     json: jsonFlag,
   }
 

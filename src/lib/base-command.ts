@@ -1,6 +1,6 @@
 import {Command, Flags} from '@oclif/core'
 
-import {DfsError, describe} from './errors.js'
+import {DfsError} from './errors.js'
 
 /**
  * The base of every dfs command: any failure ends as one line on stderr and a non-zero exit
@@ -11,12 +11,12 @@ export abstract class DfsCommand extends Command {
     if (error instanceof DfsError) return this.fail(error.message, error.exitCode)
     // oclif's own errors (unknown flag, missing argument) and exits already speak for themselves.
     if (error.oclif) return super.catch(error)
-    return this.fail(describe(error), 1)
+    return this.fail(error.message || String(error), 1)
   }
 
   /** Ends the command with one unwrapped line on stderr (oclif's own errors wrap at 80 columns). */
   protected fail(message: string, exit: number): never {
-    process.stderr.write(`Error: ${message.replaceAll('\n', ' ')}\n`)
+    process.stderr.write(`Error: ${message.trim().replaceAll(/\s*\n\s*/g, ' ')}\n`)
     return this.exit(exit)
   }
 
@@ -37,14 +37,26 @@ export const jsonFlag = Flags.boolean({description: 'print JSON for scripts inst
 export const durationFlag = Flags.custom<number>({
   helpValue: 'DURATION',
   async parse(input) {
-    const match = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(input.trim())
-    if (!match) throw new Error(`"${input}" is not a duration: use 500ms, 2s, 1m or a number of seconds`)
+    const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(input.trim())
+    if (!match) throw new Error(`"${input}" is not a duration: use 500ms, 2s, 1m, 1h or a number of seconds`)
     const value = Number(match[1])
-    const ms = match[2] === 'ms' ? value : match[2] === 'm' ? value * 60_000 : value * 1000
+    const ms = value * {ms: 1, s: 1000, m: 60_000, h: 3_600_000}[(match[2] ?? "s") as "ms" | "s" | "m" | "h"]
     if (ms <= 0) throw new Error(`a duration must be more than zero, not "${input}"`)
     return Math.round(ms)
   },
 })
+
+/** A duration flag with a default shown the way people write it. */
+export function duration(description: string, defaultMs: number) {
+  return durationFlag({description, default: defaultMs, defaultHelp: async () => formatDuration(defaultMs)})
+}
+
+function formatDuration(ms: number): string {
+  if (ms % 3_600_000 === 0) return `${ms / 3_600_000}h`
+  if (ms % 60_000 === 0) return `${ms / 60_000}m`
+  if (ms % 1000 === 0) return `${ms / 1000}s`
+  return `${ms}ms`
+}
 
 /** A byte-size flag: "4MiB", "512k", "1G" or a plain number of bytes. */
 export const sizeFlag = Flags.custom<number>({

@@ -186,9 +186,7 @@ export class TestCluster {
       '--port', String(this.masterPort),
       '--data', join(this.dir, 'master'),
       '--replicas', String(this.options.replicas ?? 3),
-      '--heartbeat-timeout', FAST.heartbeatTimeout,
-      '--replication-interval', FAST.replicationInterval,
-      ...(this.options.masterArgs ?? []),
+      ...withDefaults(this.options.masterArgs, {'--heartbeat-timeout': FAST.heartbeatTimeout, '--replication-interval': FAST.replicationInterval}),
     ])
     this.masterPort = Number(new URL(this.master.url).port)
     return this.master
@@ -202,8 +200,7 @@ export class TestCluster {
       'keeper',
       '--master', this.masterUrl,
       '--data', dir,
-      '--heartbeat-interval', FAST.heartbeatInterval,
-      ...(this.options.keeperArgs ?? []),
+      ...withDefaults(this.options.keeperArgs, {'--heartbeat-interval': FAST.heartbeatInterval}),
     ])
     const index = this.keeperDirs.indexOf(dir)
     this.keepers[index] = keeper
@@ -258,6 +255,12 @@ export class TestCluster {
     for (const keeper of this.keepers) parts.push(`--- keeper ${keeper.id}\n${keeper.logs.join('\n')}`)
     return parts.join('\n')
   }
+}
+
+/** `args` plus each default flag that `args` does not set itself. */
+function withDefaults(args: string[] = [], defaults: Record<string, string>): string[] {
+  const extra = Object.entries(defaults).filter(([flag]) => !args.includes(flag)).flat()
+  return [...args, ...extra]
 }
 
 export async function readJson<T>(path: string): Promise<T> {

@@ -1,0 +1,116 @@
+import assert from 'node:assert/strict'
+import {open, stat, truncate} from 'node:fs/promises'
+import {join} from 'node:path'
+import {afterEach, before, describe, test} from 'node:test'
+
+import {TestCluster, randomFile, sha256File, tempDir, waitFor} from './helpers/cluster.js'
+
+const MiB = 1024 * 1024
+
+/** Flips one byte every `step` bytes of a stored replica, as bit rot would. */
+async function flipBytes(path: string, step: number): Promise<void> {
+  const handle = await open(path, 'r+')
+  try {
+    const {size} = await handle.stat()
+    for (let offset = 17; offset < size; offset += step) {
+      const byte = Buffer.alloc(1)
+      await handle.read(byte, 0, 1, offset)
+      byte[0] = byte[0]! ^ 0xff
+      await handle.write(byte, 0, 1, offset)
+    }
+  } finally {
+    await handle.close()
+  }
+}
+
+/** Every recorded replica of the file is alive, on disk and byte-exact. */
+async function assertAllReplicasGood(cluster: TestCluster, name: string, sha256: string, count: number): Promise<void> {
+  await cluster.waitForReplicas(name, count)
+  for (const replica of (await cluster.stat(name)).replicas) {
+    assert.equal(await sha256File(replica.path), sha256, `replica on ${replica.keeper}`)
+  }
+}
+
+describe('corrupt replicas are found, dropped and copied again', () => {
+  let cluster: TestCluster
+  let work: string
+
+  before(async () => {
+    work = await tempDir()
+  })
+  afterEach(async () => {
+    await cluster?.stop()
+  })
+
+  test('get that meets a corrupt replica still returns the right bytes and reports the bad one', async () => {
+    cluster = await TestCluster.start({keepers: 4})
+    const source = join(work, 'rotten.bin')
+    const sha256 = await randomFile(source, 8 * MiB)
+    assert.equal((await cluster.dfs(['put', source, '--wait', 'all'])).code, 0)
+    const bad = (await cluster.stat('rotten.bin')).replicas[0]!
+    // Damage every 64 KiB, so that whichever ranges this replica serves are wrong.
+    await flipBytes(bad.path, 64 * 1024)
+
+    const out = join(work, 'rotten.copy')
+    const result = await cluster.dfsJson<{sha256: string; corruptReplicas: string[]}>(['get', 'rotten.bin', '-o', out, '--range-size', '256k'])
+    assert.equal(await sha256File(out), sha256)
+    assert.deepEqual(result.corruptReplicas, [bad.keeper])
+    // Its keeper verified it, dropped it and told the master; a good copy takes its place.
+    assert.ok(cluster.keeperById(bad.keeper).logs.some((line) => line.includes('is corrupt')))
+    await assertAllReplicasGood(cluster, 'rotten.bin', sha256, 3)
+  })
+
+  test('the scrubber finds a corrupt replica that nobody reads, and the file is repaired', async () => {
+    cluster = await TestCluster.start({keepers: 4, keeperArgs: ['--scrub-interval', '200ms']})
+    const source = join(work, 'quiet.bin')
+    const sha256 = await randomFile(source, 2 * MiB)
+    assert.equal((await cluster.dfs(['put', source, '--wait', 'all'])).code, 0)
+    const bad = (await cluster.stat('quiet.bin')).replicas[1]!
+    await flipBytes(bad.path, 1024 * 1024)
+
+    const keeper = cluster.keeperById(bad.keeper)
+    await waitFor('the scrubber to report the corrupt replica', () => keeper.logs.some((line) => line.includes('is corrupt')))
+    await waitFor('fsck to count the corruption or the file to be repaired', async () => {
+      const fsck = await cluster.dfsJson<{files: Array<{corrupt: number; alive: number}>}>(['fsck'])
+      return fsck.files[0]!.corrupt > 0 || fsck.files[0]!.alive === 3
+    })
+    await assertAllReplicasGood(cluster, 'quiet.bin', sha256, 3)
+  })
+
+  test('a truncated replica is found by the scrubber too', async () => {
+    cluster = await TestCluster.start({keepers: 3, keeperArgs: ['--scrub-interval', '200ms']})
+    const source = join(work, 'short.bin')
+    const sha256 = await randomFile(source, 3 * MiB)
+    assert.equal((await cluster.dfs(['put', source, '--wait', 'all'])).code, 0)
+    const bad = (await cluster.stat('short.bin')).replicas[2]!
+    await truncate(bad.path, MiB)
+    const keeper = cluster.keeperById(bad.keeper)
+    await waitFor('the scrubber to report the truncated replica', () => keeper.logs.some((line) => line.includes('is corrupt')))
+    await waitFor('the truncated replica to be replaced', async () => (await stat(bad.path).catch(() => undefined))?.size === 3 * MiB)
+    await assertAllReplicasGood(cluster, 'short.bin', sha256, 3)
+  })
+
+  test('fsck reports missing files and exits non-zero; healthy again once the keepers are back', async () => {
+    cluster = await TestCluster.start({keepers: 2, replicas: 2})
+    const source = join(work, 'fragile.bin')
+    await randomFile(source, MiB)
+    assert.equal((await cluster.dfs(['put', source, '--wait', 'all'])).code, 0)
+    const healthy = await cluster.dfs(['fsck'])
+    assert.equal(healthy.code, 0, healthy.stderr)
+    assert.match(healthy.stdout, /HEALTHY/)
+
+    const dirs = cluster.keepers.map((keeper) => cluster.dataDirOf(keeper))
+    for (const keeper of cluster.keepers) await keeper.stop('SIGKILL')
+    await waitFor('both keepers dead', async () => (await cluster.keeperStatus()).every((keeper) => !keeper.alive))
+    const missing = await cluster.dfs(['fsck'])
+    assert.equal(missing.code, 1)
+    assert.match(missing.stdout, /fragile\.bin .*MISSING/)
+    assert.match(missing.stdout, /The filesystem is MISSING/)
+    const json = await cluster.dfs(['fsck', '--json'])
+    assert.equal(json.code, 1)
+    assert.equal((JSON.parse(json.stdout) as {status: string}).status, 'missing')
+
+    for (const dir of dirs) await cluster.addKeeper(dir)
+    await waitFor('fsck healthy again', async () => (await cluster.dfs(['fsck'])).code === 0)
+  })
+})

@@ -1,0 +1,133 @@
+import assert from 'node:assert/strict'
+import {spawn} from 'node:child_process'
+import {once} from 'node:events'
+import {readdir, stat} from 'node:fs/promises'
+import {join} from 'node:path'
+import {after, afterEach, before, describe, test} from 'node:test'
+
+import {BIN, TestCluster, randomFile, sha256File, tempDir, waitFor} from './helpers/cluster.js'
+
+const MiB = 1024 * 1024
+
+/** Resolves with the keeper whose tmp dir first holds an upload in progress. */
+async function keeperReceiving(cluster: TestCluster): Promise<number> {
+  return waitFor('an upload in progress on some keeper', async () => {
+    for (const [index, keeper] of cluster.keepers.entries()) {
+      if (keeper.exited) continue
+      const entries = await readdir(join(cluster.dataDirOf(keeper), 'tmp')).catch(() => [])
+      if (entries.some((entry) => entry.endsWith('.part'))) return index + 1
+    }
+
+    return undefined
+  }).then((found) => found - 1)
+}
+
+function startCli(args: string[]) {
+  const child = spawn(process.execPath, [BIN, ...args], {stdio: ['ignore', 'pipe', 'pipe']})
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk))
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk))
+  const done = once(child, 'close').then(([code]) => ({code: code as number | null, stdout, stderr}))
+  return {child, done}
+}
+
+describe('keeper failures during transfers', () => {
+  let cluster: TestCluster
+  let work: string
+
+  before(async () => {
+    work = await tempDir()
+  })
+  afterEach(async () => {
+    await cluster?.stop()
+  })
+
+  test('put survives its target keeper dying mid-upload: it starts again on another keeper', async () => {
+    cluster = await TestCluster.start({keepers: 3})
+    const source = join(work, 'big-put.bin')
+    const sha256 = await randomFile(source, 160 * MiB)
+    const put = startCli(['put', source, '--json', '--master', cluster.masterUrl])
+    const target = await keeperReceiving(cluster)
+    const victim = cluster.keepers[target]!
+    await victim.stop('SIGKILL')
+
+    const result = await put.done
+    assert.equal(result.code, 0, result.stderr)
+    const [stored] = JSON.parse(result.stdout) as Array<{keeper: string; sha256: string}>
+    assert.notEqual(stored!.keeper, victim.id, 'the retry went to another keeper')
+    assert.equal(stored!.sha256, sha256)
+    const out = join(work, 'big-put.copy')
+    assert.equal((await cluster.dfs(['get', 'big-put.bin', '-o', out])).code, 0)
+    assert.equal(await sha256File(out), sha256)
+
+    // The half-written temp file of the killed keeper is gone once it starts again, and never listed.
+    const restarted = await cluster.addKeeper(cluster.dataDirOf(victim))
+    assert.deepEqual(await readdir(join(cluster.dataDirOf(restarted), 'tmp')), [])
+  })
+
+  test('put gives a clear error when every keeper it tries dies, and records nothing', async () => {
+    cluster = await TestCluster.start({keepers: 1})
+    const source = join(work, 'doomed.bin')
+    await randomFile(source, 160 * MiB)
+    const put = startCli(['put', source, '--master', cluster.masterUrl])
+    await keeperReceiving(cluster)
+    await cluster.keepers[0]!.stop('SIGKILL')
+    const result = await put.done
+    assert.notEqual(result.code, 0)
+    assert.equal(result.stderr.trim().split('\n').length, 1, result.stderr)
+    assert.match(result.stderr, /no alive keepers|cannot reach the keeper/)
+    assert.deepEqual(await cluster.dfsJson(['ls']), [])
+  })
+
+  test('get survives a replica dying mid-download: its ranges move to another replica', async () => {
+    cluster = await TestCluster.start({keepers: 3})
+    const source = join(work, 'big-get.bin')
+    const sha256 = await randomFile(source, 96 * MiB)
+    assert.equal((await cluster.dfs(['put', source, '--wait', 'all'])).code, 0)
+    const out = join(work, 'big-get.copy')
+    const get = startCli(['get', 'big-get.bin', '-o', out, '--range-size', '256k', '--json', '--master', cluster.masterUrl])
+    await waitFor('the download to start', async () => (await readdir(work)).some((entry) => entry.startsWith('.big-get.copy')))
+    const victim = cluster.keepers[0]!
+    await victim.stop('SIGKILL')
+
+    const result = await get.done
+    assert.equal(result.code, 0, result.stderr)
+    assert.equal(await sha256File(out), sha256)
+    const report = JSON.parse(result.stdout) as {sources: Array<{keeper: string; failed?: string}>}
+    assert.equal(report.sources.length, 3)
+  })
+
+  test('a keeper killed after the master stopped copying is repaired at once, not at the next loop tick', async () => {
+    // The replication loop runs only hourly here: only the death itself can start the repair.
+    cluster = await TestCluster.start({keepers: 4, masterArgs: ['--replication-interval', '1h']})
+    const source = join(work, 'endangered.bin')
+    await randomFile(source, 2 * MiB)
+    assert.equal((await cluster.dfs(['put', source, '--wait', 'all'])).code, 0)
+    const holders = await cluster.waitForReplicas('endangered.bin', 3)
+    await cluster.keeperById(holders[0]!).stop('SIGKILL')
+    const repaired = await cluster.waitForReplicas('endangered.bin', 3)
+    assert.ok(!repaired.includes(holders[0]!))
+  })
+
+  test('rm while a keeper is down: the keeper deletes its replica when it comes back, and status shows the space freed', async () => {
+    cluster = await TestCluster.start({keepers: 3})
+    const source = join(work, 'to-delete.bin')
+    await randomFile(source, 3 * MiB)
+    assert.equal((await cluster.dfs(['put', source, '--wait', 'all'])).code, 0)
+    const replica = (await cluster.stat('to-delete.bin')).replicas[0]!
+    const victim = cluster.keeperById(replica.keeper)
+    await victim.stop('SIGKILL')
+    assert.equal((await cluster.dfs(['rm', 'to-delete.bin'])).code, 0)
+    assert.equal((await cluster.dfs(['stat', 'to-delete.bin'])).code, 3)
+    assert.ok(await stat(replica.path), 'the dead keeper still has its copy')
+
+    await cluster.addKeeper(cluster.dataDirOf(victim))
+    await waitFor('the returning keeper to delete its replica', async () => (await stat(replica.path).catch(() => undefined)) === undefined)
+    await waitFor('status to show the space freed on every keeper', async () => (await cluster.keeperStatus()).every((keeper) => keeper.alive && keeper.storedBytes === 0 && keeper.files === 0))
+  })
+
+  after(async () => {
+    await cluster?.stop()
+  })
+})
