@@ -106,6 +106,7 @@ describe('keeper failures during transfers', () => {
     assert.equal((await cluster.dfs(['put', source, '--wait', 'all'])).code, 0)
     const holders = await cluster.waitForReplicas('endangered.bin', 3)
     await cluster.keeperById(holders[0]!).stop('SIGKILL')
+    await waitFor('the killed keeper to be marked dead', async () => (await cluster.keeperStatus()).find((keeper) => keeper.id === holders[0])?.alive === false)
     const repaired = await cluster.waitForReplicas('endangered.bin', 3)
     assert.ok(!repaired.includes(holders[0]!))
   })
