@@ -1,0 +1,188 @@
+import assert from 'node:assert/strict'
+import {execFileSync, spawn} from 'node:child_process'
+import {once} from 'node:events'
+import {mkdir, readdir, writeFile} from 'node:fs/promises'
+import {join} from 'node:path'
+import {afterEach, before, describe, test} from 'node:test'
+
+import Database from 'better-sqlite3'
+
+import {BIN, TestCluster, randomFile, sha256File, tempDir, waitFor} from './helpers/cluster.js'
+
+const MiB = 1024 * 1024
+
+async function tmpEntries(cluster: TestCluster): Promise<string[]> {
+  const all = await Promise.all(cluster.keepers.map((keeper) => readdir(join(cluster.dataDirOf(keeper), 'tmp')).catch(() => [])))
+  return all.flat()
+}
+
+async function blobIds(cluster: TestCluster): Promise<Set<string>> {
+  const ids = new Set<string>()
+  for (const keeper of cluster.keepers) {
+    for (const entry of await readdir(join(cluster.dataDirOf(keeper), 'blobs'))) ids.add(entry.replace(/\.json$/, ''))
+  }
+
+  return ids
+}
+
+function hasChattr(): boolean {
+  try {
+    execFileSync('chattr', ['--help'], {stdio: 'ignore'})
+    return true
+  } catch (error) {
+    return (error as {code?: string}).code !== 'ENOENT'
+  }
+}
+
+describe('interrupted uploads and restarts leave nothing half-done', () => {
+  let cluster: TestCluster
+  let work: string
+
+  before(async () => {
+    work = await tempDir()
+  })
+  afterEach(async () => {
+    await cluster?.stop()
+  })
+
+  test('a client killed mid-upload leaves no listed, served or stored file, and no temp file', async () => {
+    cluster = await TestCluster.start({keepers: 2})
+    const source = join(work, 'abandoned.bin')
+    await randomFile(source, 128 * MiB)
+    const put = spawn(process.execPath, [BIN, 'put', source, '--master', cluster.masterUrl], {stdio: 'ignore'})
+    await waitFor('the upload to start', async () => (await tmpEntries(cluster)).length > 0)
+    put.kill('SIGKILL')
+    await once(put, 'close')
+    await waitFor('the keeper to remove the partial temp file', async () => (await tmpEntries(cluster)).length === 0)
+    assert.deepEqual(await cluster.dfsJson(['ls']), [])
+    assert.deepEqual([...(await blobIds(cluster))], [])
+    for (const keeper of cluster.keepers) assert.equal((await fetch(`${keeper.url}/files/abandoned.bin`)).status, 404)
+  })
+
+  test('temp files and half-renamed blobs left by a crash are cleaned up when the keeper starts', async () => {
+    cluster = await TestCluster.start({keepers: 1, replicas: 1})
+    const keeper = cluster.keepers[0]!
+    const dir = cluster.dataDirOf(keeper)
+    await keeper.stop('SIGKILL')
+    await writeFile(join(dir, 'tmp', 'deadbeef.part'), 'half an upload')
+    await writeFile(join(dir, 'blobs', 'orphanBlob123'), 'a blob whose description was never written')
+    await cluster.addKeeper(dir)
+    assert.deepEqual(await readdir(join(dir, 'tmp')), [])
+    assert.deepEqual(await readdir(join(dir, 'blobs')), [])
+  })
+
+  test('a keeper whose data dir became read-only refuses uploads with a clear error, and put goes to another keeper', {skip: !hasChattr() && 'chattr is not installed'}, async () => {
+    cluster = await TestCluster.start({keepers: 2, replicas: 1})
+    const broken = cluster.keepers[0]!
+    const tmp = join(cluster.dataDirOf(broken), 'tmp')
+    execFileSync('chattr', ['+i', tmp])
+    try {
+      const sources = await Promise.all([1, 2, 3, 4].map(async (index) => {
+        const path = join(work, `ro-${index}.bin`)
+        return {path, sha256: await randomFile(path, 256 * 1024)}
+      }))
+      const put = await cluster.dfsJson<Array<{name: string; keeper: string}>>(['put', ...sources.map((source) => source.path)])
+      assert.ok(put.every((stored) => stored.keeper !== broken.id), JSON.stringify(put))
+      for (const source of sources) {
+        const out = `${source.path}.copy`
+        assert.equal((await cluster.dfs(['get', source.path.split('/').pop()!, '-o', out])).code, 0)
+        assert.equal(await sha256File(out), source.sha256)
+      }
+
+      // Straight to the broken keeper: a 5xx JSON error that says why.
+      const ticket = await fetch(`${cluster.masterUrl}/uploads`, {
+        method: 'POST',
+        headers: {'content-type': 'application/json'},
+        body: JSON.stringify({name: 'direct.bin', size: 3, sha256: 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad', exclude: [cluster.keepers[1]!.id]}),
+      }).then((response) => response.json() as Promise<{uploadId: string}>)
+      const response = await fetch(`${broken.url}/files/direct.bin?upload=${ticket.uploadId}`, {
+        method: 'PUT',
+        headers: {'x-dfs-sha256': 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad'},
+        body: 'abc',
+      })
+      assert.equal(response.status, 507)
+      const body = (await response.json()) as {error: string; message: string}
+      assert.equal(body.error, 'DFS_ERR_INSUFFICIENT_STORAGE')
+      assert.match(body.message, /cannot write to its disk/)
+    } finally {
+      execFileSync('chattr', ['-i', tmp])
+    }
+  })
+
+  test('master killed during uploads: each put either completes and is listed, or fails with a clear error; nothing half-recorded', async () => {
+    cluster = await TestCluster.start({keepers: 3})
+    const sources = await Promise.all(Array.from({length: 8}, async (_, index) => {
+      const path = join(work, `inflight-${index}.bin`)
+      return {name: `inflight-${index}.bin`, path, sha256: await randomFile(path, 24 * MiB)}
+    }))
+    const puts = sources.map((source) => {
+      const child = spawn(process.execPath, [BIN, 'put', source.path, '--master', cluster.masterUrl], {stdio: ['ignore', 'pipe', 'pipe']})
+      let stderr = ''
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk))
+      return once(child, 'close').then(([code]) => ({source, code: code as number, stderr}))
+    })
+    await waitFor('uploads under way', async () => (await tmpEntries(cluster)).length > 0)
+    await cluster.master.stop('SIGKILL')
+    await cluster.startMaster()
+    const results = await Promise.all(puts)
+
+    const listed = new Map((await cluster.dfsJson<Array<{name: string; sha256: string}>>(['ls'])).map((file) => [file.name, file.sha256]))
+    for (const {source, code, stderr} of results) {
+      if (code === 0) {
+        assert.equal(listed.get(source.name), source.sha256, `${source.name} was confirmed, so it must be listed`)
+      } else {
+        assert.equal(stderr.trim().split('\n').length, 1, stderr)
+        assert.match(stderr, /^Error: /)
+      }
+    }
+
+    // Every listed file reads back exactly, and no keeper keeps bytes the master does not know.
+    for (const [name, sha256] of listed) {
+      const out = join(work, `${name}.copy`)
+      const get = await cluster.dfs(['get', name, '-o', out])
+      assert.equal(get.code, 0, get.stderr)
+      assert.equal(await sha256File(out), sha256)
+    }
+
+    const known = new Set([...listed.keys()].map((name) => name))
+    const fileIds = new Set(await Promise.all([...known].map(async (name) => (await cluster.stat(name)).fileId)))
+    await waitFor('keepers to hold only files the master knows', async () => [...(await blobIds(cluster))].every((id) => fileIds.has(id)))
+    assert.deepEqual(await tmpEntries(cluster), [])
+  })
+
+  test('a restarted keeper reports its inventory: replicas the master forgot are attached again', async () => {
+    cluster = await TestCluster.start({keepers: 3})
+    const source = join(work, 'remembered.bin')
+    const sha256 = await randomFile(source, MiB)
+    assert.equal((await cluster.dfs(['put', source, '--wait', 'all'])).code, 0)
+    const {fileId} = await cluster.stat('remembered.bin')
+    const keeper = cluster.keepers[0]!
+
+    // The master loses the record of one replica (as if its table were restored from an old copy).
+    await cluster.master.stop('SIGTERM')
+    await keeper.stop('SIGTERM')
+    const db = new Database(join(cluster.dir, 'master', 'master.sqlite3'))
+    db.prepare('DELETE FROM replicas WHERE keeper_id = ?').run(keeper.id)
+    db.close()
+    await cluster.startMaster()
+    // Over target (3 alive of 2 left in the table)? No: 2 recorded replicas, so the master copies one more …
+    await cluster.addKeeper(cluster.dataDirOf(keeper))
+    // … and the returning keeper's inventory brings its own replica back into the table.
+    await waitFor('the forgotten replica to be attached again', async () => (await cluster.stat('remembered.bin')).replicas.some((replica) => replica.keeper === keeper.id))
+    await cluster.waitForReplicas('remembered.bin', 3)
+    const stat = await cluster.stat('remembered.bin')
+    assert.equal(stat.fileId, fileId)
+    for (const replica of stat.replicas) assert.equal(await sha256File(replica.path), sha256)
+  })
+
+  test('put --wait all returns only once every wanted replica is durable and recorded', async () => {
+    cluster = await TestCluster.start({keepers: 3})
+    const source = join(work, 'waited.bin')
+    await randomFile(source, 4 * MiB)
+    const put = await cluster.dfsJson<Array<{replicas: number}>>(['put', source, '--wait', 'all'])
+    assert.equal(put[0]!.replicas, 3)
+    const stat = await cluster.stat('waited.bin')
+    assert.equal(stat.replicas.filter((replica) => replica.alive).length, 3)
+    await mkdir(join(work, 'unused'), {recursive: true})
+  })
+})
