@@ -51,7 +51,8 @@ export function duration(description: string, defaultMs: number) {
   return durationFlag({description, default: defaultMs, defaultHelp: async () => formatDuration(defaultMs)})
 }
 
-function formatDuration(ms: number): string {
+/** A duration the way people write it: 1h, 10s, 500ms. */
+export function formatDuration(ms: number): string {
   if (ms % 3_600_000 === 0) return `${ms / 3_600_000}h`
   if (ms % 60_000 === 0) return `${ms / 60_000}m`
   if (ms % 1000 === 0) return `${ms / 1000}s`

@@ -1,0 +1,193 @@
+import {Listr} from 'listr2'
+
+import {DfsError} from '../../lib/errors.js'
+import {displayPath, LocalCluster, NodeStartError} from './local-cluster.js'
+import {StopSignals} from './stop-signals.js'
+
+/** What `dfs cluster up` runs, already parsed from its flags, so the command only maps flags to this. */
+export interface ClusterUpOptions {
+  /** Everything lives here: master/, keeper-N/, logs/ and cluster.json. */
+  dir: string
+  keepers: number
+  /** Port of the master; 0 picks a free one. */
+  port: number
+  /** Extra master flags, e.g. ['--replicas', '2', '--log-level', 'info']. */
+  masterArgs: string[]
+  /** Extra flags for every keeper, e.g. ['--log-level', 'info']. */
+  keeperArgs: string[]
+}
+
+/** Where runClusterUp prints, so the role needs no oclif command: stdout lines, stderr lines, and the executable's name for the usage hints. */
+export interface ClusterUpOutput {
+  log(line: string): void
+  error(line: string): void
+  bin: string
+}
+
+/**
+ * Runs a local cluster in the foreground until SIGINT/SIGTERM (or until every child has died), with
+ * a progress list for starting and stopping; kept out of the command so the command stays thin.
+ */
+export async function runClusterUp(options: ClusterUpOptions, output: ClusterUpOutput): Promise<void> {
+  let up = false
+  let allGone: (() => void) | undefined
+  const cluster = new LocalCluster({
+    dir: options.dir,
+    keepers: options.keepers,
+    port: options.port,
+    masterArgs: options.masterArgs,
+    keeperArgs: options.keeperArgs,
+    onEvent: (event) => {
+      if (event.type !== 'crashed' || !up) return
+      const how = event.exit.signal ? `killed by ${event.exit.signal}` : `exit code ${event.exit.code}`
+      output.error(`${event.node}${event.id ? ` (${event.id})` : ''} exited unexpectedly (${how}); see ${displayPath(event.logFile)}`)
+      if (cluster.running.length === 0) allGone?.()
+    },
+  })
+
+  // Signals are ours from the start, so a Ctrl-C during startup also stops what was started.
+  const signals = new StopSignals(() => {
+    output.error('stopping now: killing every process of the cluster')
+    cluster.signalAll('SIGKILL')
+    process.exit(130)
+  })
+  const keepAlive = setInterval(() => {}, 1 << 30)
+  try {
+    await cluster.prepare()
+    const started = startAll(cluster, options.keepers).then(
+      () => 'started' as const,
+      (error: unknown) => {
+        if (error instanceof NodeStartError && error.logTail) {
+          output.error(`last lines of ${displayPath(error.logFile)}:\n${error.logTail.replace(/^/gm, '  | ')}`)
+        }
+
+        throw error
+      },
+    )
+    const first = await Promise.race([started, signals.first])
+    if (first !== 'started') {
+      await cluster.stop()
+      await started.catch(() => {})
+      output.error(`stopped on ${first} before the cluster was up`)
+      return
+    }
+
+    up = true
+    output.log(usage(cluster.info(), cluster.dir, cluster.logDir, output.bin))
+    const reason = await Promise.race([signals.first, new Promise<'gone'>((resolve) => (allGone = () => resolve('gone')))])
+    if (reason === 'gone') throw new DfsError('DFS_ERR_INTERNAL', `every process of the cluster has exited; see the logs in ${displayPath(cluster.logDir)}`)
+
+    up = false
+    await stopAll(cluster)
+    output.log('cluster stopped')
+  } finally {
+    // Whatever happened above, no child is left behind and cluster.json is cleared.
+    await cluster.stop()
+    clearInterval(keepAlive)
+    signals.dispose()
+  }
+}
+
+/** A live progress list on a terminal, plain lines otherwise; signals stay ours (StopSignals), not listr's. */
+const LISTR_OPTIONS = {
+  renderer: 'default',
+  rendererOptions: {showErrorMessage: false},
+  fallbackRenderer: 'simple',
+  fallbackRendererCondition: !process.stdout.isTTY,
+  registerSignalListeners: false,
+} as const
+
+/** Starts the master, then every keeper at once, showing each as it comes up. */
+function startAll(cluster: LocalCluster, keepers: number): Promise<unknown> {
+  return new Listr(
+    [
+      {
+        title: 'Starting the master',
+        task: async (_, task) => {
+          const {url} = await cluster.startMaster()
+          task.title = `master listening on ${url}`
+        },
+      },
+      {
+        title: `Starting ${keepers} keeper${keepers === 1 ? '' : 's'}`,
+        task: (_, task) =>
+          task.newListr(
+            Array.from({length: keepers}, (_, index) => ({
+              title: `Starting keeper-${index + 1}`,
+              task: async (_: unknown, subtask: {title: string}) => {
+                const {id, url} = await cluster.startKeeper(index + 1)
+                subtask.title = `keeper-${index + 1} (${id}) listening on ${url}`
+              },
+            })),
+            {concurrent: true},
+          ),
+      },
+    ],
+    LISTR_OPTIONS,
+  ).run()
+}
+
+/** Stops the live keepers (all at once), then the master, showing which ones had to be killed. */
+function stopAll(cluster: LocalCluster): Promise<unknown> {
+  return new Listr(
+    [
+      {
+        title: 'Stopping the keepers',
+        task: (_, task) =>
+          task.newListr(
+            cluster.keepers.flatMap((node) =>
+              node?.alive
+                ? [
+                    {
+                      title: `Stopping ${node.name}`,
+                      task: async (_: unknown, subtask: {title: string}) => {
+                        const exit = await cluster.stopNode(node)
+                        subtask.title = exit?.forced ? `${node.name} did not stop in time and was killed` : `${node.name} stopped`
+                      },
+                    },
+                  ]
+                : [],
+            ),
+            {concurrent: true},
+          ),
+      },
+      {
+        title: 'Stopping the master',
+        skip: () => !cluster.master?.alive,
+        task: async (_, task) => {
+          const exit = await cluster.stopNode(cluster.master!)
+          task.title = exit?.forced ? 'the master did not stop in time and was killed' : 'master stopped'
+        },
+      },
+    ],
+    LISTR_OPTIONS,
+  ).run()
+}
+
+/** The block printed once the cluster is up: where everything is and what to try next. */
+function usage(
+  info: {master: {url: string}; keepers: Array<{name: string; id?: string; url: string}>},
+  dir: string,
+  logDir: string,
+  bin: string,
+): string {
+  const width = Math.max(8, ...info.keepers.map((keeper) => keeper.name.length)) + 2
+  const row = (label: string, value: string) => `  ${label.padEnd(width)}${value}`
+  return [
+    '',
+    `dfs cluster is up: 1 master, ${info.keepers.length} keeper${info.keepers.length === 1 ? '' : 's'}`,
+    row('master', info.master.url),
+    ...info.keepers.map((keeper) => row(keeper.name, `${keeper.url}  (${keeper.id})`)),
+    row('data', displayPath(dir)),
+    row('logs', displayPath(logDir)),
+    '',
+    'Try it from another terminal:',
+    `  export DFS_MASTER=${info.master.url}`,
+    `  ${bin} put video.mp4`,
+    `  ${bin} ls`,
+    `  ${bin} get video.mp4 -o copy.mp4`,
+    `  ${bin} status`,
+    '',
+    'Press Ctrl-C to stop.',
+  ].join('\n')
+}

@@ -1,0 +1,152 @@
+import assert from 'node:assert/strict'
+import {spawn, type ChildProcess} from 'node:child_process'
+import {once} from 'node:events'
+import {readFile, rm} from 'node:fs/promises'
+import {join} from 'node:path'
+import {after, test} from 'node:test'
+
+import {BIN, FIXTURES, SAMPLES, dfs, dfsJson, sha256File, tempDir} from './helpers/cluster.js'
+
+const FAST_FLAGS = ['--heartbeat-interval', '200ms', '--heartbeat-timeout', '1s', '--replication-interval', '1s']
+
+/** A running `dfs cluster up`: the process, everything it printed, and what its ready block says. */
+interface ClusterUp {
+  child: ChildProcess
+  output: () => string
+  exit: Promise<{code: number | null; signal: NodeJS.Signals | null}>
+  masterUrl: string
+  keepers: Array<{name: string; url: string; id: string}>
+}
+
+const started: Array<{child: ChildProcess; dir: string}> = []
+const dirs: string[] = []
+
+// Whatever happened, leave no process behind: the cluster process, then any child it recorded.
+after(async () => {
+  for (const {child, dir} of started) {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+    const state = await readState(dir)
+    for (const node of state?.nodes ?? []) {
+      if (node.pid !== undefined && isRunning(node.pid)) process.kill(node.pid, 'SIGKILL')
+    }
+  }
+
+  for (const dir of dirs) await rm(dir, {recursive: true, force: true})
+})
+
+test('cluster up serves files, stops every child on SIGINT, and brings the same files back on the same --dir', async () => {
+  const dir = await tempDir('dfs-cluster-up-')
+  dirs.push(dir)
+
+  const first = await clusterUp(dir, 3)
+  assert.equal(first.keepers.length, 3)
+  assert.match(first.masterUrl, /^http:\/\/127\.0\.0\.1:\d+$/)
+  assert.doesNotMatch(first.masterUrl, /:0$/, 'the printed URL has the real port, not 0')
+  for (const name of ['master', 'keeper-1', 'keeper-2', 'keeper-3']) {
+    assert.match(await readFile(join(dir, 'logs', `${name}.log`), 'utf8'), /listening on http/, `${name}.log has the child's output`)
+  }
+
+  const put = await dfs(['put', join(FIXTURES, 'sample_2.mp4'), '--master', first.masterUrl])
+  assert.equal(put.code, 0, put.stderr)
+  const listed = await dfsJson<Array<{name: string; sha256: string}>>(['ls', '--master', first.masterUrl])
+  assert.deepEqual(listed.map(({name, sha256}) => ({name, sha256})), [{name: 'sample_2.mp4', sha256: SAMPLES['sample_2.mp4'].sha256}])
+
+  const state = await readState(dir)
+  assert.ok(state, 'cluster.json is written while the cluster runs')
+  const childPids = state.nodes.map((node) => node.pid).filter((pid): pid is number => pid !== undefined)
+  assert.equal(childPids.length, 4)
+  assert.ok(childPids.every((pid) => isRunning(pid)))
+
+  first.child.kill('SIGINT')
+  const firstExit = await first.exit
+  assert.deepEqual(firstExit, {code: 0, signal: null}, first.output())
+  assert.match(first.output(), /cluster stopped/)
+  // The children are reaped by the cluster process before it exits, so none can be left running.
+  assert.deepEqual(childPids.filter((pid) => isRunning(pid)), [], 'no child is left running')
+  await assert.rejects(fetch(`${first.masterUrl}/health`), 'the master no longer answers')
+  assert.equal(await readState(dir), undefined, 'cluster.json is removed on a clean stop')
+
+  const second = await clusterUp(dir, 3)
+  try {
+    assert.deepEqual(
+      second.keepers.map((keeper) => keeper.id).sort(),
+      first.keepers.map((keeper) => keeper.id).sort(),
+      'the keepers come back with their ids',
+    )
+    const relisted = await dfsJson<Array<{name: string; sha256: string}>>(['ls', '--master', second.masterUrl])
+    assert.deepEqual(relisted.map(({name}) => name), ['sample_2.mp4'])
+    const out = join(dir, 'copy.mp4')
+    const got = await dfs(['get', 'sample_2.mp4', '-o', out, '--master', second.masterUrl])
+    assert.equal(got.code, 0, got.stderr)
+    assert.equal(await sha256File(out), SAMPLES['sample_2.mp4'].sha256)
+  } finally {
+    second.child.kill('SIGINT')
+  }
+
+  assert.deepEqual(await second.exit, {code: 0, signal: null}, second.output())
+})
+
+test('cluster up refuses a directory a running cluster already uses', async () => {
+  const dir = await tempDir('dfs-cluster-up-')
+  dirs.push(dir)
+  const running = await clusterUp(dir, 1)
+  try {
+    const again = await dfs(['cluster', 'up', '--keepers', '1', '--port', '0', '--dir', dir])
+    assert.notEqual(again.code, 0)
+    assert.match(again.stderr, /already running from/)
+    // The refused one touched nothing: the first cluster still serves.
+    assert.equal((await fetch(`${running.masterUrl}/health`)).status, 200)
+  } finally {
+    running.child.kill('SIGTERM')
+  }
+
+  assert.deepEqual(await running.exit, {code: 0, signal: null}, running.output())
+})
+
+/** Starts `dfs cluster up` and resolves once it printed its ready block. */
+async function clusterUp(dir: string, keepers: number): Promise<ClusterUp> {
+  const child = spawn(process.execPath, [BIN, 'cluster', 'up', '--keepers', String(keepers), '--port', '0', '--dir', dir, ...FAST_FLAGS], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  started.push({child, dir})
+  let output = ''
+  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')))
+  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')))
+  const exit = once(child, 'exit').then(([code, signal]) => ({code: code as number | null, signal: signal as NodeJS.Signals | null}))
+
+  // Waits for the ready block; fails at once if the process exits first, and after 60 s only as a guard.
+  await new Promise<void>((resolve, reject) => {
+    const guard = setTimeout(() => reject(new Error(`cluster up printed no ready block within 60 s:\n${output}`)), 60_000)
+    child.stdout!.on('data', () => {
+      if (!output.includes('Press Ctrl-C to stop')) return
+      clearTimeout(guard)
+      resolve()
+    })
+    void exit.then(({code, signal}) => {
+      clearTimeout(guard)
+      reject(new Error(`cluster up exited (${code ?? signal}) before it was ready:\n${output}`))
+    })
+  })
+
+  const masterUrl = /export DFS_MASTER=(\S+)/.exec(output)?.[1]
+  assert.ok(masterUrl, `no master URL in:\n${output}`)
+  const keeperRows = [...output.matchAll(/^ {2}(keeper-\d+)\s+(http\S+)\s+\((\S+)\)$/gm)].map((match) => ({name: match[1]!, url: match[2]!, id: match[3]!}))
+  return {child, output: () => output, exit, masterUrl, keepers: keeperRows}
+}
+
+async function readState(dir: string): Promise<{pid: number; nodes: Array<{name: string; pid?: number}>} | undefined> {
+  try {
+    return JSON.parse(await readFile(join(dir, 'cluster.json'), 'utf8'))
+  } catch {
+    return undefined
+  }
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
