@@ -77,7 +77,17 @@ export async function putFile(master: string, item: PutItem): Promise<PutResult>
   const {size, sha256} = await describeLocalFile(item.path)
   const exclude: string[] = []
   for (;;) {
-    const ticket = await callJson<UploadTicket>('master', master, '/uploads', {body: {name, size, sha256, exclude}})
+    let ticket: UploadTicket
+    try {
+      ticket = await callJson<UploadTicket>('master', master, '/uploads', {body: {name, size, sha256, exclude}})
+    } catch (error) {
+      // An earlier attempt whose answer was lost may have been recorded after all: the same bytes
+      // under the same name are this upload's success, not a conflict.
+      const same = exclude.length > 0 && error instanceof DfsError && error.code === 'DFS_ERR_EXISTS' && (await sameFile(master, name, size, sha256))
+      if (same) return same
+      throw error
+    }
+
     try {
       return await sendToKeeper(item.path, name, size, sha256, ticket)
     } catch (error) {
@@ -85,6 +95,13 @@ export async function putFile(master: string, item: PutItem): Promise<PutResult>
       exclude.push(ticket.keeper.id)
     }
   }
+}
+
+async function sameFile(master: string, name: string, size: number, sha256: string): Promise<PutResult | undefined> {
+  const info = await callJson<FileInfo>('master', master, `/files/${encodeURIComponent(name)}`)
+  if (info.size !== size || info.sha256 !== sha256) return undefined
+  const alive = info.replicas.filter((replica) => replica.alive)
+  return {name, fileId: info.fileId, size, sha256, keeper: alive[0]?.keeper ?? info.replicas[0]?.keeper ?? '', replicas: alive.length}
 }
 
 // Failures of one keeper (or of its talk with the master) that another keeper may not have.

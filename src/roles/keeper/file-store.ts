@@ -45,6 +45,19 @@ export class FileStore {
     return store
   }
 
+  /**
+   * Marks a stored file as waiting for the master's word (its commit had no answer), on disk too,
+   * so that a restart does not publish it unasked.
+   */
+  async markUndecided(file: StoredFile, undecided: boolean): Promise<void> {
+    await writeFileDurably(this.tmpDir, `${file.path}.json`, JSON.stringify({...pick(file), ...(undecided ? {undecided} : {})}))
+  }
+
+  /** Files whose commit had no answer before the last stop. */
+  undecided(): StoredFile[] {
+    return [...this.#unpublished.values()]
+  }
+
   async #load(): Promise<void> {
     const entries = new Set(await readdir(this.blobDir))
     for (const entry of entries) {
@@ -55,22 +68,23 @@ export class FileStore {
       }
 
       const fileId = entry.slice(0, -'.json'.length)
-      const file = await this.#readDescription(fileId)
-      if (file && entries.has(fileId)) this.#publish(file)
-      else await this.#removeFromDisk(fileId)
+      const description = await this.#readDescription(fileId)
+      if (!description || !entries.has(fileId)) await this.#removeFromDisk(fileId)
+      else if (description.undecided) this.#unpublished.set(fileId, description.file)
+      else this.#publish(description.file)
     }
   }
 
-  async #readDescription(fileId: string): Promise<StoredFile | undefined> {
+  async #readDescription(fileId: string): Promise<{file: StoredFile; undecided: boolean} | undefined> {
     try {
-      const item = JSON.parse(await readFile(join(this.blobDir, `${fileId}.json`), 'utf8')) as InventoryItem
+      const item = JSON.parse(await readFile(join(this.blobDir, `${fileId}.json`), 'utf8')) as InventoryItem & {undecided?: boolean}
       const valid =
         item.fileId === fileId &&
         nameProblem(item.name) === undefined &&
         Number.isSafeInteger(item.size) &&
         item.size >= 0 &&
         SHA256_HEX.test(item.sha256)
-      return valid ? {...pick(item), path: this.pathOf(fileId)} : undefined
+      return valid ? {file: {...pick(item), path: this.pathOf(fileId)}, undecided: item.undecided === true} : undefined
     } catch {
       return undefined
     }

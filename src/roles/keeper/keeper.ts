@@ -10,6 +10,7 @@ import {DfsError, errorFromBody} from '../../lib/errors.js'
 import {callJson, httpAgent, unreachable} from '../../lib/http-client.js'
 import type {
   DeleteCommand,
+  FileInfo,
   HeartbeatResponse,
   InventoryItem,
   KeeperStats,
@@ -35,6 +36,7 @@ export class Keeper {
   #heartbeatTimer: NodeJS.Timeout | undefined
   #stopped = false
   #lastHeartbeatError: string | undefined
+  readonly #undecided = new Map<string, StoredFile>()
 
   private constructor(
     readonly options: KeeperOptions,
@@ -45,6 +47,7 @@ export class Keeper {
     const store = await FileStore.open(options.dataDir)
     const keeper = new Keeper(options, store)
     keeper.id = (await keeper.#readIdentity()) ?? ''
+    for (const file of store.undecided()) keeper.#undecided.set(file.fileId, file)
     return keeper
   }
 
@@ -117,6 +120,7 @@ export class Keeper {
         if (this.#lastHeartbeatError) this.options.log('heartbeats reach the master again')
         this.#lastHeartbeatError = undefined
         await this.#applyDeletes(response.deletes)
+        if (this.#undecided.size > 0) await this.#settleUndecided()
       } catch (error) {
         if (error instanceof DfsError && error.code === 'DFS_ERR_UNKNOWN_KEEPER') {
           // The master lost this keeper's record (a new database): register afresh with the inventory.
@@ -147,6 +151,8 @@ export class Keeper {
   /**
    * Stores an upload, then asks the master to record it. Only the master's yes publishes the file;
    * its no (name taken meanwhile, upload unknown) removes it again and is passed on to the client.
+   * When the master cannot be reached the outcome is unknown (it may have recorded the file before
+   * it went away): the bytes are kept, unpublished, until the master can say which it was.
    */
   async acceptUpload(body: Readable, item: InventoryItem): Promise<StoredFile> {
     this.transferStarted()
@@ -157,7 +163,13 @@ export class Keeper {
           body: {keeperId: this.id, size: file.size, sha256: file.sha256, path: file.path},
         })
       } catch (error) {
-        await this.store.remove(file.fileId)
+        if (error instanceof DfsError && error.code === 'DFS_ERR_MASTER_UNREACHABLE') {
+          this.#undecided.set(file.fileId, file)
+          await this.store.markUndecided(file, true)
+        } else {
+          await this.store.remove(file.fileId)
+        }
+
         throw error
       }
 
@@ -165,6 +177,30 @@ export class Keeper {
       return file
     } finally {
       this.transferEnded()
+    }
+  }
+
+  /** Settles uploads whose commit had no answer: published if the master recorded them, else removed. */
+  async #settleUndecided(): Promise<void> {
+    for (const file of [...this.#undecided.values()]) {
+      let recorded: boolean
+      try {
+        const info = await callJson<FileInfo>('master', this.options.master, `/files/${encodeURIComponent(file.name)}`)
+        recorded = info.fileId === file.fileId
+      } catch (error) {
+        if (!(error instanceof DfsError && error.code === 'DFS_ERR_NOT_FOUND')) return
+        recorded = false
+      }
+
+      this.#undecided.delete(file.fileId)
+      if (recorded) {
+        await this.store.markUndecided(file, false)
+        this.store.publish(file)
+      } else {
+        await this.store.remove(file.fileId)
+      }
+
+      this.options.log(`upload of "${file.name}" (${file.fileId}) whose commit had no answer was ${recorded ? 'recorded: kept' : 'not recorded: removed'}`)
     }
   }
 

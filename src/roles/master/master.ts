@@ -85,12 +85,14 @@ export class Master {
   // ---- keepers --------------------------------------------------------------------------------
 
   /**
-   * A keeper (re)joins with its inventory. Replicas the table knows are (re)attached, replicas of
-   * files it does not know (deleted meanwhile, or never committed) are to be deleted, and replicas
-   * the table expected there but the keeper no longer has are detached.
+   * A keeper (re)joins with its inventory (a block report). Replicas the table knows are (re)attached;
+   * replicas of deleted files are to be deleted; replicas the table expected there but the keeper no
+   * longer has are detached. Files the master has never heard of are left alone and only logged: a
+   * master started on the wrong or a lost --data must not make keepers destroy their files.
    */
   register(request: RegisterRequest): RegisterResponse {
     const id = request.id ?? `k${newId(6)}`
+    let unknown = 0
     const deletes: DeleteCommand[] = this.table.transaction(() => {
       this.keepers.upsert(id, request)
       const commands: DeleteCommand[] = []
@@ -100,8 +102,10 @@ export class Master {
         if (file && file.name === item.name && file.size === item.size && file.sha256 === item.sha256) {
           this.table.addReplica({fileId: item.fileId, keeperId: id, path: item.path})
           held.add(item.fileId)
-        } else if (!this.#tickets.has(item.fileId)) {
+        } else if (this.table.isDeleted(item.fileId)) {
           commands.push({fileId: item.fileId, name: item.name})
+        } else if (!this.#tickets.has(item.fileId)) {
+          unknown++
         }
       }
 
@@ -112,6 +116,7 @@ export class Master {
       return [...commands, ...this.#takePendingDeletes(id)]
     })
     this.options.log.info(`keeper ${id} registered at ${request.url} with ${request.inventory.length} files`)
+    if (unknown > 0) this.options.log.warn(`keeper ${id} holds ${unknown} files this master has no record of; they are kept, not used`)
     this.replicator.trigger()
     return {id, deletes}
   }

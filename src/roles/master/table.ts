@@ -61,6 +61,12 @@ CREATE TABLE IF NOT EXISTS corrupt_replicas (
   detected_at INTEGER NOT NULL,
   PRIMARY KEY (file_id, keeper_id, detected_at)
 );
+-- Generations of deleted files: a keeper that reports one is told to delete it.
+CREATE TABLE IF NOT EXISTS tombstones (
+  file_id    TEXT PRIMARY KEY,
+  name       TEXT NOT NULL,
+  deleted_at INTEGER NOT NULL
+);
 -- Replicas of deleted files that a keeper still has to remove (it may be down when the file goes).
 CREATE TABLE IF NOT EXISTS pending_deletes (
   keeper_id TEXT NOT NULL,
@@ -96,6 +102,8 @@ export class MasterTable {
       files: db.prepare(`SELECT ${fileColumns} FROM files ORDER BY name`),
       insertFile: db.prepare('INSERT INTO files (id, name, size, sha256, created_at) VALUES (?, ?, ?, ?, ?)'),
       deleteFile: db.prepare('DELETE FROM files WHERE id = ?'),
+      addTombstone: db.prepare('INSERT OR IGNORE INTO tombstones (file_id, name, deleted_at) VALUES (?, ?, ?)'),
+      isTombstoned: db.prepare('SELECT 1 FROM tombstones WHERE file_id = ?'),
       replicasOf: db.prepare('SELECT file_id AS fileId, keeper_id AS keeperId, path FROM replicas WHERE file_id = ?'),
       replicasOn: db.prepare('SELECT file_id AS fileId, keeper_id AS keeperId, path FROM replicas WHERE keeper_id = ?'),
       replicas: db.prepare('SELECT file_id AS fileId, keeper_id AS keeperId, path FROM replicas'),
@@ -143,8 +151,14 @@ export class MasterTable {
       const replicas = this.replicasOf(file.fileId)
       for (const replica of replicas) this.#statements.addPendingDelete.run(replica.keeperId, file.fileId, file.name)
       this.#statements.deleteFile.run(file.fileId)
+      this.#statements.addTombstone.run(file.fileId, file.name, Date.now())
       return replicas
     })()
+  }
+
+  /** Whether this generation of a file was deleted. */
+  isDeleted(fileId: string): boolean {
+    return this.#statements.isTombstoned.get(fileId) !== undefined
   }
 
   replicasOf(fileId: string): ReplicaRow[] {
