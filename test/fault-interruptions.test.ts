@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import {execFileSync, spawn} from 'node:child_process'
 import {once} from 'node:events'
-import {mkdir, readdir, writeFile} from 'node:fs/promises'
+import {mkdir, readdir, rm, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {afterEach, before, describe, test} from 'node:test'
 
@@ -173,6 +173,22 @@ describe('interrupted uploads and restarts leave nothing half-done', () => {
     const stat = await cluster.stat('remembered.bin')
     assert.equal(stat.fileId, fileId)
     for (const replica of stat.replicas) assert.equal(await sha256File(replica.path), sha256)
+  })
+
+  test('a master started on an empty --data does not make keepers destroy files it has no record of', async () => {
+    cluster = await TestCluster.start({keepers: 2, replicas: 2})
+    const source = join(work, 'precious.bin')
+    await randomFile(source, MiB)
+    assert.equal((await cluster.dfs(['put', source, '--wait', 'all'])).code, 0)
+    const before = await blobIds(cluster)
+    await cluster.master.stop('SIGKILL')
+    await rm(join(cluster.dir, 'master'), {recursive: true, force: true})
+    await cluster.startMaster()
+    // The keepers find themselves unknown, register again with their inventory, and keep their files.
+    await waitFor('both keepers registered with the new master', async () => (await cluster.keeperStatus()).filter((keeper) => keeper.alive).length === 2)
+    await waitFor('the new master to notice the unknown files', () => cluster.master.logs.some((line) => line.includes('no record of')))
+    assert.deepEqual(await blobIds(cluster), before)
+    assert.deepEqual(await cluster.dfsJson(['ls']), [])
   })
 
   test('put --wait all returns only once every wanted replica is durable and recorded', async () => {
