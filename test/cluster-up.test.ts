@@ -5,6 +5,7 @@ import {readFile, rm} from 'node:fs/promises'
 import {join} from 'node:path'
 import {after, test} from 'node:test'
 
+import {isRunning, readClusterState} from '../src/roles/cluster/local-cluster.js'
 import {BIN, FIXTURES, SAMPLES, dfs, dfsJson, sha256File, tempDir} from './helpers/cluster.js'
 
 const FAST_FLAGS = ['--heartbeat-interval', '200ms', '--heartbeat-timeout', '1s', '--replication-interval', '1s']
@@ -25,7 +26,7 @@ const dirs: string[] = []
 after(async () => {
   for (const {child, dir} of started) {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
-    const state = await readState(dir)
+    const state = await readClusterState(dir)
     for (const node of state?.nodes ?? []) {
       if (node.pid !== undefined && isRunning(node.pid)) process.kill(node.pid, 'SIGKILL')
     }
@@ -51,7 +52,7 @@ test('cluster up serves files, stops every child on SIGINT, and brings the same 
   const listed = await dfsJson<Array<{name: string; sha256: string}>>(['ls', '--master', first.masterUrl])
   assert.deepEqual(listed.map(({name, sha256}) => ({name, sha256})), [{name: 'sample_2.mp4', sha256: SAMPLES['sample_2.mp4'].sha256}])
 
-  const state = await readState(dir)
+  const state = await readClusterState(dir)
   assert.ok(state, 'cluster.json is written while the cluster runs')
   const childPids = state.nodes.map((node) => node.pid).filter((pid): pid is number => pid !== undefined)
   assert.equal(childPids.length, 4)
@@ -64,7 +65,7 @@ test('cluster up serves files, stops every child on SIGINT, and brings the same 
   // The children are reaped by the cluster process before it exits, so none can be left running.
   assert.deepEqual(childPids.filter((pid) => isRunning(pid)), [], 'no child is left running')
   await assert.rejects(fetch(`${first.masterUrl}/health`), 'the master no longer answers')
-  assert.equal(await readState(dir), undefined, 'cluster.json is removed on a clean stop')
+  assert.equal(await readClusterState(dir), undefined, 'cluster.json is removed on a clean stop')
 
   const second = await clusterUp(dir, 3)
   try {
@@ -132,21 +133,4 @@ async function clusterUp(dir: string, keepers: number): Promise<ClusterUp> {
   assert.ok(masterUrl, `no master URL in:\n${output}`)
   const keeperRows = [...output.matchAll(/^ {2}(keeper-\d+)\s+(http\S+)\s+\((\S+)\)$/gm)].map((match) => ({name: match[1]!, url: match[2]!, id: match[3]!}))
   return {child, output: () => output, exit, masterUrl, keepers: keeperRows}
-}
-
-async function readState(dir: string): Promise<{pid: number; nodes: Array<{name: string; pid?: number}>} | undefined> {
-  try {
-    return JSON.parse(await readFile(join(dir, 'cluster.json'), 'utf8'))
-  } catch {
-    return undefined
-  }
-}
-
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
 }

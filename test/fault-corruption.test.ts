@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict'
 import {open, stat, truncate} from 'node:fs/promises'
 import {join} from 'node:path'
-import {afterEach, before, describe, test} from 'node:test'
+import {describe, test} from 'node:test'
 
-import {TestCluster, randomFile, sha256File, tempDir, waitFor} from './helpers/cluster.js'
+import {TestCluster, clusterPerTest, randomFile, sha256File, waitFor} from './helpers/cluster.js'
 
 const MiB = 1024 * 1024
 
@@ -32,26 +32,20 @@ async function assertAllReplicasGood(cluster: TestCluster, name: string, sha256:
 }
 
 describe('corrupt replicas are found, dropped and copied again', () => {
+  const clusters = clusterPerTest()
   let cluster: TestCluster
-  let work: string
-
-  before(async () => {
-    work = await tempDir()
-  })
-  afterEach(async () => {
-    await cluster?.stop()
-  })
+  const work = () => clusters.work
 
   test('get that meets a corrupt replica still returns the right bytes and reports the bad one', async () => {
-    cluster = await TestCluster.start({keepers: 4})
-    const source = join(work, 'rotten.bin')
+    cluster = await clusters.start({keepers: 4})
+    const source = join(work(), 'rotten.bin')
     const sha256 = await randomFile(source, 8 * MiB)
     assert.equal((await cluster.dfs(['put', source, '--wait', 'all'])).code, 0)
     const bad = (await cluster.stat('rotten.bin')).replicas[0]!
     // Damage every 64 KiB, so that whichever ranges this replica serves are wrong.
     await flipBytes(bad.path, 64 * 1024)
 
-    const out = join(work, 'rotten.copy')
+    const out = join(work(), 'rotten.copy')
     const result = await cluster.dfsJson<{sha256: string; corruptReplicas: string[]}>(['get', 'rotten.bin', '-o', out, '--range-size', '256k'])
     assert.equal(await sha256File(out), sha256)
     assert.deepEqual(result.corruptReplicas, [bad.keeper])
@@ -61,8 +55,8 @@ describe('corrupt replicas are found, dropped and copied again', () => {
   })
 
   test('the scrubber finds a corrupt replica that nobody reads, and the file is repaired', async () => {
-    cluster = await TestCluster.start({keepers: 4, keeperArgs: ['--scrub-interval', '200ms']})
-    const source = join(work, 'quiet.bin')
+    cluster = await clusters.start({keepers: 4, keeperArgs: ['--scrub-interval', '200ms']})
+    const source = join(work(), 'quiet.bin')
     const sha256 = await randomFile(source, 2 * MiB)
     assert.equal((await cluster.dfs(['put', source, '--wait', 'all'])).code, 0)
     const bad = (await cluster.stat('quiet.bin')).replicas[1]!
@@ -78,8 +72,8 @@ describe('corrupt replicas are found, dropped and copied again', () => {
   })
 
   test('a truncated replica is found by the scrubber too', async () => {
-    cluster = await TestCluster.start({keepers: 3, keeperArgs: ['--scrub-interval', '200ms']})
-    const source = join(work, 'short.bin')
+    cluster = await clusters.start({keepers: 3, keeperArgs: ['--scrub-interval', '200ms']})
+    const source = join(work(), 'short.bin')
     const sha256 = await randomFile(source, 3 * MiB)
     assert.equal((await cluster.dfs(['put', source, '--wait', 'all'])).code, 0)
     const bad = (await cluster.stat('short.bin')).replicas[2]!
@@ -91,8 +85,8 @@ describe('corrupt replicas are found, dropped and copied again', () => {
   })
 
   test('fsck reports missing files and exits non-zero; healthy again once the keepers are back', async () => {
-    cluster = await TestCluster.start({keepers: 2, replicas: 2})
-    const source = join(work, 'fragile.bin')
+    cluster = await clusters.start({keepers: 2, replicas: 2})
+    const source = join(work(), 'fragile.bin')
     await randomFile(source, MiB)
     assert.equal((await cluster.dfs(['put', source, '--wait', 'all'])).code, 0)
     const healthy = await cluster.dfs(['fsck'])

@@ -3,11 +3,11 @@ import {execFileSync, spawn} from 'node:child_process'
 import {once} from 'node:events'
 import {mkdir, readdir, rm, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
-import {afterEach, before, describe, test} from 'node:test'
+import {describe, test} from 'node:test'
 
 import Database from 'better-sqlite3'
 
-import {BIN, TestCluster, randomFile, sha256File, tempDir, waitFor} from './helpers/cluster.js'
+import {BIN, TestCluster, clusterPerTest, randomFile, sha256File, waitFor} from './helpers/cluster.js'
 
 const MiB = 1024 * 1024
 
@@ -35,19 +35,13 @@ function hasChattr(): boolean {
 }
 
 describe('interrupted uploads and restarts leave nothing half-done', () => {
+  const clusters = clusterPerTest()
   let cluster: TestCluster
-  let work: string
-
-  before(async () => {
-    work = await tempDir()
-  })
-  afterEach(async () => {
-    await cluster?.stop()
-  })
+  const work = () => clusters.work
 
   test('a client killed mid-upload leaves no listed, served or stored file, and no temp file', async () => {
-    cluster = await TestCluster.start({keepers: 2})
-    const source = join(work, 'abandoned.bin')
+    cluster = await clusters.start({keepers: 2})
+    const source = join(work(), 'abandoned.bin')
     await randomFile(source, 128 * MiB)
     const put = spawn(process.execPath, [BIN, 'put', source, '--master', cluster.masterUrl], {stdio: 'ignore'})
     await waitFor('the upload to start', async () => (await tmpEntries(cluster)).length > 0)
@@ -60,7 +54,7 @@ describe('interrupted uploads and restarts leave nothing half-done', () => {
   })
 
   test('temp files and half-renamed blobs left by a crash are cleaned up when the keeper starts', async () => {
-    cluster = await TestCluster.start({keepers: 1, replicas: 1})
+    cluster = await clusters.start({keepers: 1, replicas: 1})
     const keeper = cluster.keepers[0]!
     const dir = cluster.dataDirOf(keeper)
     await keeper.stop('SIGKILL')
@@ -72,13 +66,13 @@ describe('interrupted uploads and restarts leave nothing half-done', () => {
   })
 
   test('a keeper whose data dir became read-only refuses uploads with a clear error, and put goes to another keeper', {skip: !hasChattr() && 'chattr is not installed'}, async () => {
-    cluster = await TestCluster.start({keepers: 2, replicas: 1})
+    cluster = await clusters.start({keepers: 2, replicas: 1})
     const broken = cluster.keepers[0]!
     const tmp = join(cluster.dataDirOf(broken), 'tmp')
     execFileSync('chattr', ['+i', tmp])
     try {
       const sources = await Promise.all([1, 2, 3, 4].map(async (index) => {
-        const path = join(work, `ro-${index}.bin`)
+        const path = join(work(), `ro-${index}.bin`)
         return {path, sha256: await randomFile(path, 256 * 1024)}
       }))
       const put = await cluster.dfsJson<Array<{name: string; keeper: string}>>(['put', ...sources.map((source) => source.path)])
@@ -110,9 +104,9 @@ describe('interrupted uploads and restarts leave nothing half-done', () => {
   })
 
   test('master killed during uploads: each put either completes and is listed, or fails with a clear error; nothing half-recorded', async () => {
-    cluster = await TestCluster.start({keepers: 3})
+    cluster = await clusters.start({keepers: 3})
     const sources = await Promise.all(Array.from({length: 8}, async (_, index) => {
-      const path = join(work, `inflight-${index}.bin`)
+      const path = join(work(), `inflight-${index}.bin`)
       return {name: `inflight-${index}.bin`, path, sha256: await randomFile(path, 24 * MiB)}
     }))
     const puts = sources.map((source) => {
@@ -138,7 +132,7 @@ describe('interrupted uploads and restarts leave nothing half-done', () => {
 
     // Every listed file reads back exactly, and no keeper keeps bytes the master does not know.
     for (const [name, sha256] of listed) {
-      const out = join(work, `${name}.copy`)
+      const out = join(work(), `${name}.copy`)
       const get = await cluster.dfs(['get', name, '-o', out])
       assert.equal(get.code, 0, get.stderr)
       assert.equal(await sha256File(out), sha256)
@@ -151,8 +145,8 @@ describe('interrupted uploads and restarts leave nothing half-done', () => {
   })
 
   test('a restarted keeper reports its inventory: replicas the master forgot are attached again', async () => {
-    cluster = await TestCluster.start({keepers: 3})
-    const source = join(work, 'remembered.bin')
+    cluster = await clusters.start({keepers: 3})
+    const source = join(work(), 'remembered.bin')
     const sha256 = await randomFile(source, MiB)
     assert.equal((await cluster.dfs(['put', source, '--wait', 'all'])).code, 0)
     const {fileId} = await cluster.stat('remembered.bin')
@@ -176,8 +170,8 @@ describe('interrupted uploads and restarts leave nothing half-done', () => {
   })
 
   test('a master started on an empty --data does not make keepers destroy files it has no record of', async () => {
-    cluster = await TestCluster.start({keepers: 2, replicas: 2})
-    const source = join(work, 'precious.bin')
+    cluster = await clusters.start({keepers: 2, replicas: 2})
+    const source = join(work(), 'precious.bin')
     await randomFile(source, MiB)
     assert.equal((await cluster.dfs(['put', source, '--wait', 'all'])).code, 0)
     const before = await blobIds(cluster)
@@ -192,13 +186,13 @@ describe('interrupted uploads and restarts leave nothing half-done', () => {
   })
 
   test('put --wait all returns only once every wanted replica is durable and recorded', async () => {
-    cluster = await TestCluster.start({keepers: 3})
-    const source = join(work, 'waited.bin')
+    cluster = await clusters.start({keepers: 3})
+    const source = join(work(), 'waited.bin')
     await randomFile(source, 4 * MiB)
     const put = await cluster.dfsJson<Array<{replicas: number}>>(['put', source, '--wait', 'all'])
     assert.equal(put[0]!.replicas, 3)
     const stat = await cluster.stat('waited.bin')
     assert.equal(stat.replicas.filter((replica) => replica.alive).length, 3)
-    await mkdir(join(work, 'unused'), {recursive: true})
+    await mkdir(join(work(), 'unused'), {recursive: true})
   })
 })

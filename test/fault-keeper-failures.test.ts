@@ -3,9 +3,9 @@ import {spawn} from 'node:child_process'
 import {once} from 'node:events'
 import {readdir, stat} from 'node:fs/promises'
 import {join} from 'node:path'
-import {after, afterEach, before, describe, test} from 'node:test'
+import {describe, test} from 'node:test'
 
-import {BIN, TestCluster, randomFile, sha256File, tempDir, waitFor} from './helpers/cluster.js'
+import {BIN, TestCluster, clusterPerTest, randomFile, sha256File, waitFor} from './helpers/cluster.js'
 
 const MiB = 1024 * 1024
 
@@ -33,19 +33,13 @@ function startCli(args: string[]) {
 }
 
 describe('keeper failures during transfers', () => {
+  const clusters = clusterPerTest()
   let cluster: TestCluster
-  let work: string
-
-  before(async () => {
-    work = await tempDir()
-  })
-  afterEach(async () => {
-    await cluster?.stop()
-  })
+  const work = () => clusters.work
 
   test('put survives its target keeper dying mid-upload: it starts again on another keeper', async () => {
-    cluster = await TestCluster.start({keepers: 3})
-    const source = join(work, 'big-put.bin')
+    cluster = await clusters.start({keepers: 3})
+    const source = join(work(), 'big-put.bin')
     const sha256 = await randomFile(source, 160 * MiB)
     const put = startCli(['put', source, '--json', '--master', cluster.masterUrl])
     const target = await keeperReceiving(cluster)
@@ -57,7 +51,7 @@ describe('keeper failures during transfers', () => {
     const [stored] = JSON.parse(result.stdout) as Array<{keeper: string; sha256: string}>
     assert.notEqual(stored!.keeper, victim.id, 'the retry went to another keeper')
     assert.equal(stored!.sha256, sha256)
-    const out = join(work, 'big-put.copy')
+    const out = join(work(), 'big-put.copy')
     assert.equal((await cluster.dfs(['get', 'big-put.bin', '-o', out])).code, 0)
     assert.equal(await sha256File(out), sha256)
 
@@ -67,8 +61,8 @@ describe('keeper failures during transfers', () => {
   })
 
   test('put gives a clear error when every keeper it tries dies, and records nothing', async () => {
-    cluster = await TestCluster.start({keepers: 1})
-    const source = join(work, 'doomed.bin')
+    cluster = await clusters.start({keepers: 1})
+    const source = join(work(), 'doomed.bin')
     await randomFile(source, 160 * MiB)
     const put = startCli(['put', source, '--master', cluster.masterUrl])
     await keeperReceiving(cluster)
@@ -81,13 +75,13 @@ describe('keeper failures during transfers', () => {
   })
 
   test('get survives a replica dying mid-download: its ranges move to another replica', async () => {
-    cluster = await TestCluster.start({keepers: 3})
-    const source = join(work, 'big-get.bin')
+    cluster = await clusters.start({keepers: 3})
+    const source = join(work(), 'big-get.bin')
     const sha256 = await randomFile(source, 96 * MiB)
     assert.equal((await cluster.dfs(['put', source, '--wait', 'all'])).code, 0)
-    const out = join(work, 'big-get.copy')
+    const out = join(work(), 'big-get.copy')
     const get = startCli(['get', 'big-get.bin', '-o', out, '--range-size', '256k', '--json', '--master', cluster.masterUrl])
-    await waitFor('the download to start', async () => (await readdir(work)).some((entry) => entry.startsWith('.big-get.copy')))
+    await waitFor('the download to start', async () => (await readdir(work())).some((entry) => entry.startsWith('.big-get.copy')))
     const victim = cluster.keepers[0]!
     await victim.stop('SIGKILL')
 
@@ -100,8 +94,8 @@ describe('keeper failures during transfers', () => {
 
   test('a keeper killed after the master stopped copying is repaired at once, not at the next loop tick', async () => {
     // The replication loop runs only hourly here: only the death itself can start the repair.
-    cluster = await TestCluster.start({keepers: 4, masterArgs: ['--replication-interval', '1h']})
-    const source = join(work, 'endangered.bin')
+    cluster = await clusters.start({keepers: 4, masterArgs: ['--replication-interval', '1h']})
+    const source = join(work(), 'endangered.bin')
     await randomFile(source, 2 * MiB)
     assert.equal((await cluster.dfs(['put', source, '--wait', 'all'])).code, 0)
     const holders = await cluster.waitForReplicas('endangered.bin', 3)
@@ -112,8 +106,8 @@ describe('keeper failures during transfers', () => {
   })
 
   test('rm while a keeper is down: the keeper deletes its replica when it comes back, and status shows the space freed', async () => {
-    cluster = await TestCluster.start({keepers: 3})
-    const source = join(work, 'to-delete.bin')
+    cluster = await clusters.start({keepers: 3})
+    const source = join(work(), 'to-delete.bin')
     await randomFile(source, 3 * MiB)
     assert.equal((await cluster.dfs(['put', source, '--wait', 'all'])).code, 0)
     const replica = (await cluster.stat('to-delete.bin')).replicas[0]!
@@ -128,7 +122,4 @@ describe('keeper failures during transfers', () => {
     await waitFor('status to show the space freed on every keeper', async () => (await cluster.keeperStatus()).every((keeper) => keeper.alive && keeper.storedBytes === 0 && keeper.files === 0))
   })
 
-  after(async () => {
-    await cluster?.stop()
-  })
 })

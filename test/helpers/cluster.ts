@@ -9,6 +9,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {createInterface} from 'node:readline'
 import {once} from 'node:events'
+import {after, afterEach, before} from 'node:test'
 import {fileURLToPath} from 'node:url'
 
 export const REPO = fileURLToPath(new URL('../../../', import.meta.url))
@@ -261,6 +262,34 @@ export class TestCluster {
 function withDefaults(args: string[] = [], defaults: Record<string, string>): string[] {
   const extra = Object.entries(defaults).filter(([flag]) => !args.includes(flag)).flat()
   return [...args, ...extra]
+}
+
+/**
+ * For a suite whose tests each need a fresh cluster: a temp work dir for the suite, and whatever
+ * cluster a test started is stopped after it, pass or fail.
+ */
+export function clusterPerTest(): {start(options?: ClusterOptions): Promise<TestCluster>; readonly work: string} {
+  let current: TestCluster | undefined
+  let work = ''
+  before(async () => {
+    work = await tempDir()
+  })
+  afterEach(async () => {
+    await current?.stop()
+    current = undefined
+  })
+  after(async () => {
+    await rm(work, {recursive: true, force: true})
+  })
+  return {
+    async start(options) {
+      current = await TestCluster.start(options)
+      return current
+    },
+    get work() {
+      return work
+    },
+  }
 }
 
 export async function readJson<T>(path: string): Promise<T> {

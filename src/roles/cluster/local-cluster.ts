@@ -272,7 +272,8 @@ export async function readClusterState(dir: string): Promise<ClusterState | unde
   }
 }
 
-function isRunning(pid: number): boolean {
+/** Whether a process of that pid exists (one we may not signal counts as existing). */
+export function isRunning(pid: number): boolean {
   try {
     process.kill(pid, 0)
     return true
