@@ -53,11 +53,11 @@ export class RangedDownload {
     return this.#sources.map(({busy: _busy, ...report}) => report)
   }
 
-  async *chunks(): AsyncGenerator<Buffer> {
+  async *chunks(): AsyncGenerator<Buffer, void, undefined> {
     const {size, rangeSize, perSource} = this.#options
     const count = Math.ceil(size / rangeSize)
     const window = this.#sources.length * perSource + 2
-    const done = new Map<number, Buffer>()
+    const done = new Map<number, Buffer[]>()
     const retry: number[] = []
     const inFlight = new Set<Promise<void>>()
     let nextToStart = 0
@@ -91,7 +91,7 @@ export class RangedDownload {
         done.delete(nextToYield)
         nextToYield++
         start()
-        yield ready
+        yield* ready
         continue
       }
 
@@ -115,8 +115,11 @@ export class RangedDownload {
     return best
   }
 
-  /** One range from one replica, checked for length and for being the right generation of the file. */
-  async #fetch(source: SourceState, index: number): Promise<Buffer> {
+  /**
+   * One range from one replica, checked for length and for being the right generation of the file.
+   * Its chunks are kept as they came off the socket, not copied into one buffer.
+   */
+  async #fetch(source: SourceState, index: number): Promise<Buffer[]> {
     const {name, fileId, size, rangeSize} = this.#options
     const first = index * rangeSize
     const last = Math.min(size, first + rangeSize) - 1
@@ -142,18 +145,18 @@ export class RangedDownload {
       }
 
       const expected = last - first + 1
-      const buffer = Buffer.allocUnsafe(expected)
-      let offset = 0
+      const chunks: Buffer[] = []
+      let received = 0
       for await (const chunk of response.body as AsyncIterable<Buffer>) {
-        if (offset + chunk.length > expected) throw new DfsError('DFS_ERR_INTEGRITY', `the keeper at ${source.url} sent too many bytes`)
-        chunk.copy(buffer, offset)
-        offset += chunk.length
+        received += chunk.length
+        if (received > expected) throw new DfsError('DFS_ERR_INTEGRITY', `the keeper at ${source.url} sent too many bytes`)
+        chunks.push(chunk)
       }
 
-      if (offset !== expected) throw new DfsError('DFS_ERR_INTEGRITY', `the keeper at ${source.url} sent ${offset} of ${expected} bytes`)
+      if (received !== expected) throw new DfsError('DFS_ERR_INTEGRITY', `the keeper at ${source.url} sent ${received} of ${expected} bytes`)
       source.bytes += expected
       source.ranges++
-      return buffer
+      return chunks
     } finally {
       source.busy--
     }

@@ -1,6 +1,7 @@
 import type {FastifyInstance, FastifyReply, FastifyRequest} from 'fastify'
 import send from 'send'
 
+import {CHUNK_SIZE} from '../../lib/durable-file.js'
 import {DfsError} from '../../lib/errors.js'
 import {SHA256_HEX} from '../../lib/hashing.js'
 import {createServer} from '../../lib/http-server.js'
@@ -43,7 +44,9 @@ export function createKeeperServer(keeper: Keeper, logLevel: string): FastifyIns
     res.setHeader('ETag', `"${file.sha256}"`)
     res.setHeader(FILE_ID_HEADER, file.fileId)
     res.setHeader(SHA256_HEADER, file.sha256)
-    const stream = send(request.raw, file.path, {etag: false, dotfiles: 'allow', cacheControl: false, acceptRanges: true})
+    // send passes its options on to fs.createReadStream: 1 MiB reads instead of 64 KiB ones.
+    const options = {etag: false, dotfiles: 'allow', cacheControl: false, acceptRanges: true, highWaterMark: CHUNK_SIZE} as send.SendOptions
+    const stream = send(request.raw, file.path, options)
     keeper.transferStarted()
     res.once('close', () => keeper.transferEnded())
     stream.on('error', (error: {status?: number; headers?: Record<string, string>; message?: string}) => {
