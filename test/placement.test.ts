@@ -70,6 +70,12 @@ describe('planRepairs: copies that bring files back to their target', () => {
     assert.deepEqual([...perDestination.values()], [2, 2, 2])
   })
 
+  test('never places a copy on a keeper that still has to delete an old replica of the file', () => {
+    const files = [{...file('f', ['a']), excluded: ['b']}]
+    const tasks = planRepairs({...base, files, keepers: ['a', 'b', 'c'].map((id) => keeper(id)), target: 3})
+    assert.deepEqual(tasks.map((task) => task.destination), ['c'])
+  })
+
   test('never places a copy on a keeper without room for it', () => {
     const keepers = [keeper('a'), keeper('b', {freeBytes: 10}), keeper('c')]
     const tasks = planRepairs({...base, files: [file('f', ['a'], 1000)], keepers, target: 3})

@@ -1,3 +1,5 @@
+import {setTimeout as sleep} from 'node:timers/promises'
+
 import {Agent, request, type Dispatcher} from 'undici'
 
 import {DfsError, errorFromBody} from './errors.js'
@@ -19,24 +21,36 @@ export interface JsonRequest {
   signal?: AbortSignal
   /** Milliseconds to wait for the answer's headers. */
   timeout?: number
+  /**
+   * For how long a refused connection is tried again. A refused request never arrived, so trying
+   * again is safe for every method; it rides over a master restart. Default: 3 s for the master.
+   */
+  patienceMs?: number
 }
+
+const MASTER_PATIENCE_MS = 3000
 
 /** Sends a JSON request and returns the parsed answer; a `{error, message}` answer becomes a DfsError. */
 export async function callJson<T>(peer: Peer, base: string, path: string, init: JsonRequest = {}): Promise<T> {
   const {method = init.body === undefined ? 'GET' : 'POST', body, signal, timeout = 30_000} = init
+  const deadline = Date.now() + (init.patienceMs ?? (peer === 'master' ? MASTER_PATIENCE_MS : 0))
   let response: Dispatcher.ResponseData
-  try {
-    response = await request(new URL(path, base), {
-      method,
-      dispatcher: httpAgent(),
-      headers: body === undefined ? {} : {'content-type': 'application/json'},
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal,
-      headersTimeout: timeout,
-      bodyTimeout: timeout,
-    })
-  } catch (error) {
-    throw unreachable(peer, base, error)
+  for (let wait = 50; ; wait = Math.min(wait * 2, 500)) {
+    try {
+      response = await request(new URL(path, base), {
+        method,
+        dispatcher: httpAgent(),
+        headers: body === undefined ? {} : {'content-type': 'application/json'},
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal,
+        headersTimeout: timeout,
+        bodyTimeout: timeout,
+      })
+      break
+    } catch (error) {
+      if (!refused(error) || Date.now() + wait > deadline || signal?.aborted) throw unreachable(peer, base, error)
+      await sleep(wait)
+    }
   }
 
   const text = await response.body.text()
@@ -56,6 +70,11 @@ export function unreachable(peer: Peer, base: string, error: unknown): DfsError 
   if (error instanceof DfsError) return error
   const code = peer === 'master' ? 'DFS_ERR_MASTER_UNREACHABLE' : 'DFS_ERR_KEEPER_UNREACHABLE'
   return new DfsError(code, `cannot reach the ${peer} at ${base}: ${reason(error)}`, {cause: error})
+}
+
+function refused(error: unknown): boolean {
+  const {code, cause} = error as {code?: string; cause?: {code?: string}}
+  return code === 'ECONNREFUSED' || cause?.code === 'ECONNREFUSED'
 }
 
 function reason(error: unknown): string {

@@ -78,7 +78,10 @@ export async function getFile(master: string, name: string, options: GetOptions 
       // Bytes that do not match the master's sha256 came from a bad replica (or were damaged on the
       // way): report every replica read from, let the master have each verified, and read again
       // from the good ones. Bytes already written to stdout cannot be taken back.
-      if (!(error instanceof IntegrityError) || options.output === '-' || attempt >= MAX_ATTEMPTS) throw error
+      if (options.output === '-' || attempt >= MAX_ATTEMPTS) throw error
+      // Every replica read from failed (killed, or trimmed meanwhile): ask the master again.
+      if (error instanceof DfsError && error.code === 'DFS_ERR_KEEPER_UNREACHABLE') continue
+      if (!(error instanceof IntegrityError)) throw error
       const verdicts = await Promise.all(error.sources.map((keeper) => reportSuspect(master, info, keeper)))
       for (const verdict of verdicts) if (verdict.corrupt) corrupt.add(verdict.keeper)
     }
@@ -153,6 +156,12 @@ async function copyVerified(download: RangedDownload, info: FileInfo, destinatio
 }
 
 async function destinationPath(output: string | undefined, name: string): Promise<string> {
+  // "downloads/" names a directory, made if needed.
+  if (output !== undefined && /[/\\]$/.test(output)) {
+    await mkdir(output, {recursive: true})
+    return join(resolve(output), name)
+  }
+
   const path = resolve(output ?? name)
   const info = await stat(path).catch(() => undefined)
   return info?.isDirectory() ? join(path, name) : path

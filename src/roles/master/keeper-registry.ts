@@ -107,6 +107,12 @@ export class KeeperRegistry {
     if (keeper) keeper.assignedSince++
   }
 
+  /** Whether the keeper is alive and sent a heartbeat within the last `ms`. */
+  heardWithin(id: string, ms: number): boolean {
+    const keeper = this.#keepers.get(id)
+    return keeper !== undefined && keeper.alive && keeper.lastHeartbeat !== null && Date.now() - keeper.lastHeartbeat <= ms
+  }
+
   get(id: string): KeeperRow | undefined {
     return this.#keepers.get(id)
   }

@@ -65,6 +65,7 @@ export class Master {
     this.replicator = new Replicator(this.table, this.keepers, {
       replicas: options.replicas,
       intervalMs: options.replicationIntervalMs,
+      heartbeatTimeoutMs: options.heartbeatTimeoutMs,
       log: options.log,
     })
     this.#ticketSweep = setInterval(() => this.#sweepTickets(), 60_000).unref()
@@ -95,10 +96,15 @@ export class Master {
     let unknown = 0
     const deletes: DeleteCommand[] = this.table.transaction(() => {
       this.keepers.upsert(id, request)
-      const commands: DeleteCommand[] = []
+      const pending = this.#takePendingDeletes(id)
+      // A replica this keeper is about to be told to delete (a surplus copy trimmed, a file removed)
+      // must not be counted again just because it is still on its disk.
+      const doomed = new Set(pending.map((command) => command.fileId))
+      const commands: DeleteCommand[] = [...pending]
       const held = new Set<string>()
       for (const item of request.inventory) {
         const file = this.table.fileById(item.fileId)
+        if (doomed.has(item.fileId)) continue
         if (file && file.name === item.name && file.size === item.size && file.sha256 === item.sha256) {
           this.table.addReplica({fileId: item.fileId, keeperId: id, path: item.path})
           held.add(item.fileId)
@@ -113,7 +119,7 @@ export class Master {
         if (!held.has(replica.fileId)) this.table.removeReplica(replica.fileId, id)
       }
 
-      return [...commands, ...this.#takePendingDeletes(id)]
+      return commands
     })
     this.options.log.info(`keeper ${id} registered at ${request.url} with ${request.inventory.length} files`)
     if (unknown > 0) this.options.log.warn(`keeper ${id} holds ${unknown} files this master has no record of; they are kept, not used`)

@@ -16,6 +16,8 @@ export interface FileReplicas {
   size: number
   /** Keepers recorded as holding a replica, alive or not. */
   holders: string[]
+  /** Keepers that must not get a copy now (they still have to delete an old one). */
+  excluded?: string[]
 }
 
 export interface CopyTask {
@@ -77,7 +79,7 @@ export function planRepairs(input: RepairPlanInput): CopyTask[] {
   const tasks: CopyTask[] = []
   for (const {file, aliveHolders} of endangered) {
     const underWay = input.inFlight.get(file.fileId) ?? new Set<string>()
-    const taken = new Set([...file.holders, ...underWay])
+    const taken = new Set([...file.holders, ...underWay, ...(file.excluded ?? [])])
     let missing = target - aliveHolders.length - underWay.size
     while (missing > 0) {
       const destination = [...load.values()]

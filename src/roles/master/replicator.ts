@@ -7,11 +7,14 @@ import type {MasterTable} from './table.js'
 export interface ReplicatorOptions {
   replicas: number
   intervalMs: number
+  heartbeatTimeoutMs: number
   log: {info(message: string): void; warn(message: string): void}
 }
 
 // Copies into one keeper at once; more only queue on its disk.
 const MAX_COPIES_PER_DESTINATION = 4
+// How long a keeper that just failed a copy is left out of new ones.
+const COOL_DOWN_MS = 1000
 // A copy may take as long as moving the file at this rate, and never less than a minute.
 const SLOWEST_COPY_BYTES_PER_MS = 5 * 1024
 
@@ -23,6 +26,7 @@ const SLOWEST_COPY_BYTES_PER_MS = 5 * 1024
 export class Replicator {
   readonly #inFlight = new Map<string, Set<string>>()
   readonly #running = new Set<Promise<void>>()
+  readonly #failedAt = new Map<string, number>()
   #timer: NodeJS.Timeout | undefined
   #scheduled = false
   #stopped = false
@@ -57,9 +61,15 @@ export class Replicator {
   #pass(): void {
     const files = this.#fileReplicas()
     const keepers = this.keepers.loads()
-    const copies = planRepairs({files, keepers, target: this.options.replicas, inFlight: this.#inFlight, maxPerDestination: MAX_COPIES_PER_DESTINATION})
+    // A keeper a copy just failed with is left out of new copies for a moment: it is often one
+    // that died and is not declared dead yet, and retrying it at once only fails again.
+    const now = Date.now()
+    const usable = keepers.map((keeper) => ((this.#failedAt.get(keeper.id) ?? 0) > now - COOL_DOWN_MS ? {...keeper, alive: false} : keeper))
+    const copies = planRepairs({files, keepers: usable, target: this.options.replicas, inFlight: this.#inFlight, maxPerDestination: MAX_COPIES_PER_DESTINATION})
     for (const task of copies) this.#track(this.#copy(task))
-    for (const task of planTrims(files, keepers, this.options.replicas, this.#inFlight)) this.#track(this.#trim(task))
+    // Surplus copies go only from keepers heard from just now, never from one that may be dying.
+    const heard = keepers.filter((keeper) => this.keepers.heardWithin(keeper.id, this.options.heartbeatTimeoutMs / 2))
+    for (const task of planTrims(files, heard, this.options.replicas, this.#inFlight)) this.#track(this.#trim(task))
   }
 
   #fileReplicas(): FileReplicas[] {
@@ -70,7 +80,14 @@ export class Replicator {
       else holders.set(replica.fileId, [replica.keeperId])
     }
 
-    return this.table.files().map((file) => ({fileId: file.fileId, name: file.name, size: file.size, holders: holders.get(file.fileId) ?? []}))
+    const doomed = this.table.pendingDeletesByFile()
+    return this.table.files().map((file) => ({
+      fileId: file.fileId,
+      name: file.name,
+      size: file.size,
+      holders: holders.get(file.fileId) ?? [],
+      excluded: doomed.get(file.fileId),
+    }))
   }
 
   #track(work: Promise<void>): void {
@@ -103,6 +120,9 @@ export class Replicator {
       this.options.log.info(`copied "${file.name}" from ${task.source} to ${task.destination} (${task.aliveReplicas + 1} alive replicas)`)
     } catch (error) {
       this.options.log.warn(`copy of "${file.name}" from ${task.source} to ${task.destination} failed: ${(error as Error).message}`)
+      this.#failedAt.set(task.source, Date.now())
+      this.#failedAt.set(task.destination, Date.now())
+      setTimeout(() => this.trigger(), COOL_DOWN_MS).unref()
       return
     } finally {
       destinations.delete(task.destination)

@@ -119,6 +119,7 @@ export class MasterTable {
       addCorrupt: db.prepare('INSERT OR IGNORE INTO corrupt_replicas (file_id, keeper_id, detected_at) VALUES (?, ?, ?)'),
       clearCorrupt: db.prepare('DELETE FROM corrupt_replicas WHERE file_id = ?'),
       corruptCounts: db.prepare('SELECT file_id AS fileId, COUNT(*) AS count FROM corrupt_replicas GROUP BY file_id'),
+      allPendingDeletes: db.prepare('SELECT keeper_id AS keeperId, file_id AS fileId FROM pending_deletes'),
       pendingDeletes: db.prepare('SELECT file_id AS fileId, name FROM pending_deletes WHERE keeper_id = ?'),
       addPendingDelete: db.prepare('INSERT OR IGNORE INTO pending_deletes (keeper_id, file_id, name) VALUES (?, ?, ?)'),
       clearPendingDelete: db.prepare('DELETE FROM pending_deletes WHERE keeper_id = ? AND file_id = ?'),
@@ -215,6 +216,16 @@ export class MasterTable {
 
   pendingDeletes(keeperId: string): DeleteCommand[] {
     return this.#statements.pendingDeletes.all(keeperId) as DeleteCommand[]
+  }
+
+  /** Every queued delete: file id → keepers that still have to delete a replica of it. */
+  pendingDeletesByFile(): Map<string, string[]> {
+    const byFile = new Map<string, string[]>()
+    for (const {keeperId, fileId} of this.#statements.allPendingDeletes.all() as Array<{keeperId: string; fileId: string}>) {
+      byFile.set(fileId, [...(byFile.get(fileId) ?? []), keeperId])
+    }
+
+    return byFile
   }
 
   addPendingDelete(keeperId: string, command: DeleteCommand): void {

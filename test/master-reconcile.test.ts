@@ -1,0 +1,69 @@
+import assert from 'node:assert/strict'
+import {createHash} from 'node:crypto'
+import {rm} from 'node:fs/promises'
+import {after, before, describe, test} from 'node:test'
+
+import {Master} from '../src/roles/master/master.js'
+import {tempDir} from './helpers/cluster.js'
+
+const quiet = {info() {}, warn() {}}
+const stats = (url: string) => ({url, freeBytes: 1e12, storedBytes: 0, fileCount: 0, activeTransfers: 0})
+
+// The master's reconciliation of a keeper's inventory, driven directly: no network is involved
+// because every file already has its target of replicas.
+describe('a returning keeper is reconciled against the table', () => {
+  let dir: string
+  let master: Master
+  const sha256 = createHash('sha256').update('x').digest('hex')
+
+  before(async () => {
+    dir = await tempDir()
+    master = new Master({dataDir: dir, replicas: 3, heartbeatTimeoutMs: 60_000, replicationIntervalMs: 3_600_000, log: quiet})
+    for (const id of ['kA', 'kB', 'kC', 'kD']) master.register({id, ...stats(`http://127.0.0.1:1/${id}`), inventory: []})
+  })
+  after(async () => {
+    await master.stop()
+    await rm(dir, {recursive: true, force: true})
+  })
+
+  const storeOn = (name: string, keepers: string[]) => {
+    const ticket = master.beginUpload({name, size: 1, sha256})
+    master.commitUpload(ticket.uploadId, {keeperId: ticket.keeper.id, size: 1, sha256, path: `/data/${ticket.uploadId}`})
+    for (const keeperId of keepers) master.reportReplica(name, {keeperId, fileId: ticket.uploadId, size: 1, sha256, path: `/data/${ticket.uploadId}`})
+    return {fileId: ticket.uploadId, holders: new Set([ticket.keeper.id, ...keepers])}
+  }
+
+  test('a replica queued for deletion is not counted again when its keeper reports it', () => {
+    const {fileId} = storeOn('trimmed.mp4', ['kA', 'kB', 'kC', 'kD'])
+    // What a trim does: the surplus copy on kA leaves the table and a delete order is queued.
+    master.table.removeReplica(fileId, 'kA')
+    master.table.addPendingDelete('kA', {fileId, name: 'trimmed.mp4'})
+
+    const response = master.register({id: 'kA', ...stats('http://127.0.0.1:1/kA'), inventory: [{fileId, name: 'trimmed.mp4', size: 1, sha256, path: `/data/${fileId}`}]})
+    assert.deepEqual(response.deletes, [{fileId, name: 'trimmed.mp4'}])
+    assert.ok(!master.stat('trimmed.mp4').replicas.some((replica) => replica.keeper === 'kA'))
+    assert.deepEqual(master.table.pendingDeletes('kA'), [])
+  })
+
+  test('a known replica is attached again, one of a deleted file is to be deleted, an unknown one is left alone', () => {
+    const kept = storeOn('kept.mp4', ['kA', 'kB', 'kC'])
+    const gone = storeOn('gone.mp4', ['kA', 'kB', 'kC'])
+    master.table.removeReplica(kept.fileId, 'kB')
+    master.remove('gone.mp4')
+
+    const inventory = [
+      {fileId: kept.fileId, name: 'kept.mp4', size: 1, sha256, path: '/data/kept'},
+      {fileId: gone.fileId, name: 'gone.mp4', size: 1, sha256, path: '/data/gone'},
+      {fileId: 'neverHeardOf', name: 'stranger.mp4', size: 1, sha256, path: '/data/stranger'},
+    ]
+    const response = master.register({id: 'kB', ...stats('http://127.0.0.1:1/kB'), inventory})
+    assert.ok(master.stat('kept.mp4').replicas.some((replica) => replica.keeper === 'kB'))
+    assert.deepEqual(response.deletes.map((command) => command.fileId), [gone.fileId])
+  })
+
+  test('replicas the table has on a keeper that no longer reports them are detached', () => {
+    storeOn('lost.mp4', ['kC', 'kD'])
+    master.register({id: 'kD', ...stats('http://127.0.0.1:1/kD'), inventory: []})
+    assert.ok(!master.stat('lost.mp4').replicas.some((replica) => replica.keeper === 'kD'))
+  })
+})
