@@ -1,0 +1,225 @@
+// A dfs cluster on loopback for the bench: one master and N keepers, each a child process of
+// bin/run.js with its own temp data directory, plus the small HTTP calls the bench makes to it.
+
+import {mkdir} from 'node:fs/promises'
+import {join} from 'node:path'
+import {performance} from 'node:perf_hooks'
+import {setTimeout as sleep} from 'node:timers/promises'
+
+import {Agent, request} from 'undici'
+
+import {DFS_BIN, lastLines, peakRssMB, removeTempDir, spawnTracked, stopProcess, trackTempDir, waitForLine, type Tracked} from './processes.js'
+
+export interface ClusterOptions {
+  /** A fresh directory for the cluster's data; removed on stop. */
+  dir: string
+  keepers: number
+  replicas: number
+  /** Duration strings passed to the CLI: "1s", "200ms". */
+  heartbeatTimeout: string
+  heartbeatInterval: string
+  replicationInterval: string
+  /** Extra node arguments per role (e.g. --cpu-prof). */
+  nodeArgs?: {master?: string[]; keeper?: string[]}
+}
+
+export interface KeeperProcess {
+  id: string
+  url: string
+  dir: string
+  proc: Tracked
+  /** Set once the bench has SIGKILLed it. */
+  killed?: boolean
+}
+
+export interface ReplicaInfo {
+  keeper: string
+  url: string
+  alive: boolean
+  path: string
+}
+
+export interface FileInfo {
+  name: string
+  fileId: string
+  size: number
+  sha256: string
+  replicas: ReplicaInfo[]
+}
+
+export interface FileSummary {
+  name: string
+  size: number
+  sha256: string
+  /** Replicas on alive keepers. */
+  replicas: number
+}
+
+export interface KeeperInfo {
+  id: string
+  url: string
+  alive: boolean
+  files: number
+}
+
+const agent = new Agent({keepAliveTimeout: 30_000, connections: 4})
+
+export class Cluster {
+  #stopping = false
+  readonly #crashes: string[] = []
+
+  private constructor(
+    readonly options: ClusterOptions,
+    readonly masterUrl: string,
+    readonly master: Tracked,
+    readonly keepers: KeeperProcess[],
+  ) {
+    const watch = (proc: Tracked, what: string, killed: () => boolean) =>
+      void proc.exited.then(({code, signal}) => {
+        if (!this.#stopping && !killed()) this.#crashes.push(`${what} (pid ${proc.pid}) exited unexpectedly (${code ?? signal}): ${lastLines(proc.stderr(), 8)}`)
+      })
+    watch(master, 'the master', () => false)
+    for (const [index, keeper] of keepers.entries()) watch(keeper.proc, `keeper ${index + 1} ${keeper.id}`, () => keeper.killed === true)
+  }
+
+  /** Adds what went wrong in the cluster to an error of the bench, if anything did and it is not said yet. */
+  explain(error: unknown): unknown {
+    const report = this.crashReport()
+    if (!report || !(error instanceof Error) || error.message.includes(report)) return error
+    error.message += report
+    return error
+  }
+
+  /** What went wrong in the cluster itself, to add to an error message. */
+  crashReport(): string {
+    return this.#crashes.length > 0 ? `\n  cluster: ${this.#crashes.join('\n  cluster: ')}` : ''
+  }
+
+  /** Starts the master, then every keeper at once; resolves when all have said they are serving. */
+  static async start(options: ClusterOptions): Promise<Cluster> {
+    trackTempDir(options.dir)
+    await mkdir(options.dir, {recursive: true})
+    const master = spawnTracked(process.execPath, [
+      ...(options.nodeArgs?.master ?? []),
+      DFS_BIN,
+      'master',
+      '--port', '0',
+      '--data', join(options.dir, 'master'),
+      '--replicas', String(options.replicas),
+      '--heartbeat-timeout', options.heartbeatTimeout,
+      '--replication-interval', options.replicationInterval,
+      '--log-level', 'warn',
+    ], {cwd: options.dir})
+    const masterUrl = (await waitForLine(master, /dfs master listening on (http:\/\/\S+)/, 'master'))[1]!
+    const keepers = await Promise.all(
+      Array.from({length: options.keepers}, async (_, index): Promise<KeeperProcess> => {
+        const dir = join(options.dir, `keeper-${index + 1}`)
+        const proc = spawnTracked(process.execPath, [
+          ...(options.nodeArgs?.keeper ?? []),
+          DFS_BIN,
+          'keeper',
+          '--master', masterUrl,
+          '--data', dir,
+          '--port', '0',
+          '--heartbeat-interval', options.heartbeatInterval,
+          '--log-level', 'warn',
+        ], {cwd: options.dir})
+        const match = await waitForLine(proc, /dfs keeper (\S+) listening on (http:\/\/\S+)/, `keeper ${index + 1}`)
+        return {id: match[1]!, url: match[2]!, dir, proc}
+      }),
+    )
+    const cluster = new Cluster(options, masterUrl, master, keepers)
+    // Every keeper alive at the master before anything is measured.
+    await cluster.until(async () => (await cluster.status()).filter((keeper) => keeper.alive).length === options.keepers, 'every keeper alive', 20_000)
+    return cluster
+  }
+
+  async #get<T>(path: string): Promise<T | undefined> {
+    let response
+    try {
+      response = await request(`${this.masterUrl}${path}`, {dispatcher: agent, headersTimeout: 30_000, bodyTimeout: 30_000})
+    } catch (error) {
+      throw new Error(`master GET ${path}: ${(error as Error).message}${this.crashReport()}`, {cause: error})
+    }
+
+    if (response.statusCode === 404) {
+      await response.body.dump()
+      return undefined
+    }
+
+    if (response.statusCode !== 200) throw new Error(`master GET ${path} answered ${response.statusCode}: ${await response.body.text()}`)
+    return (await response.body.json()) as T
+  }
+
+  /** The master's record of a file, or undefined before it is committed. */
+  fileInfo(name: string): Promise<FileInfo | undefined> {
+    return this.#get<FileInfo>(`/files/${encodeURIComponent(name)}`)
+  }
+
+  async list(): Promise<FileSummary[]> {
+    return (await this.#get<{files: FileSummary[]}>('/files'))?.files ?? []
+  }
+
+  async status(): Promise<KeeperInfo[]> {
+    return (await this.#get<{keepers: KeeperInfo[]}>('/keepers'))?.keepers ?? []
+  }
+
+  /** Polls `check` every `intervalMs` until it holds; returns the moment (performance.now()) it was seen. */
+  async until(check: () => Promise<boolean>, what: string, timeoutMs: number, intervalMs = 20): Promise<number> {
+    const deadline = performance.now() + timeoutMs
+    for (;;) {
+      if (await check()) return performance.now()
+      if (performance.now() > deadline) throw new Error(`timed out after ${Math.round(timeoutMs / 1000)} s waiting for ${what}`)
+      this.#assertRunning()
+      await sleep(intervalMs)
+    }
+  }
+
+  /** Moment the file `name` has `count` alive replicas (polling GET /files/NAME). */
+  untilReplicas(name: string, count: number, timeoutMs: number, intervalMs = 20): Promise<number> {
+    return this.until(
+      async () => ((await this.fileInfo(name))?.replicas.filter((replica) => replica.alive).length ?? 0) >= count,
+      `"${name}" to have ${count} alive replicas`,
+      timeoutMs,
+      intervalMs,
+    )
+  }
+
+  /** Moment all of `names` have `count` alive replicas (polling GET /files). */
+  untilAllReplicated(names: Set<string>, count: number, timeoutMs: number, intervalMs = 50): Promise<number> {
+    return this.until(
+      async () => {
+        let done = 0
+        for (const file of await this.list()) if (names.has(file.name) && file.replicas >= count) done++
+        return done === names.size
+      },
+      `${names.size} files to have ${count} alive replicas`,
+      timeoutMs,
+      intervalMs,
+    )
+  }
+
+  #assertRunning(): void {
+    if (this.#crashes.length > 0) throw new Error(`the cluster broke:${this.crashReport()}`)
+  }
+
+  /** Peak RSS (VmHWM) so far, in MB: the master and the largest keeper. */
+  peakRss(): {master: number | undefined; keeper: number | undefined} {
+    const keepers = this.keepers.filter((keeper) => !keeper.killed).map((keeper) => peakRssMB(keeper.proc.pid) ?? 0)
+    return {master: peakRssMB(this.master.pid), keeper: keepers.length > 0 ? Math.max(...keepers) : undefined}
+  }
+
+  /** SIGKILL, as a crash: no goodbye to the master. */
+  killKeeper(keeper: KeeperProcess): void {
+    keeper.killed = true
+    keeper.proc.child.kill('SIGKILL')
+  }
+
+  /** Stops every process (SIGTERM, so that --cpu-prof profiles are written) and removes the data. */
+  async stop(): Promise<void> {
+    this.#stopping = true
+    await Promise.all(this.keepers.map((keeper) => stopProcess(keeper.proc)))
+    await stopProcess(this.master)
+    await removeTempDir(this.options.dir)
+  }
+}

@@ -1,0 +1,358 @@
+// `npm run bench`: starts its own dfs clusters on loopback, runs every scenario --runs times
+// against baselines measured in the same run, and prints a table (or JSON with --json). Targets
+// are marked met or missed; the exit code is non-zero only when the bench itself breaks.
+//
+//   node dist/bench/run.js [--size 1GiB] [--small-count 1000] [--runs 3] [--json] [--short]
+//                          [--only large,small] [--cpu-prof DIR] [--tmp DIR]
+
+import {mkdtemp, mkdir, writeFile} from 'node:fs/promises'
+import {availableParallelism, cpus, loadavg, release, tmpdir, totalmem} from 'node:os'
+import {join, resolve} from 'node:path'
+import {performance} from 'node:perf_hooks'
+import {parseArgs} from 'node:util'
+
+import {BareServer} from './baseline.js'
+import {Context, SCENARIOS, type BenchOptions, type ScenarioName} from './context.js'
+import {formatSize, generateFile, generateFiles, MiB, parseSize} from './data.js'
+import {installCleanupHandlers, trackTempDir} from './processes.js'
+import {formatReport, Recorder} from './report.js'
+import {median, summarize} from './stats.js'
+import {bareGetTool, runLargeOnce, setUpLarge, tearDownLarge, type LargeRun} from './scenarios/large.js'
+import {REPAIR_HEARTBEAT_INTERVAL_MS, REPAIR_HEARTBEAT_TIMEOUT_MS, runRepairOnce} from './scenarios/repair.js'
+import {runSmallOnce} from './scenarios/small.js'
+import {runStartup} from './scenarios/startup.js'
+
+const USAGE = `usage: node dist/bench/run.js [options]   (npm run bench -- [options])
+
+  --size SIZE          large file size (default 1GiB; --short: 16MiB)
+  --memory-size SIZE   the smaller size peak RSS is compared at (default 256MiB; --short: 4MiB)
+  --small-count N      number of 64 KiB files (default 1000; --short: 50)
+  --repair-count N     number of 1 MiB files in the repair scenario (default 100; --short: 20)
+  --runs N             runs of each scenario (default 3; --short: 1)
+  --short              CI mode: small sizes, one run, targets shown but not checked
+  --only LIST          scenarios to run, comma-separated: ${SCENARIOS.join(',')}
+  --cpu-prof DIR       run master, keepers and clients with --cpu-prof, profiles in DIR/<role>/
+  --tmp DIR            where the temp directory goes (default: the system temp dir)
+  --json               print JSON instead of the table
+  --json-file FILE     also write the JSON to FILE (with the table on stdout)
+  -h, --help           this help`
+
+async function main(): Promise<void> {
+  let options: BenchOptions
+  try {
+    options = await parseOptions()
+  } catch (error) {
+    process.stderr.write(`bench: ${(error as Error).message}\n\n${USAGE}\n`)
+    process.exit(2)
+  }
+
+  installCleanupHandlers()
+  const recorder = new Recorder()
+  recorder.evaluateTargets = options.enforceTargets
+  const context = new Context(options, recorder)
+  const began = performance.now()
+  // The machine is shared: the 1-minute load average, sampled all along, says how noisy the figures are.
+  const load: number[] = [loadavg()[0]!]
+  const loadTimer = setInterval(() => load.push(loadavg()[0]!), 2000).unref()
+  context.log(`temp dir ${options.root}; sizes: large ${formatSize(options.size)}, memory ${formatSize(options.memorySize)}, ${options.smallCount} × ${formatSize(options.smallSize)}, repair ${options.repairCount} × ${formatSize(options.repairSize)}; ${options.runs} run(s)`)
+
+  defineRows(recorder, options)
+  const dataDir = await context.dir('data')
+
+  // A broken scenario still leaves the figures measured so far in the report; the exit code says it broke.
+  let failure: unknown
+  try {
+    await runScenarios(context, dataDir)
+  } catch (error) {
+    failure = error
+  }
+
+  clearInterval(loadTimer)
+  load.push(loadavg()[0]!)
+  const rows = recorder.rows().filter((row) => row.samples.length > 0)
+  const seconds = (performance.now() - began) / 1000
+  const loadSummary = summarize(load)
+  context.log(`done in ${seconds.toFixed(1)} s`)
+  const {root: _root, only, jsonFile, ...shown} = options
+  const failed = failure === undefined ? undefined : failure instanceof Error ? failure.message : String(failure)
+  const json = JSON.stringify({machine: machine(), date: new Date().toISOString(), options: {...shown, only: [...only]}, seconds, loadAverage1m: loadSummary, failed, rows, notes: notes(options)}, null, 2)
+  if (jsonFile) await writeFile(jsonFile, json + '\n')
+  if (options.json) {
+    console.log(json)
+  } else {
+    const info = machine()
+    console.log(`dfs bench — ${info.cpus} × ${info.cpu}, ${info.memoryGiB} GiB RAM, node ${info.node}, ${new Date().toISOString()}, ${seconds.toFixed(0)} s`)
+    console.log(`load average (1 min) during the bench: median ${loadSummary.median.toFixed(1)}, min ${loadSummary.min.toFixed(1)}, max ${loadSummary.max.toFixed(1)}\n`)
+    console.log(formatReport(rows, options.runs))
+    for (const note of notes(options)) console.log(`note: ${note}`)
+    if (failed) console.log(`\nBENCH FAILED (figures above are partial): ${failed}`)
+  }
+
+  if (failure !== undefined) throw failure
+}
+
+async function runScenarios(context: Context, dataDir: string): Promise<void> {
+  const {options, recorder} = context
+  if (options.only.has('startup')) {
+    context.log('6. CLI start-up')
+    for (let run = 1; run <= options.runs; run++) {
+      const samples = await runStartup(context, options.startupSamples)
+      for (const ms of samples.nodeMs) recorder.add('startup.node', ms)
+      for (const ms of samples.versionMs) recorder.add('startup.version', ms)
+      for (const ms of samples.lsMs) recorder.add('startup.ls', ms)
+    }
+  }
+
+  if (options.only.has('large') || options.only.has('memory')) {
+    const setup = await setUpLarge(context)
+    try {
+      if (options.only.has('large')) {
+        context.log(`generating ${formatSize(options.size)} of random data`)
+        const file = await generateFile(join(dataDir, `large-${options.size}.bin`), options.size)
+        for (let run = 1; run <= options.runs; run++) {
+          context.log(`1–3. large file ${formatSize(options.size)}, run ${run}/${options.runs}`)
+          recordLarge(recorder, await runLargeOnce(context, setup, file, run), 'size')
+        }
+      }
+
+      if (options.only.has('memory')) {
+        const file = await generateFile(join(dataDir, `memory-${options.memorySize}.bin`), options.memorySize)
+        for (let run = 1; run <= options.runs; run++) {
+          context.log(`5. peak RSS at ${formatSize(options.memorySize)}, run ${run}/${options.runs}`)
+          recordLarge(recorder, await runLargeOnce(context, setup, file, 100 + run), 'memory-size')
+        }
+      }
+    } finally {
+      await tearDownLarge(setup)
+    }
+  }
+
+  if (options.only.has('small')) {
+    context.log(`generating ${options.smallCount} files of ${formatSize(options.smallSize)}`)
+    const smallDir = join(dataDir, 'small')
+    const files = await generateFiles(smallDir, 's', options.smallCount, options.smallSize)
+    const server = await BareServer.start(await context.dir('bare-small'))
+    try {
+      for (let run = 1; run <= options.runs; run++) {
+        context.log(`4. small files, run ${run}/${options.runs}`)
+        const result = await runSmallOnce(context, files, smallDir, server, run)
+        recorder.add('small.bare-put', result.barePutRate)
+        recorder.add('small.put', result.putRate)
+        recorder.add('small.put-rep', result.replicatedS)
+        recorder.add('small.bare-get', result.bareGetRate)
+        recorder.add('small.get', result.getRate)
+        recorder.add('small.put4', result.put4Rate)
+        recorder.add('small.put4-rep', result.replicated4S)
+        recorder.add('small.get4', result.get4Rate)
+        recorder.add('mem.small-put', result.putRss)
+        recorder.add('mem.small-get', result.getRss)
+      }
+    } finally {
+      await server.stop()
+    }
+  }
+
+  if (options.only.has('repair')) {
+    const repairDir = join(dataDir, 'repair')
+    const files = await generateFiles(repairDir, 'r', options.repairCount, options.repairSize)
+    const server = await BareServer.start(await context.dir('bare-repair'))
+    try {
+      for (let run = 1; run <= options.runs; run++) {
+        context.log(`7. repair, run ${run}/${options.runs}`)
+        const result = await runRepairOnce(context, files, repairDir, server)
+        recorder.add('repair.copy', result.copyMs / 1000)
+        recorder.add('repair.detect', result.detectMs / 1000)
+        recorder.add('repair.time', result.repairMs / 1000)
+        recorder.add('repair.lost', result.lostFiles)
+      }
+    } finally {
+      await server.stop()
+    }
+
+    const copyS = median(recorder.samples('repair.copy'))
+    const limit = REPAIR_HEARTBEAT_TIMEOUT_MS / 1000 + 2 + copyS
+    recorder.refine('repair.time', {
+      target: {max: limit, text: `≤ ${REPAIR_HEARTBEAT_TIMEOUT_MS / 1000} s timeout + 2 s + ${copyS.toFixed(2)} s copy = ${limit.toFixed(2)} s`},
+    })
+  }
+}
+
+function machine() {
+  return {
+    cpus: availableParallelism(),
+    cpu: cpus()[0]?.model.trim() ?? 'unknown',
+    memoryGiB: Math.round(totalmem() / 1024 ** 3),
+    node: process.version,
+    kernel: release(),
+  }
+}
+
+function notes(options: BenchOptions): string[] {
+  return [
+    `every cluster is a fresh master + 4 keepers on 127.0.0.1 (replicas 3); figures are noisy on a shared machine`,
+    `repair: master --heartbeat-timeout ${REPAIR_HEARTBEAT_TIMEOUT_MS / 1000}s, keepers --heartbeat-interval ${REPAIR_HEARTBEAT_INTERVAL_MS}ms; other clusters use 3s / 1s`,
+    `large get baseline: ${bareGetTool()} of GET {keeper}/files/NAME into a file, then fsync (dfs get fsyncs too)`,
+    `peak RSS: VmHWM of master and the largest keeper at the end of scenarios 1–3 on a fresh cluster per run; clients via an --import probe at exit`,
+    ...(options.short ? ['--short: tiny sizes and one run; targets are shown but not checked'] : []),
+  ]
+}
+
+function defineRows(recorder: Recorder, options: BenchOptions): void {
+  const size = formatSize(options.size)
+  const large = `1. Large put (${size})`
+  recorder.define({id: 'large.bare-put', section: large, label: 'bare HTTP PUT + fsync (baseline a)', unit: 's', short: 'bare PUT'})
+  recorder.define({id: 'large.cp', section: large, label: 'cp + sync (baseline b)', unit: 's', short: 'cp+sync'})
+  recorder.define({id: 'large.put', section: large, label: 'dfs put, until it exits (master confirmed)', unit: 's', baseline: 'large.bare-put', extraBaselines: ['large.cp'], target: {ratioMax: 1.5}})
+
+  const rep = `2. Full replication (${size})`
+  recorder.define({id: 'rep.bare3', section: rep, label: '3 concurrent bare PUTs + fsync (baseline)', unit: 's', short: '3 bare PUTs'})
+  recorder.define({id: 'rep.dfs', section: rep, label: 'put start → 3 alive replicas (20 ms polls)', unit: 's', baseline: 'rep.bare3', target: {ratioMax: 1.5}})
+
+  const get = `3. Large get (${size})`
+  recorder.define({id: 'get.bare', section: get, label: `${bareGetTool()} GET from one keeper + fsync (baseline)`, unit: 's', short: bareGetTool()})
+  recorder.define({id: 'get.dfs', section: get, label: 'dfs get (all alive replicas)', unit: 's', baseline: 'get.bare', target: {ratioMax: 1.3}})
+  recorder.define({id: 'get.single', section: get, label: 'dfs get --sources 1', unit: 's', baseline: 'get.bare'})
+  recorder.define({id: 'get.parallel-vs-single', section: get, label: 'all replicas ÷ --sources 1 (per run)', unit: '×', target: {max: 1, text: '≤ 1.00× (parallel ≤ single)'}})
+
+  const small = `4. Small files (${options.smallCount} × ${formatSize(options.smallSize)})`
+  recorder.define({id: 'small.bare-put', section: small, label: 'bare PUTs + fsync, 8 at a time (baseline)', unit: 'files/s', short: 'bare PUTs'})
+  recorder.define({id: 'small.put', section: small, label: 'dfs put, 1 process', unit: 'files/s', baseline: 'small.bare-put', target: {min: 300}})
+  recorder.define({id: 'small.put-rep', section: small, label: '1 process: put start → last file at 3 replicas', unit: 's'})
+  recorder.define({id: 'small.bare-get', section: small, label: 'bare GETs + fsync from keepers, 8 at a time (baseline)', unit: 'files/s', short: 'bare GETs'})
+  recorder.define({id: 'small.get', section: small, label: 'dfs get -o DIR, 1 process', unit: 'files/s', baseline: 'small.bare-get', target: {min: 1000}})
+  recorder.define({id: 'small.put4', section: small, label: 'dfs put, 4 processes', unit: 'files/s', baseline: 'small.bare-put', target: {min: 300}})
+  recorder.define({id: 'small.put4-rep', section: small, label: '4 processes: put start → last file at 3 replicas', unit: 's'})
+  recorder.define({id: 'small.get4', section: small, label: 'dfs get -o DIR, 4 processes', unit: 'files/s', baseline: 'small.bare-get', target: {min: 1000}})
+
+  const memory = `5. Peak RSS (VmHWM) during 1–3, at ${formatSize(options.memorySize)} and ${size}`
+  const roles = [
+    ['master', 'master'],
+    ['keeper', 'keeper (largest)'],
+    ['put', 'client dfs put'],
+    ['get', 'client dfs get'],
+    ['get-single', 'client dfs get --sources 1'],
+  ] as const
+  const compare = options.only.has('memory')
+  for (const [role, label] of roles) {
+    recorder.define({id: `mem.${role}.memory-size`, section: memory, label: `${label} @ ${formatSize(options.memorySize)}`, unit: 'MB', short: `@ ${formatSize(options.memorySize)}`, target: {max: 150, on: 'max', text: '< 150 MB (worst run)'}})
+    recorder.define({
+      id: `mem.${role}.size`,
+      section: memory,
+      label: `${label} @ ${size}`,
+      unit: 'MB',
+      ...(compare ? {baseline: `mem.${role}.memory-size`} : {}),
+      target: compare ? {max: 150, on: 'max', ratioMax: 1.25, text: `< 150 MB (worst run), ≤ 1.25× @ ${formatSize(options.memorySize)}`} : {max: 150, on: 'max', text: '< 150 MB (worst run)'},
+    })
+  }
+
+  recorder.define({id: 'mem.small-put', section: memory, label: `client dfs put of ${options.smallCount} small files`, unit: 'MB', target: {max: 150, on: 'max', text: '< 150 MB (worst run)'}})
+  recorder.define({id: 'mem.small-get', section: memory, label: `client dfs get of ${options.smallCount} small files`, unit: 'MB', target: {max: 150, on: 'max', text: '< 150 MB (worst run)'}})
+
+  const startup = '6. CLI start-up'
+  recorder.define({id: 'startup.node', section: startup, label: 'node -e 0 (baseline)', unit: 'ms', short: 'node -e 0'})
+  recorder.define({id: 'startup.version', section: startup, label: 'dfs --version', unit: 'ms', baseline: 'startup.node', target: {ratioMax: 2}})
+  recorder.define({id: 'startup.ls', section: startup, label: 'dfs ls (empty cluster)', unit: 'ms', baseline: 'startup.node'})
+
+  const repair = `7. Repair (${options.repairCount} × ${formatSize(options.repairSize)}; master --heartbeat-timeout ${REPAIR_HEARTBEAT_TIMEOUT_MS / 1000}s, keepers beat every ${REPAIR_HEARTBEAT_INTERVAL_MS} ms)`
+  recorder.define({id: 'repair.lost', section: repair, label: 'replicas on the killed keeper', unit: 'files'})
+  recorder.define({id: 'repair.copy', section: repair, label: 'bare PUTs of the lost replicas, 4 at a time (copy time)', unit: 's', short: 'copy'})
+  recorder.define({id: 'repair.detect', section: repair, label: 'SIGKILL → keeper marked dead', unit: 's'})
+  recorder.define({id: 'repair.time', section: repair, label: 'SIGKILL → every file at 3 alive replicas', unit: 's', target: {max: REPAIR_HEARTBEAT_TIMEOUT_MS / 1000 + 2, text: 'timeout + 2 s + copy'}})
+}
+
+/** Scenarios 1–3 are recorded at --size; at --memory-size only the peak RSS figures are. */
+function recordLarge(recorder: Recorder, run: LargeRun, at: 'size' | 'memory-size'): void {
+  if (at === 'size') {
+    recorder.add('large.bare-put', run.barePutMs / 1000)
+    recorder.add('large.cp', run.cpSyncMs / 1000)
+    recorder.add('large.put', run.putMs / 1000)
+    recorder.add('rep.bare3', run.bareTripleMs / 1000)
+    recorder.add('rep.dfs', run.replicatedMs / 1000)
+    recorder.add('get.bare', run.bareGetMs / 1000)
+    recorder.add('get.dfs', run.getMs / 1000)
+    recorder.add('get.single', run.getSingleMs / 1000)
+    recorder.add('get.parallel-vs-single', run.getMs / run.getSingleMs)
+  }
+
+  recorder.add(`mem.master.${at}`, run.rss.master)
+  recorder.add(`mem.keeper.${at}`, run.rss.keeper)
+  recorder.add(`mem.put.${at}`, run.rss.put)
+  recorder.add(`mem.get.${at}`, run.rss.get)
+  recorder.add(`mem.get-single.${at}`, run.rss.getSingle)
+}
+
+async function parseOptions(): Promise<BenchOptions> {
+  const {values} = parseArgs({
+    options: {
+      size: {type: 'string'},
+      'memory-size': {type: 'string'},
+      'small-count': {type: 'string'},
+      'repair-count': {type: 'string'},
+      runs: {type: 'string'},
+      short: {type: 'boolean', default: false},
+      only: {type: 'string'},
+      'cpu-prof': {type: 'string'},
+      tmp: {type: 'string'},
+      json: {type: 'boolean', default: false},
+      'json-file': {type: 'string'},
+      help: {type: 'boolean', short: 'h', default: false},
+    },
+    strict: true,
+    allowPositionals: false,
+  })
+  if (values.help) {
+    console.log(USAGE)
+    process.exit(0)
+  }
+
+  const short = values.short ?? false
+  const count = (text: string | undefined, fallback: number, what: string) => {
+    if (text === undefined) return fallback
+    const value = Number(text)
+    if (!Number.isSafeInteger(value) || value < 1) throw new Error(`${what} must be a whole number ≥ 1, not "${text}"`)
+    return value
+  }
+
+  const only = new Set<ScenarioName>()
+  for (const name of (values.only ?? SCENARIOS.join(',')).split(',').map((part) => part.trim()).filter(Boolean)) {
+    if (!(SCENARIOS as readonly string[]).includes(name)) throw new Error(`unknown scenario "${name}": use ${SCENARIOS.join(', ')}`)
+    only.add(name as ScenarioName)
+  }
+
+  const size = values.size ? parseSize(values.size) : short ? 16 * MiB : 1024 * MiB
+  const memorySize = values['memory-size'] ? parseSize(values['memory-size']) : short ? 4 * MiB : 256 * MiB
+  const smallCount = count(values['small-count'], short ? 50 : 1000, '--small-count')
+  const repairCount = count(values['repair-count'], short ? 20 : 100, '--repair-count')
+  const runs = count(values.runs, short ? 1 : 3, '--runs')
+  const cpuProf = values['cpu-prof'] === undefined ? undefined : resolve(values['cpu-prof'])
+  if (cpuProf) for (const role of ['master', 'keeper', 'client']) await mkdir(join(cpuProf, role), {recursive: true})
+  // Last, once every option is known to be good: nothing to clean up after a usage error.
+  const root = trackTempDir(await mkdtemp(join(values.tmp ? resolve(values.tmp) : tmpdir(), 'dfs-bench-')))
+  return {
+    size,
+    memorySize,
+    smallCount,
+    smallSize: 64 * 1024,
+    repairCount,
+    repairSize: MiB,
+    runs,
+    startupSamples: short ? 3 : 5,
+    json: values.json ?? false,
+    jsonFile: values['json-file'] === undefined ? undefined : resolve(values['json-file']),
+    short,
+    enforceTargets: !short,
+    only,
+    cpuProf,
+    root,
+  }
+}
+
+// Exit explicitly: keep-alive sockets would otherwise hold the process open for a while. The
+// 'exit' handler kills whatever is left and removes the temp directory.
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    process.stderr.write(`bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`)
+    process.exit(1)
+  },
+)

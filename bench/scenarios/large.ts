@@ -1,0 +1,120 @@
+// Scenarios 1–3 on one large file, on a fresh cluster each run:
+//   1. dfs put until it exits (= the master recorded it)  vs a bare HTTP PUT + fsync, and cp + sync;
+//   2. until the file has 3 alive replicas                 vs three concurrent bare PUTs;
+//   3. dfs get (all replicas) and dfs get --sources 1      vs curl from one keeper + fsync.
+// It also reads the peak RSS of the master, the keepers and each client (scenario 5).
+
+import {rm} from 'node:fs/promises'
+import {join} from 'node:path'
+
+import {BareServer, bareGet, barePut, copyAndSync, curl, timed} from '../baseline.js'
+import type {Cluster} from '../cluster.js'
+import type {Context} from '../context.js'
+import {verifyFile, type DataFile} from '../data.js'
+import {DFS_BIN, lastLines, startNode, type RunResult} from '../processes.js'
+
+export interface LargeRun {
+  barePutMs: number
+  cpSyncMs: number
+  bareTripleMs: number
+  putMs: number
+  replicatedMs: number
+  bareGetMs: number
+  getMs: number
+  getSingleMs: number
+  /** Peak RSS in MB. */
+  rss: {master?: number; keeper?: number; put?: number; get?: number; getSingle?: number}
+}
+
+export interface LargeSetup {
+  servers: BareServer[]
+  outDir: string
+}
+
+export async function setUpLarge(context: Context): Promise<LargeSetup> {
+  const servers = await Promise.all([1, 2, 3].map(async (index) => BareServer.start(await context.dir(`bare-${index}`))))
+  return {servers, outDir: await context.dir('out')}
+}
+
+export async function tearDownLarge(setup: LargeSetup): Promise<void> {
+  await Promise.all(setup.servers.map((server) => server.stop()))
+}
+
+/** Copies in the background go at least this fast, or the bench gives up waiting. */
+const SLOWEST_BYTES_PER_MS = 5_000
+
+export async function runLargeOnce(context: Context, setup: LargeSetup, file: DataFile, run: number): Promise<LargeRun> {
+  const [bare1, bare2, bare3] = setup.servers as [BareServer, BareServer, BareServer]
+  const timeoutMs = 60_000 + file.size / SLOWEST_BYTES_PER_MS
+
+  // Baselines first, on an idle machine, and removed again so that the disk does not fill up.
+  const barePutMs = await timed(() => barePut(bare1, file))
+  await bare1.clear()
+  const copy = join(setup.outDir, `cp-${run}.bin`)
+  const cpSyncMs = await copyAndSync(file.path, copy)
+  await rm(copy, {force: true})
+  const bareTripleMs = await timed(() => Promise.all([bare1, bare2, bare3].map((server) => barePut(server, file))))
+  await Promise.all([bare1, bare2, bare3].map((server) => server.clear()))
+
+  const cluster = await context.cluster()
+  try {
+    // 1 + 2: dfs put, while the master is polled every 20 ms for the third alive replica.
+    const put = startNode(DFS_BIN, ['put', file.path, '--master', cluster.masterUrl, '--json'], {measureRss: true, nodeArgs: context.nodeArgs('client'), timeoutMs}, context.root)
+    const replicated = cluster.untilReplicas(file.name, 3, timeoutMs, 20)
+    replicated.catch(() => {})
+    const putResult = await put.done
+    checkPut(putResult, file)
+    const replicatedAt = await replicated
+    const replicatedMs = replicatedAt - putResult.startedAt
+
+    // 3: downloads, each checked byte for byte against the generated file.
+    const info = await cluster.fileInfo(file.name)
+    const keeperUrl = info?.replicas.find((replica) => replica.alive)?.url
+    if (!keeperUrl) throw new Error(`no alive replica of ${file.name} after replication`)
+    const bareOut = join(setup.outDir, `bare-get-${run}.bin`)
+    const bareGetMs = await timed(() => bareGet(`${keeperUrl}/files/${encodeURIComponent(file.name)}`, bareOut))
+    await verifyFile(bareOut, file, 'bare GET')
+    await rm(bareOut, {force: true})
+
+    const get = await dfsGet(context, cluster, file, join(setup.outDir, `get-${run}.bin`), [], timeoutMs)
+    const getSingle = await dfsGet(context, cluster, file, join(setup.outDir, `get-single-${run}.bin`), ['--sources', '1'], timeoutMs)
+
+    const servers = cluster.peakRss()
+    return {
+      barePutMs,
+      cpSyncMs,
+      bareTripleMs,
+      putMs: putResult.ms,
+      replicatedMs,
+      bareGetMs,
+      getMs: get.ms,
+      getSingleMs: getSingle.ms,
+      rss: {master: servers.master, keeper: servers.keeper, put: putResult.peakRssMB, get: get.peakRssMB, getSingle: getSingle.peakRssMB},
+    }
+  } catch (error) {
+    throw cluster.explain(error)
+  } finally {
+    await cluster.stop()
+  }
+}
+
+function checkPut(result: RunResult, file: DataFile): void {
+  if (result.code !== 0) throw new Error(`dfs put ${file.name} failed (exit ${result.code}): ${lastLines(result.stderr)}`)
+  const [outcome] = JSON.parse(result.stdout) as Array<{name?: string; size?: number; sha256?: string}>
+  if (outcome?.sha256 !== file.sha256 || outcome.size !== file.size) {
+    throw new Error(`dfs put ${file.name} reported ${JSON.stringify(outcome)}, expected ${file.size} bytes with sha256 ${file.sha256}`)
+  }
+}
+
+async function dfsGet(context: Context, cluster: Cluster, file: DataFile, output: string, extra: string[], timeoutMs: number): Promise<RunResult> {
+  const args = ['get', file.name, '-o', output, '--master', cluster.masterUrl, '--json', ...extra]
+  const result = await startNode(DFS_BIN, args, {measureRss: true, nodeArgs: context.nodeArgs('client'), timeoutMs}, context.root).done
+  if (result.code !== 0) throw new Error(`dfs get ${file.name} ${extra.join(' ')} failed (exit ${result.code}): ${lastLines(result.stderr)}`)
+  await verifyFile(output, file, `dfs get ${extra.join(' ')}`.trim())
+  await rm(output, {force: true})
+  return result
+}
+
+export function bareGetTool(): string {
+  return curl() ? 'curl' : 'undici GET'
+}
