@@ -116,6 +116,27 @@ describe('bad input gets a clear error and changes nothing', () => {
     })
   }
 
+  test('an upload sent to a keeper under another name than its ticket is refused and kept nowhere', async () => {
+    const body = Buffer.from('renamed on the way')
+    const sha256 = createHash('sha256').update(body).digest('hex')
+    const ticket = await json<{uploadId: string; keeper: {id: string; url: string}}>(`${cluster.masterUrl}/uploads`, {
+      method: 'POST',
+      headers: {'content-type': 'application/json'},
+      body: JSON.stringify({name: 'ticket-name.bin', size: body.length, sha256}),
+    })
+    const response = await json<{error: string; message: string}>(`${ticket.body.keeper.url}/files/url-name.bin?upload=${ticket.body.uploadId}`, {
+      method: 'PUT',
+      headers: {'x-dfs-sha256': sha256, 'content-type': 'application/octet-stream'},
+      body,
+    })
+    assert.equal(response.status, 400)
+    assert.match(response.body.message, /is for "ticket-name.bin", not "url-name.bin"/)
+    assertOneLineError(await cluster.dfs(['stat', 'url-name.bin']), /no file named/)
+    assertOneLineError(await cluster.dfs(['stat', 'ticket-name.bin']), /no file named/)
+    const dir = cluster.dataDirOf(cluster.keeperById(ticket.body.keeper.id))
+    assert.ok((await readdir(join(dir, 'blobs'))).every((entry) => !entry.startsWith(ticket.body.uploadId)))
+  })
+
   test('a keeper refuses uploads without a ticket, a hash or a valid name', async () => {
     const keeper = cluster.keepers[0]!
     const noTicket = await json<{error: string}>(`${keeper.url}/files/x.bin`, {method: 'PUT', body: 'abc', headers: {'x-dfs-sha256': 'a'.repeat(64)}})

@@ -28,7 +28,7 @@ describe('a returning keeper is reconciled against the table', () => {
 
   const storeOn = (name: string, keepers: string[]) => {
     const ticket = master.beginUpload({name, size: 1, sha256})
-    master.commitUpload(ticket.uploadId, {keeperId: ticket.keeper.id, size: 1, sha256, path: `/data/${ticket.uploadId}`})
+    master.commitUpload(ticket.uploadId, {keeperId: ticket.keeper.id, name, size: 1, sha256, path: `/data/${ticket.uploadId}`})
     for (const keeperId of keepers) master.reportReplica(name, {keeperId, fileId: ticket.uploadId, size: 1, sha256, path: `/data/${ticket.uploadId}`})
     return {fileId: ticket.uploadId, holders: new Set([ticket.keeper.id, ...keepers])}
   }

@@ -87,6 +87,8 @@ export interface UploadTicket {
 
 export interface CommitRequest {
   keeperId: string
+  /** The name the keeper received the bytes under; it must be the ticket's. */
+  name: string
   size: number
   sha256: string
   path: string
@@ -249,8 +251,8 @@ export const schemas = {
   commit: {
     type: 'object',
     additionalProperties: false,
-    required: ['keeperId', 'size', 'sha256', 'path'],
-    properties: {keeperId: id, size: bytes, sha256, path},
+    required: ['keeperId', 'name', 'size', 'sha256', 'path'],
+    properties: {keeperId: id, name, size: bytes, sha256, path},
   },
   replicaReport: {
     type: 'object',

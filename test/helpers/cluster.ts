@@ -196,7 +196,7 @@ export class TestCluster {
   /** Starts a keeper with a fresh data dir, or restarts one on the data dir it had. */
   async addKeeper(dataDir?: string): Promise<ServerProcess> {
     const dir = dataDir ?? join(this.dir, `keeper-${this.keeperDirs.length + 1}`)
-    if (!dataDir) this.keeperDirs.push(dir)
+    if (!this.keeperDirs.includes(dir)) this.keeperDirs.push(dir)
     const keeper = await ServerProcess.start([
       'keeper',
       '--master', this.masterUrl,

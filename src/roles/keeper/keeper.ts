@@ -160,7 +160,7 @@ export class Keeper {
       const file = await this.store.receive(body, item)
       try {
         await callJson('master', this.options.master, `/uploads/${item.fileId}/commit`, {
-          body: {keeperId: this.id, size: file.size, sha256: file.sha256, path: file.path},
+          body: {keeperId: this.id, name: file.name, size: file.size, sha256: file.sha256, path: file.path},
         })
       } catch (error) {
         if (error instanceof DfsError && error.code === 'DFS_ERR_MASTER_UNREACHABLE') {

@@ -186,6 +186,10 @@ export class Master {
       throw new DfsError('DFS_ERR_BAD_REQUEST', `upload ${uploadId} was given to keeper ${ticket.keeperId}, not ${request.keeperId}`)
     }
 
+    if (ticket.name !== request.name) {
+      throw new DfsError('DFS_ERR_BAD_REQUEST', `upload ${uploadId} is for "${ticket.name}", not "${request.name}"`)
+    }
+
     if (ticket.size !== request.size) {
       throw new DfsError('DFS_ERR_SIZE_MISMATCH', `the keeper stored ${request.size} bytes but ${ticket.size} were announced`)
     }
