@@ -26,6 +26,8 @@ export class FileStore {
   /** Files on disk that the master has not confirmed yet (an upload awaiting its commit). */
   readonly #unpublished = new Map<string, StoredFile>()
   #storedBytes = 0
+  /** Bytes promised to uploads and copies under way, so two of them cannot both count on the same free space. */
+  #reserved = 0
 
   readonly dataDir: string
 
@@ -105,7 +107,7 @@ export class FileStore {
       throw new DfsError('DFS_ERR_EXISTS', `this keeper already holds file id ${item.fileId}`)
     }
 
-    await this.#ensureSpace(item.size)
+    await this.#reserve(item.size)
     const file: StoredFile = {...pick(item), path}
     this.#unpublished.set(item.fileId, file)
     try {
@@ -115,16 +117,20 @@ export class FileStore {
       this.#unpublished.delete(item.fileId)
       await this.#removeFromDisk(item.fileId)
       throw error
+    } finally {
+      this.#reserved -= item.size
     }
 
     return file
   }
 
-  async #ensureSpace(size: number): Promise<void> {
+  async #reserve(size: number): Promise<void> {
     const free = await this.freeBytes()
     if (size > free) {
-      throw new DfsError('DFS_ERR_INSUFFICIENT_STORAGE', `the keeper has ${free} bytes free, the file needs ${size}`)
+      throw new DfsError('DFS_ERR_INSUFFICIENT_STORAGE', `the keeper has ${Math.max(0, free)} bytes free, the file needs ${size}`)
     }
+
+    this.#reserved += size
   }
 
   /** Makes a received file visible: served by name and reported to the master. */
@@ -208,10 +214,11 @@ export class FileStore {
     return this.#storedBytes
   }
 
+  /** Space left for new files: free on the disk, less what uploads under way were promised. */
   async freeBytes(): Promise<number> {
     try {
       const stats = await statfs(this.dataDir)
-      return Number(stats.bavail) * Number(stats.bsize)
+      return Number(stats.bavail) * Number(stats.bsize) - this.#reserved
     } catch (error) {
       throw asStorageError(error)
     }
