@@ -49,7 +49,10 @@ export interface RegisterResponse {
   deletes: DeleteCommand[]
 }
 
-export type HeartbeatRequest = KeeperStats
+export interface HeartbeatRequest extends KeeperStats {
+  /** Delete orders carried out since the last heartbeat (file ids): the master stops sending them. */
+  deleted?: string[]
+}
 
 export interface HeartbeatResponse {
   deletes: DeleteCommand[]
@@ -240,7 +243,7 @@ export const schemas = {
     type: 'object',
     additionalProperties: false,
     required: keeperStatsRequired,
-    properties: keeperStats,
+    properties: {...keeperStats, deleted: {type: 'array', items: id, maxItems: 100_000}},
   },
   upload: {
     type: 'object',

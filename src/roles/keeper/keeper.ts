@@ -37,6 +37,8 @@ export class Keeper {
   #stopped = false
   #lastHeartbeatError: string | undefined
   readonly #undecided = new Map<string, StoredFile>()
+  /** Delete orders carried out and not yet reported to the master. */
+  #deleted = new Set<string>()
 
   private constructor(
     readonly options: KeeperOptions,
@@ -113,10 +115,12 @@ export class Keeper {
   startHeartbeats(): void {
     const beat = async () => {
       try {
+        const deleted = [...this.#deleted]
         const response = await callJson<HeartbeatResponse>('master', this.options.master, `/keepers/${this.id}/heartbeat`, {
-          body: await this.stats(),
+          body: {...(await this.stats()), ...(deleted.length > 0 ? {deleted} : {})},
           timeout: Math.max(5000, this.options.heartbeatIntervalMs * 5),
         })
+        for (const fileId of deleted) this.#deleted.delete(fileId)
         if (this.#lastHeartbeatError) this.options.log('heartbeats reach the master again')
         this.#lastHeartbeatError = undefined
         await this.#applyDeletes(response.deletes)
@@ -145,6 +149,7 @@ export class Keeper {
   async #applyDeletes(deletes: DeleteCommand[]): Promise<void> {
     for (const {fileId, name} of deletes) {
       if (await this.store.remove(fileId)) this.options.log(`deleted replica of "${name}" (${fileId}) as the master asked`)
+      this.#deleted.add(fileId)
     }
   }
 

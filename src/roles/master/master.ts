@@ -96,7 +96,7 @@ export class Master {
     let unknown = 0
     const deletes: DeleteCommand[] = this.table.transaction(() => {
       this.keepers.upsert(id, request)
-      const pending = this.#takePendingDeletes(id)
+      const pending = this.table.pendingDeletes(id)
       // A replica this keeper is about to be told to delete (a surplus copy trimmed, a file removed)
       // must not be counted again just because it is still on its disk.
       const doomed = new Set(pending.map((command) => command.fileId))
@@ -127,6 +127,10 @@ export class Master {
     return {id, deletes}
   }
 
+  /**
+   * A keeper's heartbeat. Delete orders are sent with every answer until the keeper says it carried
+   * them out: until then the replica is neither counted nor chosen to receive a new copy.
+   */
   heartbeat(id: string, request: HeartbeatRequest): HeartbeatResponse {
     const cameBack = this.keepers.heartbeat(id, request)
     if (cameBack) {
@@ -134,13 +138,13 @@ export class Master {
       this.replicator.trigger()
     }
 
-    return {deletes: this.#takePendingDeletes(id)}
-  }
+    if (request.deleted?.length) {
+      this.table.transaction(() => {
+        for (const fileId of request.deleted!) this.table.clearPendingDelete(id, fileId)
+      })
+    }
 
-  #takePendingDeletes(keeperId: string): DeleteCommand[] {
-    const deletes = this.table.pendingDeletes(keeperId)
-    for (const command of deletes) this.table.clearPendingDelete(keeperId, command.fileId)
-    return deletes
+    return {deletes: this.table.pendingDeletes(id)}
   }
 
   status(): KeeperInfo[] {
