@@ -60,9 +60,3 @@ export function errorFromBody(status: number, body: unknown, context: string): D
 
   return new DfsError('DFS_ERR_INTERNAL', `${context} answered HTTP ${status}`)
 }
-
-/** One line for a person: the message of a DfsError, or the best short text of anything else. */
-export function describe(error: unknown): string {
-  if (error instanceof Error) return error.message.split('\n')[0] || error.name
-  return String(error)
-}

@@ -4,7 +4,12 @@ import {DfsError} from './errors.js'
 
 export interface ServerOptions {
   logLevel: string
+  /** Who answers, for the messages of this server's own errors. */
+  role: 'master' | 'keeper'
 }
+
+// Servers that are stopping: they finish what is under way and refuse new requests.
+const closing = new WeakSet<FastifyInstance>()
 
 /**
  * A fastify instance that answers every error as `{error, message}` JSON with a fitting status,
@@ -18,8 +23,16 @@ export function createServer(options: ServerOptions): FastifyInstance {
     // Names travel in the path; leave room for 255 bytes of percent-encoded UTF-8.
     routerOptions: {maxParamLength: 2048},
     bodyLimit: 16 * 1024 * 1024,
-    return503OnClosing: true,
+    // Answered by the onRequest hook below instead, in the catalogue's format.
+    return503OnClosing: false,
     forceCloseConnections: 'idle',
+  })
+
+  app.addHook('onRequest', async (request, reply) => {
+    if (closing.has(app)) {
+      reply.header('connection', 'close')
+      return reply.status(503).send({error: 'DFS_ERR_SHUTTING_DOWN', message: `the ${options.role} is shutting down`})
+    }
   })
 
   // File bodies stay unread here; the route streams request.raw itself.
@@ -55,6 +68,7 @@ export function createServer(options: ServerOptions): FastifyInstance {
 
 /** Closes a server, letting in-flight requests finish for up to `graceMs`, then cutting them. */
 export async function closeGracefully(app: FastifyInstance, graceMs: number): Promise<void> {
+  closing.add(app)
   const timer = setTimeout(() => app.server.closeAllConnections(), graceMs)
   try {
     await app.close()

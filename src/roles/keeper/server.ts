@@ -14,7 +14,7 @@ type NameRequest = FastifyRequest<{Params: {name: string}; Querystring: {upload?
 
 /** The keeper's HTTP face: uploads in, files out (with Range), replication pulls, deletes. */
 export function createKeeperServer(keeper: Keeper, logLevel: string): FastifyInstance {
-  const app = createServer({logLevel})
+  const app = createServer({logLevel, role: 'keeper'})
 
   app.get('/health', async () => ({role: 'keeper', id: keeper.id, url: keeper.url}))
 

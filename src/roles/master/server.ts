@@ -18,7 +18,7 @@ type ById = {Params: {id: string}}
 
 /** The master's HTTP face: every route parses and validates, then calls one Master method. */
 export function createMasterServer(master: Master, logLevel: string): FastifyInstance {
-  const app = createServer({logLevel})
+  const app = createServer({logLevel, role: 'master'})
 
   app.get('/health', async () => ({role: 'master'}))
 

@@ -1,0 +1,71 @@
+import assert from 'node:assert/strict'
+import {createHash, randomBytes} from 'node:crypto'
+import {readdir} from 'node:fs/promises'
+import {join} from 'node:path'
+import {after, before, describe, test} from 'node:test'
+
+import {TestCluster, json, waitFor} from './helpers/cluster.js'
+
+const MiB = 1024 * 1024
+
+describe('graceful shutdown', () => {
+  let cluster: TestCluster
+
+  before(async () => {
+    cluster = await TestCluster.start({keepers: 1, replicas: 1})
+  })
+  after(() => cluster.stop())
+
+  test('a keeper told to stop refuses new requests but finishes the upload under way, and exits 0', async () => {
+    const keeper = cluster.keepers[0]!
+    const body = randomBytes(4 * MiB)
+    const sha256 = createHash('sha256').update(body).digest('hex')
+    const ticket = await json<{uploadId: string}>(`${cluster.masterUrl}/uploads`, {
+      method: 'POST',
+      headers: {'content-type': 'application/json'},
+      body: JSON.stringify({name: 'last.bin', size: body.length, sha256}),
+    })
+    let release!: () => void
+    const released = new Promise<void>((resolve) => (release = resolve))
+    const upload = fetch(`${keeper.url}/files/last.bin?upload=${ticket.body.uploadId}`, {
+      method: 'PUT',
+      headers: {'x-dfs-sha256': sha256, 'x-dfs-size': String(body.length), 'content-type': 'application/octet-stream'},
+      body: new ReadableStream<Uint8Array>({
+        async start(controller) {
+          controller.enqueue(body.subarray(0, MiB))
+          await released
+          controller.enqueue(body.subarray(MiB))
+          controller.close()
+        },
+      }),
+      duplex: 'half',
+    } as RequestInit)
+    upload.catch(() => {})
+    await waitFor('the upload to start', async () => (await readdir(join(cluster.dataDirOf(keeper), 'tmp'))).length > 0)
+
+    const exit = keeper.stop('SIGTERM')
+    // New connections are refused; a request on a connection kept alive gets the catalogue's 503.
+    await waitFor('the keeper to refuse new requests', async () => {
+      try {
+        const response = await fetch(`${keeper.url}/health`)
+        if (response.status !== 503) return undefined
+        assert.equal(((await response.json()) as {error: string}).error, 'DFS_ERR_SHUTTING_DOWN')
+        return true
+      } catch (error) {
+        return (error as {cause?: {code?: string}}).cause?.code === 'ECONNREFUSED'
+      }
+    })
+
+    release()
+    const response = await upload
+    assert.equal(response.status, 201, await response.clone().text())
+    assert.equal(await exit, 0)
+    assert.equal((await cluster.stat('last.bin')).sha256, sha256)
+  })
+
+  test('the master told to stop exits 0 and keeps its table', async () => {
+    assert.equal(await cluster.master.stop('SIGTERM'), 0)
+    await cluster.startMaster()
+    assert.equal((await cluster.stat('last.bin')).size, 4 * MiB)
+  })
+})
