@@ -16,40 +16,71 @@ export interface Expected {
   sha256: string
 }
 
+/** A small document written beside a blob and made durable with it (a blob's description). */
+export interface Companion {
+  path: string
+  data: string | Buffer
+}
+
 /**
  * Streams `source` into a fresh temp file in `tmpDir` while hashing it, checks size and sha256
  * against what was announced, fsyncs, and renames it to `finalPath`. On any failure the temp file
  * is removed and nothing appears at `finalPath`: partial writes never become visible.
+ *
+ * With a `companion`, that document is written to its own temp file and fsynced while the body
+ * streams, renamed into place right after the blob (same directory), and one directory fsync then
+ * makes both renames durable. The blob is renamed first, so a crash between the renames, or before
+ * the directory fsync, leaves at worst a whole blob without its companion (or, should the disk
+ * order the renames otherwise, a companion without its blob): never a companion beside a partial
+ * blob, since both were complete and fsynced before either rename.
  */
-export async function writeDurably(source: Readable, tmpDir: string, finalPath: string, expected: Expected): Promise<void> {
+export async function writeDurably(source: Readable, tmpDir: string, finalPath: string, expected: Expected, companion?: Companion): Promise<void> {
   const tmpPath = join(tmpDir, `${randomBytes(8).toString('hex')}.part`)
+  const companionTmp = companion && join(tmpDir, `${randomBytes(8).toString('hex')}.part`)
+  // Written (and fsynced) while the body streams; awaited, and its failure handled, below.
+  const companionWritten = companion && companionTmp ? writeSynced(companionTmp, companion.data) : undefined
+  companionWritten?.catch(() => {})
   try {
     const hashing = new HashingStream()
     // flush: the file is fsynced before the stream closes, and pipeline resolves only after that.
     await pipeline(source, hashing, createWriteStream(tmpPath, {flags: 'wx', flush: true, highWaterMark: CHUNK_SIZE}))
     verify(hashing, expected)
+    await companionWritten
     await rename(tmpPath, finalPath)
+    if (companion && companionTmp) await rename(companionTmp, companion.path)
     await syncDirectory(dirname(finalPath))
   } catch (error) {
+    await companionWritten?.catch(() => {})
     await rm(tmpPath, {force: true})
+    if (companionTmp) await rm(companionTmp, {force: true})
     throw asStorageError(error)
+  }
+}
+
+/** Writes `data` to a new file at `path` and fsyncs it; the file is removed again on failure. */
+async function writeSynced(path: string, data: string | Buffer): Promise<void> {
+  let handle: FileHandle | undefined
+  try {
+    handle = await open(path, 'wx')
+    await handle.writeFile(data)
+    await handle.sync()
+    await handle.close()
+    handle = undefined
+  } catch (error) {
+    await handle?.close().catch(() => {})
+    await rm(path, {force: true})
+    throw error
   }
 }
 
 /** Writes a small document durably: temp file, fsync, rename, fsync of the directory. */
 export async function writeFileDurably(tmpDir: string, finalPath: string, data: string | Buffer): Promise<void> {
   const tmpPath = join(tmpDir, `${randomBytes(8).toString('hex')}.part`)
-  let handle: FileHandle | undefined
   try {
-    handle = await open(tmpPath, 'wx')
-    await handle.writeFile(data)
-    await handle.sync()
-    await handle.close()
-    handle = undefined
+    await writeSynced(tmpPath, data)
     await rename(tmpPath, finalPath)
     await syncDirectory(dirname(finalPath))
   } catch (error) {
-    await handle?.close().catch(() => {})
     await rm(tmpPath, {force: true})
     throw asStorageError(error)
   }
@@ -68,8 +99,52 @@ function verify(hashing: HashingStream, expected: Expected): void {
   }
 }
 
-/** A rename is durable only once the directory entry itself is on disk. */
-export async function syncDirectory(path: string): Promise<void> {
+interface DirectorySync {
+  /** The fsync under way: it may have started before a caller's rename, so it cannot serve new callers. */
+  running: Promise<void> | undefined
+  /** The fsync that starts when the running one ends; every caller arriving meanwhile shares it. */
+  next: Promise<void> | undefined
+}
+
+const directorySyncs = new Map<string, DirectorySync>()
+
+/**
+ * A rename is durable only once the directory entry itself is on disk. Concurrent callers share
+ * fsyncs (group commit): with none under way one starts at once; while one runs, every caller
+ * waits for the single next fsync, which starts after the running one and so covers their renames.
+ */
+export function syncDirectory(path: string): Promise<void> {
+  let state = directorySyncs.get(path)
+  if (!state) {
+    state = {running: undefined, next: undefined}
+    directorySyncs.set(path, state)
+  }
+
+  if (!state.running) return startDirectorySync(path, state)
+  if (!state.next) {
+    const current = state
+    current.next = current.running!.then(
+      () => undefined,
+      () => undefined,
+    ).then(() => {
+      current.next = undefined
+      return startDirectorySync(path, current)
+    })
+  }
+
+  return state.next!
+}
+
+function startDirectorySync(path: string, state: DirectorySync): Promise<void> {
+  const sync = fsyncDirectory(path).finally(() => {
+    if (state.running === sync) state.running = undefined
+    if (!state.running && !state.next) directorySyncs.delete(path)
+  })
+  state.running = sync
+  return sync
+}
+
+async function fsyncDirectory(path: string): Promise<void> {
   const handle = await open(path, 'r')
   try {
     await handle.sync()

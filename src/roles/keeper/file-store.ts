@@ -11,6 +11,8 @@ import {nameProblem} from '../../lib/names.js'
 import type {InventoryItem, StoredFile, VerifyResult} from '../../lib/protocol.js'
 
 const FILE_ID = /^[A-Za-z0-9_-]{1,64}$/
+// How long a statfs reading of the free space is used before the disk is asked again.
+const STATFS_TTL_MS = 250
 
 /**
  * The bytes on a keeper's disk. Each file lives at `blobs/<fileId>` with its description beside it
@@ -28,6 +30,11 @@ export class FileStore {
   #storedBytes = 0
   /** Bytes promised to uploads and copies under way, so two of them cannot both count on the same free space. */
   #reserved = 0
+  /** The disk's free bytes at the last statfs, when that was, and the bytes of files stored since. */
+  #diskFree: number | undefined
+  #diskFreeAt = 0
+  #writtenSinceStatfs = 0
+  #statfs: Promise<void> | undefined
 
   readonly dataDir: string
 
@@ -111,8 +118,9 @@ export class FileStore {
     const file: StoredFile = {...pick(item), path}
     this.#unpublished.set(item.fileId, file)
     try {
-      await writeDurably(source, this.tmpDir, path, item)
-      await writeFileDurably(this.tmpDir, `${path}.json`, JSON.stringify(pick(item)))
+      // Blob and description land together: both fsynced in tmp/, renamed, one directory fsync.
+      await writeDurably(source, this.tmpDir, path, item, {path: `${path}.json`, data: JSON.stringify(pick(item))})
+      this.#writtenSinceStatfs += item.size
     } catch (error) {
       this.#unpublished.delete(item.fileId)
       await this.#removeFromDisk(item.fileId)
@@ -125,7 +133,9 @@ export class FileStore {
   }
 
   async #reserve(size: number): Promise<void> {
-    const free = await this.freeBytes()
+    let free = await this.freeBytes()
+    // The cached figure may predate deletes: look at the disk again before saying no.
+    if (size > free) free = await this.freeBytes(true)
     if (size > free) {
       throw new DfsError('DFS_ERR_INSUFFICIENT_STORAGE', `the keeper has ${Math.max(0, free)} bytes free, the file needs ${size}`)
     }
@@ -214,14 +224,32 @@ export class FileStore {
     return this.#storedBytes
   }
 
-  /** Space left for new files: free on the disk, less what uploads under way were promised. */
-  async freeBytes(): Promise<number> {
-    try {
-      const stats = await statfs(this.dataDir)
-      return Number(stats.bavail) * Number(stats.bsize) - this.#reserved
-    } catch (error) {
-      throw asStorageError(error)
-    }
+  /**
+   * Space left for new files: free on the disk, less what uploads under way were promised. The
+   * disk's figure is read at most every STATFS_TTL_MS (or now, with `fresh`); files stored since
+   * that reading are subtracted too, so the cached figure only ever errs on the low side.
+   */
+  async freeBytes(fresh = false): Promise<number> {
+    if (fresh || this.#diskFree === undefined || Date.now() - this.#diskFreeAt > STATFS_TTL_MS) await this.#readDiskFree()
+    return this.#diskFree! - this.#writtenSinceStatfs - this.#reserved
+  }
+
+  #readDiskFree(): Promise<void> {
+    this.#statfs ??= (async () => {
+      // Files stored before this reading starts are in it; those stored while it runs may not be.
+      const writtenBefore = this.#writtenSinceStatfs
+      try {
+        const stats = await statfs(this.dataDir)
+        this.#diskFree = Number(stats.bavail) * Number(stats.bsize)
+        this.#diskFreeAt = Date.now()
+        this.#writtenSinceStatfs -= writtenBefore
+      } catch (error) {
+        throw asStorageError(error)
+      } finally {
+        this.#statfs = undefined
+      }
+    })()
+    return this.#statfs
   }
 }
 

@@ -60,7 +60,7 @@ export class Master {
     this.table = new MasterTable(options.dataDir)
     this.keepers = new KeeperRegistry(this.table, options.heartbeatTimeoutMs, (id) => {
       options.log.warn(`keeper ${id} missed its heartbeats for ${options.heartbeatTimeoutMs} ms: marked dead`)
-      this.replicator.trigger()
+      this.replicator.trigger({full: true})
     })
     this.replicator = new Replicator(this.table, this.keepers, {
       replicas: options.replicas,
@@ -123,7 +123,7 @@ export class Master {
     })
     this.options.log.info(`keeper ${id} registered at ${request.url} with ${request.inventory.length} files`)
     if (unknown > 0) this.options.log.warn(`keeper ${id} holds ${unknown} files this master has no record of; they are kept, not used`)
-    this.replicator.trigger()
+    this.replicator.trigger({full: true})
     return {id, deletes}
   }
 
@@ -135,7 +135,7 @@ export class Master {
     const cameBack = this.keepers.heartbeat(id, request)
     if (cameBack) {
       this.options.log.info(`keeper ${id} is alive again`)
-      this.replicator.trigger()
+      this.replicator.trigger({full: true})
     }
 
     if (request.deleted?.length) {
@@ -320,12 +320,13 @@ export class Master {
   }
 
   list(): FileSummary[] {
-    const alive = new Map<string, number>()
-    for (const replica of this.table.replicas()) {
-      if (this.keepers.get(replica.keeperId)?.alive) alive.set(replica.fileId, (alive.get(replica.fileId) ?? 0) + 1)
+    const aliveReplicas = (fileId: string) => {
+      let count = 0
+      for (const keeperId of this.table.holdersOf(fileId)?.holders ?? []) if (this.keepers.get(keeperId)?.alive) count++
+      return count
     }
 
-    return this.table.files().map((file) => ({...describeFile(file), replicas: alive.get(file.fileId) ?? 0, target: this.options.replicas}))
+    return this.table.files().map((file) => ({...describeFile(file), replicas: aliveReplicas(file.fileId), target: this.options.replicas}))
   }
 
   /** Forgets the file at once; every keeper holding a replica deletes it (now, or when it is back). */

@@ -2,7 +2,7 @@ import {callJson} from '../../lib/http-client.js'
 import type {DeleteCommand, ReplicateRequest} from '../../lib/protocol.js'
 import type {KeeperRegistry} from './keeper-registry.js'
 import {planRepairs, planTrims, type CopyTask, type FileReplicas, type TrimTask} from './placement.js'
-import type {MasterTable} from './table.js'
+import type {FileHolders, MasterTable} from './table.js'
 
 export interface ReplicatorOptions {
   replicas: number
@@ -17,16 +17,28 @@ const MAX_COPIES_PER_DESTINATION = 4
 const COOL_DOWN_MS = 1000
 // A copy may take as long as moving the file at this rate, and never less than a minute.
 const SLOWEST_COPY_BYTES_PER_MS = 5 * 1024
+// A triggered pass waits this long, so that a burst of commits and reports makes one pass.
+const TRIGGER_DELAY_MS = 10
 
 /**
  * Keeps every file at its replica target. It runs on a timer (the protocol's replication loop)
  * and at once whenever something changes the picture: a file committed, a keeper dead, a keeper
  * back. Copies are pulled by the destination from a source, many at a time.
+ *
+ * Passes plan over the table's in-memory index of holders, never a scan of the tables. A pass on
+ * the timer, at start and when a keeper registers, dies or comes back looks at every file; any
+ * other pass only at the files that changed since (the table reports each change) and at those
+ * an earlier pass could not settle (no destination free yet, a keeper cooling down, a surplus
+ * copy not yet trimmable).
  */
 export class Replicator {
   readonly #inFlight = new Map<string, Set<string>>()
   readonly #running = new Set<Promise<void>>()
   readonly #failedAt = new Map<string, number>()
+  /** Files to look at in the next pass. */
+  readonly #dirty = new Set<string>()
+  /** Whether the next pass looks at every file. */
+  #full = false
   #timer: NodeJS.Timeout | undefined
   #scheduled = false
   #stopped = false
@@ -35,11 +47,13 @@ export class Replicator {
     private readonly table: MasterTable,
     private readonly keepers: KeeperRegistry,
     private readonly options: ReplicatorOptions,
-  ) {}
+  ) {
+    table.onFileChanged = (fileId) => this.#dirty.add(fileId)
+  }
 
   start(): void {
-    this.#timer = setInterval(() => this.trigger(), this.options.intervalMs)
-    this.trigger()
+    this.#timer = setInterval(() => this.trigger({full: true}), this.options.intervalMs)
+    this.trigger({full: true})
   }
 
   async stop(): Promise<void> {
@@ -48,14 +62,18 @@ export class Replicator {
     await Promise.allSettled([...this.#running])
   }
 
-  /** Asks for a pass soon; many triggers in a row make one pass. */
-  trigger(): void {
+  /**
+   * Asks for a pass soon; many triggers in a row make one pass. `full`: over every file (the set
+   * of keepers changed), not only those that changed since the last pass.
+   */
+  trigger(options: {full?: boolean} = {}): void {
+    if (options.full) this.#full = true
     if (this.#scheduled || this.#stopped) return
     this.#scheduled = true
     setTimeout(() => {
       this.#scheduled = false
       if (!this.#stopped) this.#pass()
-    }, 0)
+    }, TRIGGER_DELAY_MS)
   }
 
   #pass(): void {
@@ -70,24 +88,40 @@ export class Replicator {
     // Surplus copies go only from keepers heard from just now, never from one that may be dying.
     const heard = keepers.filter((keeper) => this.keepers.heardWithin(keeper.id, this.options.heartbeatTimeoutMs / 2))
     for (const task of planTrims(files, heard, this.options.replicas, this.#inFlight)) this.#track(this.#trim(task))
+    // Files left short or in surplus (nothing to copy to yet, a keeper cooling down, a trim that
+    // must wait) are looked at again in the next pass; the copies started report back themselves.
+    const alive = new Set(keepers.filter((keeper) => keeper.alive).map((keeper) => keeper.id))
+    const target = Math.min(this.options.replicas, alive.size)
+    for (const {fileId} of files) {
+      const file = this.table.holdersOf(fileId)
+      if (!file) continue
+      let aliveHolders = 0
+      for (const id of file.holders) if (alive.has(id)) aliveHolders++
+      if (aliveHolders > 0 && aliveHolders + (this.#inFlight.get(fileId)?.size ?? 0) !== target) this.#dirty.add(fileId)
+    }
   }
 
+  /** The files this pass looks at: every one, or those that changed since the last pass. */
   #fileReplicas(): FileReplicas[] {
-    const holders = new Map<string, string[]>()
-    for (const replica of this.table.replicas()) {
-      const list = holders.get(replica.fileId)
-      if (list) list.push(replica.keeperId)
-      else holders.set(replica.fileId, [replica.keeperId])
+    const full = this.#full
+    const dirty = [...this.#dirty]
+    this.#full = false
+    this.#dirty.clear()
+    const files: FileReplicas[] = []
+    const add = (file: FileHolders) => {
+      files.push({fileId: file.fileId, name: file.name, size: file.size, holders: [...file.holders], excluded: this.table.doomedHolders(file.fileId)})
     }
 
-    const doomed = this.table.pendingDeletesByFile()
-    return this.table.files().map((file) => ({
-      fileId: file.fileId,
-      name: file.name,
-      size: file.size,
-      holders: holders.get(file.fileId) ?? [],
-      excluded: doomed.get(file.fileId),
-    }))
+    if (full) {
+      for (const file of this.table.allHolders()) add(file)
+    } else {
+      for (const fileId of dirty) {
+        const file = this.table.holdersOf(fileId)
+        if (file) add(file)
+      }
+    }
+
+    return files
   }
 
   #track(work: Promise<void>): void {
@@ -114,7 +148,8 @@ export class Replicator {
       // the gap if that report was lost.
       if (this.table.fileById(file.fileId)) {
         this.table.addReplica({fileId: file.fileId, keeperId: task.destination, path: stored.path})
-        const alive = this.table.replicasOf(file.fileId).filter((replica) => this.keepers.get(replica.keeperId)?.alive).length
+        const holders = this.table.holdersOf(file.fileId)?.holders ?? []
+        const alive = [...holders].filter((keeperId) => this.keepers.get(keeperId)?.alive).length
         if (alive >= this.options.replicas) this.table.clearCorrupt(file.fileId)
       }
       this.options.log.info(`copied "${file.name}" from ${task.source} to ${task.destination} (${task.aliveReplicas + 1} alive replicas)`)
@@ -122,6 +157,7 @@ export class Replicator {
       this.options.log.warn(`copy of "${file.name}" from ${task.source} to ${task.destination} failed: ${(error as Error).message}`)
       this.#failedAt.set(task.source, Date.now())
       this.#failedAt.set(task.destination, Date.now())
+      this.#dirty.add(task.fileId)
       setTimeout(() => this.trigger(), COOL_DOWN_MS).unref()
       return
     } finally {

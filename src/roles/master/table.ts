@@ -76,6 +76,15 @@ CREATE TABLE IF NOT EXISTS pending_deletes (
 );
 `
 
+/** What the replicator needs of one file, kept in memory beside the table. */
+export interface FileHolders {
+  fileId: string
+  name: string
+  size: number
+  /** Keepers recorded as holding a replica, alive or not. */
+  holders: Set<string>
+}
+
 /**
  * The master's durable table in SQLite: files, the keepers that hold their replicas (and where),
  * and the keepers themselves. WAL with synchronous=FULL: a confirmed upload survives a crash.
@@ -83,6 +92,15 @@ CREATE TABLE IF NOT EXISTS pending_deletes (
 export class MasterTable {
   readonly #db: Database.Database
   readonly #statements
+  /**
+   * An index of the files and replicas tables (and of pending deletes by file) in memory, so that
+   * replication passes do not rescan the tables. Every write below updates it right after its
+   * statement; a transaction that fails reloads it from the database (which rolled back).
+   */
+  readonly #holders = new Map<string, FileHolders>()
+  readonly #doomed = new Map<string, Set<string>>()
+  /** Told the id of every file whose replicas, pending deletes or existence changed. */
+  onFileChanged: (fileId: string) => void = () => {}
 
   constructor(dataDir: string) {
     mkdirSync(dataDir, {recursive: true})
@@ -124,6 +142,43 @@ export class MasterTable {
       addPendingDelete: db.prepare('INSERT OR IGNORE INTO pending_deletes (keeper_id, file_id, name) VALUES (?, ?, ?)'),
       clearPendingDelete: db.prepare('DELETE FROM pending_deletes WHERE keeper_id = ? AND file_id = ?'),
     }
+    this.#loadIndex()
+  }
+
+  #loadIndex(): void {
+    this.#holders.clear()
+    this.#doomed.clear()
+    for (const file of this.files()) this.#holders.set(file.fileId, {fileId: file.fileId, name: file.name, size: file.size, holders: new Set()})
+    for (const replica of this.replicas()) this.#holders.get(replica.fileId)?.holders.add(replica.keeperId)
+    for (const {keeperId, fileId} of this.#statements.allPendingDeletes.all() as Array<{keeperId: string; fileId: string}>) {
+      this.#doomSet(fileId).add(keeperId)
+    }
+  }
+
+  #doomSet(fileId: string): Set<string> {
+    let keepers = this.#doomed.get(fileId)
+    if (!keepers) this.#doomed.set(fileId, (keepers = new Set()))
+    return keepers
+  }
+
+  #changed(fileId: string): void {
+    this.onFileChanged(fileId)
+  }
+
+  /** Every file with the keepers holding it (from memory). */
+  allHolders(): IterableIterator<FileHolders> {
+    return this.#holders.values()
+  }
+
+  /** One file with the keepers holding it (from memory). */
+  holdersOf(fileId: string): FileHolders | undefined {
+    return this.#holders.get(fileId)
+  }
+
+  /** Keepers that still have to delete a replica of this file (from memory). */
+  doomedHolders(fileId: string): string[] | undefined {
+    const keepers = this.#doomed.get(fileId)
+    return keepers && keepers.size > 0 ? [...keepers] : undefined
   }
 
   fileByName(name: string): FileRow | undefined {
@@ -140,21 +195,27 @@ export class MasterTable {
 
   /** Records a file together with its first replica, in one transaction. */
   insertFile(file: FileRow, replica: {keeperId: string; path: string}): void {
-    this.#db.transaction(() => {
+    this.transaction(() => {
       this.#statements.insertFile.run(file.fileId, file.name, file.size, file.sha256, file.createdAt)
       this.#statements.upsertReplica.run(file.fileId, replica.keeperId, replica.path, Date.now())
-    })()
+      this.#holders.set(file.fileId, {fileId: file.fileId, name: file.name, size: file.size, holders: new Set([replica.keeperId])})
+    })
+    this.#changed(file.fileId)
   }
 
   /** Forgets a file and queues the removal of every replica; returns the replicas it had. */
   deleteFile(file: FileRow): ReplicaRow[] {
-    return this.#db.transaction(() => {
+    const replicas = this.transaction(() => {
       const replicas = this.replicasOf(file.fileId)
       for (const replica of replicas) this.#statements.addPendingDelete.run(replica.keeperId, file.fileId, file.name)
       this.#statements.deleteFile.run(file.fileId)
       this.#statements.addTombstone.run(file.fileId, file.name, Date.now())
+      this.#holders.delete(file.fileId)
+      for (const replica of replicas) this.#doomSet(file.fileId).add(replica.keeperId)
       return replicas
-    })()
+    })
+    this.#changed(file.fileId)
+    return replicas
   }
 
   /** Whether this generation of a file was deleted. */
@@ -176,10 +237,16 @@ export class MasterTable {
 
   addReplica(replica: ReplicaRow): void {
     this.#statements.upsertReplica.run(replica.fileId, replica.keeperId, replica.path, Date.now())
+    const file = this.#holders.get(replica.fileId)
+    if (file && !file.holders.has(replica.keeperId)) {
+      file.holders.add(replica.keeperId)
+      this.#changed(replica.fileId)
+    }
   }
 
   removeReplica(fileId: string, keeperId: string): void {
     this.#statements.deleteReplica.run(fileId, keeperId)
+    if (this.#holders.get(fileId)?.holders.delete(keeperId)) this.#changed(fileId)
   }
 
   keeper(id: string): KeeperRow | undefined {
@@ -201,7 +268,9 @@ export class MasterTable {
     this.transaction(() => {
       this.#statements.deleteReplica.run(fileId, keeperId)
       this.#statements.addCorrupt.run(fileId, keeperId, Date.now())
+      this.#holders.get(fileId)?.holders.delete(keeperId)
     })
+    this.#changed(fileId)
   }
 
   /** The file is back at its target: its corrupt replicas are history. */
@@ -221,24 +290,34 @@ export class MasterTable {
   /** Every queued delete: file id → keepers that still have to delete a replica of it. */
   pendingDeletesByFile(): Map<string, string[]> {
     const byFile = new Map<string, string[]>()
-    for (const {keeperId, fileId} of this.#statements.allPendingDeletes.all() as Array<{keeperId: string; fileId: string}>) {
-      byFile.set(fileId, [...(byFile.get(fileId) ?? []), keeperId])
-    }
-
+    for (const [fileId, keepers] of this.#doomed) if (keepers.size > 0) byFile.set(fileId, [...keepers])
     return byFile
   }
 
   addPendingDelete(keeperId: string, command: DeleteCommand): void {
     this.#statements.addPendingDelete.run(keeperId, command.fileId, command.name)
+    this.#doomSet(command.fileId).add(keeperId)
+    this.#changed(command.fileId)
   }
 
   clearPendingDelete(keeperId: string, fileId: string): void {
-    this.#statements.clearPendingDelete.run(keeperId, fileId)
+    const {changes} = this.#statements.clearPendingDelete.run(keeperId, fileId)
+    const keepers = this.#doomed.get(fileId)
+    keepers?.delete(keeperId)
+    if (keepers?.size === 0) this.#doomed.delete(fileId)
+    // The keeper may take a copy of this file again.
+    if (changes > 0) this.#changed(fileId)
   }
 
-  /** Runs `work` in one transaction: all of its writes land, or none. */
+  /** Runs `work` in one transaction: all of its writes land, or none (and the index follows). */
   transaction<T>(work: () => T): T {
-    return this.#db.transaction(work)()
+    try {
+      return this.#db.transaction(work)()
+    } catch (error) {
+      // The database rolled back (the whole transaction, or this nested savepoint): so does the index.
+      this.#loadIndex()
+      throw error
+    }
   }
 
   close(): void {
