@@ -1,14 +1,11 @@
-import {randomBytes} from 'node:crypto'
-import {createWriteStream} from 'node:fs'
-import {mkdir, rename, rm, stat} from 'node:fs/promises'
+import {createHash, randomBytes} from 'node:crypto'
+import {once} from 'node:events'
+import {mkdir, open, rename, rm, stat, type FileHandle} from 'node:fs/promises'
 import {basename, dirname, join, resolve} from 'node:path'
-import {Readable, type Writable} from 'node:stream'
-import {pipeline} from 'node:stream/promises'
+import type {Writable} from 'node:stream'
 
-import {CHUNK_SIZE} from '../../lib/durable-file.js'
 import {DEFAULTS} from '../../lib/config.js'
 import {DfsError} from '../../lib/errors.js'
-import {HashingStream} from '../../lib/hashing.js'
 import {callJson} from '../../lib/http-client.js'
 import type {FileInfo, SuspectVerdict} from '../../lib/protocol.js'
 import {statFile} from './admin.js'
@@ -122,16 +119,44 @@ async function download(info: FileInfo, options: GetOptions, exclude: ReadonlySe
   })
 
   if (options.output === '-') {
-    const hashing = await copyVerified(download, info, options.stdout ?? process.stdout)
-    return {name: info.name, size: hashing.bytes, sha256: hashing.digest, path: '-', sources: download.report}
+    const stdout = options.stdout ?? process.stdout
+    // Errors of the output (EPIPE when the reader went away) are seen by the writes, not thrown.
+    const ignore = () => {}
+    stdout.on('error', ignore)
+    let copied
+    try {
+      copied = await copyVerified(download, info, (range) => writeInOrder(stdout, range))
+      if (stdout !== process.stdout) {
+        stdout.end()
+        await once(stdout, 'finish')
+      }
+    } finally {
+      stdout.off('error', ignore)
+    }
+
+    const {bytes, sha256} = copied
+    return {name: info.name, size: bytes, sha256, path: '-', sources: download.report}
   }
 
   const path = await destinationPath(options.output, info.name)
   const tmpPath = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.dfs-part`)
+  let handle: FileHandle | undefined
   try {
-    await copyVerified(download, info, createWriteStream(tmpPath, {flags: 'wx', flush: true, highWaterMark: CHUNK_SIZE}))
+    handle = await open(tmpPath, 'wx')
+    const file = handle
+    let position = 0
+    await copyVerified(download, info, (range) => {
+      const at = position
+      position += byteLength(range)
+      return writeAt(file, range, at)
+    })
+    // Checked (in copyVerified), then made durable, then put in place.
+    await file.sync()
+    await file.close()
+    handle = undefined
     await rename(tmpPath, path)
   } catch (error) {
+    await handle?.close().catch(() => {})
     await rm(tmpPath, {force: true})
     const code = (error as {code?: string}).code
     if (code && !(error instanceof DfsError)) {
@@ -144,15 +169,103 @@ async function download(info: FileInfo, options: GetOptions, exclude: ReadonlySe
   return {name: info.name, size: info.size, sha256: info.sha256, path, sources: download.report}
 }
 
-async function copyVerified(download: RangedDownload, info: FileInfo, destination: Writable): Promise<HashingStream> {
-  const hashing = new HashingStream()
-  await pipeline(Readable.from(download.chunks(), {objectMode: false}), hashing, destination, {end: destination !== process.stdout})
-  if (hashing.bytes !== info.size || hashing.digest !== info.sha256) {
-    const sources = download.report.filter((source) => source.ranges > 0).map((source) => source.keeper)
-    throw new IntegrityError(`downloaded "${info.name}" does not match the master's record (${hashing.bytes} bytes, sha256 ${hashing.digest})`, sources)
+/**
+ * Takes the ranges in order, hashes each and hands it to `write`; the write of one range overlaps
+ * the hashing of the next (the hash runs on this thread, file writes on libuv's), and at most one
+ * write is under way, which is the backpressure. Throws an IntegrityError naming the replicas read
+ * from if size or sha256 differ from the master's record.
+ */
+async function copyVerified(download: RangedDownload, info: FileInfo, write: (range: Buffer[]) => Promise<void>): Promise<{bytes: number; sha256: string}> {
+  const hash = createHash('sha256')
+  let bytes = 0
+  let writing: Promise<void> | undefined
+  try {
+    for await (const range of download.ranges()) {
+      for (const chunk of range) hash.update(chunk)
+      bytes += byteLength(range)
+      await writing
+      writing = write(range)
+    }
+
+    await writing
+  } catch (error) {
+    // A failed write must not be left unobserved behind a failed download.
+    await writing?.catch(() => {})
+    throw error
   }
 
-  return hashing
+  const sha256 = hash.digest('hex')
+  if (bytes !== info.size || sha256 !== info.sha256) {
+    const sources = download.report.filter((source) => source.ranges > 0).map((source) => source.keeper)
+    throw new IntegrityError(`downloaded "${info.name}" does not match the master's record (${bytes} bytes, sha256 ${sha256})`, sources)
+  }
+
+  return {bytes, sha256}
+}
+
+function byteLength(chunks: Buffer[]): number {
+  let total = 0
+  for (const chunk of chunks) total += chunk.length
+  return total
+}
+
+/**
+ * Writes the chunks at `position` in writes of about WRITE_SIZE. One writev of a whole 4 MiB range
+ * cost 2–3× the system time of the same bytes in 1 MiB writes here (1 GiB get: sys 2.6–4.1 s vs
+ * 1.1–1.6 s).
+ */
+async function writeAt(handle: FileHandle, chunks: Buffer[], position: number): Promise<void> {
+  let index = 0
+  while (index < chunks.length) {
+    const batch: Buffer[] = []
+    let size = 0
+    while (index < chunks.length && (batch.length === 0 || size + chunks[index]!.length <= WRITE_SIZE)) {
+      size += chunks[index]!.length
+      batch.push(chunks[index++]!)
+    }
+
+    position = await writeAll(handle, batch, position, size)
+  }
+}
+
+const WRITE_SIZE = 1024 * 1024
+
+/** One writev, repeated for what it did not write; returns the position after the bytes. */
+async function writeAll(handle: FileHandle, buffers: Buffer[], position: number, size: number): Promise<number> {
+  let pending = buffers
+  const end = position + size
+  while (position < end) {
+    let {bytesWritten} = await handle.writev(pending, position)
+    if (bytesWritten === 0) throw new DfsError('DFS_ERR_LOCAL_FILE', 'a write to the temp file wrote nothing')
+    position += bytesWritten
+    let next = 0
+    while (next < pending.length && bytesWritten >= pending[next]!.length) bytesWritten -= pending[next++]!.length
+    pending = next < pending.length && bytesWritten > 0 ? [pending[next]!.subarray(bytesWritten), ...pending.slice(next + 1)] : pending.slice(next)
+  }
+
+  return position
+}
+
+/** Writes the chunks to a stream in order, waiting for 'drain' when it is full; rejects on its errors. */
+async function writeInOrder(stream: Writable, chunks: Buffer[]): Promise<void> {
+  for (const chunk of chunks) {
+    if (stream.errored || stream.destroyed) throw stream.errored ?? new Error('the output was closed')
+    if (!stream.write(chunk)) await drained(stream)
+  }
+}
+
+function drained(stream: Writable): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const done = (error?: Error) => {
+      stream.off('drain', onDrain).off('error', done).off('close', onClose)
+      if (error) reject(error)
+      else resolve()
+    }
+
+    const onDrain = () => done()
+    const onClose = () => done(stream.errored ?? new Error('the output was closed'))
+    stream.on('drain', onDrain).on('error', done).on('close', onClose)
+  })
 }
 
 async function destinationPath(output: string | undefined, name: string): Promise<string> {

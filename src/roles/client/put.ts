@@ -1,5 +1,6 @@
+import {createHash} from 'node:crypto'
 import {createReadStream} from 'node:fs'
-import {stat} from 'node:fs/promises'
+import {readFile, stat} from 'node:fs/promises'
 import {basename} from 'node:path'
 import {pipeline} from 'node:stream/promises'
 import {setTimeout as sleep} from 'node:timers/promises'
@@ -74,7 +75,7 @@ export async function putFiles(master: string, items: PutItem[], options: PutOpt
 export async function putFile(master: string, item: PutItem): Promise<PutResult> {
   const name = item.name ?? basename(item.path)
   assertValidName(name)
-  const {size, sha256} = await describeLocalFile(item.path)
+  const {size, sha256, data} = await describeLocalFile(item.path)
   const exclude: string[] = []
   for (;;) {
     let ticket: UploadTicket
@@ -89,7 +90,7 @@ export async function putFile(master: string, item: PutItem): Promise<PutResult>
     }
 
     try {
-      return await sendToKeeper(item.path, name, size, sha256, ticket)
+      return await sendToKeeper(data ?? item.path, name, size, sha256, ticket)
     } catch (error) {
       if (!(error instanceof DfsError && RETRY_ELSEWHERE.has(error.code)) || exclude.includes(ticket.keeper.id)) throw error
       exclude.push(ticket.keeper.id)
@@ -132,7 +133,8 @@ export async function waitForReplicas(master: string, name: string, replicas: nu
   }
 }
 
-async function sendToKeeper(path: string, name: string, size: number, sha256: string, ticket: UploadTicket): Promise<PutResult> {
+/** `source`: the file's bytes, or the path to stream them from. */
+async function sendToKeeper(source: Buffer | string, name: string, size: number, sha256: string, ticket: UploadTicket): Promise<PutResult> {
   const url = new URL(`/files/${encodeURIComponent(name)}?upload=${ticket.uploadId}`, ticket.keeper.url)
   let response
   try {
@@ -140,7 +142,7 @@ async function sendToKeeper(path: string, name: string, size: number, sha256: st
       method: 'PUT',
       dispatcher: httpAgent(),
       headers: {'content-type': 'application/octet-stream', 'content-length': String(size), 'x-dfs-size': String(size), [SHA256_HEADER]: sha256},
-      body: createReadStream(path, {highWaterMark: CHUNK_SIZE}),
+      body: typeof source === 'string' ? createReadStream(source, {highWaterMark: CHUNK_SIZE}) : source,
     })
   } catch (error) {
     throw unreachable('keeper', ticket.keeper.url, error)
@@ -152,8 +154,15 @@ async function sendToKeeper(path: string, name: string, size: number, sha256: st
   return {name: stored.name, fileId: stored.fileId, size: stored.size, sha256: stored.sha256, keeper: ticket.keeper.id, replicas: 1}
 }
 
-/** Size and sha256 of a local file, read once in 1 MiB chunks; a clear error if it is not a readable file. */
-export async function describeLocalFile(path: string): Promise<{size: number; sha256: string}> {
+/** Files up to this size are read into memory once, hashed, and sent from that buffer. */
+export const SMALL_FILE = 8 * 1024 * 1024
+
+/**
+ * Size and sha256 of a local file; a clear error if it is not a readable file. A file of at most
+ * SMALL_FILE bytes is read once and its bytes are returned too (`data`), so that the upload does not
+ * read it again; a larger one is hashed in 1 MiB reads and streamed again by the upload, never held.
+ */
+export async function describeLocalFile(path: string): Promise<{size: number; sha256: string; data?: Buffer}> {
   let info
   try {
     info = await stat(path)
@@ -162,6 +171,18 @@ export async function describeLocalFile(path: string): Promise<{size: number; sh
   }
 
   if (!info.isFile()) throw new DfsError('DFS_ERR_LOCAL_FILE', `${path} is not a regular file`)
+  if (info.size <= SMALL_FILE) {
+    let data
+    try {
+      data = await readFile(path)
+    } catch (error) {
+      throw localFileError(path, error)
+    }
+
+    if (data.length !== info.size) throw new DfsError('DFS_ERR_LOCAL_FILE', `${path} changed while it was read`)
+    return {size: data.length, sha256: createHash('sha256').update(data).digest('hex'), data}
+  }
+
   const hashing = new HashingStream()
   try {
     await pipeline(createReadStream(path, {highWaterMark: CHUNK_SIZE}), hashing, async function* (source) {

@@ -18,7 +18,20 @@ export interface RangedDownloadOptions {
   rangeSize: number
   /** Range requests under way at once against one replica. */
   perSource?: number
+  /**
+   * Bytes of ranges held at once: fetched or being fetched and not yet taken by the consumer, plus
+   * the range the consumer holds. At least one range whatever its size. Default 12 MiB.
+   */
+  maxBuffered?: number
 }
+
+/**
+ * Default cap on the bytes of ranges in memory, whatever the number of replicas (three 4 MiB ranges:
+ * one being written, two being fetched). 1 GiB get, 3 replicas, peak RSS: 8 MiB 121–125 MB,
+ * 12 MiB 130–131 MB, 16 MiB 144–162 MB, the old 8 ranges (32 MiB) 161–189 MB; no difference in
+ * speed measurable on this 2-core machine, where the client is CPU-bound.
+ */
+export const MAX_BUFFERED = 12 * 1024 * 1024
 
 export interface SourceReport {
   keeper: string
@@ -33,10 +46,10 @@ interface SourceState extends SourceReport {
 }
 
 /**
- * Downloads a file from all its replicas at once and yields its bytes in order. The file is cut
+ * Downloads a file from all its replicas at once and yields its ranges in order. The file is cut
  * into ranges; each free replica takes the next range, so faster replicas take more. A replica that
- * fails is dropped and its range goes to another. At most a small window of ranges is held in
- * memory (a few per replica), never the file: the consumer's pace bounds how far ahead it reads.
+ * fails is dropped and its range goes to another. At most `maxBuffered` bytes of ranges are held in
+ * memory (counted in whole ranges), never the file: the consumer's pace bounds how far ahead it reads.
  */
 export class RangedDownload {
   readonly #options: Required<RangedDownloadOptions>
@@ -44,7 +57,7 @@ export class RangedDownload {
 
   constructor(options: RangedDownloadOptions) {
     if (options.sources.length === 0) throw new DfsError('DFS_ERR_NO_KEEPERS', `no alive replica of "${options.name}"`)
-    this.#options = {perSource: 2, ...options}
+    this.#options = {perSource: 2, maxBuffered: MAX_BUFFERED, ...options}
     this.#sources = options.sources.map((source) => ({keeper: source.keeper, url: source.url, bytes: 0, ranges: 0, busy: 0}))
   }
 
@@ -53,10 +66,15 @@ export class RangedDownload {
     return this.#sources.map(({busy: _busy, ...report}) => report)
   }
 
-  async *chunks(): AsyncGenerator<Buffer, void, undefined> {
-    const {size, rangeSize, perSource} = this.#options
+  /**
+   * The file's ranges in order, each as the chunks that came off the socket. A range counts against
+   * the window until the consumer asks for the next one, so it may write the range it was given
+   * before asking (or keep one write in flight: one range more).
+   */
+  async *ranges(): AsyncGenerator<Buffer[], void, undefined> {
+    const {size, rangeSize, maxBuffered} = this.#options
     const count = Math.ceil(size / rangeSize)
-    const window = this.#sources.length * perSource + 2
+    const window = Math.max(1, Math.floor(maxBuffered / rangeSize))
     const done = new Map<number, Buffer[]>()
     const retry: number[] = []
     const inFlight = new Set<Promise<void>>()
@@ -89,9 +107,10 @@ export class RangedDownload {
       const ready = done.get(nextToYield)
       if (ready) {
         done.delete(nextToYield)
+        yield ready
+        // The consumer is done with that range: its room in the window goes to the next fetch.
         nextToYield++
         start()
-        yield* ready
         continue
       }
 
