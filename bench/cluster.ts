@@ -8,6 +8,8 @@ import {setTimeout as sleep} from 'node:timers/promises'
 
 import {Agent, request} from 'undici'
 
+import type {FileInfo, FileSummary, KeeperInfo} from '../src/lib/protocol.js'
+
 import {DFS_BIN, lastLines, peakRssMB, removeTempDir, spawnTracked, stopProcess, trackTempDir, waitForLine, type Tracked} from './processes.js'
 
 export interface ClusterOptions {
@@ -32,35 +34,8 @@ export interface KeeperProcess {
   killed?: boolean
 }
 
-export interface ReplicaInfo {
-  keeper: string
-  url: string
-  alive: boolean
-  path: string
-}
-
-export interface FileInfo {
-  name: string
-  fileId: string
-  size: number
-  sha256: string
-  replicas: ReplicaInfo[]
-}
-
-export interface FileSummary {
-  name: string
-  size: number
-  sha256: string
-  /** Replicas on alive keepers. */
-  replicas: number
-}
-
-export interface KeeperInfo {
-  id: string
-  url: string
-  alive: boolean
-  files: number
-}
+// The protocol's own types: the bench reads the same bodies the CLI does.
+export type {FileInfo, FileSummary, KeeperInfo}
 
 const agent = new Agent({keepAliveTimeout: 30_000, connections: 4})
 
