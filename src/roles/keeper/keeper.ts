@@ -1,6 +1,6 @@
 import {readFile} from 'node:fs/promises'
 import {join} from 'node:path'
-import type {Readable} from 'node:stream'
+import type {Readable, Transform} from 'node:stream'
 import {setTimeout as sleep} from 'node:timers/promises'
 
 import {request} from 'undici'
@@ -253,17 +253,21 @@ export class Keeper {
   }
 
   /**
-   * Checks a replica on demand (a reader saw bytes that did not match). A bad one is dropped here
-   * and reported to the master, which copies a good replica back.
+   * Re-hashes a replica (a reader saw bytes that did not match, or the scrubber's turn came; `pace`
+   * throttles the read). A bad one that is still stored is dropped here and reported to the master,
+   * which copies a good replica back; one deleted meanwhile is left to that delete.
    */
-  async verifyReplica(file: StoredFile): Promise<VerifyResult> {
-    const result = await this.store.verify(file)
-    if (!result.ok) await this.dropCorrupt(file, `verification read ${result.size} bytes with sha256 ${result.sha256 || '(none: file missing)'}`)
+  async verifyReplica(file: StoredFile, pace?: Transform): Promise<VerifyResult> {
+    const result = await this.store.verify(file, pace)
+    if (!result.ok && this.store.byId(file.fileId) === file) {
+      await this.#dropCorrupt(file, `re-hashing read ${result.size} bytes with sha256 ${result.sha256 || '(none: file missing)'}`)
+    }
+
     return result
   }
 
   /** Removes a corrupt replica from disk and tells the master, so it stops counting and serving it. */
-  async dropCorrupt(file: StoredFile, reason: string): Promise<void> {
+  async #dropCorrupt(file: StoredFile, reason: string): Promise<void> {
     this.options.log(`replica of "${file.name}" (${file.fileId}) is corrupt: ${reason}; dropping it`)
     await this.store.remove(file.fileId)
     try {

@@ -43,10 +43,7 @@ export class Scrubber {
         // Deleted or replaced since the pass began: nothing to check.
         if (this.keeper.store.byId(file.fileId) !== file) continue
         try {
-          const result = await this.keeper.store.verify(file, new Throttle(this.options.bytesPerSecond))
-          if (!result.ok && this.keeper.store.byId(file.fileId) === file) {
-            await this.keeper.dropCorrupt(file, `scrubber read ${result.size} bytes with sha256 ${result.sha256 || '(none: file missing)'}`)
-          }
+          await this.keeper.verifyReplica(file, new Throttle(this.options.bytesPerSecond))
         } catch (error) {
           this.keeper.options.log(`scrubbing "${file.name}" failed: ${(error as Error).message}`)
         }

@@ -113,6 +113,13 @@ export class KeeperRegistry {
     return keeper !== undefined && keeper.alive && keeper.lastHeartbeat !== null && Date.now() - keeper.lastHeartbeat <= ms
   }
 
+  /** How many of these keepers are alive: the alive replicas of a file, given its holders. */
+  countAlive(ids: Iterable<string>): number {
+    let count = 0
+    for (const id of ids) if (this.#keepers.get(id)?.alive) count++
+    return count
+  }
+
   get(id: string): KeeperRow | undefined {
     return this.#keepers.get(id)
   }

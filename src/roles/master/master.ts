@@ -149,7 +149,7 @@ export class Master {
 
   status(): KeeperInfo[] {
     const counts = new Map<string, number>()
-    for (const replica of this.table.replicas()) counts.set(replica.keeperId, (counts.get(replica.keeperId) ?? 0) + 1)
+    for (const {holders} of this.table.allHolders()) for (const id of holders) counts.set(id, (counts.get(id) ?? 0) + 1)
     const loads = new Map(this.keepers.loads().map((keeper) => [keeper.id, keeper.load]))
     return this.keepers.list().map((keeper) => ({
       id: keeper.id,
@@ -265,19 +265,12 @@ export class Master {
   /** Health of every file and of the whole (like `hdfs fsck`). */
   fsck(): FsckReport {
     const keepers = this.keepers.list()
-    const alive = new Set(keepers.filter((keeper) => keeper.alive).map((keeper) => keeper.id))
-    const replicas = new Map<string, {alive: number; dead: number}>()
-    for (const replica of this.table.replicas()) {
-      const counts = replicas.get(replica.fileId) ?? {alive: 0, dead: 0}
-      if (alive.has(replica.keeperId)) counts.alive++
-      else counts.dead++
-      replicas.set(replica.fileId, counts)
-    }
-
     const corrupt = this.table.corruptCounts()
     const target = this.options.replicas
     const files: FsckFile[] = this.table.files().map((file) => {
-      const counts = replicas.get(file.fileId) ?? {alive: 0, dead: 0}
+      const holders = this.table.holdersOf(file.fileId)?.holders ?? new Set<string>()
+      const alive = this.keepers.countAlive(holders)
+      const counts = {alive, dead: holders.size - alive}
       const health: FileHealth =
         counts.alive === 0 ? 'missing' : counts.alive < target ? 'under-replicated' : counts.alive > target ? 'over-replicated' : 'healthy'
       return {name: file.name, fileId: file.fileId, size: file.size, alive: counts.alive, target, dead: counts.dead, corrupt: corrupt.get(file.fileId) ?? 0, health}
@@ -290,7 +283,7 @@ export class Master {
       overReplicated: count('over-replicated'),
       missing: count('missing'),
       corrupt: files.reduce((sum, file) => sum + file.corrupt, 0),
-      aliveKeepers: alive.size,
+      aliveKeepers: keepers.filter((keeper) => keeper.alive).length,
       keepers: keepers.length,
     }
     const status = summary.missing > 0 ? 'missing' : summary.underReplicated > 0 ? 'under-replicated' : 'healthy'
@@ -320,13 +313,11 @@ export class Master {
   }
 
   list(): FileSummary[] {
-    const aliveReplicas = (fileId: string) => {
-      let count = 0
-      for (const keeperId of this.table.holdersOf(fileId)?.holders ?? []) if (this.keepers.get(keeperId)?.alive) count++
-      return count
-    }
-
-    return this.table.files().map((file) => ({...describeFile(file), replicas: aliveReplicas(file.fileId), target: this.options.replicas}))
+    return this.table.files().map((file) => ({
+      ...describeFile(file),
+      replicas: this.keepers.countAlive(this.table.holdersOf(file.fileId)?.holders ?? []),
+      target: this.options.replicas,
+    }))
   }
 
   /** Forgets the file at once; every keeper holding a replica deletes it (now, or when it is back). */

@@ -148,8 +148,7 @@ export class Replicator {
       // the gap if that report was lost.
       if (this.table.fileById(file.fileId)) {
         this.table.addReplica({fileId: file.fileId, keeperId: task.destination, path: stored.path})
-        const holders = this.table.holdersOf(file.fileId)?.holders ?? []
-        const alive = [...holders].filter((keeperId) => this.keepers.get(keeperId)?.alive).length
+        const alive = this.keepers.countAlive(this.table.holdersOf(file.fileId)?.holders ?? [])
         if (alive >= this.options.replicas) this.table.clearCorrupt(file.fileId)
       }
       this.options.log.info(`copied "${file.name}" from ${task.source} to ${task.destination} (${task.aliveReplicas + 1} alive replicas)`)
