@@ -1,7 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 
 import {DfsCommand, formatBytes, jsonFlag, masterFlag, sizeFlag} from '../lib/base-command.js'
-import {DEFAULTS, resolveMasterUrl} from '../lib/config.js'
+import {DEFAULTS} from '../lib/config.js'
 
 export default class GetCommand extends DfsCommand {
   static override summary = 'Download files from all their replicas at once, in ranges, verified by sha256.'
@@ -28,7 +28,7 @@ export default class GetCommand extends DfsCommand {
     const {argv, flags} = await this.parse(GetCommand)
     const names = argv as string[]
     if (names.length > 1 && flags.output === '-') this.fail('-o - takes one name', 2)
-    const master = resolveMasterUrl(flags.master)
+    const master = await this.master(flags.master)
     const {getFiles} = await import('../roles/client/get.js')
     const results = await getFiles(master, names, {output: flags.output, sources: flags.sources, rangeSize: flags['range-size']})
     if (flags.json) this.printJson(names.length === 1 ? results[0] : results)

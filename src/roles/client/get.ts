@@ -6,8 +6,8 @@ import type {Writable} from 'node:stream'
 
 import {DEFAULTS} from '../../lib/config.js'
 import {DfsError} from '../../lib/errors.js'
-import {callJson} from '../../lib/http-client.js'
-import type {FileInfo, SuspectVerdict} from '../../lib/protocol.js'
+import {Peer} from '../../lib/peer-client.js'
+import {masterRoutes, type FileInfo, type SuspectVerdict} from '../../lib/protocol.js'
 import {statFile} from './admin.js'
 import {RangedDownload, type SourceReport} from './ranged-download.js'
 
@@ -34,7 +34,7 @@ export interface GetResult {
  * Downloads several files into one directory (created if needed), a few at a time. Every name is
  * tried; if any failed, the error names them all.
  */
-export async function getFiles(master: string, names: string[], options: GetOptions = {}): Promise<GetResult[]> {
+export async function getFiles(master: Peer, names: string[], options: GetOptions = {}): Promise<GetResult[]> {
   if (names.length === 1) return [await getFile(master, names[0]!, options)]
   const directory = resolve(options.output ?? '.')
   await mkdir(directory, {recursive: true})
@@ -65,12 +65,12 @@ export async function getFiles(master: string, names: string[], options: GetOpti
  * destination; size and sha256 are checked before the rename, so a wrong or partial download never
  * takes the destination's place. With output '-' the bytes go to stdout as they arrive, in order.
  */
-export async function getFile(master: string, name: string, options: GetOptions = {}): Promise<GetResult> {
+export async function getFile(master: Peer, name: string, options: GetOptions = {}): Promise<GetResult> {
   const corrupt = new Set<string>()
   for (let attempt = 1; ; attempt++) {
     const info = await statFile(master, name)
     try {
-      return {...(await download(info, options, corrupt)), corruptReplicas: [...corrupt]}
+      return {...(await download(master, info, options, corrupt)), corruptReplicas: [...corrupt]}
     } catch (error) {
       // Bytes that do not match the master's sha256 came from a bad replica (or were damaged on the
       // way): report every replica read from, let the master have each verified, and read again
@@ -85,7 +85,9 @@ export async function getFile(master: string, name: string, options: GetOptions 
   }
 }
 
-// A download is tried again after a checksum mismatch, at most this many times in all.
+// A download is tried again after a checksum mismatch, at most this many times in all. Each try
+// reads from the replicas the master names then: failover to other replicas, not a retry of the
+// same requests (that is the peer's RetryPolicy).
 const MAX_ATTEMPTS = 3
 
 /** A finished download whose bytes did not match, with the replicas that served them. */
@@ -98,15 +100,15 @@ class IntegrityError extends DfsError {
   }
 }
 
-async function reportSuspect(master: string, info: FileInfo, keeper: string): Promise<SuspectVerdict> {
+async function reportSuspect(master: Peer, info: FileInfo, keeper: string): Promise<SuspectVerdict> {
   try {
-    return await callJson<SuspectVerdict>('master', master, `/files/${encodeURIComponent(info.name)}/suspect`, {body: {keeperId: keeper, fileId: info.fileId}})
+    return await master.call(masterRoutes.suspect, {params: {name: info.name}, body: {keeperId: keeper, fileId: info.fileId}})
   } catch {
     return {keeper, corrupt: false}
   }
 }
 
-async function download(info: FileInfo, options: GetOptions, exclude: ReadonlySet<string>): Promise<Omit<GetResult, 'corruptReplicas'>> {
+async function download(master: Peer, info: FileInfo, options: GetOptions, exclude: ReadonlySet<string>): Promise<Omit<GetResult, 'corruptReplicas'>> {
   const alive = info.replicas.filter((replica) => replica.alive && !exclude.has(replica.keeper))
   if (alive.length === 0) throw new DfsError('DFS_ERR_NO_KEEPERS', `no alive keeper holds a good replica of "${info.name}" right now`)
   const sources = shuffle(alive).slice(0, options.sources ?? alive.length)
@@ -114,7 +116,7 @@ async function download(info: FileInfo, options: GetOptions, exclude: ReadonlySe
     name: info.name,
     fileId: info.fileId,
     size: info.size,
-    sources: sources.map((replica) => ({keeper: replica.keeper, url: replica.url})),
+    sources: sources.map((replica) => ({keeper: replica.keeper, peer: new Peer({role: 'keeper', baseUrl: replica.url, agent: master.agent})})),
     rangeSize: options.rangeSize ?? DEFAULTS.rangeSize,
   })
 

@@ -1,12 +1,11 @@
-import {request} from 'undici'
-
-import {DfsError, errorFromBody} from '../../lib/errors.js'
-import {httpAgent, unreachable} from '../../lib/http-client.js'
-import {FILE_ID_HEADER} from '../../lib/protocol.js'
+import {DfsError} from '../../lib/errors.js'
+import type {Peer} from '../../lib/peer-client.js'
+import {FILE_ID_HEADER, keeperRoutes} from '../../lib/protocol.js'
 
 export interface Source {
+  /** The keeper's id. */
   keeper: string
-  url: string
+  peer: Peer
 }
 
 export interface RangedDownloadOptions {
@@ -42,6 +41,7 @@ export interface SourceReport {
 }
 
 interface SourceState extends SourceReport {
+  peer: Peer
   busy: number
 }
 
@@ -58,12 +58,12 @@ export class RangedDownload {
   constructor(options: RangedDownloadOptions) {
     if (options.sources.length === 0) throw new DfsError('DFS_ERR_NO_KEEPERS', `no alive replica of "${options.name}"`)
     this.#options = {perSource: 2, maxBuffered: MAX_BUFFERED, ...options}
-    this.#sources = options.sources.map((source) => ({keeper: source.keeper, url: source.url, bytes: 0, ranges: 0, busy: 0}))
+    this.#sources = options.sources.map(({keeper, peer}) => ({keeper, url: peer.baseUrl, peer, bytes: 0, ranges: 0, busy: 0}))
   }
 
   /** Per replica: bytes and ranges it served, and why it was dropped if it was. */
   get report(): SourceReport[] {
-    return this.#sources.map(({busy: _busy, ...report}) => report)
+    return this.#sources.map(({busy: _busy, peer: _peer, ...report}) => report)
   }
 
   /**
@@ -142,21 +142,11 @@ export class RangedDownload {
     const {name, fileId, size, rangeSize} = this.#options
     const first = index * rangeSize
     const last = Math.min(size, first + rangeSize) - 1
-    const url = new URL(`/files/${encodeURIComponent(name)}?fileId=${fileId}`, source.url)
+    const input = {params: {name}, query: {fileId}, headers: {range: `bytes=${first}-${last}`}}
     source.busy++
     try {
-      let response
-      try {
-        response = await request(url, {dispatcher: httpAgent(), headers: {range: `bytes=${first}-${last}`}})
-      } catch (error) {
-        throw unreachable('keeper', source.url, error)
-      }
-
       const whole = first === 0 && last === size - 1
-      if (response.statusCode !== 206 && !(whole && response.statusCode === 200)) {
-        const body = await response.body.json().catch(() => undefined)
-        throw errorFromBody(response.statusCode, body, `the keeper at ${source.url}`)
-      }
+      const response = await source.peer.open(keeperRoutes.read, input, {expect: whole ? [206, 200] : [206]})
 
       if (response.headers[FILE_ID_HEADER] !== fileId) {
         await response.body.dump()

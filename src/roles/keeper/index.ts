@@ -1,4 +1,5 @@
 import {closeGracefully} from '../../lib/http-server.js'
+import {Peer} from '../../lib/peer-client.js'
 import {Keeper} from './keeper.js'
 import {Scrubber} from './scrubber.js'
 import {createKeeperServer} from './server.js'
@@ -28,7 +29,7 @@ export interface RunningKeeper {
 export async function startKeeper(options: StartKeeperOptions): Promise<RunningKeeper> {
   let app: ReturnType<typeof createKeeperServer> | undefined
   const keeper = await Keeper.open({
-    master: options.master,
+    master: new Peer({role: 'master', baseUrl: options.master}),
     dataDir: options.dataDir,
     heartbeatIntervalMs: options.heartbeatIntervalMs,
     log: (message) => app?.log.info(message),
