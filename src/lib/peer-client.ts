@@ -96,7 +96,7 @@ export class Peer {
   }
 
   /** A request on a route that answers JSON; the answer is checked against the route's schema. */
-  async call<const R extends Route>(route: R, input: RouteInput<R>, options: RequestOptions = {}): Promise<AnswerOf<R>> {
+  async call<const R extends Route & {readonly bytes?: 'request'}>(route: R, input: RouteInput<R>, options: RequestOptions = {}): Promise<AnswerOf<R>> {
     const path = pathOf(route, input)
     const response = await this.#send(route, route.method, path, input, options, route.bytes === 'request' ? undefined : JSON_TIMEOUT_MS)
     if (response.statusCode >= 400) throw await this.#refusal(route.method, path, response)
