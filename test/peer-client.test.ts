@@ -13,7 +13,7 @@ import {Keeper} from '../src/roles/keeper/keeper.js'
 import {createKeeperServer} from '../src/roles/keeper/server.js'
 import {Master} from '../src/roles/master/master.js'
 import {createMasterServer} from '../src/roles/master/server.js'
-import {dfs, tempDir} from './helpers/cluster.js'
+import {dfs, tempDir, waitFor} from './helpers/cluster.js'
 
 /** A plain HTTP server that is not a dfs node, on loopback. */
 async function foreignServer(listener: RequestListener): Promise<{url: string; server: Server}> {
@@ -159,6 +159,54 @@ describe('the retry policy', () => {
     assert.equal(new Peer({role: 'master', baseUrl: 'http://127.0.0.1:9'}).retry, RetryPolicy.refusedForAWhile)
     assert.equal(new Peer({role: 'keeper', baseUrl: 'http://127.0.0.1:9'}).retry, RetryPolicy.never)
     assert.throws(() => new Peer({role: 'keeper', baseUrl: 'ftp://127.0.0.1:9'}), /invalid keeper URL/)
+  })
+})
+
+describe('a keeper that starts before its master', () => {
+  let dir: string
+
+  before(async () => {
+    dir = await tempDir()
+  })
+  after(() => rm(dir, {recursive: true, force: true}))
+
+  /** A loopback port with nothing listening on it (for now). */
+  async function freePort(): Promise<number> {
+    const {url, server} = await foreignServer(() => {})
+    await closeServer(server)
+    return Number(new URL(url).port)
+  }
+
+  test('registers once the master is up, however long that takes', async () => {
+    const port = await freePort()
+    const logs: string[] = []
+    const keeper = await Keeper.open({master: new Peer({role: 'master', baseUrl: `http://127.0.0.1:${port}`}), dataDir: `${dir}/patient`, heartbeatIntervalMs: 60_000, log: (line) => logs.push(line)})
+    const registered = keeper.register('http://127.0.0.1:1')
+    // Past the 3 s for which a single request is tried again: the registration itself is retried.
+    await waitFor('a failed registration', () => logs.some((line) => /cannot reach the master at .*; retrying/.test(line)))
+    const master = new Master({dataDir: `${dir}/master`, replicas: 3, heartbeatTimeoutMs: 60_000, replicationIntervalMs: 3_600_000, log: {info() {}, warn() {}}})
+    const app = createMasterServer(master, 'silent')
+    try {
+      await app.listen({host: '127.0.0.1', port})
+      await registered
+      assert.match(keeper.id, /^k/)
+      assert.deepEqual(master.status().map((info) => info.id), [keeper.id])
+    } finally {
+      keeper.stop()
+      await app.close()
+      await master.stop()
+    }
+  })
+
+  // The timeout only guards against a hang: a keeper that ignores stop() tries for ever.
+  test('stops trying when it is stopped', {timeout: 60_000}, async () => {
+    const port = await freePort()
+    const logs: string[] = []
+    const keeper = await Keeper.open({master: new Peer({role: 'master', baseUrl: `http://127.0.0.1:${port}`}), dataDir: `${dir}/stopped`, heartbeatIntervalMs: 60_000, log: (line) => logs.push(line)})
+    const registered = keeper.register('http://127.0.0.1:1')
+    await waitFor('a failed registration', () => logs.length > 0)
+    keeper.stop()
+    await assert.rejects(registered, /cannot reach the master/)
   })
 })
 

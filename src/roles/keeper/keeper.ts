@@ -167,7 +167,8 @@ export class Keeper {
           body: {keeperId: this.id, name: file.name, size: file.size, sha256: file.sha256, path: file.path},
         })
       } catch (error) {
-        if (error instanceof DfsError && error.code === 'DFS_ERR_MASTER_UNREACHABLE') {
+        // No answer, or one that cannot be read: the master may have recorded the file all the same.
+        if (error instanceof DfsError && (error.code === 'DFS_ERR_MASTER_UNREACHABLE' || error.code === 'DFS_ERR_BAD_RESPONSE')) {
           this.#undecided.set(file.fileId, file)
           await this.store.markUndecided(file, true)
         } else {
