@@ -244,23 +244,23 @@ describe('the servers answer exactly the routes of protocol.ts, validated by the
     const upload = (query: string, headers: Record<string, string>) =>
       keeperApp.inject({method: 'PUT', url: `/files/x.bin${query}`, headers: {'content-type': 'application/octet-stream', ...headers}, payload: 'abc'})
     for (const [query, headers, field] of [
-      ['?upload=..%2Fescape', {'x-dfs-sha256': sha256}, 'querystring/upload'],
-      ['', {'x-dfs-sha256': sha256}, "querystring must have required property 'upload'"],
-      ['?upload=u1', {'x-dfs-sha256': 'ABC'}, 'headers/x-dfs-sha256'],
-      ['?upload=u1', {'x-dfs-sha256': sha256, 'x-dfs-size': 'three'}, 'headers/x-dfs-size'],
+      ['?upload=..%2Fescape', {'x-dfs-sha256': sha256}, /querystring.*upload/],
+      ['', {'x-dfs-sha256': sha256}, /querystring.*upload/],
+      ['?upload=u1', {'x-dfs-sha256': 'ABC'}, /headers.*x-dfs-sha256/],
+      ['?upload=u1', {'x-dfs-sha256': sha256, 'x-dfs-size': 'three'}, /headers.*x-dfs-size/],
     ] as const) {
       const response = await upload(query, headers)
       assert.equal(response.statusCode, 400, `${query} ${JSON.stringify(headers)}`)
       const body = response.json<{error: string; message: string}>()
       assert.equal(body.error, 'DFS_ERR_BAD_REQUEST')
-      assert.ok(body.message.includes(field), body.message)
+      assert.match(body.message, field)
     }
 
     const read = await keeperApp.inject({method: 'GET', url: '/files/x.bin?fileId=not%20an%20id'})
     assert.equal(read.statusCode, 400)
-    assert.match(read.json<{message: string}>().message, /querystring\/fileId/)
+    assert.match(read.json<{message: string}>().message, /querystring.*fileId/)
     const heartbeat = await masterApp.inject({method: 'POST', url: '/keepers/bad%20id/heartbeat', payload: {}})
     assert.equal(heartbeat.statusCode, 400)
-    assert.match(heartbeat.json<{message: string}>().message, /params\/id/)
+    assert.match(heartbeat.json<{message: string}>().message, /params.*\bid\b/)
   })
 })
