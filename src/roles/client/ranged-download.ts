@@ -143,11 +143,11 @@ export class RangedDownload {
     const first = index * rangeSize
     const last = Math.min(size, first + rangeSize) - 1
     const input = {params: {name}, query: {fileId}, headers: {range: `bytes=${first}-${last}`}}
+    // A keeper may answer a Range over the whole file with the whole file.
+    const expect = first === 0 && last === size - 1 ? [206, 200] : [206]
     source.busy++
     try {
-      const whole = first === 0 && last === size - 1
-      const response = await source.peer.open(keeperRoutes.read, input, {expect: whole ? [206, 200] : [206]})
-
+      const response = await source.peer.open(keeperRoutes.read, input, {expect})
       if (response.headers[FILE_ID_HEADER] !== fileId) {
         await response.body.dump()
         throw new DfsError('DFS_ERR_INTEGRITY', `the keeper at ${source.url} served another generation of "${name}"`)
