@@ -222,7 +222,7 @@ describe('the servers answer exactly the routes of protocol.ts, validated by the
     masterApp = createMasterServer(master, 'silent')
     const keeper = await Keeper.open({master: new Peer({role: 'master', baseUrl: 'http://127.0.0.1:9'}), dataDir: `${dir}/keeper`, heartbeatIntervalMs: 60_000, log() {}})
     keeperApp = createKeeperServer(keeper, 'silent')
-    await Promise.all([masterApp.ready(), keeperApp.ready()])
+    await Promise.all([masterApp.ready(), keeperApp.listen({host: '127.0.0.1', port: 0})])
   })
   after(async () => {
     await Promise.all([masterApp.close(), keeperApp.close()])
@@ -237,6 +237,18 @@ describe('the servers answer exactly the routes of protocol.ts, validated by the
 
     served(masterApp, masterRoutes)
     served(keeperApp, keeperRoutes)
+  })
+
+  test("a keeper's refusal is its catalogue error, also for HEAD, whose answer has no body", async () => {
+    const address = keeperApp.server.address() as AddressInfo
+    const keeper = new Peer({role: 'keeper', baseUrl: `http://127.0.0.1:${address.port}`})
+    for (const method of ['GET', 'HEAD'] as const) {
+      await assert.rejects(keeper.open(keeperRoutes.read, {params: {name: 'missing.bin'}}, {method: method === 'HEAD' ? 'HEAD' : undefined}), (error: unknown) => {
+        assert.ok(error instanceof DfsError, String(error))
+        assert.equal(error.code, 'DFS_ERR_NOT_FOUND', `${method}: ${error.message}`)
+        return true
+      })
+    }
   })
 
   test('query strings and headers are checked against the route', async () => {
