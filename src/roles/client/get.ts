@@ -1,13 +1,14 @@
 import {createHash, randomBytes} from 'node:crypto'
 import {once} from 'node:events'
 import {mkdir, open, rename, rm, stat, type FileHandle} from 'node:fs/promises'
-import {basename, dirname, join, resolve} from 'node:path'
+import {dirname, join, resolve} from 'node:path'
 import type {Writable} from 'node:stream'
 
 import {DEFAULTS} from '../../lib/config.js'
 import {DfsError} from '../../lib/errors.js'
 import {callJson} from '../../lib/http-client.js'
 import type {FileInfo, SuspectVerdict} from '../../lib/protocol.js'
+import {removeOnInterrupt} from '../../lib/remove-on-interrupt.js'
 import {statFile} from './admin.js'
 import {RangedDownload, type SourceReport} from './ranged-download.js'
 
@@ -139,7 +140,9 @@ async function download(info: FileInfo, options: GetOptions, exclude: ReadonlySe
   }
 
   const path = await destinationPath(options.output, info.name)
-  const tmpPath = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.dfs-part`)
+  // Not derived from the final name: that may already be as long as a name can be (255 bytes).
+  const tmpPath = join(dirname(path), `.${randomBytes(8).toString('hex')}.dfs-part`)
+  const release = removeOnInterrupt(tmpPath)
   let handle: FileHandle | undefined
   try {
     handle = await open(tmpPath, 'wx')
@@ -164,6 +167,8 @@ async function download(info: FileInfo, options: GetOptions, exclude: ReadonlySe
     }
 
     throw error
+  } finally {
+    release()
   }
 
   return {name: info.name, size: info.size, sha256: info.sha256, path, sources: download.report}
