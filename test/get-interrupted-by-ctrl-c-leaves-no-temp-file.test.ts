@@ -57,13 +57,35 @@ describe('Ctrl-C during dfs get', () => {
     assert.equal(code, 130, get.stderr())
     assert.deepEqual(await readdir(outDir), [], 'neither the temp file nor a partial destination is left')
   })
+
+  test('with -o -, removes the temp copy in the temp dir, and stdout got nothing', async () => {
+    const clientTmp = join(work, 'client-tmp')
+    await mkdir(clientTmp)
+    const get = run(['get', 'big.bin', '-o', '-', '--range-size', '1m', '--master', cluster.masterUrl], {TMPDIR: clientTmp})
+
+    await waitFor('the first range in the temp copy', async () => {
+      for (const entry of await readdir(clientTmp)) {
+        if (entry.endsWith('.dfs-part') && (await stat(join(clientTmp, entry))).size === MiB) return true
+      }
+
+      return undefined
+    })
+
+    get.child.kill('SIGINT')
+    const {code, signal} = await get.exit
+    assert.equal(signal, null, 'dfs handles the signal itself')
+    assert.equal(code, 130, get.stderr())
+    assert.deepEqual(await readdir(clientTmp), [], 'the temp copy is removed')
+    assert.equal(get.stdoutBytes(), 0, 'stdout gets nothing that was not verified')
+  })
 })
 
 function run(args: string[], env: NodeJS.ProcessEnv = {}) {
   const child = spawn(process.execPath, [BIN, ...args], {stdio: ['ignore', 'pipe', 'pipe'], env: {...process.env, ...env}})
   let stderr = ''
-  child.stdout.resume()
+  let stdoutBytes = 0
+  child.stdout.on('data', (chunk: Buffer) => (stdoutBytes += chunk.length))
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')))
-  const exit = once(child, 'exit').then(([code, signal]) => ({code: code as number | null, signal: signal as NodeJS.Signals | null}))
-  return {child, exit, stderr: () => stderr}
+  const exit = once(child, 'close').then(([code, signal]) => ({code: code as number | null, signal: signal as NodeJS.Signals | null}))
+  return {child, exit, stderr: () => stderr, stdoutBytes: () => stdoutBytes}
 }
