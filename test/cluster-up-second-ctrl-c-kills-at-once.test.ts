@@ -46,6 +46,8 @@ test('a second Ctrl-C during the graceful stop kills every child at once and exi
   assert.deepEqual(exit, {code: 130, signal: null}, first.output())
   assert.match(first.output(), /stopping now: killing every process of the cluster/)
   assert.match(first.output(), /cluster killed/)
+  // Killed, not let finish its upload: the stop did not wait for it.
+  assert.match(first.output(), new RegExp(`${keeperName} was killed`))
   assert.doesNotMatch(first.output(), /cluster stopped/)
   assert.deepEqual(first.childPids.filter((pid) => isRunning(pid)), [], 'no master or keeper outlives cluster up')
   assert.equal(await readClusterState(dir), undefined, 'cluster.json is cleared once every child is gone')
