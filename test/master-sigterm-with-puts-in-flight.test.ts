@@ -63,7 +63,8 @@ async function putsAcrossMasterStop(clusters: Clusters, restart: 'at once' | 'af
   put.stdout.on('data', (chunk: Buffer) => (stdout += chunk))
   put.stderr.on('data', (chunk: Buffer) => (stderr += chunk))
   const putDone = once(put, 'close') as Promise<[number | null]>
-  await waitFor('uploads of the CLI in progress on the keepers', async () => (await partsOnKeepers(cluster)) > 1)
+  // Each upload under way has two temp files (the bytes and their description): the held one's, and more.
+  await waitFor('uploads of the CLI in progress on the keepers', async () => (await partsOnKeepers(cluster)) >= 4)
 
   assert.equal(await cluster.master.stop('SIGTERM'), 0, 'the master stops gracefully')
   held.release()
