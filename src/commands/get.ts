@@ -5,7 +5,7 @@ import {DEFAULTS} from '../lib/config.js'
 
 export default class GetCommand extends DfsCommand {
   static override summary = 'Download files from all their replicas at once, in ranges, verified by sha256.'
-  static override description = `The file is cut into ranges fetched from every alive replica in parallel; a replica that fails mid-way hands its ranges to another. The bytes go to a temp file whose size and sha256 are checked before it is renamed into place. With -o - the file goes to stdout.`
+  static override description = `The file is cut into ranges fetched from every alive replica in parallel; a replica that fails mid-way hands its ranges to another. The bytes go to a temp file whose size and sha256 are checked before it is renamed into place. With -o - the file goes to stdout once it is checked (its temp copy is in $TMPDIR), so stdout never gets a wrong byte.`
 
   static override examples = [
     '<%= config.bin %> get video.mp4',

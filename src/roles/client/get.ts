@@ -1,13 +1,17 @@
 import {createHash, randomBytes} from 'node:crypto'
-import {once} from 'node:events'
+import {createReadStream} from 'node:fs'
 import {mkdir, open, rename, rm, stat, type FileHandle} from 'node:fs/promises'
-import {basename, dirname, join, resolve} from 'node:path'
+import {tmpdir} from 'node:os'
+import {dirname, join, resolve} from 'node:path'
 import type {Writable} from 'node:stream'
+import {pipeline} from 'node:stream/promises'
 
 import {DEFAULTS} from '../../lib/config.js'
+import {CHUNK_SIZE} from '../../lib/durable-file.js'
 import {DfsError} from '../../lib/errors.js'
 import {Peer} from '../../lib/peer-client.js'
 import {masterRoutes, type FileInfo, type SuspectVerdict} from '../../lib/protocol.js'
+import {removeOnInterrupt} from '../../lib/remove-on-interrupt.js'
 import {statFile} from './admin.js'
 import {RangedDownload, type SourceReport} from './ranged-download.js'
 
@@ -63,7 +67,8 @@ export async function getFiles(master: Peer, names: string[], options: GetOption
 /**
  * Downloads a file from every alive replica in parallel, in ranges, into a temp file beside the
  * destination; size and sha256 are checked before the rename, so a wrong or partial download never
- * takes the destination's place. With output '-' the bytes go to stdout as they arrive, in order.
+ * takes the destination's place. With output '-' the verified temp file (in the temp dir) is then
+ * copied to stdout, so stdout gets the file's exact bytes or none.
  */
 export async function getFile(master: Peer, name: string, options: GetOptions = {}): Promise<GetResult> {
   const corrupt = new Set<string>()
@@ -74,8 +79,8 @@ export async function getFile(master: Peer, name: string, options: GetOptions = 
     } catch (error) {
       // Bytes that do not match the master's sha256 came from a bad replica (or were damaged on the
       // way): report every replica read from, let the master have each verified, and read again
-      // from the good ones. Bytes already written to stdout cannot be taken back.
-      if (options.output === '-' || attempt >= MAX_ATTEMPTS) throw error
+      // from the good ones. Nothing was written to the destination (or stdout) yet.
+      if (attempt >= MAX_ATTEMPTS) throw error
       // Every replica read from failed (killed, or trimmed meanwhile): ask the master again.
       if (error instanceof DfsError && error.code === 'DFS_ERR_KEEPER_UNREACHABLE') continue
       if (!(error instanceof IntegrityError)) throw error
@@ -120,28 +125,36 @@ async function download(master: Peer, info: FileInfo, options: GetOptions, exclu
     rangeSize: options.rangeSize ?? DEFAULTS.rangeSize,
   })
 
-  if (options.output === '-') {
-    const stdout = options.stdout ?? process.stdout
-    // Errors of the output (EPIPE when the reader went away) are seen by the writes, not thrown.
-    const ignore = () => {}
-    stdout.on('error', ignore)
-    let copied
-    try {
-      copied = await copyVerified(download, info, (range) => writeInOrder(stdout, range))
-      if (stdout !== process.stdout) {
-        stdout.end()
-        await once(stdout, 'finish')
-      }
-    } finally {
-      stdout.off('error', ignore)
+  const toStdout = options.output === '-'
+  const path = toStdout ? '-' : await destinationPath(options.output, info.name)
+  // A file's temp copy sits beside it, so that the rename is atomic; stdout's sits in the temp dir,
+  // since stdout cannot take a byte back: it gets the file only once the whole was verified. The
+  // name is not derived from the final one, which may already be as long as a name can be.
+  const tmpPath = join(toStdout ? tmpdir() : dirname(path), `.${randomBytes(8).toString('hex')}.dfs-part`)
+  const release = removeOnInterrupt(tmpPath)
+  try {
+    await writeVerified(download, info, tmpPath, path)
+    if (toStdout) await copyOut(tmpPath, options.stdout ?? process.stdout)
+    else {
+      await rename(tmpPath, path).catch((error: unknown) => {
+        throw localFileError(path, error)
+      })
     }
-
-    const {bytes, sha256} = copied
-    return {name: info.name, size: bytes, sha256, path: '-', sources: download.report}
+  } finally {
+    // Nothing is left to remove after the rename; stdout's copy goes in any case.
+    await rm(tmpPath, {force: true})
+    release()
   }
 
-  const path = await destinationPath(options.output, info.name)
-  const tmpPath = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.dfs-part`)
+  return {name: info.name, size: info.size, sha256: info.sha256, path, sources: download.report}
+}
+
+/**
+ * Downloads into a new file at `tmpPath`, checked against the master's size and sha256, and fsynced
+ * unless it is stdout's copy (`destination` '-'): that one is read back at once and then removed.
+ * A failure leaves the file for the caller to remove.
+ */
+async function writeVerified(download: RangedDownload, info: FileInfo, tmpPath: string, destination: string): Promise<void> {
   let handle: FileHandle | undefined
   try {
     handle = await open(tmpPath, 'wx')
@@ -152,23 +165,28 @@ async function download(master: Peer, info: FileInfo, options: GetOptions, exclu
       position += byteLength(range)
       return writeAt(file, range, at)
     })
-    // Checked (in copyVerified), then made durable, then put in place.
-    await file.sync()
+    if (destination !== '-') await file.sync()
     await file.close()
     handle = undefined
-    await rename(tmpPath, path)
   } catch (error) {
     await handle?.close().catch(() => {})
-    await rm(tmpPath, {force: true})
-    const code = (error as {code?: string}).code
-    if (code && !(error instanceof DfsError)) {
-      throw new DfsError('DFS_ERR_LOCAL_FILE', `cannot write ${path}: ${(error as Error).message}`, {cause: error})
-    }
-
-    throw error
+    throw localFileError(destination === '-' ? tmpPath : destination, error)
   }
+}
 
-  return {name: info.name, size: info.size, sha256: info.sha256, path, sources: download.report}
+/** Copies a verified temp file to the output stream; stdout itself is left open. */
+async function copyOut(tmpPath: string, output: Writable): Promise<void> {
+  try {
+    await pipeline(createReadStream(tmpPath, {highWaterMark: CHUNK_SIZE}), output, {end: output !== process.stdout})
+  } catch (error) {
+    throw localFileError('stdout', error)
+  }
+}
+
+/** Errors of the local disk or output as the catalogue's; our own errors pass unchanged. */
+function localFileError(what: string, error: unknown): unknown {
+  if (error instanceof DfsError || !(error as {code?: string}).code) return error
+  return new DfsError('DFS_ERR_LOCAL_FILE', `cannot write ${what}: ${(error as Error).message}`, {cause: error})
 }
 
 /**
@@ -246,28 +264,6 @@ async function writeAll(handle: FileHandle, buffers: Buffer[], position: number,
   }
 
   return position
-}
-
-/** Writes the chunks to a stream in order, waiting for 'drain' when it is full; rejects on its errors. */
-async function writeInOrder(stream: Writable, chunks: Buffer[]): Promise<void> {
-  for (const chunk of chunks) {
-    if (stream.errored || stream.destroyed) throw stream.errored ?? new Error('the output was closed')
-    if (!stream.write(chunk)) await drained(stream)
-  }
-}
-
-function drained(stream: Writable): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const done = (error?: Error) => {
-      stream.off('drain', onDrain).off('error', done).off('close', onClose)
-      if (error) reject(error)
-      else resolve()
-    }
-
-    const onDrain = () => done()
-    const onClose = () => done(stream.errored ?? new Error('the output was closed'))
-    stream.on('drain', onDrain).on('error', done).on('close', onClose)
-  })
 }
 
 async function destinationPath(output: string | undefined, name: string): Promise<string> {
