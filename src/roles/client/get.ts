@@ -72,27 +72,49 @@ export async function getFiles(master: Peer, names: string[], options: GetOption
  */
 export async function getFile(master: Peer, name: string, options: GetOptions = {}): Promise<GetResult> {
   const corrupt = new Set<string>()
-  for (let attempt = 1; ; attempt++) {
+  /** Replicas that served bytes that did not match although their keeper found its copy good. */
+  const untrusted = new Set<string>()
+  // After a mismatch that no keeper's check explains (a bad link or proxy, a replica that lies),
+  // replicas are read one at a time, so that the one that serves bad bytes shows itself.
+  let oneAtATime = options.sources === 1
+  let mismatch: IntegrityError | undefined
+  for (let failures = 0; ; ) {
     const info = await statFile(master, name)
     try {
-      return {...(await download(master, info, options, corrupt)), corruptReplicas: [...corrupt]}
+      const sources = oneAtATime ? 1 : options.sources
+      return {...(await download(master, info, {...options, sources}, new Set([...corrupt, ...untrusted]))), corruptReplicas: [...corrupt]}
     } catch (error) {
-      // Bytes that do not match the master's sha256 came from a bad replica (or were damaged on the
-      // way): report every replica read from, let the master have each verified, and read again
-      // from the good ones. Nothing was written to the destination (or stdout) yet.
-      if (attempt >= MAX_ATTEMPTS) throw error
+      // Every replica left served bytes that did not match. (Nothing reached the destination or
+      // stdout yet: both get the file only once it was verified.)
+      if (mismatch && untrusted.size > 0 && error instanceof DfsError && error.code === 'DFS_ERR_NO_KEEPERS') throw mismatch
       // Every replica read from failed (killed, or trimmed meanwhile): ask the master again.
-      if (error instanceof DfsError && error.code === 'DFS_ERR_KEEPER_UNREACHABLE') continue
+      if (error instanceof DfsError && error.code === 'DFS_ERR_KEEPER_UNREACHABLE') {
+        if (++failures >= MAX_ATTEMPTS) throw error
+        continue
+      }
+
       if (!(error instanceof IntegrityError)) throw error
+      mismatch = error
+      // Bytes that do not match the master's sha256: report every replica read from, let the
+      // master have each verified, and read again from the good ones. Each round that rules a
+      // replica out brings the download nearer its end; only the others count as failures.
       const verdicts = await Promise.all(error.sources.map((keeper) => reportSuspect(master, info, keeper)))
       for (const verdict of verdicts) if (verdict.corrupt) corrupt.add(verdict.keeper)
+      if (verdicts.some((verdict) => verdict.corrupt)) continue
+      if (oneAtATime) {
+        for (const keeper of error.sources) untrusted.add(keeper)
+        continue
+      }
+
+      oneAtATime = true
+      if (++failures >= MAX_ATTEMPTS) throw error
     }
   }
 }
 
-// A download is tried again after a checksum mismatch, at most this many times in all. Each try
-// reads from the replicas the master names then: failover to other replicas, not a retry of the
-// same requests (that is the peer's RetryPolicy).
+// A download is tried again after a failure that rules no replica out, at most this many times in
+// all. Each try reads from the replicas the master names then: failover to other replicas, not a
+// retry of the same requests (that is the peer's RetryPolicy).
 const MAX_ATTEMPTS = 3
 
 /** A finished download whose bytes did not match, with the replicas that served them. */

@@ -43,6 +43,8 @@ export interface SourceReport {
 interface SourceState extends SourceReport {
   peer: Peer
   busy: number
+  /** Why it was dropped, as a code: a replica that sent wrong bytes is not an unreachable one. */
+  failedCode?: string
 }
 
 /**
@@ -63,7 +65,7 @@ export class RangedDownload {
 
   /** Per replica: bytes and ranges it served, and why it was dropped if it was. */
   get report(): SourceReport[] {
-    return this.#sources.map(({busy: _busy, peer: _peer, ...report}) => report)
+    return this.#sources.map(({busy: _busy, peer: _peer, failedCode: _code, ...report}) => report)
   }
 
   /**
@@ -95,6 +97,7 @@ export class RangedDownload {
           (buffer) => void done.set(range, buffer),
           (error: unknown) => {
             source.failed = (error as Error).message
+            source.failedCode = (error as {code?: string}).code
             retry.push(range)
           },
         )
@@ -117,7 +120,8 @@ export class RangedDownload {
       start()
       if (inFlight.size === 0) {
         const reasons = this.#sources.map((source) => `${source.keeper}: ${source.failed ?? 'unused'}`).join('; ')
-        throw new DfsError('DFS_ERR_KEEPER_UNREACHABLE', `every replica of "${this.#options.name}" failed (${reasons})`)
+        const lied = this.#sources.every((source) => source.failedCode === 'DFS_ERR_INTEGRITY')
+        throw new DfsError(lied ? 'DFS_ERR_INTEGRITY' : 'DFS_ERR_KEEPER_UNREACHABLE', `every replica of "${this.#options.name}" failed (${reasons})`)
       }
 
       await Promise.race(inFlight)
@@ -151,6 +155,13 @@ export class RangedDownload {
       if (response.headers[FILE_ID_HEADER] !== fileId) {
         await response.body.dump()
         throw new DfsError('DFS_ERR_INTEGRITY', `the keeper at ${source.url} served another generation of "${name}"`)
+      }
+
+      // Right length, wrong place: bytes of another range would pass every length check.
+      const contentRange = response.headers['content-range']
+      if (response.statusCode === 206 && contentRange !== `bytes ${first}-${last}/${size}`) {
+        await response.body.dump()
+        throw new DfsError('DFS_ERR_INTEGRITY', `the keeper at ${source.url} answered bytes ${first}-${last} with ${contentRange ? `range ${String(contentRange)}` : 'no Content-Range'}`)
       }
 
       const expected = last - first + 1

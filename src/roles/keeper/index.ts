@@ -35,6 +35,7 @@ export async function startKeeper(options: StartKeeperOptions): Promise<RunningK
     log: (message) => app?.log.info(message),
   })
   app = createKeeperServer(keeper, options.logLevel)
+  for (const {fileId, reason} of keeper.store.quarantined) app.log.warn(`blob ${fileId} quarantined, not served or reported: ${reason}`)
   await app.listen({host: options.host, port: options.port})
   const address = app.server.address()
   const port = typeof address === 'object' && address ? address.port : options.port

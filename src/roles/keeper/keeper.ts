@@ -34,6 +34,8 @@ export class Keeper {
   readonly #stopping = new AbortController()
   #lastHeartbeatError: string | undefined
   readonly #undecided = new Map<string, StoredFile>()
+  /** Copies made on the master's order whose report found no master: reported with the next heartbeats. */
+  readonly #unreported = new Map<string, StoredFile>()
   /** Delete orders carried out and not yet reported to the master. */
   #deleted = new Set<string>()
 
@@ -123,6 +125,7 @@ export class Keeper {
         this.#lastHeartbeatError = undefined
         await this.#applyDeletes(response.deletes)
         if (this.#undecided.size > 0) await this.#settleUndecided()
+        if (this.#unreported.size > 0) await this.#reportCopiesAgain()
       } catch (error) {
         if (error instanceof DfsError && error.code === 'DFS_ERR_UNKNOWN_KEEPER') {
           // The master lost this keeper's record (a new database): register afresh with the inventory.
@@ -232,20 +235,53 @@ export class Keeper {
     }
 
     try {
+      await this.#reportCopy(file)
+    } catch (error) {
+      // The master may have died with the order under way: a new one would never hear of this copy.
+      if (error instanceof DfsError && error.code === 'DFS_ERR_MASTER_UNREACHABLE') this.#unreported.set(file.fileId, file)
+      throw error
+    }
+
+    this.#unreported.delete(file.fileId)
+    return file
+  }
+
+  /** Tells the master this keeper holds a copy; a copy of a file deleted or replaced meanwhile is garbage. */
+  async #reportCopy(file: StoredFile): Promise<void> {
+    try {
       await this.options.master.call(masterRoutes.reportReplica, {
-        params: {name: order.name},
+        params: {name: file.name},
         body: {keeperId: this.id, fileId: file.fileId, size: file.size, sha256: file.sha256, path: file.path},
       })
     } catch (error) {
-      // The file was deleted (or replaced) while it was copied: this copy is garbage.
       if (error instanceof DfsError && (error.code === 'DFS_ERR_NOT_FOUND' || error.code === 'DFS_ERR_STALE_REPLICA')) {
         await this.store.remove(file.fileId)
       }
 
       throw error
     }
+  }
 
-    return file
+  /** Reports copies whose report found no master; the master trims any it no longer needs. */
+  async #reportCopiesAgain(): Promise<void> {
+    for (const file of [...this.#unreported.values()]) {
+      // Deleted meanwhile (a delete order, found corrupt): nothing to report.
+      if (this.store.byId(file.fileId) !== file) {
+        this.#unreported.delete(file.fileId)
+        continue
+      }
+
+      let outcome = 'reported'
+      try {
+        await this.#reportCopy(file)
+      } catch (error) {
+        if (error instanceof DfsError && error.code === 'DFS_ERR_MASTER_UNREACHABLE') return
+        outcome = `not wanted (${(error as Error).message}): ${this.store.byId(file.fileId) ? 'kept' : 'removed'}`
+      }
+
+      this.#unreported.delete(file.fileId)
+      this.options.log(`copy of "${file.name}" (${file.fileId}) whose report found no master was ${outcome}`)
+    }
   }
 
   /**
