@@ -63,7 +63,7 @@ export async function runClusterUp(options: ClusterUpOptions, output: ClusterUpO
     const started = startAll(cluster, options.keepers).then(
       () => 'started' as const,
       (error: unknown) => {
-        if (error instanceof NodeStartError && error.logTail) {
+        if (error instanceof NodeStartError && error.logTail && error.logFile) {
           output.error(`last lines of ${displayPath(error.logFile)}:\n${error.logTail.replace(/^/gm, '  | ')}`)
         }
 
