@@ -2,11 +2,12 @@ import assert from 'node:assert/strict'
 import {spawn} from 'node:child_process'
 import {once} from 'node:events'
 import {mkdir, readdir, readFile} from 'node:fs/promises'
+import {createServer, type Socket} from 'node:net'
 import {join} from 'node:path'
 import {test} from 'node:test'
 
 import {trackChild} from '../src/roles/cluster/node-process.js'
-import {REPO, TestCluster, tempDir, waitFor} from './helpers/cluster.js'
+import {REPO, TestCluster, dfs, tempDir, waitFor} from './helpers/cluster.js'
 
 // The harness itself: nothing a test process starts outlives it (servers, CLI runs, temp dirs),
 // whether a test fails, TestCluster.start fails half-way, or the runner stops a file that hangs;
@@ -133,4 +134,19 @@ test('a test file stopped by SIGTERM, as the runner stops one that outlives --te
   assert.equal(run.pids.length, 2)
   await waitForGone(run.pids)
   assert.deepEqual(run.leftInTmp, [], 'every temp dir is removed')
+})
+
+test('a CLI run that outlives its deadline is killed, and dfs() fails with what it printed', async () => {
+  // A master that accepts connections and never answers: the CLI waits far longer than 2 s.
+  const sockets: Socket[] = []
+  const silent = createServer((socket) => sockets.push(socket))
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve))
+  const {port} = silent.address() as {port: number}
+  try {
+    await assert.rejects(dfs(['ls', '--master', `http://127.0.0.1:${port}`], {timeoutMs: 2000}), /dfs ls --master \S+ did not finish within 2 s and was killed\n--- its stdout/)
+    assert.deepEqual(await childrenOf(process.pid), [], 'the CLI process is gone')
+  } finally {
+    for (const socket of sockets) socket.destroy()
+    silent.close()
+  }
 })

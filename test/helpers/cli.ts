@@ -44,13 +44,15 @@ export async function runCli(args: string[], options: CliOptions = {}): Promise<
   // A command that exits without reading its stdin must not fail the run with EPIPE.
   child.stdin.on('error', () => {})
   child.stdin.end(options.stdin ?? '')
-  let hung = false
+  let late = false
   const timer = setTimeout(() => {
-    hung = true
+    late = true
     child.kill('SIGKILL')
   }, options.timeoutMs ?? CLI_TIMEOUT_MS)
   try {
-    const [code] = (await once(child, 'close')) as [number | null]
+    const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null]
+    // Hung: our kill ended it, not a command that finished just as the deadline came.
+    const hung = late && signal === 'SIGKILL'
     return {code, stdout: Buffer.concat(stdout).toString('utf8'), stderr: Buffer.concat(stderr).toString('utf8'), ms: Date.now() - started, hung}
   } finally {
     clearTimeout(timer)
