@@ -163,8 +163,9 @@ async function download(master: Peer, info: FileInfo, options: GetOptions, exclu
       })
     }
   } finally {
-    // Nothing is left to remove after the rename; stdout's copy goes in any case.
-    await rm(tmpPath, {force: true})
+    // Nothing is left to remove after the rename; stdout's copy goes in any case. A failure to
+    // remove must not hide the error that brought us here.
+    await rm(tmpPath, {force: true}).catch(() => {})
     release()
   }
 
