@@ -38,6 +38,8 @@ export class Keeper {
   readonly #unreported = new Map<string, StoredFile>()
   /** Delete orders carried out and not yet reported to the master. */
   #deleted = new Set<string>()
+  /** Corrupt replicas dropped whose report has not reached the master yet; sent again with the heartbeats. */
+  readonly #unreportedCorrupt = new Map<string, StoredFile>()
 
   private constructor(
     readonly options: KeeperOptions,
@@ -126,6 +128,7 @@ export class Keeper {
         await this.#applyDeletes(response.deletes)
         if (this.#undecided.size > 0) await this.#settleUndecided()
         if (this.#unreported.size > 0) await this.#reportCopiesAgain()
+        for (const file of [...this.#unreportedCorrupt.values()]) await this.#reportCorrupt(file)
       } catch (error) {
         if (error instanceof DfsError && error.code === 'DFS_ERR_UNKNOWN_KEEPER') {
           // The master lost this keeper's record (a new database): register afresh with the inventory.
@@ -302,11 +305,32 @@ export class Keeper {
   async #dropCorrupt(file: StoredFile, reason: string): Promise<void> {
     this.options.log(`replica of "${file.name}" (${file.fileId}) is corrupt: ${reason}; dropping it`)
     await this.store.remove(file.fileId)
+    await this.#reportCorrupt(file)
+  }
+
+  /**
+   * Tells the master a replica was dropped. Until it hears, the master counts the replica as alive
+   * (heartbeats carry no inventory), so a report that fails is sent again with the next heartbeats.
+   */
+  async #reportCorrupt(file: StoredFile): Promise<void> {
+    // A good copy of the same generation came back meanwhile: there is nothing wrong to report.
+    if (this.store.byId(file.fileId)) {
+      this.#unreportedCorrupt.delete(file.fileId)
+      return
+    }
+
     try {
       await this.options.master.call(masterRoutes.reportCorrupt, {params: {name: file.name}, body: {keeperId: this.id, fileId: file.fileId}})
+      this.#unreportedCorrupt.delete(file.fileId)
     } catch (error) {
-      // The master also learns it from this keeper's next registration (the replica is gone from the inventory).
-      this.options.log(`could not report the corrupt replica of "${file.name}": ${(error as Error).message}`)
+      // The file is gone from the master: it counts no replica of it any more.
+      if (error instanceof DfsError && error.code === 'DFS_ERR_NOT_FOUND') {
+        this.#unreportedCorrupt.delete(file.fileId)
+        return
+      }
+
+      if (!this.#unreportedCorrupt.has(file.fileId)) this.options.log(`could not report the corrupt replica of "${file.name}": ${(error as Error).message}; trying again with the heartbeats`)
+      this.#unreportedCorrupt.set(file.fileId, file)
     }
   }
 
