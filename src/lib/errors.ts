@@ -4,6 +4,13 @@
 export const ERRORS = {
   DFS_ERR_BAD_REQUEST: {status: 400, exit: 2},
   DFS_ERR_INVALID_NAME: {status: 400, exit: 2},
+  DFS_ERR_UNAUTHENTICATED: {status: 401, exit: 8},
+  DFS_ERR_FORBIDDEN: {status: 403, exit: 9},
+  DFS_ERR_REQUEST_TIMEOUT: {status: 408, exit: 1},
+  DFS_ERR_BODY_TOO_LARGE: {status: 413, exit: 2},
+  DFS_ERR_URI_TOO_LONG: {status: 414, exit: 2},
+  DFS_ERR_UNSUPPORTED_MEDIA_TYPE: {status: 415, exit: 2},
+  DFS_ERR_HEADERS_TOO_LARGE: {status: 431, exit: 2},
   DFS_ERR_SIZE_MISMATCH: {status: 400, exit: 1},
   DFS_ERR_CHECKSUM_MISMATCH: {status: 422, exit: 1},
   DFS_ERR_NOT_FOUND: {status: 404, exit: 3},
@@ -50,6 +57,28 @@ export class DfsError extends Error {
   toJSON(): {error: ErrorCode; message: string} {
     return {error: this.code, message: this.message}
   }
+}
+
+// Statuses whose meaning does not depend on who raised them, with their catalogue code.
+const GENERIC_STATUS: Partial<Record<number, ErrorCode>> = {
+  400: 'DFS_ERR_BAD_REQUEST',
+  401: 'DFS_ERR_UNAUTHENTICATED',
+  403: 'DFS_ERR_FORBIDDEN',
+  404: 'DFS_ERR_NOT_FOUND',
+  408: 'DFS_ERR_REQUEST_TIMEOUT',
+  413: 'DFS_ERR_BODY_TOO_LARGE',
+  414: 'DFS_ERR_URI_TOO_LONG',
+  415: 'DFS_ERR_UNSUPPORTED_MEDIA_TYPE',
+  416: 'DFS_ERR_RANGE_NOT_SATISFIABLE',
+  431: 'DFS_ERR_HEADERS_TOO_LARGE',
+}
+
+/**
+ * The code for an error that carries only an HTTP status (fastify's, a library's); answering with
+ * that code's own status keeps code and status in agreement: an odd 4xx becomes a plain 400.
+ */
+export function codeForStatus(status: number): ErrorCode {
+  return GENERIC_STATUS[status] ?? (status >= 400 && status < 500 ? 'DFS_ERR_BAD_REQUEST' : 'DFS_ERR_INTERNAL')
 }
 
 /** The error a server described in its `{error, message}` body; undefined if the body is not one. */

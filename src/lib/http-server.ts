@@ -1,12 +1,20 @@
-import Fastify, {LogController, type FastifyError, type FastifyInstance} from 'fastify'
+import {STATUS_CODES} from 'node:http'
+import type {Socket} from 'node:net'
 
-import {DfsError} from './errors.js'
+import Fastify, {LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest} from 'fastify'
+
+import {DfsError, ERRORS, codeForStatus, type ErrorCode} from './errors.js'
 
 export interface ServerOptions {
   logLevel: string
   /** Who answers, for the messages of this server's own errors. */
   role: 'master' | 'keeper'
 }
+
+// Names travel in the path; leave room for 255 bytes of percent-encoded UTF-8.
+const MAX_PARAM_LENGTH = 2048
+// JSON bodies only; file bytes are streamed by the routes and never held whole.
+const BODY_LIMIT = 16 * 1024 * 1024
 
 // Servers that are stopping: they finish what is under way and refuse new requests.
 const closing = new WeakSet<FastifyInstance>()
@@ -20,12 +28,16 @@ export function createServer(options: ServerOptions): FastifyInstance {
   const app = Fastify({
     logger: {level: options.logLevel, stream: process.stderr},
     logController: new LogController({disableRequestLogging: true}),
-    // Names travel in the path; leave room for 255 bytes of percent-encoded UTF-8.
-    routerOptions: {maxParamLength: 2048},
-    bodyLimit: 16 * 1024 * 1024,
+    routerOptions: {maxParamLength: MAX_PARAM_LENGTH},
+    bodyLimit: BODY_LIMIT,
     // Answered by the onRequest hook below instead, in the catalogue's format.
     return503OnClosing: false,
     forceCloseConnections: 'idle',
+    // Errors the router raises before any route runs (bad percent-encoding, a too-long segment)
+    // would otherwise answer in fastify's own format.
+    frameworkErrors: (error, request, reply) => sendError(error, request, reply),
+    // Requests that are not even HTTP (headers too large, a malformed line, a body cut short).
+    clientErrorHandler: answerClientError,
   })
 
   app.addHook('onRequest', async (request, reply) => {
@@ -39,31 +51,91 @@ export function createServer(options: ServerOptions): FastifyInstance {
   app.addContentTypeParser('*', (_request, _payload, done) => done(null))
   app.addContentTypeParser('application/octet-stream', (_request, _payload, done) => done(null))
 
-  app.setErrorHandler((error: FastifyError | DfsError, request, reply) => {
-    if (error instanceof DfsError) {
-      if (error.status >= 500) request.log.warn({code: error.code}, error.message)
-      return reply.status(error.status).send(error.toJSON())
+  // A route that takes a JSON body, sent another type (text/plain has a parser of fastify's, others
+  // get nothing from the catch-all above): say so rather than "body must be object".
+  app.addHook('preValidation', async (request) => {
+    const type = request.headers['content-type']
+    if (request.routeOptions.schema?.body && type !== undefined && !/^application\/json\s*(;|$)/i.test(type)) {
+      throw new DfsError('DFS_ERR_UNSUPPORTED_MEDIA_TYPE', `${request.method} ${request.routeOptions.url} takes a JSON body (application/json), not ${type.split(';')[0]}`)
     }
-
-    if (error.validation) {
-      const message = `invalid request ${error.validationContext ?? 'body'}: ${error.message}`
-      return reply.status(400).send({error: 'DFS_ERR_BAD_REQUEST', message})
-    }
-
-    const status = error.statusCode ?? 500
-    if (status >= 400 && status < 500) {
-      return reply.status(status).send({error: 'DFS_ERR_BAD_REQUEST', message: error.message})
-    }
-
-    request.log.error({err: error}, 'request failed')
-    return reply.status(500).send({error: 'DFS_ERR_INTERNAL', message: 'internal error: ' + error.message})
   })
 
+  app.setErrorHandler((error: FastifyError | DfsError, request, reply) => sendError(error, request, reply))
+
   app.setNotFoundHandler((request, reply) =>
-    reply.status(404).send({error: 'DFS_ERR_NOT_FOUND', message: `no such endpoint: ${request.method} ${request.url}`}),
+    reply.status(404).send({error: 'DFS_ERR_NOT_FOUND', message: `no such endpoint: ${request.method} ${pathOf(request.url)}`}),
   )
 
   return app
+}
+
+/** Answers any error of a request in the catalogue's `{error, message}`, with the status of its code. */
+function sendError(error: FastifyError | DfsError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  const {code, message} = describeError(error, request)
+  const {status} = ERRORS[code]
+  if (status >= 500) {
+    if (error instanceof DfsError) request.log.warn({code}, message)
+    else request.log.error({err: error}, 'request failed')
+  }
+
+  return reply.status(status).send({error: code, message})
+}
+
+/** The catalogue code and one-line message for an error raised by us, by fastify, or by a library. */
+function describeError(error: FastifyError | DfsError, request: FastifyRequest): {code: ErrorCode; message: string} {
+  if (error instanceof DfsError) return {code: error.code, message: error.message}
+  if (error.validation) return {code: 'DFS_ERR_BAD_REQUEST', message: `invalid request ${error.validationContext ?? 'body'}: ${error.message}`}
+  switch (error.code) {
+    case 'FST_ERR_BAD_URL':
+      return {code: 'DFS_ERR_BAD_REQUEST', message: 'the URL path is not valid percent-encoding (a % must be followed by two hex digits)'}
+    case 'FST_ERR_MAX_PARAM_LENGTH':
+      return {code: 'DFS_ERR_URI_TOO_LONG', message: `a path segment is longer than ${MAX_PARAM_LENGTH} characters (a file name is at most 255 bytes)`}
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return {code: 'DFS_ERR_BODY_TOO_LARGE', message: `the request body is larger than ${BODY_LIMIT / 1024 / 1024} MiB`}
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return {code: 'DFS_ERR_UNSUPPORTED_MEDIA_TYPE', message: `unsupported Content-Type ${request.headers['content-type'] ?? '(none)'}`}
+  }
+
+  // A client that went away mid-body: nobody reads the answer, and it is no bug of ours.
+  if (!request.raw.complete && (request.raw.destroyed || request.raw.readableAborted)) {
+    return {code: 'DFS_ERR_BAD_REQUEST', message: 'the request was aborted before its body was complete'}
+  }
+
+  const code = codeForStatus(error.statusCode ?? 500)
+  return {code, message: code === 'DFS_ERR_INTERNAL' ? `internal error: ${error.message}` : error.message}
+}
+
+/**
+ * Answers a connection whose bytes are not a request fastify can route (node's own 400, 408 and
+ * 431 would be bare text), then closes it, like node does.
+ */
+function answerClientError(error: Error & {code?: string}, socket: Socket): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return
+  const [code, message]: [ErrorCode, string] =
+    error.code === 'HPE_HEADER_OVERFLOW'
+      ? ['DFS_ERR_HEADERS_TOO_LARGE', 'the request line and headers are larger than the server accepts']
+      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? ['DFS_ERR_REQUEST_TIMEOUT', 'the request did not arrive in time']
+        : error.code === 'HPE_INVALID_EOF_STATE'
+          ? ['DFS_ERR_BAD_REQUEST', 'the connection was closed before the request body was complete']
+          : ['DFS_ERR_BAD_REQUEST', `malformed HTTP request (${error.code ?? error.message})`]
+  // Only before any byte of an answer went out on this connection, or the answer would be garbled.
+  if (socket.writable && socket.bytesWritten === 0) {
+    const body = JSON.stringify({error: code, message})
+    const {status} = ERRORS[code]
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    )
+  }
+
+  socket.destroy(error)
+}
+
+/** The path of a request URL without its query, which may carry a credential (`?grant=`). */
+function pathOf(url: string): string {
+  const query = url.indexOf('?')
+  return query === -1 ? url : url.slice(0, query)
 }
 
 /** Closes a server, letting in-flight requests finish for up to `graceMs`, then cutting them. */

@@ -4,15 +4,22 @@ export const MAX_NAME_BYTES = 255
 
 // Control characters (C0, DEL, C1) and both path separators; checked before a name reaches a path.
 const FORBIDDEN = /[\u0000-\u001f\u007f-\u009f/\\]/
+// Characters that make a name display as another one (Trojan Source, CVE-2021-42574): bidi
+// embeddings, overrides and isolates, and the invisible marks (LRM, RLM, ALM); zero-width
+// characters and the byte-order mark; the Unicode line and paragraph separators.
+const DECEPTIVE = /[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c\u200b-\u200d\ufeff\u2028\u2029]/
+
+const DECEPTIVE_ALL = new RegExp(DECEPTIVE.source, 'g')
 
 /** Why a file name is unacceptable, or undefined when it is fine. */
 export function nameProblem(name: unknown): string | undefined {
   if (typeof name !== 'string') return 'a file name must be a string'
   if (name.length === 0) return 'a file name must not be empty'
   if (Buffer.byteLength(name, 'utf8') > MAX_NAME_BYTES) return `file name is longer than ${MAX_NAME_BYTES} bytes`
+  // Without separators, ".." inside a name ("a..b.mp4") cannot climb anywhere; only these two can.
   if (name === '.' || name === '..') return `"${name}" is not a file name`
-  if (name.includes('..')) return `file name "${printable(name)}" must not contain ".."`
   if (FORBIDDEN.test(name)) return `file name "${printable(name)}" must not contain "/", "\\" or control characters`
+  if (DECEPTIVE.test(name)) return `file name "${printable(name)}" must not contain invisible or text-direction characters`
   if (name !== name.trim()) return `file name "${printable(name)}" must not start or end with white space`
   return undefined
 }
@@ -23,7 +30,9 @@ export function assertValidName(name: unknown): asserts name is string {
   if (problem) throw new DfsError('DFS_ERR_INVALID_NAME', problem)
 }
 
-/** A name with control characters escaped, fit to print inside a one-line error. */
+/** A name with control and invisible characters escaped, fit to print inside a one-line error. */
 export function printable(name: string): string {
-  return JSON.stringify(name).slice(1, -1)
+  return JSON.stringify(name)
+    .slice(1, -1)
+    .replace(DECEPTIVE_ALL, (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`)
 }

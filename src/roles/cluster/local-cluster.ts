@@ -1,10 +1,12 @@
 import {mkdir, readFile, rm, writeFile} from 'node:fs/promises'
 import {join, resolve} from 'node:path'
 
+import {isRunning} from '../../lib/data-dir-lock.js'
 import {DfsError} from '../../lib/errors.js'
 import {displayPath, NodeProcess, type NodeExit} from './node-process.js'
 
 export {DFS_BIN, displayPath, NodeStartError, type NodeExit} from './node-process.js'
+export {isRunning} from '../../lib/data-dir-lock.js'
 
 export interface LocalClusterOptions {
   /** Everything lives here: master/, keeper-N/, logs/ and cluster.json. */
@@ -273,15 +275,5 @@ export async function readClusterState(dir: string): Promise<ClusterState | unde
     return JSON.parse(await readFile(join(resolve(dir), 'cluster.json'), 'utf8')) as ClusterState
   } catch {
     return undefined
-  }
-}
-
-/** Whether a process of that pid exists (one we may not signal counts as existing). */
-export function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM'
   }
 }

@@ -1,3 +1,4 @@
+import {lockDataDir} from '../../lib/data-dir-lock.js'
 import {closeGracefully} from '../../lib/http-server.js'
 import {Peer} from '../../lib/peer-client.js'
 import {Keeper} from './keeper.js'
@@ -25,8 +26,18 @@ export interface RunningKeeper {
   stop(): Promise<void>
 }
 
-/** Opens the data directory, starts serving, registers with the master and starts heartbeats. */
+/** Locks and opens the data directory, starts serving, registers with the master and starts heartbeats. */
 export async function startKeeper(options: StartKeeperOptions): Promise<RunningKeeper> {
+  const lock = await lockDataDir(options.dataDir, 'keeper')
+  try {
+    return await serve(options, lock.release)
+  } catch (error) {
+    await lock.release()
+    throw error
+  }
+}
+
+async function serve(options: StartKeeperOptions, unlock: () => Promise<void>): Promise<RunningKeeper> {
   let app: ReturnType<typeof createKeeperServer> | undefined
   const keeper = await Keeper.open({
     master: new Peer({role: 'master', baseUrl: options.master}),
@@ -58,6 +69,7 @@ export async function startKeeper(options: StartKeeperOptions): Promise<RunningK
       keeper.stop()
       scrubber.stop()
       await closeGracefully(server, 5000)
+      await unlock()
     },
   }
 }

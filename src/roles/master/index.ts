@@ -1,3 +1,4 @@
+import {lockDataDir} from '../../lib/data-dir-lock.js'
 import {closeGracefully} from '../../lib/http-server.js'
 import {Master} from './master.js'
 import {createMasterServer} from './server.js'
@@ -17,8 +18,18 @@ export interface RunningMaster {
   stop(): Promise<void>
 }
 
-/** Opens the table, starts serving and starts the liveness and replication loops. */
+/** Locks the data dir, opens the table, starts serving and starts the liveness and replication loops. */
 export async function startMaster(options: StartMasterOptions): Promise<RunningMaster> {
+  const lock = await lockDataDir(options.dataDir, 'master')
+  try {
+    return await serve(options, lock.release)
+  } catch (error) {
+    await lock.release()
+    throw error
+  }
+}
+
+async function serve(options: StartMasterOptions, unlock: () => Promise<void>): Promise<RunningMaster> {
   let app: ReturnType<typeof createMasterServer> | undefined
   const master = new Master({
     dataDir: options.dataDir,
@@ -45,6 +56,7 @@ export async function startMaster(options: StartMasterOptions): Promise<RunningM
     async stop() {
       await closeGracefully(server, 5000)
       await master.stop()
+      await unlock()
     },
   }
 }
