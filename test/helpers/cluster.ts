@@ -374,8 +374,9 @@ if (UNDER_TEST) {
     })
     process.stderr.write(`\nserver logs of the failed test "${t.name}":\n${parts.join('\n')}\n`)
   })
-  // The first root-level after hook, so it runs before any a test file adds at its top level;
-  // a file's own suites and their after hooks have all run by then.
+  // Every suite of the file and its after hooks have run by then. Being registered at import, it
+  // runs before any root-level after hook of the test file: a shared cluster stopped there (no file
+  // does that today) would be found killed already, with a warning and no harm done.
   after(() => killLeftovers('after the last test of the file'))
 }
 
