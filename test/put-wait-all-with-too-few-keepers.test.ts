@@ -20,12 +20,12 @@ describe('put --wait all when fewer keepers are alive than the replica target', 
     assert.equal(put.code, 5, put.stderr)
     assert.equal(put.stdout, '')
     assert.equal(put.stderr.trim().split('\n').length, 1, put.stderr)
-    assert.match(put.stderr, /^Error: "short-handed\.bin" is stored but has 2 of the 3 replicas waited for after 2 s$/m)
+    // 1 or 2 of 3: the copy to the second keeper may still be on its way when the 2 s are over.
+    assert.match(put.stderr, /^Error: "short-handed\.bin" is stored but has [12] of the 3 replicas waited for after 2 s$/m)
 
-    // Stored, on both keepers, and readable.
-    const stat = await cluster.stat('short-handed.bin')
-    assert.equal(stat.sha256, sha256)
-    assert.equal(stat.replicas.filter((replica) => replica.alive).length, 2)
+    // Stored, then copied to the other keeper, and readable.
+    assert.equal((await cluster.stat('short-handed.bin')).sha256, sha256)
+    await cluster.waitForReplicas('short-handed.bin', 2)
     const out = join(clusters.work, 'short-handed.copy')
     const got = await cluster.dfs(['get', 'short-handed.bin', '-o', out])
     assert.equal(got.code, 0, got.stderr)

@@ -2,7 +2,7 @@ import {createHash, randomBytes} from 'node:crypto'
 import {createReadStream} from 'node:fs'
 import {mkdir, open, rename, rm, stat, type FileHandle} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
-import {dirname, join, resolve} from 'node:path'
+import {basename, dirname, join, resolve} from 'node:path'
 import type {Writable} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
 
@@ -150,9 +150,8 @@ async function download(master: Peer, info: FileInfo, options: GetOptions, exclu
   const toStdout = options.output === '-'
   const path = toStdout ? '-' : await destinationPath(options.output, info.name)
   // A file's temp copy sits beside it, so that the rename is atomic; stdout's sits in the temp dir,
-  // since stdout cannot take a byte back: it gets the file only once the whole was verified. The
-  // name is not derived from the final one, which may already be as long as a name can be.
-  const tmpPath = join(toStdout ? tmpdir() : dirname(path), `.${randomBytes(8).toString('hex')}.dfs-part`)
+  // since stdout cannot take a byte back: it gets the file only once the whole was verified.
+  const tmpPath = join(toStdout ? tmpdir() : dirname(path), tempName(toStdout ? info.name : basename(path)))
   const release = removeOnInterrupt(tmpPath)
   try {
     await writeVerified(download, info, tmpPath, path)
@@ -170,6 +169,25 @@ async function download(master: Peer, info: FileInfo, options: GetOptions, exclu
   }
 
   return {name: info.name, size: info.size, sha256: info.sha256, path, sources: download.report}
+}
+
+// The longest file name of common file systems (NAME_MAX on Linux and macOS), in bytes.
+const NAME_MAX = 255
+
+/**
+ * `.NAME.<random>.dfs-part`, so that people see which download it belongs to; NAME is cut short
+ * (at a character) when the whole would not fit in a file name, as with a 255-byte NAME.
+ */
+function tempName(name: string): string {
+  const suffix = `.${randomBytes(8).toString('hex')}.dfs-part`
+  const room = NAME_MAX - 1 - Buffer.byteLength(suffix)
+  let stem = ''
+  for (const char of name) {
+    if (Buffer.byteLength(stem + char) > room) break
+    stem += char
+  }
+
+  return `.${stem}${suffix}`
 }
 
 /**
