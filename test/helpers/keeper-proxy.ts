@@ -27,6 +27,10 @@ export class KeeperProxy {
   holdAfter: number | undefined
   /** GET bodies held right now. */
   holding = 0
+  /** GET bodies begun so far. */
+  bodies = 0
+  // The first body the hold applies to, counted by `bodies`.
+  #holdFrom = 0
   #release: Promise<void> = Promise.resolve()
   #releaseNow = () => {}
 
@@ -46,9 +50,13 @@ export class KeeperProxy {
     return proxy
   }
 
-  /** From now on GET bodies stop after `bytes` bytes, until `release()`. */
-  hold(bytes: number): void {
+  /**
+   * GET bodies stop after `bytes` bytes, until `release()`: from now on (bodies under way too), or
+   * only once `passing` more bodies have begun (those pass whole).
+   */
+  hold(bytes: number, passing = 0): void {
     this.holdAfter = bytes
+    this.#holdFrom = passing === 0 ? 0 : this.bodies + passing
     this.#release = new Promise((resolve) => (this.#releaseNow = resolve))
   }
 
@@ -86,11 +94,16 @@ export class KeeperProxy {
   /** Passes an answer through, holding a GET body after `holdAfter` bytes while a hold is on. */
   async #pass(incoming: IncomingMessage, answer: IncomingMessage, outgoing: ServerResponse): Promise<void> {
     outgoing.writeHead(answer.statusCode ?? 502, answer.headers)
+    // A keeper that dies under a held body cuts its client off, as it would without the proxy.
+    answer.once('close', () => {
+      if (!answer.complete) outgoing.destroy()
+    })
+    const body = incoming.method === 'GET' ? this.bodies++ : -1
     let sent = 0
     try {
       for await (const chunk of answer as AsyncIterable<Buffer>) {
         let rest = chunk
-        const limit = incoming.method === 'GET' ? this.holdAfter : undefined
+        const limit = body >= this.#holdFrom ? this.holdAfter : undefined
         if (limit !== undefined && sent + rest.length > limit) {
           const head = rest.subarray(0, Math.max(0, limit - sent))
           if (head.length > 0 && !outgoing.write(head)) await once(outgoing, 'drain')
