@@ -31,6 +31,17 @@ export const masterFlag = Flags.string({
   helpValue: 'URL',
 })
 
+export const secretFileFlag = Flags.string({
+  description: "the cluster's key file, shared by the master and every keeper (make one with: dfs secret create FILE) [default: $DFS_SECRET_FILE]",
+  env: 'DFS_SECRET_FILE',
+  helpValue: 'FILE',
+})
+
+export const insecureFlag = Flags.boolean({
+  description: 'allow listening on an address other than loopback without --secret-file: anyone who reaches it can read, write and delete every file',
+  default: false,
+})
+
 export const jsonFlag = Flags.boolean({description: 'print JSON for scripts instead of a table', default: false})
 
 /** A duration flag: "500ms", "2s", "1m", or a plain number of seconds. Parsed to milliseconds. */

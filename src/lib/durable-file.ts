@@ -57,11 +57,11 @@ export async function writeDurably(source: Readable, tmpDir: string, finalPath: 
   }
 }
 
-/** Writes `data` to a new file at `path` and fsyncs it; the file is removed again on failure. */
-async function writeSynced(path: string, data: string | Buffer): Promise<void> {
+/** Writes `data` to a new file at `path` (created with `mode`) and fsyncs it; the file is removed again on failure. */
+export async function writeSynced(path: string, data: string | Buffer, mode = 0o666): Promise<void> {
   let handle: FileHandle | undefined
   try {
-    handle = await open(path, 'wx')
+    handle = await open(path, 'wx', mode)
     await handle.writeFile(data)
     await handle.sync()
     await handle.close()
