@@ -1,6 +1,9 @@
+import {TOKEN_ID} from '../../lib/client-tokens.js'
+import {DfsError} from '../../lib/errors.js'
 import {callJson} from '../../lib/http-client.js'
 import {assertValidName} from '../../lib/names.js'
 import type {FileInfo, FileSummary, FsckReport, KeeperInfo, ListResponse, StatusResponse} from '../../lib/protocol.js'
+import type {RevokeTokenResponse} from '../master/token-routes.js'
 
 // The client's read-and-delete calls: each is one request to the master.
 
@@ -24,4 +27,10 @@ export async function removeFile(master: string, name: string): Promise<{name: s
 
 export async function fsck(master: string): Promise<FsckReport> {
   return callJson<FsckReport>('master', master, '/fsck')
+}
+
+/** Adds a client token's id to the master's revoked tokens. */
+export async function revokeToken(master: string, id: string): Promise<RevokeTokenResponse> {
+  if (!TOKEN_ID.test(id)) throw new DfsError('DFS_ERR_BAD_REQUEST', `${JSON.stringify(id)} is not a token id: dfs token create prints it (16 letters, digits, - or _)`)
+  return callJson<RevokeTokenResponse>('master', master, '/tokens/revoke', {body: {id}})
 }
