@@ -1,10 +1,9 @@
 import {hkdfSync, randomBytes, webcrypto} from 'node:crypto'
-import {link, readFile, rename, rm, stat} from 'node:fs/promises'
+import {readFile, stat} from 'node:fs/promises'
 import {isIP} from 'node:net'
-import {basename, dirname, join} from 'node:path'
 import {inspect} from 'node:util'
 
-import {syncDirectory, writeSynced} from './durable-file.js'
+import {writePrivateFile} from './durable-file.js'
 import {DfsError} from './errors.js'
 
 /** Bytes of randomness in a new key; a shorter key is refused. */
@@ -77,21 +76,14 @@ export class ClusterKey {
  * beside it, fsynced, then moved into place. An existing file is kept unless `force`.
  */
 export async function createKeyFile(path: string, options: {force?: boolean} = {}): Promise<void> {
-  const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.part`)
   try {
-    await writeSynced(tmp, randomBytes(KEY_BYTES).toString('base64url') + '\n', 0o600)
-    // link() fails if the file exists, so two creators cannot overwrite each other's key either.
-    if (options.force) await rename(tmp, path)
-    else await link(tmp, path)
-    await syncDirectory(dirname(path))
+    await writePrivateFile(path, randomBytes(KEY_BYTES).toString('base64url') + '\n', {replace: options.force === true})
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code
     if (code === 'EEXIST') throw new DfsError('DFS_ERR_EXISTS', `${path} exists; keep it, or pass --force to replace it (every master and keeper then needs the new key)`)
     if (code === 'ENOENT') throw new DfsError('DFS_ERR_LOCAL_FILE', `cannot write ${path}: its directory does not exist`, {cause: error})
     if (code) throw new DfsError('DFS_ERR_LOCAL_FILE', `cannot write ${path}: ${code}`, {cause: error})
     throw error
-  } finally {
-    await rm(tmp, {force: true})
   }
 }
 

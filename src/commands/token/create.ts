@@ -1,6 +1,7 @@
 import {Flags} from '@oclif/core'
 
-import {DfsCommand, durationFlag, jsonFlag} from '../../lib/base-command.js'
+import {DfsCommand, durationFlag, formatDuration, jsonFlag} from '../../lib/base-command.js'
+import {DEFAULTS} from '../../lib/config.js'
 
 export default class TokenCreateCommand extends DfsCommand {
   static override summary = 'Mint a client token from the cluster key, offline: no master needed.'
@@ -14,7 +15,7 @@ export default class TokenCreateCommand extends DfsCommand {
 
   static override flags = {
     scope: Flags.string({description: 'what the token allows', options: ['read', 'write', 'admin'], required: true}),
-    ttl: durationFlag({description: 'how long the token is valid', default: 30 * 86_400_000, defaultHelp: async () => '30d'}),
+    ttl: durationFlag({description: 'how long the token is valid', default: DEFAULTS.tokenTtlMs, defaultHelp: async () => formatDuration(DEFAULTS.tokenTtlMs)}),
     'secret-file': Flags.string({
       description: "the cluster's key file [default: $DFS_SECRET_FILE]",
       env: 'DFS_SECRET_FILE',
