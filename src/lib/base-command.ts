@@ -32,7 +32,7 @@ export const masterFlag = Flags.string({
 })
 
 export const secretFileFlag = Flags.string({
-  description: "the cluster's key file, shared by the master and every keeper (make one with: dfs secret create FILE) [default: $DFS_SECRET_FILE]",
+  description: "the cluster's key file, shared by the master and every keeper (make one with: dfs secret create FILE)",
   env: 'DFS_SECRET_FILE',
   helpValue: 'FILE',
 })

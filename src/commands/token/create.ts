@@ -9,7 +9,7 @@ export default class TokenCreateCommand extends DfsCommand {
 
   static override examples = [
     '<%= config.bin %> token create --scope read --secret-file /etc/dfs/secret',
-    'export DFS_TOKEN=$(<%= config.bin %> token create --scope write --ttl 7d --secret-file /etc/dfs/secret)',
+    '<%= config.bin %> token create --scope write --ttl 7d --secret-file /etc/dfs/secret > ~/.dfs-token',
     '<%= config.bin %> token create --scope admin --json',
   ]
 
@@ -17,7 +17,7 @@ export default class TokenCreateCommand extends DfsCommand {
     scope: Flags.string({description: 'what the token allows', options: ['read', 'write', 'admin'], required: true}),
     ttl: durationFlag({description: 'how long the token is valid', default: DEFAULTS.tokenTtlMs, defaultHelp: async () => formatDuration(DEFAULTS.tokenTtlMs)}),
     'secret-file': Flags.string({
-      description: "the cluster's key file [default: $DFS_SECRET_FILE]",
+      description: "the cluster's key file",
       env: 'DFS_SECRET_FILE',
       helpValue: 'FILE',
       required: true,
