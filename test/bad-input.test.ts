@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import {createHash} from 'node:crypto'
-import {readdir, writeFile} from 'node:fs/promises'
+import {readdir, rm, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {after, before, describe, test} from 'node:test'
 
@@ -24,7 +24,10 @@ describe('bad input gets a clear error and changes nothing', () => {
     work = await tempDir()
     assert.equal((await cluster.dfs(['put', join(FIXTURES, 'sample_1.mp4')])).code, 0)
   })
-  after(() => cluster.stop())
+  after(async () => {
+    await cluster.stop()
+    await rm(work, {recursive: true, force: true})
+  })
 
   test('a missing local file', async () => {
     assertOneLineError(await cluster.dfs(['put', join(work, 'nope.mp4')]), /cannot read .*nope\.mp4: no such file/)
