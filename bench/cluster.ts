@@ -1,5 +1,6 @@
 // A dfs cluster on loopback for the bench: one master and N keepers, each a child process of
-// bin/run.js with its own temp data directory, plus the small HTTP calls the bench makes to it.
+// bin/run.js with its own temp data directory, started by dfs's one launcher (NodeProcess, as
+// `cluster up` and the tests do), plus the small HTTP calls the bench makes to it.
 
 import {mkdir} from 'node:fs/promises'
 import {join} from 'node:path'
@@ -9,8 +10,9 @@ import {setTimeout as sleep} from 'node:timers/promises'
 import {Agent, request} from 'undici'
 
 import type {FileInfo, FileSummary, KeeperInfo} from '../src/lib/protocol.js'
+import {NodeProcess, type NodeRole} from '../src/roles/cluster/node-process.js'
 
-import {DFS_BIN, lastLines, peakRssMB, removeTempDir, spawnTracked, stopProcess, trackTempDir, waitForLine, type Tracked} from './processes.js'
+import {lastLines, peakRssMB, removeTempDir, trackTempDir} from './processes.js'
 
 export interface ClusterOptions {
   /** A fresh directory for the cluster's data; removed on stop. */
@@ -29,7 +31,7 @@ export interface KeeperProcess {
   id: string
   url: string
   dir: string
-  proc: Tracked
+  node: NodeProcess
   /** Set once the bench has SIGKILLed it. */
   killed?: boolean
 }
@@ -46,15 +48,15 @@ export class Cluster {
   private constructor(
     readonly options: ClusterOptions,
     readonly masterUrl: string,
-    readonly master: Tracked,
+    readonly master: NodeProcess,
     readonly keepers: KeeperProcess[],
   ) {
-    const watch = (proc: Tracked, what: string, killed: () => boolean) =>
-      void proc.exited.then(({code, signal}) => {
-        if (!this.#stopping && !killed()) this.#crashes.push(`${what} (pid ${proc.pid}) exited unexpectedly (${code ?? signal}): ${lastLines(proc.stderr(), 8)}`)
+    const watch = (node: NodeProcess, what: string, killed: () => boolean) =>
+      void node.exited?.then(({code, signal}) => {
+        if (!this.#stopping && !killed()) this.#crashes.push(`${what} (pid ${node.pid}) exited unexpectedly (${code ?? signal}): ${lastLines(node.lines.join('\n'), 8)}`)
       })
     watch(master, 'the master', () => false)
-    for (const [index, keeper] of keepers.entries()) watch(keeper.proc, `keeper ${index + 1} ${keeper.id}`, () => keeper.killed === true)
+    for (const [index, keeper] of keepers.entries()) watch(keeper.node, `keeper ${index + 1} ${keeper.id}`, () => keeper.killed === true)
   }
 
   /** Adds what went wrong in the cluster to an error of the bench, if anything did and it is not said yet. */
@@ -70,43 +72,66 @@ export class Cluster {
     return this.#crashes.length > 0 ? `\n  cluster: ${this.#crashes.join('\n  cluster: ')}` : ''
   }
 
-  /** Starts the master, then every keeper at once; resolves when all have said they are serving. */
+  /** Starts the master, then every keeper at once; resolves when all serve. If one cannot, those started are stopped. */
   static async start(options: ClusterOptions): Promise<Cluster> {
     trackTempDir(options.dir)
     await mkdir(options.dir, {recursive: true})
-    const master = spawnTracked(process.execPath, [
-      ...(options.nodeArgs?.master ?? []),
-      DFS_BIN,
-      'master',
-      '--port', '0',
-      '--data', join(options.dir, 'master'),
-      '--replicas', String(options.replicas),
-      '--heartbeat-timeout', options.heartbeatTimeout,
-      '--replication-interval', options.replicationInterval,
-      '--log-level', 'warn',
-    ], {cwd: options.dir})
-    const masterUrl = (await waitForLine(master, /dfs master listening on (http:\/\/\S+)/, 'master'))[1]!
-    const keepers = await Promise.all(
-      Array.from({length: options.keepers}, async (_, index): Promise<KeeperProcess> => {
-        const dir = join(options.dir, `keeper-${index + 1}`)
-        const proc = spawnTracked(process.execPath, [
-          ...(options.nodeArgs?.keeper ?? []),
-          DFS_BIN,
-          'keeper',
-          '--master', masterUrl,
-          '--data', dir,
-          '--port', '0',
-          '--heartbeat-interval', options.heartbeatInterval,
-          '--log-level', 'warn',
-        ], {cwd: options.dir})
-        const match = await waitForLine(proc, /dfs keeper (\S+) listening on (http:\/\/\S+)/, `keeper ${index + 1}`)
-        return {id: match[1]!, url: match[2]!, dir, proc}
-      }),
-    )
-    const cluster = new Cluster(options, masterUrl, master, keepers)
-    // Every keeper alive at the master before anything is measured.
-    await cluster.until(async () => (await cluster.status()).filter((keeper) => keeper.alive).length === options.keepers, 'every keeper alive', 20_000)
-    return cluster
+    const started: NodeProcess[] = []
+    const launch = async (name: string, role: NodeRole, args: string[]): Promise<NodeProcess> => {
+      const node = new NodeProcess({
+        name,
+        role,
+        args: [...args, '--log-level', 'warn'],
+        nodeArgs: options.nodeArgs?.[role],
+        // --cpu-prof writes its profiles here unless told a directory.
+        cwd: options.dir,
+        // Ctrl-C reaches the servers too; the bench's handlers kill them anyway.
+        detached: false,
+        keepLines: 200,
+        readyTimeoutMs: 30_000,
+        stopTimeoutMs: 10_000,
+      })
+      started.push(node)
+      try {
+        await node.start()
+      } catch (error) {
+        throw new Error(`${(error as Error).message}: ${lastLines(node.lines.join('\n'))}`, {cause: error})
+      }
+
+      return node
+    }
+
+    try {
+      const master = await launch('the master', 'master', [
+        'master',
+        '--port', '0',
+        '--data', join(options.dir, 'master'),
+        '--replicas', String(options.replicas),
+        '--heartbeat-timeout', options.heartbeatTimeout,
+        '--replication-interval', options.replicationInterval,
+      ])
+      const masterUrl = master.url!
+      const keepers = await Promise.all(
+        Array.from({length: options.keepers}, async (_, index): Promise<KeeperProcess> => {
+          const dir = join(options.dir, `keeper-${index + 1}`)
+          const node = await launch(`keeper ${index + 1}`, 'keeper', [
+            'keeper',
+            '--master', masterUrl,
+            '--data', dir,
+            '--port', '0',
+            '--heartbeat-interval', options.heartbeatInterval,
+          ])
+          return {id: node.id!, url: node.url!, dir, node}
+        }),
+      )
+      const cluster = new Cluster(options, masterUrl, master, keepers)
+      // Every keeper alive at the master before anything is measured.
+      await cluster.until(async () => (await cluster.status()).filter((keeper) => keeper.alive).length === options.keepers, 'every keeper alive', 20_000)
+      return cluster
+    } catch (error) {
+      await Promise.all(started.map((node) => node.stop('SIGKILL')))
+      throw error
+    }
   }
 
   async #get<T>(path: string): Promise<T | undefined> {
@@ -180,21 +205,21 @@ export class Cluster {
 
   /** Peak RSS (VmHWM) so far, in MB: the master and the largest keeper. */
   peakRss(): {master: number | undefined; keeper: number | undefined} {
-    const keepers = this.keepers.filter((keeper) => !keeper.killed).map((keeper) => peakRssMB(keeper.proc.pid) ?? 0)
-    return {master: peakRssMB(this.master.pid), keeper: keepers.length > 0 ? Math.max(...keepers) : undefined}
+    const keepers = this.keepers.filter((keeper) => !keeper.killed).map((keeper) => peakRssMB(keeper.node.pid!) ?? 0)
+    return {master: peakRssMB(this.master.pid!), keeper: keepers.length > 0 ? Math.max(...keepers) : undefined}
   }
 
   /** SIGKILL, as a crash: no goodbye to the master. */
   killKeeper(keeper: KeeperProcess): void {
     keeper.killed = true
-    keeper.proc.child.kill('SIGKILL')
+    keeper.node.signal('SIGKILL')
   }
 
   /** Stops every process (SIGTERM, so that --cpu-prof profiles are written) and removes the data. */
   async stop(): Promise<void> {
     this.#stopping = true
-    await Promise.all(this.keepers.map((keeper) => stopProcess(keeper.proc)))
-    await stopProcess(this.master)
+    await Promise.all(this.keepers.map((keeper) => keeper.node.stop()))
+    await this.master.stop()
     await removeTempDir(this.options.dir)
   }
 }

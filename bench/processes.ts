@@ -1,5 +1,6 @@
 // Child processes of the bench: spawned, tracked, timed, and always cleaned up (with the temp
-// directories) when the bench ends, fails or is interrupted.
+// directories) when the bench ends, fails or is interrupted. The dfs servers are started by the
+// launcher of dfs (bench/cluster.ts); every child, theirs and these, is in the launcher's registry.
 
 import {spawn, type ChildProcess, type SpawnOptions} from 'node:child_process'
 import {readFileSync, rmSync} from 'node:fs'
@@ -8,13 +9,15 @@ import {join, resolve} from 'node:path'
 import {performance} from 'node:perf_hooks'
 import {pathToFileURL} from 'node:url'
 
+import {DFS_BIN, killTrackedChildren, trackChild} from '../src/roles/cluster/node-process.js'
+
+export {DFS_BIN}
+
 /** The repository root (dist/bench/ is two levels below it). */
 export const ROOT = resolve(import.meta.dirname, '..', '..')
-export const DFS_BIN = join(ROOT, 'bin', 'run.js')
 export const BENCH_DIST = import.meta.dirname
 const RSS_PROBE = pathToFileURL(join(BENCH_DIST, 'rss-probe.js')).href
 
-const live = new Set<ChildProcess>()
 const tempDirs = new Set<string>()
 
 export interface Tracked {
@@ -32,16 +35,13 @@ export interface Tracked {
 export function spawnTracked(command: string, args: string[], options: SpawnOptions = {}): Tracked {
   const child = spawn(command, args, {stdio: ['ignore', 'pipe', 'pipe'], ...options})
   if (child.pid === undefined) throw new Error(`cannot start ${command}`)
-  live.add(child)
+  trackChild(child)
   let out = ''
   let err = ''
   child.stdout?.setEncoding('utf8').on('data', (text: string) => (out += text))
   child.stderr?.setEncoding('utf8').on('data', (text: string) => (err = (err + text).slice(-64 * 1024)))
   const exited = new Promise<{code: number | null; signal: NodeJS.Signals | null}>((resolveExit) => {
-    child.once('exit', (code, signal) => {
-      live.delete(child)
-      resolveExit({code, signal})
-    })
+    child.once('exit', (code, signal) => resolveExit({code, signal}))
   })
   // A failure to run (e.g. ENOENT) then shows as an exit with the reason on stderr, not as a crash.
   child.on('error', (error) => (err += `\n${error.message}`))
@@ -175,15 +175,7 @@ export async function removeTempDir(path: string): Promise<void> {
 
 /** Kills every child still running and removes every temp directory; synchronous, so it also works in 'exit'. */
 export function cleanUpNow(): void {
-  for (const child of live) {
-    try {
-      child.kill('SIGKILL')
-    } catch {
-      // already gone
-    }
-  }
-
-  live.clear()
+  killTrackedChildren('SIGKILL')
   for (const dir of tempDirs) {
     try {
       rmSync(dir, {recursive: true, force: true})

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict'
 import {createHash} from 'node:crypto'
-import {readdir, rm, writeFile} from 'node:fs/promises'
+import {readFile, readdir, rm} from 'node:fs/promises'
 import {join} from 'node:path'
 import {after, before, describe, test} from 'node:test'
 
-import {FIXTURES, SAMPLES, TestCluster, dfs, json, tempDir, type RunResult} from './helpers/cluster.js'
+import {FIXTURES, TestCluster, dfs, json, randomFile, sha256File, tempDir, type RunResult} from './helpers/cluster.js'
 
 /** A CLI failure: non-zero exit, one line on stderr, no stack trace. */
 function assertOneLineError(result: RunResult, pattern: RegExp): void {
@@ -15,6 +15,12 @@ function assertOneLineError(result: RunResult, pattern: RegExp): void {
   assert.match(lines[0]!, pattern)
 }
 
+/** The names the master lists, for comparing before and after. */
+async function listed(cluster: TestCluster): Promise<string[]> {
+  return (await cluster.dfsJson<Array<{name: string}>>(['ls'])).map((file) => file.name)
+}
+
+// One cluster for the suite; a test that needs a stored file stores its own.
 describe('bad input gets a clear error and changes nothing', () => {
   let cluster: TestCluster
   let work: string
@@ -22,7 +28,6 @@ describe('bad input gets a clear error and changes nothing', () => {
   before(async () => {
     cluster = await TestCluster.start({keepers: 3})
     work = await tempDir()
-    assert.equal((await cluster.dfs(['put', join(FIXTURES, 'sample_1.mp4')])).code, 0)
   })
   after(async () => {
     await cluster.stop()
@@ -47,6 +52,7 @@ describe('bad input gets a clear error and changes nothing', () => {
   })
 
   test('invalid names are refused by the CLI and by the master', async () => {
+    const before = await listed(cluster)
     const names = ['', '..', 'a/b.mp4', 'a\\b.mp4', 'bad\u0001name', 'line\nbreak', 'x'.repeat(256), '../etc/passwd']
     for (const name of names) {
       assertOneLineError(await cluster.dfs(['put', join(FIXTURES, 'sample_2.mp4'), '--name', name]), /name/)
@@ -60,8 +66,7 @@ describe('bad input gets a clear error and changes nothing', () => {
       assert.equal(typeof body.message, 'string')
     }
 
-    const listed = await cluster.dfsJson<Array<{name: string}>>(['ls'])
-    assert.deepEqual(listed.map((file) => file.name), ['sample_1.mp4'])
+    assert.deepEqual(await listed(cluster), before)
   })
 
   test('no alive keepers', async () => {
@@ -153,11 +158,53 @@ describe('bad input gets a clear error and changes nothing', () => {
     assert.equal(read.status, 400)
   })
 
-  test('after all of it, the stored file is unchanged', async () => {
-    const stat = await cluster.stat('sample_1.mp4')
-    assert.equal(stat.sha256, SAMPLES['sample_1.mp4'].sha256)
-    const out = join(work, 'still.mp4')
-    assert.equal((await cluster.dfs(['get', 'sample_1.mp4', '-o', out])).code, 0)
-    await writeFile(join(work, 'done'), '')
+  test('bad input aimed at a stored file leaves it unchanged, byte for byte', async () => {
+    const source = join(work, 'precious.bin')
+    const sha256 = await randomFile(source, 1024 * 1024 + 7)
+    assert.equal((await cluster.dfs(['put', source])).code, 0)
+    const before = await cluster.stat('precious.bin')
+
+    // Other bytes under its name, by the CLI and by a ticket request of one's own.
+    const other = join(work, 'impostor.bin')
+    const otherSha256 = await randomFile(other, 4096)
+    assertOneLineError(await cluster.dfs(['put', other, '--name', 'precious.bin']), /a file named "precious\.bin" already exists/)
+    const ticket = await json<{error: string}>(`${cluster.masterUrl}/uploads`, {
+      method: 'POST',
+      headers: {'content-type': 'application/json'},
+      body: JSON.stringify({name: 'precious.bin', size: 4096, sha256: otherSha256}),
+    })
+    assert.equal(ticket.status, 409)
+    assert.equal(ticket.body.error, 'DFS_ERR_EXISTS')
+    // Bytes sent straight to the keeper that holds it, under its name, with a made-up ticket.
+    const holder = before.replicas[0]!
+    const forged = await json<{error: string}>(`${holder.url}/files/precious.bin?upload=madeUpTicket`, {
+      method: 'PUT',
+      headers: {'x-dfs-sha256': otherSha256, 'content-type': 'application/octet-stream'},
+      body: await readFile(other),
+    })
+    assert.equal(forged.status, 410)
+    assert.equal(forged.body.error, 'DFS_ERR_UNKNOWN_UPLOAD')
+    // And with the stored file's own id as the ticket: the keeper already holds that id.
+    const replayed = await json<{error: string}>(`${holder.url}/files/precious.bin?upload=${before.fileId}`, {
+      method: 'PUT',
+      headers: {'x-dfs-sha256': otherSha256, 'content-type': 'application/octet-stream'},
+      body: await readFile(other),
+    })
+    assert.equal(replayed.status, 409)
+    assert.equal(replayed.body.error, 'DFS_ERR_EXISTS')
+
+    const after = await cluster.stat('precious.bin')
+    assert.equal(after.fileId, before.fileId)
+    assert.equal(after.sha256, sha256)
+    const out = join(work, 'precious.copy')
+    const get = await cluster.dfs(['get', 'precious.bin', '-o', out])
+    assert.equal(get.code, 0, get.stderr)
+    assert.equal(await sha256File(out), sha256)
+    // Every replica is still on its keeper and served by name: the stored bytes, all of them.
+    for (const replica of after.replicas) {
+      const served = await fetch(`${replica.url}/files/precious.bin`)
+      assert.equal(served.status, 200, `${replica.keeper} serves it`)
+      assert.equal(createHash('sha256').update(Buffer.from(await served.arrayBuffer())).digest('hex'), sha256, `${replica.keeper} serves the stored bytes`)
+    }
   })
 })

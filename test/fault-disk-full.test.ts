@@ -3,120 +3,193 @@ import {execFileSync} from 'node:child_process'
 import {createHash, randomBytes} from 'node:crypto'
 import {mkdir, readdir, rm, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
-import {after, before, describe, test} from 'node:test'
+import {describe, test, type TestContext} from 'node:test'
 
-import {TestCluster, json, tempDir, waitFor} from './helpers/cluster.js'
+import {TestCluster, dfs, json, randomFile, sha256File, tempDir, waitFor} from './helpers/cluster.js'
+import {HttpProxy} from './helpers/http-proxy.js'
+import {skipOrFail} from './helpers/skip.js'
 
 const MiB = 1024 * 1024
 
-/** Mounts a tmpfs of `size` bytes at `path`; false where this machine does not allow it (not root). */
-function mountSmallDisk(path: string, size: number): boolean {
+interface SmallDisk {
+  path: string
+  /** A scratch dir on the ordinary disk, removed with the small one. */
+  scratch: string
+  /** Unmounts the disk and removes its mount point; call once whatever used it has stopped. */
+  release(): Promise<void>
+}
+
+/** A tmpfs of `size` bytes in a temp dir; undefined (the test skipped, or failed under CI) where it cannot be mounted. */
+async function mountSmallDisk(t: TestContext, size: number): Promise<SmallDisk | undefined> {
+  const parent = await tempDir()
+  const path = join(parent, 'small-disk')
+  await mkdir(path)
   try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', path], {stdio: 'ignore'})
-    return true
-  } catch {
-    return false
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', path], {stdio: 'pipe'})
+  } catch (error) {
+    await rm(parent, {recursive: true, force: true})
+    skipOrFail(t, `mounting a small tmpfs needs root: ${String((error as {stderr?: Buffer}).stderr ?? error).trim()}`)
+    return undefined
+  }
+
+  return {
+    path,
+    scratch: parent,
+    async release() {
+      execFileSync('umount', ['-l', path])
+      await rm(parent, {recursive: true, force: true})
+    },
   }
 }
 
+/** Asks the master for a ticket and sends `body` straight to `keeperUrl` with it. */
+async function upload(cluster: TestCluster, keeperUrl: string, name: string, body: Buffer<ArrayBuffer>) {
+  const sha256 = createHash('sha256').update(body).digest('hex')
+  const ticket = await json<{uploadId: string}>(`${cluster.masterUrl}/uploads`, {
+    method: 'POST',
+    headers: {'content-type': 'application/json'},
+    body: JSON.stringify({name, size: body.length, sha256}),
+  })
+  assert.equal(ticket.status, 201, JSON.stringify(ticket.body))
+  const response = await fetch(`${keeperUrl}/files/${name}?upload=${ticket.body.uploadId}`, {
+    method: 'PUT',
+    headers: {'x-dfs-sha256': sha256, 'content-type': 'application/octet-stream'},
+    body,
+  })
+  return {name, status: response.status, body: (await response.json()) as {error?: string; message?: string}}
+}
+
+// Every test mounts a disk and starts a cluster of its own.
 describe('a keeper whose disk fills up', () => {
-  let cluster: TestCluster
-  let disk: string
-  let mounted = false
-
-  before(async () => {
-    disk = join(await tempDir(), 'small-disk')
-    await mkdir(disk)
-    mounted = mountSmallDisk(disk, 12 * MiB)
+  test('takes only the uploads it has room for and answers 507 to the others', async (t) => {
+    const disk = await mountSmallDisk(t, 12 * MiB)
+    if (!disk) return
+    let cluster: TestCluster | undefined
+    try {
+      cluster = await TestCluster.start({keepers: 0, replicas: 1})
+      const small = await cluster.addKeeper(disk.path)
+      // Two 8 MiB uploads at once into 12 MiB: the space is promised to the first, the second is refused.
+      const running = cluster
+      const results = await Promise.all([0, 1].map((index) => upload(running, small.url, `fill-${index}.bin`, randomBytes(8 * MiB))))
+      const stored = results.filter((result) => result.status === 201)
+      const refused = results.filter((result) => result.status !== 201)
+      assert.equal(stored.length, 1, JSON.stringify(results))
+      assert.equal(refused[0]!.status, 507)
+      assert.equal(refused[0]!.body.error, 'DFS_ERR_INSUFFICIENT_STORAGE')
+      assert.deepEqual(await readdir(join(disk.path, 'tmp')), [])
+      const listed = await cluster.dfsJson<Array<{name: string}>>(['ls'])
+      assert.deepEqual(listed.map((file) => file.name), [stored[0]!.name])
+    } finally {
+      await cluster?.stop()
+      await disk.release()
+    }
   })
-  after(async () => {
-    await cluster?.stop()
-    if (mounted) execFileSync('umount', ['-l', disk])
-    await rm(disk, {recursive: true, force: true})
-  })
 
-  test('takes only the uploads it has room for, answers 507 to the others, and put goes to a keeper with room', async (t) => {
-    if (!mounted) return t.skip('mounting a small tmpfs needs root')
-    cluster = await TestCluster.start({keepers: 0, replicas: 1})
-    const small = await cluster.addKeeper(disk)
-
-    // Two 8 MiB uploads at once into 12 MiB: the space is promised to the first, the second is refused.
-    const bodies = [randomBytes(8 * MiB), randomBytes(8 * MiB)]
-    const results = await Promise.all(bodies.map(async (body, index) => {
-      const sha256 = createHash('sha256').update(body).digest('hex')
-      const name = `fill-${index}.bin`
-      const ticket = await json<{uploadId: string}>(`${cluster.masterUrl}/uploads`, {
-        method: 'POST',
-        headers: {'content-type': 'application/json'},
-        body: JSON.stringify({name, size: body.length, sha256}),
+  test('put that the master sends to a keeper whose disk just filled up gets a 507 and stores the file on a keeper with room', async (t) => {
+    const disk = await mountSmallDisk(t, 12 * MiB)
+    if (!disk) return
+    let cluster: TestCluster | undefined
+    let proxy: HttpProxy | undefined
+    try {
+      cluster = await TestCluster.start({keepers: 0, replicas: 1})
+      const running = cluster
+      // The roomy keeper holds a file, so the master, which prefers keepers that hold fewer bytes,
+      // offers the small keeper first.
+      const roomy = await cluster.addKeeper()
+      const first = join(disk.scratch, 'first.bin')
+      await randomFile(first, MiB)
+      assert.equal((await cluster.dfs(['put', first])).code, 0)
+      const small = await cluster.addKeeper(disk.path)
+      await waitFor('both keepers alive, the roomy one holding its file', async () => {
+        const keepers = await running.keeperStatus()
+        return keepers.length === 2 && keepers.every((keeper) => keeper.alive) && keepers.find((keeper) => keeper.id === roomy.id)!.storedBytes > 0
       })
-      const response = await fetch(`${small.url}/files/${name}?upload=${ticket.body.uploadId}`, {
-        method: 'PUT',
-        headers: {'x-dfs-sha256': sha256, 'content-type': 'application/octet-stream'},
-        body,
+
+      // Between the master's offer and the upload, something else takes the small disk: the
+      // master's figure of its free space is a heartbeat old, and only the keeper can say no.
+      proxy = await HttpProxy.start(cluster.masterUrl, {
+        async beforeAnswer(exchange) {
+          if (exchange.path === '/uploads' && (JSON.parse(exchange.answer) as {keeper?: {id: string}}).keeper?.id === small.id) {
+            await writeFile(join(disk.path, 'filler'), randomBytes(10 * MiB))
+          }
+        },
       })
-      return {name, status: response.status, body: (await response.json()) as {error?: string; message?: string}}
-    }))
+      const source = join(disk.scratch, 'big.bin')
+      const sha256 = await randomFile(source, 8 * MiB)
+      const put = await dfs(['put', source, '--json', '--master', proxy.url])
+      assert.equal(put.code, 0, put.stderr)
+      const [stored] = JSON.parse(put.stdout) as Array<{keeper: string; sha256: string}>
 
-    const stored = results.filter((result) => result.status === 201)
-    const refused = results.filter((result) => result.status !== 201)
-    assert.equal(stored.length, 1, JSON.stringify(results))
-    assert.equal(refused[0]!.status, 507)
-    assert.equal(refused[0]!.body.error, 'DFS_ERR_INSUFFICIENT_STORAGE')
-    assert.deepEqual(await readdir(join(disk, 'tmp')), [])
-    const listed = await cluster.dfsJson<Array<{name: string}>>(['ls'])
-    assert.deepEqual(listed.map((file) => file.name), [stored[0]!.name])
-
-    // The put client, told the disk is full, goes to a keeper with room.
-    await cluster.addKeeper()
-    await waitFor('the second keeper', async () => (await cluster.keeperStatus()).filter((keeper) => keeper.alive).length === 2)
-    const roomy = cluster.keepers[1]!
-    const source = join(await tempDir(), 'big.bin')
-    await import('node:fs/promises').then((fs) => fs.writeFile(source, randomBytes(8 * MiB)))
-    const put = await cluster.dfsJson<Array<{keeper: string}>>(['put', source])
-    assert.equal(put[0]!.keeper, roomy.id)
+      // The master offered the small keeper; it answered 507; put asked again without it and went to the roomy one.
+      const tickets = proxy.seen('POST', '/uploads').map((exchange) => ({
+        exclude: (JSON.parse(exchange.body) as {exclude?: string[]}).exclude ?? [],
+        keeper: (JSON.parse(exchange.answer) as {keeper: {id: string}}).keeper.id,
+      }))
+      assert.deepEqual(tickets, [
+        {exclude: [], keeper: small.id},
+        {exclude: [small.id], keeper: roomy.id},
+      ])
+      assert.ok(small.logs.some((line) => line.includes('DFS_ERR_INSUFFICIENT_STORAGE')), small.logs.join('\n'))
+      assert.equal(stored!.keeper, roomy.id)
+      assert.equal(stored!.sha256, sha256)
+      const recorded = await cluster.stat('big.bin')
+      assert.deepEqual(recorded.replicas.map((replica) => replica.keeper), [roomy.id])
+      assert.equal(await sha256File(recorded.replicas[0]!.path), sha256)
+      // Nothing of it stayed on the small disk.
+      assert.deepEqual(await readdir(join(disk.path, 'tmp')), [])
+      assert.deepEqual(await readdir(join(disk.path, 'blobs')), [])
+    } finally {
+      await proxy?.close()
+      await cluster?.stop()
+      await disk.release()
+    }
   })
 
   test('a disk that fills up in the middle of an upload: 507, the partial file is removed, nothing recorded', async (t) => {
-    if (!mounted) return t.skip('mounting a small tmpfs needs root')
-    const small = cluster.keepers[0]!
-    const stored = (await cluster.dfsJson<Array<{name: string}>>(['ls'])).filter((file) => file.name.startsWith('fill-'))
-    for (const file of stored) assert.equal((await cluster.dfs(['rm', file.name])).code, 0)
-    await waitFor('the small disk to be empty again', async () => (await readdir(join(disk, 'blobs'))).length === 0)
+    const disk = await mountSmallDisk(t, 12 * MiB)
+    if (!disk) return
+    let cluster: TestCluster | undefined
+    try {
+      cluster = await TestCluster.start({keepers: 0, replicas: 1})
+      const small = await cluster.addKeeper(disk.path)
+      const body = randomBytes(6 * MiB)
+      const sha256 = createHash('sha256').update(body).digest('hex')
+      const ticket = await json<{uploadId: string; keeper: {id: string}}>(`${cluster.masterUrl}/uploads`, {
+        method: 'POST',
+        headers: {'content-type': 'application/json'},
+        body: JSON.stringify({name: 'midway.bin', size: body.length, sha256}),
+      })
+      assert.equal(ticket.body.keeper.id, small.id)
+      let filled!: () => void
+      const diskFilled = new Promise<void>((resolve) => (filled = resolve))
+      const stream = new ReadableStream<Uint8Array>({
+        async start(controller) {
+          controller.enqueue(body.subarray(0, MiB))
+          await diskFilled
+          controller.enqueue(body.subarray(MiB))
+          controller.close()
+        },
+      })
+      const upload = fetch(`${small.url}/files/midway.bin?upload=${ticket.body.uploadId}`, {
+        method: 'PUT',
+        headers: {'x-dfs-sha256': sha256, 'x-dfs-size': String(body.length), 'content-type': 'application/octet-stream'},
+        body: stream,
+        duplex: 'half',
+      } as RequestInit)
+      // Once the upload is under way, something else takes the rest of the disk.
+      await waitFor('the upload to start', async () => (await readdir(join(disk.path, 'tmp'))).length > 0)
+      await writeFile(join(disk.path, 'filler'), randomBytes(10 * MiB)).catch(() => {})
+      filled()
 
-    const body = randomBytes(6 * MiB)
-    const sha256 = createHash('sha256').update(body).digest('hex')
-    const ticket = await json<{uploadId: string}>(`${cluster.masterUrl}/uploads`, {
-      method: 'POST',
-      headers: {'content-type': 'application/json'},
-      body: JSON.stringify({name: 'midway.bin', size: body.length, sha256, exclude: [cluster.keepers[1]!.id]}),
-    })
-    let filled!: () => void
-    const diskFilled = new Promise<void>((resolve) => (filled = resolve))
-    const stream = new ReadableStream<Uint8Array>({
-      async start(controller) {
-        controller.enqueue(body.subarray(0, MiB))
-        await diskFilled
-        controller.enqueue(body.subarray(MiB))
-        controller.close()
-      },
-    })
-    const upload = fetch(`${small.url}/files/midway.bin?upload=${ticket.body.uploadId}`, {
-      method: 'PUT',
-      headers: {'x-dfs-sha256': sha256, 'x-dfs-size': String(body.length), 'content-type': 'application/octet-stream'},
-      body: stream,
-      duplex: 'half',
-    } as RequestInit)
-    // Once the upload is under way, something else takes the rest of the disk.
-    await waitFor('the upload to start', async () => (await readdir(join(disk, 'tmp'))).length > 0)
-    await writeFile(join(disk, 'filler'), randomBytes(10 * MiB)).catch(() => {})
-    filled()
-
-    const response = await upload
-    assert.equal(response.status, 507)
-    assert.equal(((await response.json()) as {error: string}).error, 'DFS_ERR_INSUFFICIENT_STORAGE')
-    assert.deepEqual(await readdir(join(disk, 'tmp')), [])
-    assert.deepEqual(await readdir(join(disk, 'blobs')), [])
-    assert.equal((await cluster.dfs(['stat', 'midway.bin'])).code, 3)
+      const response = await upload
+      assert.equal(response.status, 507)
+      assert.equal(((await response.json()) as {error: string}).error, 'DFS_ERR_INSUFFICIENT_STORAGE')
+      assert.deepEqual(await readdir(join(disk.path, 'tmp')), [])
+      assert.deepEqual(await readdir(join(disk.path, 'blobs')), [])
+      assert.equal((await cluster.dfs(['stat', 'midway.bin'])).code, 3)
+    } finally {
+      await cluster?.stop()
+      await disk.release()
+    }
   })
 })

@@ -1,13 +1,17 @@
 import assert from 'node:assert/strict'
 import {execFileSync, spawn} from 'node:child_process'
+import {createHash} from 'node:crypto'
 import {once} from 'node:events'
-import {mkdir, readdir, rm, writeFile} from 'node:fs/promises'
+import {readdir, rm, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {describe, test} from 'node:test'
 
 import Database from 'better-sqlite3'
 
-import {BIN, TestCluster, clusterPerTest, randomFile, sha256File, waitFor} from './helpers/cluster.js'
+import {BIN, ServerProcess, TestCluster, clusterPerTest, json, randomFile, sha256File, waitFor} from './helpers/cluster.js'
+import {HttpProxy} from './helpers/http-proxy.js'
+import {startDfs, whileRunning} from './helpers/running-dfs.js'
+import {skipOrFail} from './helpers/skip.js'
 
 const MiB = 1024 * 1024
 
@@ -25,13 +29,9 @@ async function blobIds(cluster: TestCluster): Promise<Set<string>> {
   return ids
 }
 
-function hasChattr(): boolean {
-  try {
-    execFileSync('chattr', ['--help'], {stdio: 'ignore'})
-    return true
-  } catch (error) {
-    return (error as {code?: string}).code !== 'ENOENT'
-  }
+/** Alive replicas in a GET /files/:name answer. */
+function aliveIn(answer: string): number {
+  return (JSON.parse(answer) as {replicas: Array<{alive: boolean}>}).replicas.filter((replica) => replica.alive).length
 }
 
 describe('interrupted uploads and restarts leave nothing half-done', () => {
@@ -65,18 +65,39 @@ describe('interrupted uploads and restarts leave nothing half-done', () => {
     assert.deepEqual(await readdir(join(dir, 'blobs')), [])
   })
 
-  test('a keeper whose data dir became read-only refuses uploads with a clear error, and put goes to another keeper', {skip: !hasChattr() && 'chattr is not installed'}, async () => {
+  test('a keeper whose data dir became read-only refuses uploads with a clear error, and put goes to another keeper', async (t) => {
     cluster = await clusters.start({keepers: 2, replicas: 1})
-    const broken = cluster.keepers[0]!
+    const [broken, healthy] = cluster.keepers as [ServerProcess, ServerProcess]
+    // The healthy keeper holds a file, so the master, which prefers keepers that hold fewer bytes,
+    // offers the broken one first.
+    const body = Buffer.from('a file for the healthy keeper')
+    const sha256 = createHash('sha256').update(body).digest('hex')
+    const ticket = await json<{uploadId: string; keeper: {url: string}}>(`${cluster.masterUrl}/uploads`, {
+      method: 'POST',
+      headers: {'content-type': 'application/json'},
+      body: JSON.stringify({name: 'ballast.bin', size: body.length, sha256, exclude: [broken.id]}),
+    })
+    const stored = await fetch(`${ticket.body.keeper.url}/files/ballast.bin?upload=${ticket.body.uploadId}`, {method: 'PUT', headers: {'x-dfs-sha256': sha256}, body})
+    assert.equal(stored.status, 201)
+    const running = cluster
+    await waitFor('the master to know what the healthy keeper holds', async () => (await running.keeperStatus()).find((keeper) => keeper.id === healthy.id)!.storedBytes > 0)
+
     const tmp = join(cluster.dataDirOf(broken), 'tmp')
-    execFileSync('chattr', ['+i', tmp])
+    try {
+      execFileSync('chattr', ['+i', tmp], {stdio: 'pipe'})
+    } catch (error) {
+      return skipOrFail(t, `chattr +i needs root and a file system that has the flag: ${String((error as {stderr?: Buffer}).stderr ?? error).trim()}`)
+    }
+
     try {
       const sources = await Promise.all([1, 2, 3, 4].map(async (index) => {
         const path = join(work(), `ro-${index}.bin`)
         return {path, sha256: await randomFile(path, 256 * 1024)}
       }))
       const put = await cluster.dfsJson<Array<{name: string; keeper: string}>>(['put', ...sources.map((source) => source.path)])
-      assert.ok(put.every((stored) => stored.keeper !== broken.id), JSON.stringify(put))
+      assert.ok(put.every((file) => file.keeper === healthy.id), JSON.stringify(put))
+      // The broken keeper was offered an upload and refused it: the put went elsewhere after a 507.
+      assert.ok(broken.logs.some((line) => line.includes('DFS_ERR_INSUFFICIENT_STORAGE')), broken.logs.join('\n'))
       for (const source of sources) {
         const out = `${source.path}.copy`
         assert.equal((await cluster.dfs(['get', source.path.split('/').pop()!, '-o', out])).code, 0)
@@ -84,20 +105,20 @@ describe('interrupted uploads and restarts leave nothing half-done', () => {
       }
 
       // Straight to the broken keeper: a 5xx JSON error that says why.
-      const ticket = await fetch(`${cluster.masterUrl}/uploads`, {
+      const direct = await fetch(`${cluster.masterUrl}/uploads`, {
         method: 'POST',
         headers: {'content-type': 'application/json'},
-        body: JSON.stringify({name: 'direct.bin', size: 3, sha256: 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad', exclude: [cluster.keepers[1]!.id]}),
+        body: JSON.stringify({name: 'direct.bin', size: 3, sha256: 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad', exclude: [healthy.id]}),
       }).then((response) => response.json() as Promise<{uploadId: string}>)
-      const response = await fetch(`${broken.url}/files/direct.bin?upload=${ticket.uploadId}`, {
+      const response = await fetch(`${broken.url}/files/direct.bin?upload=${direct.uploadId}`, {
         method: 'PUT',
         headers: {'x-dfs-sha256': 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad'},
         body: 'abc',
       })
       assert.equal(response.status, 507)
-      const body = (await response.json()) as {error: string; message: string}
-      assert.equal(body.error, 'DFS_ERR_INSUFFICIENT_STORAGE')
-      assert.match(body.message, /cannot write to its disk/)
+      const error = (await response.json()) as {error: string; message: string}
+      assert.equal(error.error, 'DFS_ERR_INSUFFICIENT_STORAGE')
+      assert.match(error.message, /cannot write to its disk/)
     } finally {
       execFileSync('chattr', ['-i', tmp])
     }
@@ -186,13 +207,33 @@ describe('interrupted uploads and restarts leave nothing half-done', () => {
   })
 
   test('put --wait all returns only once every wanted replica is durable and recorded', async () => {
-    cluster = await clusters.start({keepers: 3})
+    // One keeper for a target of 3: the upload succeeds at once, and put has to wait for more keepers.
+    cluster = await clusters.start({keepers: 1})
     const source = join(work(), 'waited.bin')
-    await randomFile(source, 4 * MiB)
-    const put = await cluster.dfsJson<Array<{replicas: number}>>(['put', source, '--wait', 'all'])
-    assert.equal(put[0]!.replicas, 3)
-    const stat = await cluster.stat('waited.bin')
-    assert.equal(stat.replicas.filter((replica) => replica.alive).length, 3)
-    await mkdir(join(work(), 'unused'), {recursive: true})
+    const sha256 = await randomFile(source, 4 * MiB)
+    // Put's questions to the master go through a proxy, so the test sees what each answer told it.
+    const proxy = await HttpProxy.start(cluster.masterUrl)
+    try {
+      const put = startDfs(['put', source, '--wait', 'all', '--json', '--master', proxy.url])
+      const polls = () => proxy.seen('GET', '/files/waited.bin').map((exchange) => aliveIn(exchange.answer))
+      await whileRunning(put, 'put to see the stored file with one replica, and ask again', () => polls().length >= 2)
+      assert.ok(polls().every((alive) => alive === 1), `answers seen so far: ${polls().join(', ')}`)
+
+      await cluster.addKeeper()
+      await cluster.addKeeper()
+      const result = await put.done
+      assert.equal(result.code, 0, result.stderr)
+      assert.equal((JSON.parse(result.stdout) as Array<{replicas: number}>)[0]!.replicas, 3)
+      // It returned on the first answer that showed all 3, not before …
+      const seen = polls()
+      assert.equal(seen.at(-1), 3, `answers put saw: ${seen.join(', ')}`)
+      assert.ok(seen.slice(0, -1).every((alive) => alive < 3), `answers put saw: ${seen.join(', ')}`)
+      // … and they are there: recorded, alive, on three keepers' disks, byte-exact.
+      const stat = await cluster.stat('waited.bin')
+      assert.equal(stat.replicas.filter((replica) => replica.alive).length, 3)
+      for (const replica of stat.replicas) assert.equal(await sha256File(replica.path), sha256, `replica on ${replica.keeper}`)
+    } finally {
+      await proxy.close()
+    }
   })
 })

@@ -2,21 +2,18 @@ import assert from 'node:assert/strict'
 import {createHash, randomBytes} from 'node:crypto'
 import {readdir} from 'node:fs/promises'
 import {join} from 'node:path'
-import {after, before, describe, test} from 'node:test'
+import {describe, test} from 'node:test'
 
-import {TestCluster, json, waitFor} from './helpers/cluster.js'
+import {clusterPerTest, json, randomFile, waitFor} from './helpers/cluster.js'
 
 const MiB = 1024 * 1024
 
+// Each test stops a server of its cluster: each has a cluster of its own.
 describe('graceful shutdown', () => {
-  let cluster: TestCluster
-
-  before(async () => {
-    cluster = await TestCluster.start({keepers: 1, replicas: 1})
-  })
-  after(() => cluster.stop())
+  const clusters = clusterPerTest()
 
   test('a keeper told to stop refuses new requests but finishes the upload under way, and exits 0', async () => {
+    const cluster = await clusters.start({keepers: 1, replicas: 1})
     const keeper = cluster.keepers[0]!
     const body = randomBytes(4 * MiB)
     const sha256 = createHash('sha256').update(body).digest('hex')
@@ -64,8 +61,15 @@ describe('graceful shutdown', () => {
   })
 
   test('the master told to stop exits 0 and keeps its table', async () => {
+    const cluster = await clusters.start({keepers: 1, replicas: 1})
+    const source = join(clusters.work, 'kept.bin')
+    const sha256 = await randomFile(source, MiB)
+    assert.equal((await cluster.dfs(['put', source])).code, 0)
+    const before = await cluster.stat('kept.bin')
     assert.equal(await cluster.master.stop('SIGTERM'), 0)
     await cluster.startMaster()
-    assert.equal((await cluster.stat('last.bin')).size, 4 * MiB)
+    const after = await cluster.stat('kept.bin')
+    assert.deepEqual({fileId: after.fileId, size: after.size, sha256: after.sha256}, {fileId: before.fileId, size: MiB, sha256})
+    assert.deepEqual(after.replicas.map((replica) => [replica.keeper, replica.path]), before.replicas.map((replica) => [replica.keeper, replica.path]))
   })
 })

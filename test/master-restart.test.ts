@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import {rm} from 'node:fs/promises'
 import {join} from 'node:path'
 import {after, before, describe, test} from 'node:test'
 
@@ -12,7 +13,10 @@ describe('master restart', () => {
     cluster = await TestCluster.start({keepers: 3})
     work = await tempDir()
   })
-  after(() => cluster.stop())
+  after(async () => {
+    await cluster.stop()
+    await rm(work, {recursive: true, force: true})
+  })
 
   for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
     test(`after ${signal} the same --data brings back every file and keeper, and keepers come back alive on their own`, async () => {

@@ -1,10 +1,15 @@
 import assert from 'node:assert/strict'
-import {readFile, readdir} from 'node:fs/promises'
+import {spawnSync} from 'node:child_process'
+import {createHash} from 'node:crypto'
+import {copyFile, readFile, readdir, rm, stat, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {after, before, describe, test} from 'node:test'
 
-import {FIXTURES, SAMPLES, TestCluster, dfs, sha256File, tempDir} from './helpers/cluster.js'
+import {BIN, FIXTURES, SAMPLES, TestCluster, dfs, sha256File, tempDir, waitFor} from './helpers/cluster.js'
+import {HttpProxy} from './helpers/http-proxy.js'
+import {startDfs, whileRunning} from './helpers/running-dfs.js'
 
+// One cluster for the suite; every test stores the files it needs under names of its own.
 describe('upload and download by the protocol', () => {
   let cluster: TestCluster
   let work: string
@@ -13,106 +18,175 @@ describe('upload and download by the protocol', () => {
     cluster = await TestCluster.start({keepers: 4})
     work = await tempDir()
   })
-  after(() => cluster.stop())
+  after(async () => {
+    await cluster.stop()
+    await rm(work, {recursive: true, force: true})
+  })
+
+  /** Stores a copy of a sample under `name`; returns the sample's published sha256. */
+  async function putSample(sample: keyof typeof SAMPLES, name: string): Promise<string> {
+    const put = await cluster.dfs(['put', join(FIXTURES, sample), '--name', name])
+    assert.equal(put.code, 0, put.stderr)
+    return SAMPLES[sample].sha256
+  }
 
   test('put stores files concurrently and confirms each only once the master recorded it', async () => {
-    const paths = Object.keys(SAMPLES).map((name) => join(FIXTURES, name))
-    const put = await cluster.dfsJson<Array<{name: string; size: number; sha256: string; keeper: string}>>(['put', ...paths])
-    assert.equal(put.length, 3)
-    for (const stored of put) {
-      const sample = SAMPLES[stored.name as keyof typeof SAMPLES]
-      assert.equal(stored.size, sample.size)
-      assert.equal(stored.sha256, sample.sha256)
-      // Confirmed means recorded: the master knows the file and the keeper that took it.
-      const stat = await cluster.stat(stored.name)
-      assert.equal(stat.sha256, sample.sha256)
-      assert.ok(stat.replicas.some((replica) => replica.keeper === stored.keeper))
-    }
+    const samples = Object.keys(SAMPLES) as Array<keyof typeof SAMPLES>
+    const paths = await Promise.all(samples.map(async (sample) => {
+      const path = join(work, `concurrent-${sample}`)
+      await copyFile(join(FIXTURES, sample), path)
+      return path
+    }))
+    // The master sees the ticket requests through a proxy that holds each one back: only uploads
+    // under way at the same time can have all three asking at once.
+    let held = 0
+    let release!: () => void
+    const released = new Promise<void>((resolve) => (release = resolve))
+    const proxy = await HttpProxy.start(cluster.masterUrl, {
+      async beforeForward(request) {
+        if (request.method !== 'POST' || request.path !== '/uploads') return
+        held++
+        await released
+      },
+    })
+    try {
+      const put = startDfs(['put', ...paths, '--json', '--master', proxy.url])
+      try {
+        await whileRunning(put, 'all three uploads to ask for a ticket at once', () => held === samples.length)
+      } finally {
+        release()
+      }
 
-    const listed = await cluster.dfsJson<Array<{name: string; size: number}>>(['ls'])
-    assert.deepEqual(listed.map((file) => file.name), ['sample_1.mp4', 'sample_2.mp4', 'sample_3.mp4'])
+      const result = await put.done
+      assert.equal(result.code, 0, result.stderr)
+      const stored = JSON.parse(result.stdout) as Array<{name: string; size: number; sha256: string; keeper: string}>
+      assert.deepEqual(stored.map((file) => file.name), samples.map((sample) => `concurrent-${sample}`))
+      for (const [index, file] of stored.entries()) {
+        const sample = SAMPLES[samples[index]!]
+        assert.equal(file.size, sample.size)
+        assert.equal(file.sha256, sample.sha256)
+        // Confirmed means recorded: the master knows the file and the keeper that took it.
+        const recorded = await cluster.stat(file.name)
+        assert.equal(recorded.sha256, sample.sha256)
+        assert.ok(recorded.replicas.some((replica) => replica.keeper === file.keeper), JSON.stringify(recorded))
+      }
+
+      const listed = (await cluster.dfsJson<Array<{name: string}>>(['ls'])).map((file) => file.name).filter((name) => name.startsWith('concurrent-'))
+      assert.deepEqual(listed, stored.map((file) => file.name))
+    } finally {
+      await proxy.close()
+    }
   })
 
   test('stat --json names size, sha256 and each replica with its keeper, url and liveness', async () => {
-    const stat = await cluster.dfsJson<{name: string; size: number; sha256: string; replicas: Array<{keeper: string; url: string; alive: boolean}>}>(['stat', 'sample_1.mp4'])
-    assert.equal(stat.name, 'sample_1.mp4')
+    const sha256 = await putSample('sample_1.mp4', 'stat-json.mp4')
+    await cluster.waitForReplicas('stat-json.mp4', 3)
+    const stat = await cluster.dfsJson<{name: string; fileId: string; size: number; sha256: string; replicas: Array<{keeper: string; url: string; alive: boolean}>}>(['stat', 'stat-json.mp4'])
+    assert.equal(stat.name, 'stat-json.mp4')
     assert.equal(stat.size, SAMPLES['sample_1.mp4'].size)
-    assert.ok(stat.replicas.length >= 1)
+    assert.equal(stat.sha256, sha256)
+    assert.match(stat.fileId, /^[A-Za-z0-9_-]{1,64}$/)
+    assert.equal(stat.replicas.length, 3)
+    assert.equal(new Set(stat.replicas.map((replica) => replica.keeper)).size, 3)
     for (const replica of stat.replicas) {
-      assert.match(replica.url, /^http:\/\/127\.0\.0\.1:\d+$/)
-      assert.equal(typeof replica.alive, 'boolean')
-      assert.equal(typeof replica.keeper, 'string')
+      // Each replica names a running keeper of this cluster, at the URL it listens on.
+      const keeper = cluster.keeperById(replica.keeper)
+      assert.equal(replica.url, keeper.url)
+      assert.equal(replica.alive, true)
     }
   })
 
   test('get writes a byte-exact copy to a file, and -o - writes it to stdout', async () => {
-    const out = join(work, 'copy.mp4')
-    const result = await cluster.dfs(['get', 'sample_3.mp4', '-o', out])
+    const sha3 = await putSample('sample_3.mp4', 'get-file.mp4')
+    const sha2 = await putSample('sample_2.mp4', 'get-stdout.mp4')
+    const out = join(work, 'get-file.copy')
+    const result = await cluster.dfs(['get', 'get-file.mp4', '-o', out])
     assert.equal(result.code, 0, result.stderr)
-    assert.equal(await sha256File(out), SAMPLES['sample_3.mp4'].sha256)
+    assert.equal(await sha256File(out), sha3)
 
-    const child = await import('node:child_process')
-    const piped = child.spawnSync(process.execPath, [join(FIXTURES, '../../bin/run.js'), 'get', 'sample_2.mp4', '-o', '-', '--master', cluster.masterUrl], {maxBuffer: 16 * 1024 * 1024})
+    const piped = spawnSync(process.execPath, [BIN, 'get', 'get-stdout.mp4', '-o', '-', '--master', cluster.masterUrl], {maxBuffer: 16 * 1024 * 1024})
     assert.equal(piped.status, 0, piped.stderr.toString())
-    const {createHash} = await import('node:crypto')
-    assert.equal(createHash('sha256').update(piped.stdout).digest('hex'), SAMPLES['sample_2.mp4'].sha256)
+    assert.equal(createHash('sha256').update(piped.stdout).digest('hex'), sha2)
   })
 
   test('get of several names writes them into a directory and leaves no temp files', async () => {
+    const sha1 = await putSample('sample_1.mp4', 'many-1.mp4')
+    const sha2 = await putSample('sample_2.mp4', 'many-2.mp4')
     const dir = join(work, 'many')
-    const result = await cluster.dfs(['get', 'sample_1.mp4', 'sample_2.mp4', '-o', dir])
+    const result = await cluster.dfs(['get', 'many-1.mp4', 'many-2.mp4', '-o', dir])
     assert.equal(result.code, 0, result.stderr)
-    assert.deepEqual((await readdir(dir)).sort(), ['sample_1.mp4', 'sample_2.mp4'])
-    assert.equal(await sha256File(join(dir, 'sample_1.mp4')), SAMPLES['sample_1.mp4'].sha256)
+    assert.deepEqual((await readdir(dir)).sort(), ['many-1.mp4', 'many-2.mp4'])
+    assert.equal(await sha256File(join(dir, 'many-1.mp4')), sha1)
+    assert.equal(await sha256File(join(dir, 'many-2.mp4')), sha2)
   })
 
   test('put --name stores under another name; an existing name is refused and the stored file kept', async () => {
     const other = join(work, 'other.bin')
-    await import('node:fs/promises').then((fs) => fs.writeFile(other, 'not the video'))
+    await writeFile(other, 'not the video')
     const renamed = await cluster.dfs(['put', join(FIXTURES, 'sample_2.mp4'), '--name', 'holiday.mp4'])
     assert.equal(renamed.code, 0, renamed.stderr)
+    const before = await cluster.stat('holiday.mp4')
 
     const clash = await cluster.dfs(['put', other, '--name', 'holiday.mp4'])
     assert.notEqual(clash.code, 0)
     assert.match(clash.stderr, /already exists/)
     assert.equal(clash.stderr.trim().split('\n').length, 1, clash.stderr)
-    const stat = await cluster.stat('holiday.mp4')
-    assert.equal(stat.sha256, SAMPLES['sample_2.mp4'].sha256)
+    const after = await cluster.stat('holiday.mp4')
+    assert.equal(after.fileId, before.fileId)
+    assert.equal(after.sha256, SAMPLES['sample_2.mp4'].sha256)
     const back = join(work, 'holiday.mp4')
     assert.equal((await cluster.dfs(['get', 'holiday.mp4', '-o', back])).code, 0)
     assert.deepEqual(await readFile(back), await readFile(join(FIXTURES, 'sample_2.mp4')))
   })
 
   test('rm forgets the file at once and every keeper deletes its replica', async () => {
-    await cluster.waitForReplicas('holiday.mp4', 3)
-    const before = await cluster.stat('holiday.mp4')
-    const removed = await cluster.dfs(['rm', 'holiday.mp4'])
+    await putSample('sample_1.mp4', 'doomed.mp4')
+    await cluster.waitForReplicas('doomed.mp4', 3)
+    const before = await cluster.stat('doomed.mp4')
+    for (const replica of before.replicas) assert.ok(await stat(replica.path), `${replica.path} is on disk before rm`)
+    const removed = await cluster.dfs(['rm', 'doomed.mp4'])
     assert.equal(removed.code, 0, removed.stderr)
-    const gone = await cluster.dfs(['stat', 'holiday.mp4'])
+    const gone = await cluster.dfs(['stat', 'doomed.mp4'])
     assert.notEqual(gone.code, 0)
-    assert.match(gone.stderr, /no file named "holiday.mp4"/)
-    const {waitFor} = await import('./helpers/cluster.js')
-    const {stat} = await import('node:fs/promises')
+    assert.match(gone.stderr, /no file named "doomed.mp4"/)
     for (const replica of before.replicas) {
       await waitFor(`replica file ${replica.path} deleted`, async () => (await stat(replica.path).catch(() => undefined)) === undefined)
     }
   })
 
   test('ls, stat and status print tables for people', async () => {
+    const sha256 = await putSample('sample_1.mp4', 'tables.mp4')
+    await cluster.waitForReplicas('tables.mp4', 3)
     const ls = await cluster.dfs(['ls'])
-    assert.match(ls.stdout, /^NAME\s+SIZE\s+REPLICAS/m)
-    assert.match(ls.stdout, /sample_1\.mp4/)
+    assert.equal(ls.code, 0, ls.stderr)
+    assert.match(ls.stdout, /^NAME\s+SIZE\s+REPLICAS\s+CREATED$/m)
+    assert.match(ls.stdout, /^tables\.mp4\s+1\.5 MiB\s+3\/3\s+\d{4}-\d\d-\d\dT/m)
+
+    const stat = await cluster.dfs(['stat', 'tables.mp4'])
+    assert.equal(stat.code, 0, stat.stderr)
+    assert.match(stat.stdout, /^name:\s+tables\.mp4$/m)
+    assert.match(stat.stdout, new RegExp(`^sha256:\\s+${sha256}$`, 'm'))
+    assert.match(stat.stdout, /^replicas: 3 alive of 3 wanted$/m)
+    assert.match(stat.stdout, /^KEEPER\s+URL\s+ALIVE\s+PATH$/m)
+    for (const replica of (await cluster.stat('tables.mp4')).replicas) {
+      assert.match(stat.stdout, new RegExp(`^${replica.keeper}\\s+${replica.url}\\s+yes\\s+${replica.path}$`, 'm'))
+    }
+
     const status = await cluster.dfs(['status'])
-    assert.match(status.stdout, /^ID\s+URL\s+ALIVE\s+LAST HEARTBEAT\s+FILES\s+STORED\s+FREE/m)
-    assert.equal(status.stdout.trim().split('\n').length, 5)
+    assert.equal(status.code, 0, status.stderr)
+    const lines = status.stdout.trim().split('\n')
+    assert.match(lines[0]!, /^ID\s+URL\s+ALIVE\s+LAST HEARTBEAT\s+FILES\s+STORED\s+FREE$/)
+    assert.equal(lines.length, 1 + cluster.keepers.length)
+    for (const keeper of cluster.keepers) assert.ok(lines.some((line) => new RegExp(`^${keeper.id}\\s+${keeper.url}\\s+yes\\s`).test(line)), `${keeper.id} in\n${status.stdout}`)
     const json = await cluster.dfsJson<{keepers: Array<{id: string; url: string; alive: boolean}>}>(['status'])
-    assert.equal(json.keepers.length, 4)
+    assert.deepEqual(json.keepers.map((keeper) => keeper.id).sort(), cluster.keepers.map((keeper) => keeper.id).sort())
     assert.ok(json.keepers.every((keeper) => keeper.alive))
   })
 
   test('the client finds the master through DFS_MASTER', async () => {
+    await putSample('sample_2.mp4', 'env-master.mp4')
     const result = await dfs(['ls', '--json'], {env: {DFS_MASTER: cluster.masterUrl}})
     assert.equal(result.code, 0, result.stderr)
-    assert.ok((JSON.parse(result.stdout) as unknown[]).length >= 3)
+    assert.ok((JSON.parse(result.stdout) as Array<{name: string}>).some((file) => file.name === 'env-master.mp4'), result.stdout)
   })
 })

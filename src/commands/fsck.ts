@@ -1,7 +1,6 @@
 import {Flags} from '@oclif/core'
 
 import {DfsCommand, formatBytes, formatTable, jsonFlag, masterFlag} from '../lib/base-command.js'
-import {resolveMasterUrl} from '../lib/config.js'
 
 export default class FsckCommand extends DfsCommand {
   static override summary = "Check every file's health: alive replicas against the target, corrupt and missing files."
@@ -17,7 +16,7 @@ export default class FsckCommand extends DfsCommand {
   async run(): Promise<void> {
     const {flags} = await this.parse(FsckCommand)
     const {fsck} = await import('../roles/client/admin.js')
-    const report = await fsck(resolveMasterUrl(flags.master))
+    const report = await fsck(await this.master(flags.master))
     if (flags.json) this.printJson(report)
     else {
       const shown = report.files.filter((file) => flags.verbose || file.health !== 'healthy')

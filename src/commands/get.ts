@@ -1,11 +1,11 @@
 import {Args, Flags} from '@oclif/core'
 
 import {DfsCommand, formatBytes, jsonFlag, masterFlag, sizeFlag} from '../lib/base-command.js'
-import {DEFAULTS, resolveMasterUrl} from '../lib/config.js'
+import {DEFAULTS} from '../lib/config.js'
 
 export default class GetCommand extends DfsCommand {
   static override summary = 'Download files from all their replicas at once, in ranges, verified by sha256.'
-  static override description = `The file is cut into ranges fetched from every alive replica in parallel; a replica that fails mid-way hands its ranges to another. The bytes go to a temp file whose size and sha256 are checked before it is renamed into place. With -o - the file goes to stdout.`
+  static override description = `The file is cut into ranges fetched from every alive replica in parallel; a replica that fails mid-way hands its ranges to another. The bytes go to a temp file whose size and sha256 are checked before it is renamed into place. With -o - the file goes to stdout once it is checked (its temp copy is in $TMPDIR), so stdout never gets a wrong byte; the --json report then goes to stderr.`
 
   static override examples = [
     '<%= config.bin %> get video.mp4',
@@ -28,10 +28,13 @@ export default class GetCommand extends DfsCommand {
     const {argv, flags} = await this.parse(GetCommand)
     const names = argv as string[]
     if (names.length > 1 && flags.output === '-') this.fail('-o - takes one name', 2)
-    const master = resolveMasterUrl(flags.master)
+    const master = await this.master(flags.master)
     const {getFiles} = await import('../roles/client/get.js')
     const results = await getFiles(master, names, {output: flags.output, sources: flags.sources, rangeSize: flags['range-size']})
-    if (flags.json) this.printJson(names.length === 1 ? results[0] : results)
+    const report = names.length === 1 ? results[0] : results
+    // With -o - stdout carries the file's bytes; the report goes to stderr so that they stay intact.
+    if (flags.json && flags.output === '-') this.logToStderr(JSON.stringify(report, null, 2))
+    else if (flags.json) this.printJson(report)
     else if (flags.output !== '-') {
       for (const result of results) {
         const used = result.sources.filter((source) => source.bytes > 0).length

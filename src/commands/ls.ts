@@ -1,5 +1,4 @@
 import {DfsCommand, formatBytes, formatTable, jsonFlag, masterFlag} from '../lib/base-command.js'
-import {resolveMasterUrl} from '../lib/config.js'
 
 export default class LsCommand extends DfsCommand {
   static override summary = 'List stored files with their size and alive replicas.'
@@ -9,7 +8,7 @@ export default class LsCommand extends DfsCommand {
   async run(): Promise<void> {
     const {flags} = await this.parse(LsCommand)
     const {listFiles} = await import('../roles/client/admin.js')
-    const files = await listFiles(resolveMasterUrl(flags.master))
+    const files = await listFiles(await this.master(flags.master))
     if (flags.json) return this.printJson(files)
     if (files.length === 0) return this.log('no files')
     const rows = files.map((file) => ({name: file.name, size: formatBytes(file.size), replicas: `${file.replicas}/${file.target}`, created: file.createdAt}))

@@ -1,7 +1,6 @@
 import {Args, Flags} from '@oclif/core'
 
 import {DfsCommand, duration, formatBytes, jsonFlag, masterFlag} from '../lib/base-command.js'
-import {resolveMasterUrl} from '../lib/config.js'
 
 export default class PutCommand extends DfsCommand {
   static override summary = 'Upload files; each succeeds only once the master has recorded it.'
@@ -30,7 +29,7 @@ export default class PutCommand extends DfsCommand {
     if (flags.name !== undefined && files.length !== 1) this.fail('--name needs exactly one file', 2)
     const wait = flags.wait === 'all' ? 'all' : Number(flags.wait)
     if (wait !== 'all' && !(Number.isInteger(wait) && wait >= 1)) this.fail(`--wait takes a number of replicas (1 or more) or "all", not "${flags.wait}"`, 2)
-    const master = resolveMasterUrl(flags.master)
+    const master = await this.master(flags.master)
     const {putFiles} = await import('../roles/client/put.js')
     const outcomes = await putFiles(master, files.map((path) => ({path, name: flags.name})), {
       concurrency: flags.concurrency,

@@ -1,7 +1,6 @@
 import {Args} from '@oclif/core'
 
 import {DfsCommand, jsonFlag, masterFlag} from '../lib/base-command.js'
-import {resolveMasterUrl} from '../lib/config.js'
 
 export default class RmCommand extends DfsCommand {
   static override summary = 'Delete a file: its record goes at once, every keeper deletes its replica.'
@@ -12,7 +11,7 @@ export default class RmCommand extends DfsCommand {
   async run(): Promise<void> {
     const {args, flags} = await this.parse(RmCommand)
     const {removeFile} = await import('../roles/client/admin.js')
-    const removed = await removeFile(resolveMasterUrl(flags.master), args.name)
+    const removed = await removeFile(await this.master(flags.master), args.name)
     if (flags.json) return this.printJson(removed)
     this.log(`removed ${removed.name}`)
   }

@@ -1,7 +1,6 @@
 import {Args} from '@oclif/core'
 
 import {DfsCommand, formatBytes, formatTable, jsonFlag, masterFlag} from '../lib/base-command.js'
-import {resolveMasterUrl} from '../lib/config.js'
 
 export default class StatCommand extends DfsCommand {
   static override summary = "Show one file's size, sha256 and where its replicas are."
@@ -12,7 +11,7 @@ export default class StatCommand extends DfsCommand {
   async run(): Promise<void> {
     const {args, flags} = await this.parse(StatCommand)
     const {statFile} = await import('../roles/client/admin.js')
-    const file = await statFile(resolveMasterUrl(flags.master), args.name)
+    const file = await statFile(await this.master(flags.master), args.name)
     if (flags.json) return this.printJson(file)
     const alive = file.replicas.filter((replica) => replica.alive).length
     this.log(`name:     ${file.name}`)

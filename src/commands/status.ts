@@ -1,5 +1,4 @@
 import {DfsCommand, formatBytes, formatTable, jsonFlag, masterFlag} from '../lib/base-command.js'
-import {resolveMasterUrl} from '../lib/config.js'
 
 export default class StatusCommand extends DfsCommand {
   static override summary = 'Show the keepers: alive or not, last heartbeat, files, bytes stored and free.'
@@ -9,7 +8,7 @@ export default class StatusCommand extends DfsCommand {
   async run(): Promise<void> {
     const {flags} = await this.parse(StatusCommand)
     const {clusterStatus} = await import('../roles/client/admin.js')
-    const keepers = await clusterStatus(resolveMasterUrl(flags.master))
+    const keepers = await clusterStatus(await this.master(flags.master))
     if (flags.json) return this.printJson({keepers})
     if (keepers.length === 0) return this.log('no keepers registered')
     const rows = keepers.map((keeper) => ({

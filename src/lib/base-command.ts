@@ -1,6 +1,8 @@
 import {Command, Flags} from '@oclif/core'
 
+import {resolveMasterUrl} from './config.js'
 import {DfsError} from './errors.js'
+import type {Peer} from './peer-client.js'
 
 /**
  * The base of every dfs command: any failure ends as one line on stderr and a non-zero exit
@@ -18,6 +20,13 @@ export abstract class DfsCommand extends Command {
   protected fail(message: string, exit: number): never {
     process.stderr.write(`Error: ${message.trim().replaceAll(/\s*\n\s*/g, ' ')}\n`)
     return this.exit(exit)
+  }
+
+  /** The master a client command talks to: `--master`, else `DFS_MASTER`, else the local default. */
+  protected async master(flag: string | undefined): Promise<Peer> {
+    // Loaded here, not at the top: `dfs --help` and friends need no HTTP client.
+    const {Peer} = await import('./peer-client.js')
+    return new Peer({role: 'master', baseUrl: resolveMasterUrl(flag)})
   }
 
   /** Prints a value as JSON for scripts. */

@@ -23,6 +23,7 @@ export const ERRORS = {
   DFS_ERR_INSUFFICIENT_STORAGE: {status: 507, exit: 5},
   DFS_ERR_KEEPER_UNREACHABLE: {status: 502, exit: 6},
   DFS_ERR_MASTER_UNREACHABLE: {status: 502, exit: 6},
+  DFS_ERR_BAD_RESPONSE: {status: 502, exit: 6},
   DFS_ERR_LOCAL_FILE: {status: 400, exit: 2},
   DFS_ERR_INTEGRITY: {status: 502, exit: 7},
   DFS_ERR_SHUTTING_DOWN: {status: 503, exit: 1},
@@ -80,12 +81,12 @@ export function codeForStatus(status: number): ErrorCode {
   return GENERIC_STATUS[status] ?? (status >= 400 && status < 500 ? 'DFS_ERR_BAD_REQUEST' : 'DFS_ERR_INTERNAL')
 }
 
-/** Rebuilds the error a server described in its `{error, message}` body, or a generic one. */
-export function errorFromBody(status: number, body: unknown, context: string): DfsError {
+/** The error a server described in its `{error, message}` body; undefined if the body is not one. */
+export function catalogueError(body: unknown): DfsError | undefined {
   if (body && typeof body === 'object') {
     const {error, message} = body as {error?: unknown; message?: unknown}
     if (isErrorCode(error) && typeof message === 'string') return new DfsError(error, message)
   }
 
-  return new DfsError('DFS_ERR_INTERNAL', `${context} answered HTTP ${status}`)
+  return undefined
 }

@@ -1,278 +1,336 @@
-// The one source of truth for the HTTP protocol between client, master and keepers: the shapes of
-// every JSON body (as TypeScript types) and the JSON schemas the servers validate them with.
-// docs/protocol.md describes the same endpoints for people.
+// The one source of truth for the HTTP protocol between client, master and keepers: every route
+// of both servers, declared once with its method, path and the TypeBox schemas of its path
+// parameters, query string, headers, body and answer. The servers validate requests with these
+// schemas (http-routes.ts), the peer client validates answers with them (peer-client.ts), and the
+// TypeScript types are derived from them (Static). docs/protocol.md describes the same routes for people.
+
+import type {Readable} from 'node:stream'
+
+import {Type, type Static, type TSchema} from '@sinclair/typebox'
 
 import {MAX_NAME_BYTES} from './names.js'
 
-/** Header in which a client announces the sha256 of the body it uploads. */
+/** Header in which a client announces the sha256 of the body it uploads (and a keeper names the one it serves). */
 export const SHA256_HEADER = 'x-dfs-sha256'
+/** Header in which a client announces the size of the body it uploads. */
+export const SIZE_HEADER = 'x-dfs-size'
 /** Header in which a keeper names the generation of the file it serves. */
 export const FILE_ID_HEADER = 'x-dfs-file-id'
 
-export interface ErrorBody {
-  error: string
-  message: string
-}
+// ---- the values every body is made of ---------------------------------------------------------
+
+const Name = Type.String({minLength: 1, maxLength: MAX_NAME_BYTES})
+const Id = Type.String({pattern: '^[A-Za-z0-9_-]{1,64}$'})
+const Sha256 = Type.String({pattern: '^[0-9a-f]{64}$'})
+const Bytes = Type.Integer({minimum: 0, maximum: Number.MAX_SAFE_INTEGER})
+const Url = Type.String({pattern: '^https?://[^\\s]+$', maxLength: 2048})
+const Path = Type.String({minLength: 1, maxLength: 4096})
+/** A byte count in a header. */
+const ByteCount = Type.String({pattern: '^[0-9]{1,16}$'})
+
+// Request bodies refuse what they do not declare (fastify's ajv strips it); answers may carry more
+// than declared, so that a newer server's extra fields do not break an older client.
+const closed = {additionalProperties: false} as const
+
+export const ErrorBody = Type.Object({error: Type.String(), message: Type.String()})
+export type ErrorBody = Static<typeof ErrorBody>
 
 // ---- master: keepers -------------------------------------------------------------------------
 
 /** One stored file as a keeper reports it (like an HDFS block report entry). */
-export interface InventoryItem {
-  fileId: string
-  name: string
-  size: number
-  sha256: string
-}
+export const InventoryItem = Type.Object({fileId: Id, name: Name, size: Bytes, sha256: Sha256}, closed)
+export type InventoryItem = Static<typeof InventoryItem>
 
-export interface KeeperStats {
-  url: string
-  freeBytes: number
-  storedBytes: number
-  fileCount: number
-  activeTransfers: number
-}
+export const StoredFile = Type.Object({...InventoryItem.properties, path: Path}, closed)
+export type StoredFile = Static<typeof StoredFile>
 
-export interface RegisterRequest extends KeeperStats {
-  /** The id this keeper was given before; absent on its very first start. */
-  id?: string
-  inventory: StoredFile[]
-}
+const keeperStats = {url: Url, freeBytes: Bytes, storedBytes: Bytes, fileCount: Bytes, activeTransfers: Bytes}
+
+export const KeeperStats = Type.Object(keeperStats, closed)
+export type KeeperStats = Static<typeof KeeperStats>
+
+export const RegisterRequest = Type.Object(
+  {
+    ...keeperStats,
+    /** The id this keeper was given before; absent on its very first start. */
+    id: Type.Optional(Id),
+    inventory: Type.Array(StoredFile),
+  },
+  closed,
+)
+export type RegisterRequest = Static<typeof RegisterRequest>
 
 /** A replica a keeper must delete: the file was removed, or this copy is surplus or stale. */
-export interface DeleteCommand {
-  fileId: string
-  name: string
-}
+export const DeleteCommand = Type.Object({fileId: Id, name: Type.String()})
+export type DeleteCommand = Static<typeof DeleteCommand>
 
-export interface RegisterResponse {
-  id: string
-  deletes: DeleteCommand[]
-}
+export const RegisterResponse = Type.Object({id: Id, deletes: Type.Array(DeleteCommand)})
+export type RegisterResponse = Static<typeof RegisterResponse>
 
-export interface HeartbeatRequest extends KeeperStats {
-  /** Delete orders carried out since the last heartbeat (file ids): the master stops sending them. */
-  deleted?: string[]
-}
+export const HeartbeatRequest = Type.Object(
+  {
+    ...keeperStats,
+    /** Delete orders carried out since the last heartbeat (file ids): the master stops sending them. */
+    deleted: Type.Optional(Type.Array(Id, {maxItems: 100_000})),
+  },
+  closed,
+)
+export type HeartbeatRequest = Static<typeof HeartbeatRequest>
 
-export interface HeartbeatResponse {
-  deletes: DeleteCommand[]
-}
+export const HeartbeatResponse = Type.Object({deletes: Type.Array(DeleteCommand)})
+export type HeartbeatResponse = Static<typeof HeartbeatResponse>
 
-export interface KeeperInfo {
-  id: string
-  url: string
-  alive: boolean
-  lastHeartbeat: string | null
-  files: number
-  storedBytes: number
-  freeBytes: number
-  activeTransfers: number
-}
+export const KeeperInfo = Type.Object({
+  id: Type.String(),
+  url: Type.String(),
+  alive: Type.Boolean(),
+  lastHeartbeat: Type.Union([Type.String(), Type.Null()]),
+  files: Bytes,
+  storedBytes: Bytes,
+  freeBytes: Bytes,
+  activeTransfers: Bytes,
+})
+export type KeeperInfo = Static<typeof KeeperInfo>
 
-export interface StatusResponse {
-  keepers: KeeperInfo[]
-}
+export const StatusResponse = Type.Object({keepers: Type.Array(KeeperInfo)})
+export type StatusResponse = Static<typeof StatusResponse>
 
 // ---- master: files ---------------------------------------------------------------------------
 
-export interface UploadRequest {
-  name: string
-  size: number
-  sha256: string
-  /** Keepers the client already failed to upload to. */
-  exclude?: string[]
-}
+export const UploadRequest = Type.Object(
+  {
+    name: Name,
+    size: Bytes,
+    sha256: Sha256,
+    /** Keepers the client already failed to upload to. */
+    exclude: Type.Optional(Type.Array(Id, {maxItems: 1024})),
+  },
+  closed,
+)
+export type UploadRequest = Static<typeof UploadRequest>
 
-export interface UploadTicket {
-  uploadId: string
-  keeper: {id: string; url: string}
-}
+export const UploadTicket = Type.Object({uploadId: Id, keeper: Type.Object({id: Id, url: Url})})
+export type UploadTicket = Static<typeof UploadTicket>
 
-export interface CommitRequest {
-  keeperId: string
-  /** The name the keeper received the bytes under; it must be the ticket's. */
-  name: string
-  size: number
-  sha256: string
-  path: string
-}
+export const CommitRequest = Type.Object(
+  {
+    keeperId: Id,
+    /** The name the keeper received the bytes under; it must be the ticket's. */
+    name: Name,
+    size: Bytes,
+    sha256: Sha256,
+    path: Path,
+  },
+  closed,
+)
+export type CommitRequest = Static<typeof CommitRequest>
 
-export interface ReplicaReport {
-  keeperId: string
-  fileId: string
-  size: number
-  sha256: string
-  path: string
-}
+export const ReplicaReport = Type.Object({keeperId: Id, fileId: Id, size: Bytes, sha256: Sha256, path: Path}, closed)
+export type ReplicaReport = Static<typeof ReplicaReport>
 
-export interface ReplicaInfo {
-  keeper: string
-  url: string
-  alive: boolean
-  path: string
-}
+// `url` is empty when the replica's keeper is no longer registered.
+export const ReplicaInfo = Type.Object({keeper: Id, url: Type.String(), alive: Type.Boolean(), path: Type.String()})
+export type ReplicaInfo = Static<typeof ReplicaInfo>
 
-export interface FileInfo {
-  name: string
-  fileId: string
-  size: number
-  sha256: string
-  createdAt: string
-  target: number
-  replicas: ReplicaInfo[]
-}
+const fileDescription = {name: Name, fileId: Id, size: Bytes, sha256: Sha256, createdAt: Type.String()}
 
-export interface FileSummary {
-  name: string
-  fileId: string
-  size: number
-  sha256: string
-  createdAt: string
+export const FileInfo = Type.Object({...fileDescription, target: Bytes, replicas: Type.Array(ReplicaInfo)})
+export type FileInfo = Static<typeof FileInfo>
+
+export const FileSummary = Type.Object({
+  ...fileDescription,
   /** Replicas on alive keepers. */
-  replicas: number
-  target: number
-}
+  replicas: Bytes,
+  target: Bytes,
+})
+export type FileSummary = Static<typeof FileSummary>
 
-export interface ListResponse {
-  files: FileSummary[]
-}
+export const ListResponse = Type.Object({files: Type.Array(FileSummary)})
+export type ListResponse = Static<typeof ListResponse>
+
+export const RemovedFile = Type.Object({name: Name, fileId: Id})
+export type RemovedFile = Static<typeof RemovedFile>
 
 /** A keeper found its replica corrupt (or missing) and dropped it. */
-export interface CorruptReport {
-  keeperId: string
-  fileId: string
-}
+export const CorruptReport = Type.Object({keeperId: Id, fileId: Id}, closed)
+export type CorruptReport = Static<typeof CorruptReport>
+
+export const CorruptAnswer = Type.Object({dropped: Type.Boolean()})
+export type CorruptAnswer = Static<typeof CorruptAnswer>
 
 /** A client read bytes that did not match; it names a replica it read from. */
-export interface SuspectReport {
-  keeperId: string
-  fileId: string
-}
+export const SuspectReport = CorruptReport
+export type SuspectReport = CorruptReport
 
-export interface SuspectVerdict {
-  keeper: string
-  corrupt: boolean
-}
+export const SuspectVerdict = Type.Object({keeper: Id, corrupt: Type.Boolean()})
+export type SuspectVerdict = Static<typeof SuspectVerdict>
 
-export type FileHealth = 'healthy' | 'under-replicated' | 'over-replicated' | 'missing'
+export const FileHealth = Type.Union([Type.Literal('healthy'), Type.Literal('under-replicated'), Type.Literal('over-replicated'), Type.Literal('missing')])
+export type FileHealth = Static<typeof FileHealth>
 
-export interface FsckFile {
-  name: string
-  fileId: string
-  size: number
-  alive: number
-  target: number
+export const FsckFile = Type.Object({
+  name: Name,
+  fileId: Id,
+  size: Bytes,
+  alive: Bytes,
+  target: Bytes,
   /** Replicas recorded on keepers that are dead now. */
-  dead: number
+  dead: Bytes,
   /** Corrupt replicas found since the file was last at its target. */
-  corrupt: number
-  health: FileHealth
-}
+  corrupt: Bytes,
+  health: FileHealth,
+})
+export type FsckFile = Static<typeof FsckFile>
 
-export interface FsckReport {
-  status: 'healthy' | 'under-replicated' | 'missing'
-  files: FsckFile[]
-  summary: {files: number; healthy: number; underReplicated: number; overReplicated: number; missing: number; corrupt: number; aliveKeepers: number; keepers: number}
-}
+export const FsckReport = Type.Object({
+  status: Type.Union([Type.Literal('healthy'), Type.Literal('under-replicated'), Type.Literal('missing')]),
+  files: Type.Array(FsckFile),
+  summary: Type.Object({
+    files: Bytes,
+    healthy: Bytes,
+    underReplicated: Bytes,
+    overReplicated: Bytes,
+    missing: Bytes,
+    corrupt: Bytes,
+    aliveKeepers: Bytes,
+    keepers: Bytes,
+  }),
+})
+export type FsckReport = Static<typeof FsckReport>
 
-export interface VerifyResult {
-  ok: boolean
-  sha256: string
-  size: number
-}
+// ---- master: client tokens -------------------------------------------------------------------
+
+/** A client token's id (its `jti`), as `dfs token create` prints it. */
+export const TokenId = Type.String({pattern: '^[A-Za-z0-9_-]{1,64}$'})
+
+export const RevokeTokenRequest = Type.Object({id: TokenId}, closed)
+export type RevokeTokenRequest = Static<typeof RevokeTokenRequest>
+
+/** `newly` is false if the token had been revoked before. */
+export const RevokeTokenResponse = Type.Object({id: TokenId, revoked: Type.Literal(true), newly: Type.Boolean()})
+export type RevokeTokenResponse = Static<typeof RevokeTokenResponse>
 
 // ---- keeper ----------------------------------------------------------------------------------
 
 /** The master asks a keeper to pull a copy of a file from another keeper. */
-export interface ReplicateRequest extends InventoryItem {
-  source: string
+export const ReplicateRequest = Type.Object({...InventoryItem.properties, source: Url}, closed)
+export type ReplicateRequest = Static<typeof ReplicateRequest>
+
+/** A keeper's answer about a file it stored (an upload) or holds. */
+export const StoredAnswer = Type.Object({name: Name, fileId: Id, size: Bytes, sha256: Sha256})
+export type StoredAnswer = Static<typeof StoredAnswer>
+
+export const ReplicatedAnswer = Type.Object({...StoredAnswer.properties, path: Path})
+export type ReplicatedAnswer = Static<typeof ReplicatedAnswer>
+
+// `sha256` is empty when the file was missing.
+export const VerifyResult = Type.Object({ok: Type.Boolean(), sha256: Type.String(), size: Bytes})
+export type VerifyResult = Static<typeof VerifyResult>
+
+// ---- the routes ------------------------------------------------------------------------------
+
+/**
+ * One HTTP route of the protocol. File bytes travel raw and streamed, never as JSON: `bytes` says
+ * whether they are the request's body (an upload) or the answer's (a download).
+ */
+export interface Route {
+  readonly method: 'GET' | 'POST' | 'PUT' | 'DELETE'
+  /** fastify's path syntax: `/files/:name`. */
+  readonly url: string
+  /** The status of a successful answer; 200 when absent. */
+  readonly status?: number
+  readonly params?: TSchema
+  readonly querystring?: TSchema
+  readonly headers?: TSchema
+  /** The JSON body. */
+  readonly body?: TSchema
+  /** The JSON answer. */
+  readonly response?: TSchema
+  /** Headers a successful answer must carry (checked once per answer, never per chunk). */
+  readonly responseHeaders?: TSchema
+  readonly bytes?: 'request' | 'response'
 }
 
-export interface StoredFile extends InventoryItem {
-  path: string
+function route<const R extends Route>(definition: R): R {
+  return definition
 }
 
-// ---- JSON schemas (fastify validates bodies and params with these) ----------------------------
+// Names travel as any string; the handlers check them, so that a bad one gets DFS_ERR_INVALID_NAME.
+const ByName = Type.Object({name: Type.String()})
+const ById = Type.Object({id: Id})
+const OfGeneration = Type.Object({fileId: Type.Optional(Id)})
 
-const name = {type: 'string', minLength: 1, maxLength: MAX_NAME_BYTES} as const
-const id = {type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$'} as const
-const sha256 = {type: 'string', pattern: '^[0-9a-f]{64}$'} as const
-const bytes = {type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER} as const
-const url = {type: 'string', pattern: '^https?://[^\\s]+$', maxLength: 2048} as const
-
-const keeperStats = {
-  url,
-  freeBytes: bytes,
-  storedBytes: bytes,
-  fileCount: bytes,
-  activeTransfers: bytes,
-} as const
-const keeperStatsRequired = ['url', 'freeBytes', 'storedBytes', 'fileCount', 'activeTransfers'] as const
-
-const path = {type: 'string', minLength: 1, maxLength: 4096} as const
-const inventoryItem = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['fileId', 'name', 'size', 'sha256'],
-  properties: {fileId: id, name, size: bytes, sha256},
-} as const
-const storedFile = {
-  ...inventoryItem,
-  required: [...inventoryItem.required, 'path'],
-  properties: {...inventoryItem.properties, path},
+export const masterRoutes = {
+  health: route({method: 'GET', url: '/health', response: Type.Object({role: Type.Literal('master')})}),
+  /** Sent by a keeper when it starts, and whenever a heartbeat answers DFS_ERR_UNKNOWN_KEEPER. */
+  register: route({method: 'POST', url: '/keepers', body: RegisterRequest, response: RegisterResponse}),
+  heartbeat: route({method: 'POST', url: '/keepers/:id/heartbeat', params: ById, body: HeartbeatRequest, response: HeartbeatResponse}),
+  keepers: route({method: 'GET', url: '/keepers', response: StatusResponse}),
+  beginUpload: route({method: 'POST', url: '/uploads', status: 201, body: UploadRequest, response: UploadTicket}),
+  commitUpload: route({method: 'POST', url: '/uploads/:id/commit', status: 201, params: ById, body: CommitRequest, response: FileInfo}),
+  list: route({method: 'GET', url: '/files', response: ListResponse}),
+  stat: route({method: 'GET', url: '/files/:name', params: ByName, response: FileInfo}),
+  remove: route({method: 'DELETE', url: '/files/:name', params: ByName, response: RemovedFile}),
+  reportReplica: route({method: 'POST', url: '/files/:name/replicas', params: ByName, body: ReplicaReport, response: FileInfo}),
+  reportCorrupt: route({method: 'POST', url: '/files/:name/corrupt', params: ByName, body: CorruptReport, response: CorruptAnswer}),
+  suspect: route({method: 'POST', url: '/files/:name/suspect', params: ByName, body: SuspectReport, response: SuspectVerdict}),
+  fsck: route({method: 'GET', url: '/fsck', response: FsckReport}),
+  revokeToken: route({method: 'POST', url: '/tokens/revoke', body: RevokeTokenRequest, response: RevokeTokenResponse}),
 } as const
 
-export const schemas = {
-  nameParams: {
-    type: 'object',
-    required: ['name'],
-    properties: {name: {type: 'string'}},
-  },
-  idParams: {
-    type: 'object',
-    required: ['id'],
-    properties: {id},
-  },
-  register: {
-    type: 'object',
-    additionalProperties: false,
-    required: [...keeperStatsRequired, 'inventory'],
-    properties: {...keeperStats, id, inventory: {type: 'array', items: storedFile}},
-  },
-  heartbeat: {
-    type: 'object',
-    additionalProperties: false,
-    required: keeperStatsRequired,
-    properties: {...keeperStats, deleted: {type: 'array', items: id, maxItems: 100_000}},
-  },
-  upload: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['name', 'size', 'sha256'],
-    properties: {name, size: bytes, sha256, exclude: {type: 'array', items: id, maxItems: 1024}},
-  },
-  commit: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['keeperId', 'name', 'size', 'sha256', 'path'],
-    properties: {keeperId: id, name, size: bytes, sha256, path},
-  },
-  replicaReport: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['keeperId', 'fileId', 'size', 'sha256', 'path'],
-    properties: {keeperId: id, fileId: id, size: bytes, sha256, path},
-  },
-  fileReport: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['keeperId', 'fileId'],
-    properties: {keeperId: id, fileId: id},
-  },
-  replicate: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['fileId', 'name', 'size', 'sha256', 'source'],
-    properties: {...inventoryItem.properties, source: url},
-  },
+export const keeperRoutes = {
+  health: route({method: 'GET', url: '/health', response: Type.Object({role: Type.Literal('keeper'), id: Type.String(), url: Type.String()})}),
+  upload: route({
+    method: 'PUT',
+    url: '/files/:name',
+    status: 201,
+    params: ByName,
+    querystring: Type.Object({upload: Id}),
+    headers: Type.Object({
+      [SHA256_HEADER]: Sha256,
+      // One of the two is required, and they must agree (checked by the handler).
+      [SIZE_HEADER]: Type.Optional(ByteCount),
+      'content-length': Type.Optional(Type.String()),
+      'content-type': Type.Optional(Type.String()),
+    }),
+    bytes: 'request',
+    response: StoredAnswer,
+  }),
+  /** Also answers HEAD (fastify adds it), without the bytes. */
+  read: route({
+    method: 'GET',
+    url: '/files/:name',
+    params: ByName,
+    querystring: OfGeneration,
+    headers: Type.Object({range: Type.Optional(Type.String()), 'if-none-match': Type.Optional(Type.String()), 'if-range': Type.Optional(Type.String())}),
+    bytes: 'response',
+    responseHeaders: Type.Object({[FILE_ID_HEADER]: Id, [SHA256_HEADER]: Sha256}),
+  }),
+  remove: route({
+    method: 'DELETE',
+    url: '/files/:name',
+    params: ByName,
+    querystring: OfGeneration,
+    response: Type.Object({name: Name, fileId: Id, deleted: Type.Literal(true)}),
+  }),
+  verify: route({method: 'POST', url: '/files/:name/verify', params: ByName, querystring: OfGeneration, response: VerifyResult}),
+  replicate: route({method: 'POST', url: '/replicate', body: ReplicateRequest, response: ReplicatedAnswer}),
 } as const
+
+// ---- what a route's parts are in TypeScript ---------------------------------------------------
+
+type StaticOf<S> = S extends TSchema ? Static<S> : undefined
+
+export type ParamsOf<R extends Route> = StaticOf<R['params']>
+export type QueryOf<R extends Route> = StaticOf<R['querystring']>
+export type HeadersOf<R extends Route> = StaticOf<R['headers']>
+/** The request body: file bytes for an upload, else the JSON value. */
+export type BodyOf<R extends Route> = R['bytes'] extends 'request' ? Readable | Buffer : StaticOf<R['body']>
+/** The JSON answer; nothing for a route that answers with file bytes. */
+export type AnswerOf<R extends Route> = R['bytes'] extends 'response' ? void : StaticOf<R['response']>
+
+// A part the route does not have may be left out, and so may one whose every field is optional.
+type Part<K extends string, T> = [T] extends [undefined] ? {[P in K]?: undefined} : {} extends T ? {[P in K]?: T} : {[P in K]: T}
+
+/** What a caller gives to make a request on a route: path parameters, query string, headers, body. */
+export type RouteInput<R extends Route> = Part<'params', ParamsOf<R>> & Part<'query', QueryOf<R>> & Part<'headers', HeadersOf<R>> & Part<'body', BodyOf<R>>

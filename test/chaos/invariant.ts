@@ -1,22 +1,29 @@
-// The end of a chaos run: once every process is back and the cluster has settled, every confirmed
-// file must read back byte-exact, every removed one must be gone, and every replica the master
-// records must really be on its keeper with the right bytes.
+// The end of a chaos run. Every process is back and every disk freed; the run waits until the
+// cluster has settled (observable state only: every damaged replica found, fsck healthy, no
+// delete order still pending, no transfer under way, every keeper's disk holding exactly the
+// replicas the master's table gives it), then checks the final state against the model and reads
+// every file back. Anything that never settles is a finding when the deadline (a hang guard) ends
+// the wait; once settled, nothing is forgiven.
 
 import {createHash} from 'node:crypto'
-import {mkdir, readdir, rm} from 'node:fs/promises'
+import {mkdir, rm} from 'node:fs/promises'
 import {join} from 'node:path'
-import {setTimeout as sleep} from 'node:timers/promises'
 
-import {json, sha256File, type TestCluster} from '../helpers/cluster.js'
-import type {FsckReport, FileInfo, FileSummary} from '../../src/lib/protocol.js'
-import {formatBytes, type Journal} from './journal.js'
-import type {FileEntry, Model} from './model.js'
+import Database from 'better-sqlite3'
+
+import {json, sha256File, waitFor, type TestCluster} from '../helpers/cluster.js'
+import type {FileInfo, FileSummary, FsckReport} from '../../src/lib/protocol.js'
+import type {Corruption} from './chaos.js'
+import {blobIsGoodOrGone, blobsIn, transfersIn} from './disk-faults.js'
+import {formatBytes, type Finding, type Journal} from './journal.js'
+import type {ListedFile, Model} from './model.js'
 import {errorLine, runDfs} from './proc.js'
 
 export interface VerifyOptions {
   workDir: string
   settleDeadlineMs: number
   commandTimeoutMs: number
+  corruptions: Corruption[]
   log: (line: string) => void
 }
 
@@ -24,275 +31,276 @@ export interface VerifyFigures {
   settleMs: number
   settled: boolean
   fsck?: FsckReport['summary'] & {status: string}
-  confirmed: number
-  removed: number
-  unknown: number
-  unknownPresent: number
+  corruptionsRepaired: number
+  /** Names the workload used; of them present at the end (from a put that succeeded), and absent. */
+  names: number
+  present: number
+  presentConfirmed: number
+  absent: number
   filesVerified: number
   bytesVerified: number
   replicasVerified: number
   replicaBytesVerified: number
-  /** Replicas the master records that their keeper does not have (or has wrong). */
+  /** Blobs on keepers' disks that the master's table does not give to that keeper. */
+  strayBlobs: number
+  /** Replicas the master's table records that are not on their keeper's disk, or not byte-exact. */
   phantomReplicas: number
-  removedGone: number
-  filesLost: number
+  lost: number
   bytesLost: number
-  orphanBlobs: number
 }
 
-/** Waits until fsck says every file is at its target and every keeper alive; returns the last report. */
-export async function waitForSettled(cluster: TestCluster, deadlineMs: number): Promise<{report?: FsckReport; settled: boolean; ms: number}> {
-  const started = Date.now()
-  let report: FsckReport | undefined
-  for (;;) {
-    try {
-      const answer = await json<FsckReport>(`${cluster.masterUrl}/fsck`)
-      if (answer.status === 200) report = answer.body
-    } catch {
-      // The master may be starting; try again.
-    }
-
-    const summary = report?.summary
-    if (report && summary && report.status === 'healthy' && summary.overReplicated === 0 && summary.aliveKeepers === cluster.keepers.length) {
-      return {report, settled: true, ms: Date.now() - started}
-    }
-
-    if (Date.now() - started > deadlineMs) return {report, settled: false, ms: Date.now() - started}
-    await sleep(200)
-  }
-}
+/** A way in which the cluster is not (yet) settled; a finding if it still holds at the deadline. */
+type Problem = Finding
 
 export async function verifyInvariant(cluster: TestCluster, model: Model, journal: Journal, options: VerifyOptions): Promise<VerifyFigures> {
   const figures: VerifyFigures = {
     settleMs: 0,
     settled: false,
-    confirmed: model.count('confirmed'),
-    removed: model.count('removed'),
-    unknown: model.count('unknown'),
-    unknownPresent: 0,
+    corruptionsRepaired: 0,
+    names: model.names.length,
+    present: 0,
+    presentConfirmed: 0,
+    absent: 0,
     filesVerified: 0,
     bytesVerified: 0,
     replicasVerified: 0,
     replicaBytesVerified: 0,
+    strayBlobs: 0,
     phantomReplicas: 0,
-    removedGone: 0,
-    filesLost: 0,
+    lost: 0,
     bytesLost: 0,
-    orphanBlobs: 0,
   }
+  const started = Date.now()
 
-  // 1. Settle: every file at its target on alive keepers.
-  options.log(`settling: waiting for fsck to show every file healthy (deadline ${options.settleDeadlineMs / 1000} s)…`)
-  const settle = await waitForSettled(cluster, options.settleDeadlineMs)
-  figures.settleMs = settle.ms
-  figures.settled = settle.settled
-  if (settle.report) figures.fsck = {status: settle.report.status, ...settle.report.summary}
-  journal.event('CHECK', `settle ${settle.settled ? 'done' : 'NOT done'} after ${settle.ms} ms: ${JSON.stringify(figures.fsck)}`)
-  if (!settle.settled) {
-    const unhealthy = (settle.report?.files ?? []).filter((file) => file.health !== 'healthy')
-    const finding = {
-      kind: 'not-settled',
-      message: `the cluster did not settle within ${options.settleDeadlineMs / 1000} s: fsck ${JSON.stringify(figures.fsck)}`,
-      names: unhealthy.slice(0, 10).map((file) => file.name),
-      ids: unhealthy.slice(0, 10).map((file) => file.fileId),
-      details: unhealthy.slice(0, 20).map((file) => JSON.stringify(file)).join('\n'),
+  // 1. Every replica the run damaged is found: dropped, or replaced by a good copy.
+  if (options.corruptions.length > 0) {
+    options.log(`waiting for the cluster to find the ${options.corruptions.length} damaged replica(s)…`)
+    const unrepaired = async () => (await Promise.all(options.corruptions.map(async (damage) => ((await blobIsGoodOrGone(damage.path, damage.sha256)) ? undefined : damage)))).filter((damage) => damage !== undefined)
+    let left = options.corruptions
+    await waitFor('every damaged replica to be found', async () => (left = await unrepaired()).length === 0, options.settleDeadlineMs).catch(() => {})
+    figures.corruptionsRepaired = options.corruptions.length - left.length
+    for (const damage of left) {
+      journal.violation({
+        kind: 'corruption-not-found',
+        message: `the replica of "${damage.name}" (${damage.fileId}) on keeper ${damage.keeperId}, damaged at ${(damage.at / 1000).toFixed(1)} s (bytes ${damage.offsets.join(', ')}), is still on its disk with the wrong bytes after ${options.settleDeadlineMs / 1000} s`,
+        names: [damage.name],
+        ids: [damage.fileId, damage.keeperId],
+      })
     }
-    // Files short of replicas (or with none) after everything is back are a repair failure; only
-    // surplus replicas left over is a lesser thing.
-    if (settle.report?.status !== 'healthy' || (figures.fsck?.aliveKeepers ?? 0) !== cluster.keepers.length) journal.violation(finding)
-    else journal.warning(finding)
   }
 
-  // 2. The master's table against the model.
+  // 2. Settle: wait until nothing is left to do, then the disks must match the table exactly.
+  options.log(`settling: waiting for fsck healthy, no pending deletes, no transfers, and every keeper's disk matching the master's table (deadline ${options.settleDeadlineMs / 1000} s)…`)
+  const table = new TableView(join(cluster.dir, 'master', 'master.sqlite3'))
+  let problems: Problem[] = []
+  let fsck: FsckReport | undefined
+  try {
+    const settleStarted = Date.now()
+    figures.settled = await waitFor(
+      'the cluster to settle',
+      async () => {
+        ;({problems, fsck} = await clusterProblems(cluster, table))
+        return problems.length === 0
+      },
+      options.settleDeadlineMs,
+    ).catch(() => false)
+    figures.settleMs = Date.now() - settleStarted
+  } finally {
+    table.close()
+  }
+
+  if (fsck) figures.fsck = {status: fsck.status, ...fsck.summary}
+  journal.event('CHECK', `settle ${figures.settled ? 'done' : 'NOT done'} after ${figures.settleMs} ms: ${JSON.stringify(figures.fsck)}`)
+  for (const problem of problems) {
+    if (problem.kind === 'stray-blob') figures.strayBlobs++
+    if (problem.kind === 'phantom-replica') figures.phantomReplicas++
+    journal.violation(problem)
+  }
+
+  // 3. The master's listing against the model.
   const listing = await json<{files: FileSummary[]}>(`${cluster.masterUrl}/files`)
-  const listed = new Map(listing.body.files.map((file) => [file.name, file]))
-  const toRead: FileEntry[] = []
-  const lose = (entry: FileEntry, kind: string, message: string, details?: string) => {
-    figures.filesLost++
-    figures.bytesLost += entry.current.size
-    journal.violation({kind, message, names: [entry.name], ids: [entry.current.fileId ?? ''].filter(Boolean), details})
-  }
+  const listed = new Map<string, ListedFile>(listing.body.files.map((file) => [file.name, file]))
+  const verdict = model.judgeFinal(listed)
+  for (const finding of verdict.findings) journal.violation(finding)
+  figures.present = verdict.present.length
+  figures.presentConfirmed = verdict.present.filter((file) => file.confirmed).length
+  figures.absent = verdict.absent
+  figures.lost = verdict.lost
+  figures.bytesLost = verdict.bytesLost
 
-  for (const entry of model.files.values()) {
-    const file = listed.get(entry.name)
-    if (entry.state === 'confirmed') {
-      if (!file) lose(entry, 'lost-file', `confirmed "${entry.name}" (${formatBytes(entry.current.size)}, ${entry.why}) is not in the master's table`)
-      else if (file.sha256 !== entry.current.sha256 || file.size !== entry.current.size) {
-        lose(entry, 'wrong-record', `confirmed "${entry.name}" is recorded as ${file.size} bytes sha256 ${file.sha256}, it was put as ${entry.current.size} bytes sha256 ${entry.current.sha256}`)
-      } else toRead.push(entry)
-    } else if (entry.state === 'removed') {
-      if (file) journal.violation({kind: 'removed-file-present', message: `"${entry.name}" was removed (rm exited 0) but is listed again (fileId ${file.fileId})`, names: [entry.name], ids: [file.fileId]})
-      else figures.removedGone++
-    } else if (file) {
-      figures.unknownPresent++
-      if (entry.why.startsWith('put failed')) {
-        journal.warning({kind: 'put-failed-but-stored', message: `"${entry.name}" is stored (fileId ${file.fileId}) though its put failed with: ${entry.why.slice('put failed: '.length)}`, names: [entry.name], ids: [file.fileId]})
-      }
-
-      if (file.sha256 !== entry.current.sha256) {
-        journal.violation({kind: 'unknown-file-wrong', message: `"${entry.name}" (${entry.why}) exists with sha256 ${file.sha256}, not the ${entry.current.sha256} that was put`, names: [entry.name], ids: [file.fileId]})
-      } else toRead.push(entry)
-    }
-  }
-
-  for (const file of listed.values()) {
-    if (!model.files.has(file.name)) journal.violation({kind: 'unexpected-file', message: `"${file.name}" is listed but was never put`, names: [file.name], ids: [file.fileId]})
-  }
-
-  // 3. Every replica the master records: on its keeper, with the right bytes.
+  // 4. Every replica the master records, fetched from its keeper and hashed.
   options.log(`auditing the replicas of ${listed.size} files on their keepers…`)
   const audit = await auditReplicas(cluster, [...listed.values()], journal)
   figures.replicasVerified = audit.replicas
   figures.replicaBytesVerified = audit.bytes
-  figures.phantomReplicas = audit.phantoms
+  figures.phantomReplicas += audit.bad
 
-  // 4. Every confirmed file through the CLI, as a user reads it, checked against the model.
-  options.log(`reading back ${toRead.length} files with dfs get…`)
-  const readDir = join(options.workDir, 'verify')
-  const batches: FileEntry[][] = []
-  for (let index = 0; index < toRead.length; index += 8) batches.push(toRead.slice(index, index + 8))
-  const readBatch = async (batch: FileEntry[], slot: number) => {
-    const dir = join(readDir, String(slot))
-    // `get NAME -o DIR/` with one name writes to DIR/NAME only if DIR exists.
-    await mkdir(dir, {recursive: true})
-    let result = await runDfs(['get', ...batch.map((entry) => entry.name), '-o', dir + '/', '--master', cluster.masterUrl], options.commandTimeoutMs)
-    const singles = result.code === 0 ? [] : batch
-    for (const entry of batch) {
-      if (singles.includes(entry)) {
-        result = await runDfs(['get', entry.name, '-o', join(dir, entry.name), '--master', cluster.masterUrl], options.commandTimeoutMs)
-        if (result.code !== 0) {
-          const line = errorLine(result)
-          if (entry.state === 'confirmed') lose(entry, 'unreadable', `confirmed "${entry.name}" (${formatBytes(entry.current.size)}) cannot be read: ${line}`, result.stderr)
-          else journal.violation({kind: 'unreadable', message: `"${entry.name}" (${entry.why}) is listed but cannot be read: ${line}`, names: [entry.name]})
-          continue
-        }
-      }
+  // 5. Every present file through the CLI, as a user reads it.
+  options.log(`reading back ${verdict.present.length} files with dfs get…`)
+  const read = await readBack(cluster, verdict.present, journal, options)
+  figures.filesVerified = read.files
+  figures.bytesVerified = read.bytes
+  figures.lost += read.lost
+  figures.bytesLost += read.bytesLost
 
-      const path = join(dir, entry.name)
-      const sha256 = await sha256File(path).catch((error: unknown) => `(unreadable: ${String(error)})`)
-      await rm(path, {force: true})
-      if (sha256 !== entry.current.sha256) {
-        if (entry.state === 'confirmed') lose(entry, 'wrong-bytes', `"${entry.name}" read back with sha256 ${sha256}, it was put with ${entry.current.sha256}`)
-        else journal.violation({kind: 'wrong-bytes', message: `"${entry.name}" (${entry.why}) read back with sha256 ${sha256}, it was put with ${entry.current.sha256}`, names: [entry.name]})
-        continue
-      }
-
-      if (entry.state === 'confirmed') {
-        figures.filesVerified++
-        figures.bytesVerified += entry.current.size
-      }
-    }
-  }
-
-  let next = 0
-  await Promise.all(
-    [0, 1].map(async (slot) => {
-      while (next < batches.length) await readBatch(batches[next++]!, slot)
-    }),
-  )
-
-  // 5. Removed files are gone for the CLI too (a few, each is a process).
-  for (const entry of model.byState('removed').slice(0, 5)) {
-    const result = await runDfs(['stat', entry.name, '--master', cluster.masterUrl], options.commandTimeoutMs)
+  // 6. Absent names are absent for the CLI too (a few: each is a process).
+  for (const name of model.names.filter((candidate) => !listed.has(candidate)).slice(0, 5)) {
+    const result = await runDfs(['stat', name, '--master', cluster.masterUrl], options.commandTimeoutMs)
     if (result.code !== 3 || !/no file named/.test(result.stderr)) {
-      journal.violation({kind: 'removed-file-present', message: `dfs stat of the removed "${entry.name}" exited ${result.code}: ${errorLine(result)}`, names: [entry.name]})
+      journal.violation({kind: 'absent-file-present', message: `dfs stat of "${name}", not in the master's listing, exited ${result.code}: ${errorLine(result)}`, names: [name]})
     }
   }
 
-  // 6. The CLI's fsck agrees.
-  const fsck = await runDfs(['fsck', '--json', '--master', cluster.masterUrl], options.commandTimeoutMs)
+  // 7. The CLI's fsck agrees.
+  const cliFsck = await runDfs(['fsck', '--json', '--master', cluster.masterUrl], options.commandTimeoutMs)
   try {
-    const report = JSON.parse(fsck.stdout) as FsckReport
-    if (fsck.code !== 0 || report.status !== 'healthy') {
-      journal.violation({kind: 'fsck', message: `dfs fsck exited ${fsck.code} with status ${report.status}: ${JSON.stringify(report.summary)}`})
+    const report = JSON.parse(cliFsck.stdout) as FsckReport
+    if (cliFsck.code !== 0 || report.status !== 'healthy') {
+      journal.violation({kind: 'fsck', message: `dfs fsck exited ${cliFsck.code} with status ${report.status}: ${JSON.stringify(report.summary)}`})
     }
   } catch {
-    journal.violation({kind: 'fsck', message: `dfs fsck --json exited ${fsck.code} without JSON: ${errorLine(fsck)}`})
+    journal.violation({kind: 'fsck', message: `dfs fsck --json exited ${cliFsck.code} without JSON: ${errorLine(cliFsck)}`})
   }
 
-  // 7. Leftovers on the keepers' disks: replicas of files the master no longer has (removed,
-  // trimmed). Deletes travel with heartbeats, so give them a moment.
-  const fileIds = new Set([...listed.values()].map((file) => file.fileId))
-  let orphans: string[] = []
-  for (let attempt = 0; attempt < 25; attempt++) {
-    orphans = await orphanBlobs(cluster, fileIds)
-    if (orphans.length === 0) break
-    await sleep(200)
-  }
-
-  figures.orphanBlobs = orphans.length
-  if (orphans.length > 0) {
-    journal.warning({kind: 'orphan-blobs', message: `${orphans.length} blobs on keepers' disks belong to no file in the master's table`, details: orphans.slice(0, 20).join('\n'), ids: orphans.slice(0, 5).map((orphan) => orphan.split(': ')[1]!)})
-  }
-
+  journal.event('CHECK', `checks done in ${Date.now() - started} ms`)
   return figures
 }
 
-/**
- * Fetches every recorded replica of every file from its keeper and checks its sha256. A replica
- * that fails is looked at again a few seconds later (the master may be about to drop it); one
- * still recorded and still bad then is a violation: the master counts a copy that is not there.
- */
-async function auditReplicas(cluster: TestCluster, files: FileSummary[], journal: Journal): Promise<{replicas: number; bytes: number; phantoms: number}> {
-  type Task = {file: FileSummary; replica: FileInfo['replicas'][number]}
-  const replicasOf = async (file: FileSummary) => {
-    const {status, body} = await json<FileInfo>(`${cluster.masterUrl}/files/${encodeURIComponent(file.name)}`)
-    return status === 200 && body.fileId === file.fileId ? body.replicas : []
+/** The master's table, read-only, for what no endpoint shows: pending deletes, tombstones. */
+class TableView {
+  readonly #db: Database.Database
+
+  constructor(path: string) {
+    this.#db = new Database(path, {readonly: true, fileMustExist: true, timeout: 5000})
   }
 
-  const tasks: Task[] = []
-  for (const file of files) for (const replica of await replicasOf(file)) tasks.push({file, replica})
-  let replicas = 0
-  let bytes = 0
-  const check = async (list: Task[]) => {
-    const bad: Array<Task & {problem: string}> = []
-    let next = 0
-    await Promise.all(
-      [0, 1, 2, 3].map(async () => {
-        while (next < list.length) {
-          const task = list[next++]!
-          const problem = await checkReplica(task.file, task.replica)
-          if (problem) bad.push({...task, problem})
-          else {
-            replicas++
-            bytes += task.file.size
-          }
-        }
-      }),
-    )
-    return bad
+  read(): {fileIds: Set<string>; tombstones: Set<string>; replicas: Map<string, Set<string>>; pendingDeletes: Array<{keeperId: string; fileId: string; name: string}>} {
+    return this.#db.transaction(() => {
+      const fileIds = new Set((this.#db.prepare('SELECT id FROM files').all() as Array<{id: string}>).map((row) => row.id))
+      const tombstones = new Set((this.#db.prepare('SELECT file_id AS fileId FROM tombstones').all() as Array<{fileId: string}>).map((row) => row.fileId))
+      const replicas = new Map<string, Set<string>>()
+      for (const row of this.#db.prepare('SELECT file_id AS fileId, keeper_id AS keeperId FROM replicas').all() as Array<{fileId: string; keeperId: string}>) {
+        let set = replicas.get(row.keeperId)
+        if (!set) replicas.set(row.keeperId, (set = new Set()))
+        set.add(row.fileId)
+      }
+
+      const pendingDeletes = this.#db.prepare('SELECT keeper_id AS keeperId, file_id AS fileId, name FROM pending_deletes').all() as Array<{keeperId: string; fileId: string; name: string}>
+      return {fileIds, tombstones, replicas, pendingDeletes}
+    })()
   }
 
-  let bad = await check(tasks)
-  if (bad.length > 0) {
-    await sleep(3000)
-    const again: Task[] = []
-    for (const {file, replica} of bad) {
-      const now = (await replicasOf(file)).find((candidate) => candidate.keeper === replica.keeper)
-      if (now) again.push({file, replica: now})
-    }
+  close(): void {
+    this.#db.close()
+  }
+}
 
-    bad = await check(again)
+/** What keeps the cluster from being settled right now; empty once it is. */
+async function clusterProblems(cluster: TestCluster, table: TableView): Promise<{problems: Problem[]; fsck?: FsckReport}> {
+  const problems: Problem[] = []
+  let fsck: FsckReport | undefined
+  try {
+    const answer = await json<FsckReport>(`${cluster.masterUrl}/fsck`)
+    if (answer.status === 200) fsck = answer.body
+  } catch {
+    // The master may be starting; asked again at the next look.
   }
 
-  const real = new Map<string, number>()
-  for (const {file} of tasks) real.set(file.name, (real.get(file.name) ?? 0) + 1)
-  for (const {file} of bad) real.set(file.name, real.get(file.name)! - 1)
-  for (const {file, replica, problem} of bad) {
-    journal.violation({
-      kind: 'phantom-replica',
-      message:
-        `the master records a replica of "${file.name}" (${file.fileId}) on ${replica.keeper}${replica.alive ? '' : ' (dead)'}, but ${problem}; ` +
-        `the file really has ${real.get(file.name)} good replicas while the master counts ${file.replicas} alive`,
-      names: [file.name],
-      ids: [file.fileId, replica.keeper],
+  const summary = fsck?.summary
+  if (!fsck || !summary || fsck.status !== 'healthy' || summary.overReplicated > 0 || summary.aliveKeepers !== cluster.keepers.length) {
+    const unhealthy = (fsck?.files ?? []).filter((file) => file.health !== 'healthy')
+    problems.push({
+      kind: 'not-settled',
+      message: `fsck is not healthy with every keeper alive: ${fsck ? JSON.stringify({status: fsck.status, ...summary}) : 'no answer'}`,
+      names: unhealthy.slice(0, 10).map((file) => file.name),
+      ids: unhealthy.slice(0, 10).map((file) => file.fileId),
+      details: unhealthy.slice(0, 20).map((file) => JSON.stringify(file)).join('\n'),
     })
   }
 
-  return {replicas, bytes, phantoms: bad.length}
+  const state = table.read()
+  for (const pending of state.pendingDeletes) {
+    problems.push({kind: 'pending-delete', message: `keeper ${pending.keeperId} never carried out the delete of "${pending.name}" (${pending.fileId})`, names: [pending.name], ids: [pending.fileId, pending.keeperId]})
+  }
+
+  for (const [slot, dir] of cluster.keeperDirs.entries()) {
+    const keeperId = cluster.keepers[slot]!.id
+    const transfers = await transfersIn(dir)
+    if (transfers.length > 0) problems.push({kind: 'transfer-left', message: `keeper ${keeperId} still has ${transfers.length} file(s) in tmp/: ${transfers.slice(0, 5).join(', ')}`, ids: [keeperId]})
+    const recorded = new Set(state.replicas.get(keeperId) ?? [])
+    for (const blob of await blobsIn(dir)) {
+      if (recorded.delete(blob.fileId)) continue
+      const what = `${blob.fileId}${blob.name === undefined ? '' : ` ("${blob.name}", ${formatBytes(blob.size ?? 0)})`}`
+      const ids = [blob.fileId, keeperId]
+      const names = blob.name === undefined ? [] : [blob.name]
+      const why = !blob.described
+        ? 'without a description'
+        : blob.undecided
+          ? 'still waiting for the master to say whether its upload was recorded'
+          : state.fileIds.has(blob.fileId)
+            ? 'of a file the master has, but the master does not record this replica'
+            : state.tombstones.has(blob.fileId)
+              ? 'of a removed file'
+              : 'of no file the master knows'
+      problems.push({kind: 'stray-blob', message: `keeper ${keeperId} holds blob ${what} ${why}`, names, ids})
+    }
+
+    for (const fileId of recorded) {
+      problems.push({kind: 'phantom-replica', message: `the master records a replica of ${fileId} on keeper ${keeperId}, which has no such blob`, ids: [fileId, keeperId]})
+    }
+  }
+
+  return {problems, fsck}
 }
 
-async function checkReplica(file: FileSummary, replica: FileInfo['replicas'][number]): Promise<string | undefined> {
+/** Fetches every recorded replica of every file from its keeper and checks its size and sha256. */
+async function auditReplicas(cluster: TestCluster, files: ListedFile[], journal: Journal): Promise<{replicas: number; bytes: number; bad: number}> {
+  type Task = {file: ListedFile; replica: FileInfo['replicas'][number]}
+  const tasks: Task[] = []
+  for (const file of files) {
+    const {status, body} = await json<FileInfo & {message?: string}>(`${cluster.masterUrl}/files/${encodeURIComponent(file.name)}`)
+    if (status !== 200 || body.fileId !== file.fileId) {
+      journal.violation({
+        kind: 'stat-failed',
+        message: `the master listed "${file.name}" (${file.fileId}) but its stat answers ${status}${status === 200 ? ` with fileId ${body.fileId}` : `: ${body.message ?? JSON.stringify(body)}`}`,
+        names: [file.name],
+        ids: [file.fileId],
+      })
+      continue
+    }
+
+    for (const replica of body.replicas) tasks.push({file, replica})
+  }
+
+  let replicas = 0
+  let bytes = 0
+  let bad = 0
+  let next = 0
+  await Promise.all(
+    [0, 1, 2, 3].map(async () => {
+      while (next < tasks.length) {
+        const {file, replica} = tasks[next++]!
+        const problem = await checkReplica(file, replica)
+        if (!problem) {
+          replicas++
+          bytes += file.size
+          continue
+        }
+
+        bad++
+        journal.violation({
+          kind: 'bad-replica',
+          message: `the master records a replica of "${file.name}" (${file.fileId}) on ${replica.keeper}${replica.alive ? '' : ' (dead)'}, but ${problem}`,
+          names: [file.name],
+          ids: [file.fileId, replica.keeper],
+        })
+      }
+    }),
+  )
+  return {replicas, bytes, bad}
+}
+
+async function checkReplica(file: ListedFile, replica: FileInfo['replicas'][number]): Promise<string | undefined> {
   if (!replica.url) return 'its keeper is unknown'
   try {
     const response = await fetch(new URL(`/files/${encodeURIComponent(file.name)}?fileId=${file.fileId}`, replica.url), {signal: AbortSignal.timeout(60_000)})
@@ -312,16 +320,59 @@ async function checkReplica(file: FileSummary, replica: FileInfo['replicas'][num
   }
 }
 
-/** `keeper <id>` lines for blobs whose file id the master does not know. */
-async function orphanBlobs(cluster: TestCluster, fileIds: Set<string>): Promise<string[]> {
-  const orphans: string[] = []
-  for (const [slot, dir] of cluster.keeperDirs.entries()) {
-    const entries = await readdir(join(dir, 'blobs')).catch(() => [] as string[])
-    for (const entry of entries) {
-      if (entry.endsWith('.json')) continue
-      if (!fileIds.has(entry)) orphans.push(`keeper ${cluster.keepers[slot]?.id ?? slot}: ${entry}`)
+/** Reads every present file back with `dfs get`, several names per command, and checks its bytes. */
+async function readBack(
+  cluster: TestCluster,
+  files: Array<ListedFile & {confirmed: boolean}>,
+  journal: Journal,
+  options: VerifyOptions,
+): Promise<{files: number; bytes: number; lost: number; bytesLost: number}> {
+  const figures = {files: 0, bytes: 0, lost: 0, bytesLost: 0}
+  const readDir = join(options.workDir, 'verify')
+  const fail = (file: ListedFile & {confirmed: boolean}, kind: string, message: string, details?: string) => {
+    if (file.confirmed) {
+      figures.lost++
+      figures.bytesLost += file.size
+    }
+
+    journal.violation({kind, message, names: [file.name], ids: [file.fileId], details})
+  }
+
+  const batches: Array<typeof files> = []
+  for (let index = 0; index < files.length; index += 8) batches.push(files.slice(index, index + 8))
+  const readBatch = async (batch: typeof files, slot: number) => {
+    const dir = join(readDir, String(slot))
+    // `get NAME -o DIR/` with one name writes to DIR/NAME only if DIR exists.
+    await mkdir(dir, {recursive: true})
+    const together = await runDfs(['get', ...batch.map((file) => file.name), '-o', dir + '/', '--master', cluster.masterUrl], options.commandTimeoutMs)
+    for (const file of batch) {
+      const path = join(dir, file.name)
+      if (together.code !== 0) {
+        const alone = await runDfs(['get', file.name, '-o', path, '--master', cluster.masterUrl], options.commandTimeoutMs)
+        if (alone.code !== 0) {
+          fail(file, 'unreadable', `"${file.name}" (${formatBytes(file.size)}) is listed but cannot be read: ${errorLine(alone)}`, alone.stderr)
+          continue
+        }
+      }
+
+      const sha256 = await sha256File(path).catch((error: unknown) => `(unreadable: ${String(error)})`)
+      await rm(path, {force: true})
+      if (sha256 !== file.sha256) {
+        fail(file, 'wrong-bytes', `"${file.name}" read back with sha256 ${sha256}, the master records ${file.sha256}`)
+        continue
+      }
+
+      figures.files++
+      figures.bytes += file.size
     }
   }
 
-  return orphans
+  let next = 0
+  await Promise.all(
+    [0, 1].map(async (slot) => {
+      while (next < batches.length) await readBatch(batches[next++]!, slot)
+    }),
+  )
+  await rm(readDir, {recursive: true, force: true})
+  return figures
 }

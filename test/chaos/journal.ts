@@ -13,18 +13,33 @@ export interface Finding {
 
 export interface OpCounts {
   ok: number
+  /** The master said there is no file of that name (get and rm only). */
+  absent: number
   failed: number
 }
 
 export class Journal {
   readonly started = Date.now()
+  /** The same instant on the monotonic clock the model's intervals use. */
+  readonly startedMono = performance.now()
   readonly timeline: string[] = []
   readonly violations: Finding[] = []
   readonly warnings: Finding[] = []
-  readonly ops: Record<'put' | 'get' | 'rm', OpCounts> = {put: {ok: 0, failed: 0}, get: {ok: 0, failed: 0}, rm: {ok: 0, failed: 0}}
+  readonly ops: Record<'put' | 'get' | 'rm', OpCounts> = {put: {ok: 0, absent: 0, failed: 0}, get: {ok: 0, absent: 0, failed: 0}, rm: {ok: 0, absent: 0, failed: 0}}
   /** Failure messages (normalized) by operation kind, with counts. */
   readonly failures: Record<string, Map<string, number>> = {put: new Map(), get: new Map(), rm: new Map()}
-  readonly chaos = {keeperKills: 0, keeperTerms: 0, keeperRestarts: 0, masterKills: 0, restartFailures: 0}
+  readonly chaos = {
+    keeperKills: 0,
+    keeperTerms: 0,
+    keeperRestarts: 0,
+    masterKills: 0,
+    restartFailures: 0,
+    /** Replicas whose bytes were flipped. */
+    corruptions: 0,
+    diskFills: 0,
+    /** Gets that failed on a checksum mismatch (they did not hand out the bytes: allowed). */
+    getIntegrityErrors: 0,
+  }
   putWaitTimeouts = 0
   /** Set on Ctrl-C: commands killed on the way out are not findings. */
   closed = false

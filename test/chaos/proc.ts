@@ -1,48 +1,13 @@
-// Running the dfs CLI from the chaos run: like helpers/cluster.ts's dfs(), plus a deadline, so a
-// command that hangs is found (and killed) instead of hanging the whole run.
+// Running the dfs CLI from the chaos run: the tests' CLI runner (helpers/cli.ts), which has a
+// deadline, so a command that hangs is found (and killed) instead of hanging the whole run.
 
-import {spawn, type ChildProcess} from 'node:child_process'
-import {once} from 'node:events'
+import {runCli, type CliResult} from '../helpers/cli.js'
 
-import {BIN} from '../helpers/cluster.js'
-
-export interface CliResult {
-  code: number | null
-  stdout: string
-  stderr: string
-  ms: number
-  /** The command outlived its deadline and was killed. */
-  hung: boolean
-}
-
-const running = new Set<ChildProcess>()
+export {killRunningCommands, type CliResult} from '../helpers/cli.js'
 
 /** Runs `dfs <args>` to completion, killing it after `timeoutMs`. */
-export async function runDfs(args: string[], timeoutMs: number): Promise<CliResult> {
-  const started = Date.now()
-  const child = spawn(process.execPath, [BIN, ...args], {stdio: ['ignore', 'pipe', 'pipe']})
-  running.add(child)
-  const stdout: Buffer[] = []
-  const stderr: Buffer[] = []
-  child.stdout!.on('data', (chunk: Buffer) => stdout.push(chunk))
-  child.stderr!.on('data', (chunk: Buffer) => stderr.push(chunk))
-  let hung = false
-  const timer = setTimeout(() => {
-    hung = true
-    child.kill('SIGKILL')
-  }, timeoutMs)
-  try {
-    const [code] = (await once(child, 'close')) as [number | null]
-    return {code, stdout: Buffer.concat(stdout).toString('utf8'), stderr: Buffer.concat(stderr).toString('utf8'), ms: Date.now() - started, hung}
-  } finally {
-    clearTimeout(timer)
-    running.delete(child)
-  }
-}
-
-/** Kills every CLI command still running (on the way out). */
-export function killRunningCommands(): void {
-  for (const child of running) child.kill('SIGKILL')
+export function runDfs(args: string[], timeoutMs: number): Promise<CliResult> {
+  return runCli(args, {timeoutMs})
 }
 
 /**

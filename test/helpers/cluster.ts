@@ -1,19 +1,27 @@
 // Real processes for tests: a master and keepers started from bin/run.js on loopback, with
 // ephemeral ports and temp dirs, and the CLI run the way a user runs it.
+//
+// Servers start through the one launcher of dfs (NodeProcess, as `cluster up` and the bench do),
+// so every child is in its registry; cleanup.ts kills what still runs and removes every tempDir()
+// when the test process exits, however it exits. Every wait has a deadline (the ready line, a CLI
+// run, waitFor), and when a test fails the tail of each server's log is printed after it.
 
-import {spawn, type ChildProcess} from 'node:child_process'
+import type {ChildProcess} from 'node:child_process'
 import {createHash, randomBytes} from 'node:crypto'
 import {createReadStream, createWriteStream} from 'node:fs'
 import {mkdtemp, readFile, rm} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {createInterface} from 'node:readline'
 import {once} from 'node:events'
-import {after, afterEach, before} from 'node:test'
+import {after, afterEach, before, beforeEach} from 'node:test'
 import {fileURLToPath} from 'node:url'
 
+import {DFS_BIN, NodeProcess} from '../../src/roles/cluster/node-process.js'
+import {installCleanup, killLeftovers, removeAtExit, reportOnSignal} from './cleanup.js'
+import {CLI_TIMEOUT_MS, runCli, type CliOptions} from './cli.js'
+
 export const REPO = fileURLToPath(new URL('../../../', import.meta.url))
-export const BIN = join(REPO, 'bin', 'run.js')
+export const BIN = DFS_BIN
 export const FIXTURES = join(REPO, 'test', 'fixtures')
 
 /** The mp4 samples shipped in test/fixtures, with their published sha256. */
@@ -30,22 +38,28 @@ export const FAST = {
   replicationInterval: '1s',
 }
 
+/** Deadlines that only guard against hangs: a server's ready line, and its exit after SIGTERM before SIGKILL. */
+const SERVER_READY_TIMEOUT_MS = 60_000
+const SERVER_STOP_TIMEOUT_MS = 30_000
+
 export interface RunResult {
   code: number | null
   stdout: string
   stderr: string
 }
 
-/** Runs the dfs CLI to completion. */
-export async function dfs(args: string[], options: {env?: NodeJS.ProcessEnv; stdin?: string} = {}): Promise<RunResult> {
-  const child = spawn(process.execPath, [BIN, ...args], {env: {...process.env, ...options.env}, stdio: ['pipe', 'pipe', 'pipe']})
-  const stdout: Buffer[] = []
-  const stderr: Buffer[] = []
-  child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk))
-  child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk))
-  child.stdin.end(options.stdin ?? '')
-  const [code] = (await once(child, 'close')) as [number | null]
-  return {code, stdout: Buffer.concat(stdout).toString('utf8'), stderr: Buffer.concat(stderr).toString('utf8')}
+/**
+ * Runs the dfs CLI to completion. A command that outlives `timeoutMs` (CLI_TIMEOUT_MS by default)
+ * is killed, and the call fails with what it printed.
+ */
+export async function dfs(args: string[], options: CliOptions = {}): Promise<RunResult> {
+  const {code, stdout, stderr, hung} = await runCli(args, options)
+  if (hung) {
+    const seconds = (options.timeoutMs ?? CLI_TIMEOUT_MS) / 1000
+    throw new Error(`dfs ${args.join(' ')} did not finish within ${seconds} s and was killed\n--- its stdout\n${stdout}\n--- its stderr\n${stderr}`)
+  }
+
+  return {code, stdout, stderr}
 }
 
 /** Runs the CLI and parses its JSON output, failing with its stderr if it did not succeed. */
@@ -94,59 +108,73 @@ export async function randomFile(path: string, size: number): Promise<string> {
   return hash.digest('hex')
 }
 
+/** A fresh directory under the temp dir; removed when the test process exits if the test did not remove it. */
 export async function tempDir(prefix = 'dfs-test-'): Promise<string> {
-  return mkdtemp(join(tmpdir(), prefix))
+  const dir = await mkdtemp(join(tmpdir(), prefix))
+  removeAtExit(dir)
+  return dir
 }
 
+/** Fetches and parses JSON; the 60 s deadline only guards against a server that never answers. */
 export async function json<T>(url: string, init?: RequestInit): Promise<{status: number; body: T}> {
-  const response = await fetch(url, init)
+  const response = await fetch(url, {signal: AbortSignal.timeout(60_000), ...init})
   const text = await response.text()
   return {status: response.status, body: (text ? JSON.parse(text) : undefined) as T}
 }
 
 /** A server process of ours: its child process, the URL from its ready line, its captured logs. */
 export class ServerProcess {
-  readonly logs: string[] = []
-  exited = false
-
   private constructor(
-    readonly child: ChildProcess,
+    /** The launcher's handle on it. */
+    readonly node: NodeProcess,
     readonly url: string,
     readonly id: string,
-  ) {
-    child.once('exit', () => {
-      this.exited = true
-    })
+  ) {}
+
+  get child(): ChildProcess {
+    return this.node.subprocess!
   }
 
-  /** Spawns `dfs <args>` and resolves once it prints its "listening on" line. */
+  /** Every line it printed on stdout and stderr, in the order they arrived. */
+  get logs(): string[] {
+    return this.node.lines
+  }
+
+  /** True once the process has exited. */
+  get exited(): boolean {
+    return this.child.exitCode !== null || this.child.signalCode !== null
+  }
+
+  /**
+   * Spawns `dfs <args>` (args[0] is master or keeper) and resolves once it prints its "listening on"
+   * line and answers /health; fails with the tail of its output if it exits or is not ready in time.
+   */
   static async start(args: string[]): Promise<ServerProcess> {
-    const child = spawn(process.execPath, [BIN, ...args], {stdio: ['ignore', 'pipe', 'pipe']})
-    const logs: string[] = []
-    createInterface({input: child.stderr!}).on('line', (line) => logs.push(line))
-    const lines = createInterface({input: child.stdout!})
-    const ready = await new Promise<{url: string; id: string}>((resolve, reject) => {
-      lines.on('line', (line) => {
-        logs.push(line)
-        const match = /^dfs (master|keeper (\S+)) listening on (\S+)$/.exec(line)
-        if (match) resolve({url: match[3]!, id: match[2] ?? 'master'})
-      })
-      child.once('exit', (code) => reject(new Error(`dfs ${args.join(' ')} exited with ${code} before it was ready:\n${logs.join('\n')}`)))
-    })
-    const server = new ServerProcess(child, ready.url, ready.id)
-    server.logs.push(...logs)
-    lines.on('line', (line) => server.logs.push(line))
-    createInterface({input: child.stderr!}).on('line', (line) => server.logs.push(line))
+    installCleanup()
+    const role = args[0]
+    if (role !== 'master' && role !== 'keeper') throw new Error(`ServerProcess starts a master or a keeper, not "${role}"`)
+    const node = new NodeProcess({name: role, role, args, detached: false, readyTimeoutMs: SERVER_READY_TIMEOUT_MS, stopTimeoutMs: SERVER_STOP_TIMEOUT_MS})
+    try {
+      await node.start()
+    } catch (error) {
+      throw new Error(`dfs ${args.join(' ')} did not start: ${(error as Error).message}\n${indent(node.lines.slice(-40))}`, {cause: error})
+    }
+
+    const server = new ServerProcess(node, node.url!, node.id ?? 'master')
+    servers.add(server)
     return server
   }
 
-  /** Sends a signal and waits for the process to exit; returns its exit code. */
+  /** Sends a signal (SIGKILL after 30 s if it was another) and waits for the process to exit; returns its exit code, null if a signal ended it. */
   async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
-    if (this.exited) return this.child.exitCode
-    const exit = once(this.child, 'exit') as Promise<[number | null]>
-    this.child.kill(signal)
-    const [code] = await exit
-    return code
+    const exit = await this.node.stop(signal)
+    return exit?.code ?? null
+  }
+
+  /** Who it is, for people. */
+  describe(): string {
+    const state = this.exited ? `, exited (${this.child.signalCode ?? `code ${this.child.exitCode}`})` : ''
+    return `${this.id === 'master' ? 'master' : `keeper ${this.id}`} pid ${this.child.pid} ${this.url}${state}`
   }
 }
 
@@ -163,16 +191,28 @@ export class TestCluster {
   readonly keepers: ServerProcess[] = []
   readonly keeperDirs: string[] = []
   masterPort = 0
+  /** Every server it started, restarted ones too, so that stop() leaves none running. */
+  readonly #started: ServerProcess[] = []
 
   private constructor(
     readonly dir: string,
     readonly options: ClusterOptions,
   ) {}
 
+  /** Starts a master and its keepers; if one fails, whatever did start is stopped and the dir removed. */
   static async start(options: ClusterOptions = {}): Promise<TestCluster> {
     const cluster = new TestCluster(await tempDir(), options)
-    await cluster.startMaster()
-    await Promise.all(Array.from({length: options.keepers ?? 4}, () => cluster.addKeeper()))
+    try {
+      await cluster.startMaster()
+      // Every start settles before the cleanup, so that none comes up after it.
+      const started = await Promise.allSettled(Array.from({length: options.keepers ?? 4}, () => cluster.addKeeper()))
+      const failed = started.find((outcome) => outcome.status === 'rejected')
+      if (failed) throw failed.reason
+    } catch (error) {
+      await cluster.stop()
+      throw error
+    }
+
     return cluster
   }
 
@@ -189,6 +229,7 @@ export class TestCluster {
       '--replicas', String(this.options.replicas ?? 3),
       ...withDefaults(this.options.masterArgs, {'--heartbeat-timeout': FAST.heartbeatTimeout, '--replication-interval': FAST.replicationInterval}),
     ])
+    this.#started.push(this.master)
     this.masterPort = Number(new URL(this.master.url).port)
     return this.master
   }
@@ -203,6 +244,7 @@ export class TestCluster {
       '--data', dir,
       ...withDefaults(this.options.keeperArgs, {'--heartbeat-interval': FAST.heartbeatInterval}),
     ])
+    this.#started.push(keeper)
     const index = this.keeperDirs.indexOf(dir)
     this.keepers[index] = keeper
     return keeper
@@ -246,15 +288,16 @@ export class TestCluster {
   }
 
   async stop(): Promise<void> {
-    await Promise.all([...this.keepers, this.master].filter(Boolean).map((server) => server.stop('SIGKILL')))
+    await Promise.all(this.#started.map((server) => server.stop('SIGKILL')))
     await rm(this.dir, {recursive: true, force: true})
   }
 
-  /** Prints every process's log; call from a failing test to see why. */
+  /** Every process's whole log, for people; a failing test prints the tails on its own. */
   async dumpLogs(): Promise<string> {
-    const parts = [`--- master\n${this.master.logs.join('\n')}`]
-    for (const keeper of this.keepers) parts.push(`--- keeper ${keeper.id}\n${keeper.logs.join('\n')}`)
-    return parts.join('\n')
+    return [this.master, ...this.keepers]
+      .filter(Boolean)
+      .map((server) => `--- ${server.describe()}\n${server.logs.join('\n')}`)
+      .join('\n')
   }
 }
 
@@ -266,25 +309,25 @@ function withDefaults(args: string[] = [], defaults: Record<string, string>): st
 
 /**
  * For a suite whose tests each need a fresh cluster: a temp work dir for the suite, and whatever
- * cluster a test started is stopped after it, pass or fail.
+ * clusters a test started are stopped after it, pass or fail.
  */
 export function clusterPerTest(): {start(options?: ClusterOptions): Promise<TestCluster>; readonly work: string} {
-  let current: TestCluster | undefined
+  const current: TestCluster[] = []
   let work = ''
   before(async () => {
     work = await tempDir()
   })
   afterEach(async () => {
-    await current?.stop()
-    current = undefined
+    await Promise.all(current.splice(0).map((cluster) => cluster.stop()))
   })
   after(async () => {
     await rm(work, {recursive: true, force: true})
   })
   return {
     async start(options) {
-      current = await TestCluster.start(options)
-      return current
+      const cluster = await TestCluster.start(options)
+      current.push(cluster)
+      return cluster
     },
     get work() {
       return work
@@ -294,4 +337,61 @@ export function clusterPerTest(): {start(options?: ClusterOptions): Promise<Test
 
 export async function readJson<T>(path: string): Promise<T> {
   return JSON.parse(await readFile(path, 'utf8')) as T
+}
+
+// When a test fails, the tail of what each server said during it is printed after the failure:
+// the servers that ran during the test, from the line each was at when the test started. After
+// the last test of the file, what still runs is killed: it would keep the process from exiting.
+
+/** Servers that may have run during the current test. */
+const servers = new Set<ServerProcess>()
+/** How many lines each server had printed when the current test started. */
+const linesAtStart = new Map<ServerProcess, number>()
+const TAIL_LINES = 60
+
+// Only in a test process: registering a hook makes node:test report on any program that imports
+// this file (the chaos run does), and a test process is one the runner started or a *.test.js.
+const UNDER_TEST = process.env.NODE_TEST_CONTEXT !== undefined || /\.test\.[cm]?js$/.test(process.argv[1] ?? '')
+if (UNDER_TEST) {
+  beforeEach(() => {
+    linesAtStart.clear()
+    for (const server of servers) {
+      if (server.exited) servers.delete(server)
+      else linesAtStart.set(server, server.logs.length)
+    }
+  })
+  afterEach((t) => {
+    // Node 20 has context.passed (since 20.12); @types/node 20 does not declare it yet.
+    if ((t as {passed?: boolean}).passed !== false || servers.size === 0) return
+    const parts = [...servers].map((server) => {
+      // The last lines, with where the test began among them: a shared cluster may have said
+      // nothing during the test, and then what it said before is what there is to see.
+      const from = Math.max(0, server.logs.length - TAIL_LINES)
+      const began = linesAtStart.get(server) ?? 0
+      const shown = server.logs.slice(from).map((line) => `  | ${clip(line)}`)
+      if (began >= from) shown.splice(began - from, 0, '  --- the test began here')
+      return `--- ${server.describe()}: its last ${server.logs.length - from} of ${server.logs.length} lines\n${shown.join('\n')}`
+    })
+    process.stderr.write(`\nserver logs of the failed test "${t.name}":\n${parts.join('\n')}\n`)
+  })
+  // Every suite of the file and its after hooks have run by then. Being registered at import, it
+  // runs before any root-level after hook of the test file: a shared cluster stopped there (no file
+  // does that today) would be found killed already, with a warning and no harm done.
+  after(() => killLeftovers('after the last test of the file'))
+}
+
+// A file stopped by the runner (it outlived --test-timeout) shows what its servers were doing.
+reportOnSignal(() =>
+  [...servers]
+    .filter((server) => !server.exited)
+    .map((server) => `--- ${server.describe()}: its last lines\n${indent(server.logs.slice(-TAIL_LINES))}`)
+    .join('\n'),
+)
+
+function indent(lines: string[]): string {
+  return lines.map((line) => `  | ${clip(line)}`).join('\n')
+}
+
+function clip(line: string): string {
+  return line.length > 500 ? `${line.slice(0, 500)}…` : line
 }

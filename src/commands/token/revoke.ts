@@ -1,7 +1,6 @@
 import {Args} from '@oclif/core'
 
 import {DfsCommand, jsonFlag, masterFlag} from '../../lib/base-command.js'
-import {resolveMasterUrl} from '../../lib/config.js'
 
 export default class TokenRevokeCommand extends DfsCommand {
   static override summary = "Revoke a client token by its id: it goes on the master's list of refused tokens."
@@ -13,7 +12,7 @@ export default class TokenRevokeCommand extends DfsCommand {
   async run(): Promise<void> {
     const {args, flags} = await this.parse(TokenRevokeCommand)
     const {revokeToken} = await import('../../roles/client/admin.js')
-    const result = await revokeToken(resolveMasterUrl(flags.master), args.id)
+    const result = await revokeToken(await this.master(flags.master), args.id)
     if (flags.json) return this.printJson(result)
     this.log(result.newly ? `revoked token ${result.id}` : `token ${result.id} was already revoked`)
   }

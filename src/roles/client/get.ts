@@ -1,13 +1,17 @@
 import {createHash, randomBytes} from 'node:crypto'
-import {once} from 'node:events'
+import {createReadStream} from 'node:fs'
 import {mkdir, open, rename, rm, stat, type FileHandle} from 'node:fs/promises'
+import {tmpdir} from 'node:os'
 import {basename, dirname, join, resolve} from 'node:path'
 import type {Writable} from 'node:stream'
+import {pipeline} from 'node:stream/promises'
 
 import {DEFAULTS} from '../../lib/config.js'
+import {CHUNK_SIZE} from '../../lib/durable-file.js'
 import {DfsError} from '../../lib/errors.js'
-import {callJson} from '../../lib/http-client.js'
-import type {FileInfo, SuspectVerdict} from '../../lib/protocol.js'
+import {Peer} from '../../lib/peer-client.js'
+import {masterRoutes, type FileInfo, type SuspectVerdict} from '../../lib/protocol.js'
+import {removeOnInterrupt} from '../../lib/remove-on-interrupt.js'
 import {statFile} from './admin.js'
 import {RangedDownload, type SourceReport} from './ranged-download.js'
 
@@ -34,7 +38,7 @@ export interface GetResult {
  * Downloads several files into one directory (created if needed), a few at a time. Every name is
  * tried; if any failed, the error names them all.
  */
-export async function getFiles(master: string, names: string[], options: GetOptions = {}): Promise<GetResult[]> {
+export async function getFiles(master: Peer, names: string[], options: GetOptions = {}): Promise<GetResult[]> {
   if (names.length === 1) return [await getFile(master, names[0]!, options)]
   const directory = resolve(options.output ?? '.')
   await mkdir(directory, {recursive: true})
@@ -63,29 +67,54 @@ export async function getFiles(master: string, names: string[], options: GetOpti
 /**
  * Downloads a file from every alive replica in parallel, in ranges, into a temp file beside the
  * destination; size and sha256 are checked before the rename, so a wrong or partial download never
- * takes the destination's place. With output '-' the bytes go to stdout as they arrive, in order.
+ * takes the destination's place. With output '-' the verified temp file (in the temp dir) is then
+ * copied to stdout, so stdout gets the file's exact bytes or none.
  */
-export async function getFile(master: string, name: string, options: GetOptions = {}): Promise<GetResult> {
+export async function getFile(master: Peer, name: string, options: GetOptions = {}): Promise<GetResult> {
   const corrupt = new Set<string>()
-  for (let attempt = 1; ; attempt++) {
+  /** Replicas that served bytes that did not match although their keeper found its copy good. */
+  const untrusted = new Set<string>()
+  // After a mismatch that no keeper's check explains (a bad link or proxy, a replica that lies),
+  // replicas are read one at a time, so that the one that serves bad bytes shows itself.
+  let oneAtATime = options.sources === 1
+  let mismatch: IntegrityError | undefined
+  for (let failures = 0; ; ) {
     const info = await statFile(master, name)
     try {
-      return {...(await download(info, options, corrupt)), corruptReplicas: [...corrupt]}
+      const sources = oneAtATime ? 1 : options.sources
+      return {...(await download(master, info, {...options, sources}, new Set([...corrupt, ...untrusted]))), corruptReplicas: [...corrupt]}
     } catch (error) {
-      // Bytes that do not match the master's sha256 came from a bad replica (or were damaged on the
-      // way): report every replica read from, let the master have each verified, and read again
-      // from the good ones. Bytes already written to stdout cannot be taken back.
-      if (options.output === '-' || attempt >= MAX_ATTEMPTS) throw error
+      // Every replica left served bytes that did not match. (Nothing reached the destination or
+      // stdout yet: both get the file only once it was verified.)
+      if (mismatch && untrusted.size > 0 && error instanceof DfsError && error.code === 'DFS_ERR_NO_KEEPERS') throw mismatch
       // Every replica read from failed (killed, or trimmed meanwhile): ask the master again.
-      if (error instanceof DfsError && error.code === 'DFS_ERR_KEEPER_UNREACHABLE') continue
+      if (error instanceof DfsError && error.code === 'DFS_ERR_KEEPER_UNREACHABLE') {
+        if (++failures >= MAX_ATTEMPTS) throw error
+        continue
+      }
+
       if (!(error instanceof IntegrityError)) throw error
+      mismatch = error
+      // Bytes that do not match the master's sha256: report every replica read from, let the
+      // master have each verified, and read again from the good ones. Each round that rules a
+      // replica out brings the download nearer its end; only the others count as failures.
       const verdicts = await Promise.all(error.sources.map((keeper) => reportSuspect(master, info, keeper)))
       for (const verdict of verdicts) if (verdict.corrupt) corrupt.add(verdict.keeper)
+      if (verdicts.some((verdict) => verdict.corrupt)) continue
+      if (oneAtATime) {
+        for (const keeper of error.sources) untrusted.add(keeper)
+        continue
+      }
+
+      oneAtATime = true
+      if (++failures >= MAX_ATTEMPTS) throw error
     }
   }
 }
 
-// A download is tried again after a checksum mismatch, at most this many times in all.
+// A download is tried again after a failure that rules no replica out, at most this many times in
+// all. Each try reads from the replicas the master names then: failover to other replicas, not a
+// retry of the same requests (that is the peer's RetryPolicy).
 const MAX_ATTEMPTS = 3
 
 /** A finished download whose bytes did not match, with the replicas that served them. */
@@ -98,15 +127,15 @@ class IntegrityError extends DfsError {
   }
 }
 
-async function reportSuspect(master: string, info: FileInfo, keeper: string): Promise<SuspectVerdict> {
+async function reportSuspect(master: Peer, info: FileInfo, keeper: string): Promise<SuspectVerdict> {
   try {
-    return await callJson<SuspectVerdict>('master', master, `/files/${encodeURIComponent(info.name)}/suspect`, {body: {keeperId: keeper, fileId: info.fileId}})
+    return await master.call(masterRoutes.suspect, {params: {name: info.name}, body: {keeperId: keeper, fileId: info.fileId}})
   } catch {
     return {keeper, corrupt: false}
   }
 }
 
-async function download(info: FileInfo, options: GetOptions, exclude: ReadonlySet<string>): Promise<Omit<GetResult, 'corruptReplicas'>> {
+async function download(master: Peer, info: FileInfo, options: GetOptions, exclude: ReadonlySet<string>): Promise<Omit<GetResult, 'corruptReplicas'>> {
   const alive = info.replicas.filter((replica) => replica.alive && !exclude.has(replica.keeper))
   if (alive.length === 0) throw new DfsError('DFS_ERR_NO_KEEPERS', `no alive keeper holds a good replica of "${info.name}" right now`)
   const sources = shuffle(alive).slice(0, options.sources ?? alive.length)
@@ -114,32 +143,59 @@ async function download(info: FileInfo, options: GetOptions, exclude: ReadonlySe
     name: info.name,
     fileId: info.fileId,
     size: info.size,
-    sources: sources.map((replica) => ({keeper: replica.keeper, url: replica.url})),
+    sources: sources.map((replica) => ({keeper: replica.keeper, peer: new Peer({role: 'keeper', baseUrl: replica.url, agent: master.agent})})),
     rangeSize: options.rangeSize ?? DEFAULTS.rangeSize,
   })
 
-  if (options.output === '-') {
-    const stdout = options.stdout ?? process.stdout
-    // Errors of the output (EPIPE when the reader went away) are seen by the writes, not thrown.
-    const ignore = () => {}
-    stdout.on('error', ignore)
-    let copied
-    try {
-      copied = await copyVerified(download, info, (range) => writeInOrder(stdout, range))
-      if (stdout !== process.stdout) {
-        stdout.end()
-        await once(stdout, 'finish')
-      }
-    } finally {
-      stdout.off('error', ignore)
+  const toStdout = options.output === '-'
+  const path = toStdout ? '-' : await destinationPath(options.output, info.name)
+  // A file's temp copy sits beside it, so that the rename is atomic; stdout's sits in the temp dir,
+  // since stdout cannot take a byte back: it gets the file only once the whole was verified.
+  const tmpPath = join(toStdout ? tmpdir() : dirname(path), tempName(toStdout ? info.name : basename(path)))
+  const release = removeOnInterrupt(tmpPath)
+  try {
+    await writeVerified(download, info, tmpPath, path)
+    if (toStdout) await copyOut(tmpPath, options.stdout ?? process.stdout)
+    else {
+      await rename(tmpPath, path).catch((error: unknown) => {
+        throw localFileError(path, error)
+      })
     }
-
-    const {bytes, sha256} = copied
-    return {name: info.name, size: bytes, sha256, path: '-', sources: download.report}
+  } finally {
+    // Nothing is left to remove after the rename; stdout's copy goes in any case. A failure to
+    // remove must not hide the error that brought us here.
+    await rm(tmpPath, {force: true}).catch(() => {})
+    release()
   }
 
-  const path = await destinationPath(options.output, info.name)
-  const tmpPath = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.dfs-part`)
+  return {name: info.name, size: info.size, sha256: info.sha256, path, sources: download.report}
+}
+
+// The longest file name of common file systems (NAME_MAX on Linux and macOS), in bytes.
+const NAME_MAX = 255
+
+/**
+ * `.NAME.<random>.dfs-part`, so that people see which download it belongs to; NAME is cut short
+ * (at a character) when the whole would not fit in a file name, as with a 255-byte NAME.
+ */
+function tempName(name: string): string {
+  const suffix = `.${randomBytes(8).toString('hex')}.dfs-part`
+  const room = NAME_MAX - 1 - Buffer.byteLength(suffix)
+  let stem = ''
+  for (const char of name) {
+    if (Buffer.byteLength(stem + char) > room) break
+    stem += char
+  }
+
+  return `.${stem}${suffix}`
+}
+
+/**
+ * Downloads into a new file at `tmpPath`, checked against the master's size and sha256, and fsynced
+ * unless it is stdout's copy (`destination` '-'): that one is read back at once and then removed.
+ * A failure leaves the file for the caller to remove.
+ */
+async function writeVerified(download: RangedDownload, info: FileInfo, tmpPath: string, destination: string): Promise<void> {
   let handle: FileHandle | undefined
   try {
     handle = await open(tmpPath, 'wx')
@@ -150,23 +206,28 @@ async function download(info: FileInfo, options: GetOptions, exclude: ReadonlySe
       position += byteLength(range)
       return writeAt(file, range, at)
     })
-    // Checked (in copyVerified), then made durable, then put in place.
-    await file.sync()
+    if (destination !== '-') await file.sync()
     await file.close()
     handle = undefined
-    await rename(tmpPath, path)
   } catch (error) {
     await handle?.close().catch(() => {})
-    await rm(tmpPath, {force: true})
-    const code = (error as {code?: string}).code
-    if (code && !(error instanceof DfsError)) {
-      throw new DfsError('DFS_ERR_LOCAL_FILE', `cannot write ${path}: ${(error as Error).message}`, {cause: error})
-    }
-
-    throw error
+    throw localFileError(destination === '-' ? tmpPath : destination, error)
   }
+}
 
-  return {name: info.name, size: info.size, sha256: info.sha256, path, sources: download.report}
+/** Copies a verified temp file to the output stream; stdout itself is left open. */
+async function copyOut(tmpPath: string, output: Writable): Promise<void> {
+  try {
+    await pipeline(createReadStream(tmpPath, {highWaterMark: CHUNK_SIZE}), output, {end: output !== process.stdout})
+  } catch (error) {
+    throw localFileError('stdout', error)
+  }
+}
+
+/** Errors of the local disk or output as the catalogue's; our own errors pass unchanged. */
+function localFileError(what: string, error: unknown): unknown {
+  if (error instanceof DfsError || !(error as {code?: string}).code) return error
+  return new DfsError('DFS_ERR_LOCAL_FILE', `cannot write ${what}: ${(error as Error).message}`, {cause: error})
 }
 
 /**
@@ -244,28 +305,6 @@ async function writeAll(handle: FileHandle, buffers: Buffer[], position: number,
   }
 
   return position
-}
-
-/** Writes the chunks to a stream in order, waiting for 'drain' when it is full; rejects on its errors. */
-async function writeInOrder(stream: Writable, chunks: Buffer[]): Promise<void> {
-  for (const chunk of chunks) {
-    if (stream.errored || stream.destroyed) throw stream.errored ?? new Error('the output was closed')
-    if (!stream.write(chunk)) await drained(stream)
-  }
-}
-
-function drained(stream: Writable): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const done = (error?: Error) => {
-      stream.off('drain', onDrain).off('error', done).off('close', onClose)
-      if (error) reject(error)
-      else resolve()
-    }
-
-    const onDrain = () => done()
-    const onClose = () => done(stream.errored ?? new Error('the output was closed'))
-    stream.on('drain', onDrain).on('error', done).on('close', onClose)
-  })
 }
 
 async function destinationPath(output: string | undefined, name: string): Promise<string> {

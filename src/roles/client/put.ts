@@ -5,14 +5,12 @@ import {basename} from 'node:path'
 import {pipeline} from 'node:stream/promises'
 import {setTimeout as sleep} from 'node:timers/promises'
 
-import {request} from 'undici'
-
 import {CHUNK_SIZE} from '../../lib/durable-file.js'
-import {DfsError, errorFromBody, type ErrorCode} from '../../lib/errors.js'
+import {DfsError, type ErrorCode} from '../../lib/errors.js'
 import {HashingStream} from '../../lib/hashing.js'
-import {callJson, httpAgent, unreachable} from '../../lib/http-client.js'
 import {assertValidName} from '../../lib/names.js'
-import {SHA256_HEADER, type FileInfo, type UploadTicket} from '../../lib/protocol.js'
+import {Peer} from '../../lib/peer-client.js'
+import {SHA256_HEADER, SIZE_HEADER, keeperRoutes, masterRoutes, type UploadTicket} from '../../lib/protocol.js'
 
 export interface PutItem {
   /** Local path of the file to upload. */
@@ -42,7 +40,7 @@ export interface PutOptions {
 export type PutOutcome = {ok: true; path: string; result: PutResult} | {ok: false; path: string; error: DfsError}
 
 /** Uploads several files concurrently; each succeeds or fails on its own. */
-export async function putFiles(master: string, items: PutItem[], options: PutOptions = {}): Promise<PutOutcome[]> {
+export async function putFiles(master: Peer, items: PutItem[], options: PutOptions = {}): Promise<PutOutcome[]> {
   const outcomes: PutOutcome[] = new Array(items.length)
   let next = 0
   const worker = async () => {
@@ -72,7 +70,7 @@ export async function putFiles(master: string, items: PutItem[], options: PutOpt
  * succeed only when the keeper says the master recorded it. A keeper that cannot be reached or
  * drops the upload is excluded and the upload starts again on another one, once per keeper.
  */
-export async function putFile(master: string, item: PutItem): Promise<PutResult> {
+export async function putFile(master: Peer, item: PutItem): Promise<PutResult> {
   const name = item.name ?? basename(item.path)
   assertValidName(name)
   const {size, sha256, data} = await describeLocalFile(item.path)
@@ -80,7 +78,7 @@ export async function putFile(master: string, item: PutItem): Promise<PutResult>
   for (;;) {
     let ticket: UploadTicket
     try {
-      ticket = await callJson<UploadTicket>('master', master, '/uploads', {body: {name, size, sha256, exclude}})
+      ticket = await master.call(masterRoutes.beginUpload, {body: {name, size, sha256, exclude}})
     } catch (error) {
       // An earlier attempt whose answer was lost may have been recorded after all: the same bytes
       // under the same name are this upload's success, not a conflict.
@@ -90,7 +88,7 @@ export async function putFile(master: string, item: PutItem): Promise<PutResult>
     }
 
     try {
-      return await sendToKeeper(data ?? item.path, name, size, sha256, ticket)
+      return await sendToKeeper(master, data ?? item.path, name, size, sha256, ticket)
     } catch (error) {
       if (!(error instanceof DfsError && RETRY_ELSEWHERE.has(error.code)) || exclude.includes(ticket.keeper.id)) throw error
       exclude.push(ticket.keeper.id)
@@ -98,16 +96,18 @@ export async function putFile(master: string, item: PutItem): Promise<PutResult>
   }
 }
 
-async function sameFile(master: string, name: string, size: number, sha256: string): Promise<PutResult | undefined> {
-  const info = await callJson<FileInfo>('master', master, `/files/${encodeURIComponent(name)}`)
+async function sameFile(master: Peer, name: string, size: number, sha256: string): Promise<PutResult | undefined> {
+  const info = await master.call(masterRoutes.stat, {params: {name}})
   if (info.size !== size || info.sha256 !== sha256) return undefined
   const alive = info.replicas.filter((replica) => replica.alive)
   return {name, fileId: info.fileId, size, sha256, keeper: alive[0]?.keeper ?? info.replicas[0]?.keeper ?? '', replicas: alive.length}
 }
 
-// Failures of one keeper (or of its talk with the master) that another keeper may not have.
+// Failures of one keeper (or of its talk with the master) that another keeper may not have. This is
+// failover to another keeper, not a retry of the same request (that is the peer's RetryPolicy).
 const RETRY_ELSEWHERE = new Set<ErrorCode>([
   'DFS_ERR_KEEPER_UNREACHABLE',
+  'DFS_ERR_BAD_RESPONSE',
   'DFS_ERR_UNKNOWN_UPLOAD',
   'DFS_ERR_MASTER_UNREACHABLE',
   'DFS_ERR_INSUFFICIENT_STORAGE',
@@ -118,10 +118,10 @@ const RETRY_ELSEWHERE = new Set<ErrorCode>([
  * Waits until a stored file has `replicas` durable, recorded replicas (`put --wait`), so that a
  * confirmed file does not live on one disk only. Fails with a clear error after `timeoutMs`.
  */
-export async function waitForReplicas(master: string, name: string, replicas: number | 'all', timeoutMs: number): Promise<number> {
+export async function waitForReplicas(master: Peer, name: string, replicas: number | 'all', timeoutMs: number): Promise<number> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
-    const info = await callJson<FileInfo>('master', master, `/files/${encodeURIComponent(name)}`)
+    const info = await master.call(masterRoutes.stat, {params: {name}})
     const wanted = replicas === 'all' ? info.target : replicas
     const alive = info.replicas.filter((replica) => replica.alive).length
     if (alive >= wanted) return alive
@@ -134,23 +134,14 @@ export async function waitForReplicas(master: string, name: string, replicas: nu
 }
 
 /** `source`: the file's bytes, or the path to stream them from. */
-async function sendToKeeper(source: Buffer | string, name: string, size: number, sha256: string, ticket: UploadTicket): Promise<PutResult> {
-  const url = new URL(`/files/${encodeURIComponent(name)}?upload=${ticket.uploadId}`, ticket.keeper.url)
-  let response
-  try {
-    response = await request(url, {
-      method: 'PUT',
-      dispatcher: httpAgent(),
-      headers: {'content-type': 'application/octet-stream', 'content-length': String(size), 'x-dfs-size': String(size), [SHA256_HEADER]: sha256},
-      body: typeof source === 'string' ? createReadStream(source, {highWaterMark: CHUNK_SIZE}) : source,
-    })
-  } catch (error) {
-    throw unreachable('keeper', ticket.keeper.url, error)
-  }
-
-  const body = await response.body.json().catch(() => undefined)
-  if (response.statusCode !== 201) throw errorFromBody(response.statusCode, body, `the keeper at ${ticket.keeper.url}`)
-  const stored = body as Omit<PutResult, 'keeper' | 'replicas'>
+async function sendToKeeper(master: Peer, source: Buffer | string, name: string, size: number, sha256: string, ticket: UploadTicket): Promise<PutResult> {
+  const keeper = new Peer({role: 'keeper', baseUrl: ticket.keeper.url, agent: master.agent})
+  const stored = await keeper.call(keeperRoutes.upload, {
+    params: {name},
+    query: {upload: ticket.uploadId},
+    headers: {'content-type': 'application/octet-stream', 'content-length': String(size), [SIZE_HEADER]: String(size), [SHA256_HEADER]: sha256},
+    body: typeof source === 'string' ? createReadStream(source, {highWaterMark: CHUNK_SIZE}) : source,
+  })
   return {name: stored.name, fileId: stored.fileId, size: stored.size, sha256: stored.sha256, keeper: ticket.keeper.id, replicas: 1}
 }
 

@@ -1,12 +1,11 @@
-import {request} from 'undici'
-
-import {DfsError, errorFromBody} from '../../lib/errors.js'
-import {httpAgent, unreachable} from '../../lib/http-client.js'
-import {FILE_ID_HEADER} from '../../lib/protocol.js'
+import {DfsError} from '../../lib/errors.js'
+import type {Peer} from '../../lib/peer-client.js'
+import {FILE_ID_HEADER, keeperRoutes} from '../../lib/protocol.js'
 
 export interface Source {
+  /** The keeper's id. */
   keeper: string
-  url: string
+  peer: Peer
 }
 
 export interface RangedDownloadOptions {
@@ -42,7 +41,10 @@ export interface SourceReport {
 }
 
 interface SourceState extends SourceReport {
+  peer: Peer
   busy: number
+  /** Why it was dropped, as a code: a replica that sent wrong bytes is not an unreachable one. */
+  failedCode?: string
 }
 
 /**
@@ -58,12 +60,12 @@ export class RangedDownload {
   constructor(options: RangedDownloadOptions) {
     if (options.sources.length === 0) throw new DfsError('DFS_ERR_NO_KEEPERS', `no alive replica of "${options.name}"`)
     this.#options = {perSource: 2, maxBuffered: MAX_BUFFERED, ...options}
-    this.#sources = options.sources.map((source) => ({keeper: source.keeper, url: source.url, bytes: 0, ranges: 0, busy: 0}))
+    this.#sources = options.sources.map(({keeper, peer}) => ({keeper, url: peer.baseUrl, peer, bytes: 0, ranges: 0, busy: 0}))
   }
 
   /** Per replica: bytes and ranges it served, and why it was dropped if it was. */
   get report(): SourceReport[] {
-    return this.#sources.map(({busy: _busy, ...report}) => report)
+    return this.#sources.map(({busy: _busy, peer: _peer, failedCode: _code, ...report}) => report)
   }
 
   /**
@@ -95,6 +97,7 @@ export class RangedDownload {
           (buffer) => void done.set(range, buffer),
           (error: unknown) => {
             source.failed = (error as Error).message
+            source.failedCode = (error as {code?: string}).code
             retry.push(range)
           },
         )
@@ -117,7 +120,8 @@ export class RangedDownload {
       start()
       if (inFlight.size === 0) {
         const reasons = this.#sources.map((source) => `${source.keeper}: ${source.failed ?? 'unused'}`).join('; ')
-        throw new DfsError('DFS_ERR_KEEPER_UNREACHABLE', `every replica of "${this.#options.name}" failed (${reasons})`)
+        const lied = this.#sources.every((source) => source.failedCode === 'DFS_ERR_INTEGRITY')
+        throw new DfsError(lied ? 'DFS_ERR_INTEGRITY' : 'DFS_ERR_KEEPER_UNREACHABLE', `every replica of "${this.#options.name}" failed (${reasons})`)
       }
 
       await Promise.race(inFlight)
@@ -142,25 +146,22 @@ export class RangedDownload {
     const {name, fileId, size, rangeSize} = this.#options
     const first = index * rangeSize
     const last = Math.min(size, first + rangeSize) - 1
-    const url = new URL(`/files/${encodeURIComponent(name)}?fileId=${fileId}`, source.url)
+    const input = {params: {name}, query: {fileId}, headers: {range: `bytes=${first}-${last}`}}
+    // A keeper may answer a Range over the whole file with the whole file.
+    const expect = first === 0 && last === size - 1 ? [206, 200] : [206]
     source.busy++
     try {
-      let response
-      try {
-        response = await request(url, {dispatcher: httpAgent(), headers: {range: `bytes=${first}-${last}`}})
-      } catch (error) {
-        throw unreachable('keeper', source.url, error)
-      }
-
-      const whole = first === 0 && last === size - 1
-      if (response.statusCode !== 206 && !(whole && response.statusCode === 200)) {
-        const body = await response.body.json().catch(() => undefined)
-        throw errorFromBody(response.statusCode, body, `the keeper at ${source.url}`)
-      }
-
+      const response = await source.peer.open(keeperRoutes.read, input, {expect})
       if (response.headers[FILE_ID_HEADER] !== fileId) {
         await response.body.dump()
         throw new DfsError('DFS_ERR_INTEGRITY', `the keeper at ${source.url} served another generation of "${name}"`)
+      }
+
+      // Right length, wrong place: bytes of another range would pass every length check.
+      const contentRange = response.headers['content-range']
+      if (response.statusCode === 206 && contentRange !== `bytes ${first}-${last}/${size}`) {
+        await response.body.dump()
+        throw new DfsError('DFS_ERR_INTEGRITY', `the keeper at ${source.url} answered bytes ${first}-${last} with ${contentRange ? `range ${String(contentRange)}` : 'no Content-Range'}`)
       }
 
       const expected = last - first + 1

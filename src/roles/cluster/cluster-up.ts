@@ -1,7 +1,7 @@
 import {Listr} from 'listr2'
 
 import {DfsError} from '../../lib/errors.js'
-import {displayPath, LocalCluster, NodeStartError} from './local-cluster.js'
+import {displayPath, LocalCluster, NodeStartError, type NodeExit} from './local-cluster.js'
 import {StopSignals} from './stop-signals.js'
 
 /** What `dfs cluster up` runs, already parsed from its flags, so the command only maps flags to this. */
@@ -27,9 +27,11 @@ export interface ClusterUpOutput {
 /**
  * Runs a local cluster in the foreground until SIGINT/SIGTERM (or until every child has died), with
  * a progress list for starting and stopping; kept out of the command so the command stays thin.
+ * Resolves once every child has exited; `killed` when a second signal cut the graceful stop short.
  */
-export async function runClusterUp(options: ClusterUpOptions, output: ClusterUpOutput): Promise<void> {
+export async function runClusterUp(options: ClusterUpOptions, output: ClusterUpOutput): Promise<{killed: boolean}> {
   let up = false
+  let killed = false
   let allGone: (() => void) | undefined
   const cluster = new LocalCluster({
     dir: options.dir,
@@ -45,11 +47,15 @@ export async function runClusterUp(options: ClusterUpOptions, output: ClusterUpO
     },
   })
 
-  // Signals are ours from the start, so a Ctrl-C during startup also stops what was started.
+  // Signals are ours from the start, so a Ctrl-C during startup also stops what was started. A
+  // second one kills every child at once; the stop under way then only waits for them to be gone
+  // (reaped, cluster.json cleared), which takes no time, instead of exiting with children alive.
+  // A third leaves at once, should a child be stuck where even SIGKILL waits (a hung disk).
   const signals = new StopSignals(() => {
+    if (killed) process.exit(130)
     output.error('stopping now: killing every process of the cluster')
+    killed = true
     cluster.signalAll('SIGKILL')
-    process.exit(130)
   })
   const keepAlive = setInterval(() => {}, 1 << 30)
   try {
@@ -57,7 +63,7 @@ export async function runClusterUp(options: ClusterUpOptions, output: ClusterUpO
     const started = startAll(cluster, options.keepers).then(
       () => 'started' as const,
       (error: unknown) => {
-        if (error instanceof NodeStartError && error.logTail) {
+        if (error instanceof NodeStartError && error.logTail && error.logFile) {
           output.error(`last lines of ${displayPath(error.logFile)}:\n${error.logTail.replace(/^/gm, '  | ')}`)
         }
 
@@ -69,7 +75,7 @@ export async function runClusterUp(options: ClusterUpOptions, output: ClusterUpO
       await cluster.stop()
       await started.catch(() => {})
       output.error(`stopped on ${first} before the cluster was up`)
-      return
+      return {killed}
     }
 
     up = true
@@ -79,7 +85,8 @@ export async function runClusterUp(options: ClusterUpOptions, output: ClusterUpO
 
     up = false
     await stopAll(cluster)
-    output.log('cluster stopped')
+    output.log(killed ? 'cluster killed' : 'cluster stopped')
+    return {killed}
   } finally {
     // Whatever happened above, no child is left behind and cluster.json is cleared.
     await cluster.stop()
@@ -142,7 +149,7 @@ function stopAll(cluster: LocalCluster): Promise<unknown> {
                       title: `Stopping ${node.name}`,
                       task: async (_: unknown, subtask: {title: string}) => {
                         const exit = await cluster.stopNode(node)
-                        subtask.title = exit?.forced ? `${node.name} did not stop in time and was killed` : `${node.name} stopped`
+                        subtask.title = `${node.name} ${stopOutcome(exit)}`
                       },
                     },
                   ]
@@ -156,12 +163,17 @@ function stopAll(cluster: LocalCluster): Promise<unknown> {
         skip: () => !cluster.master?.alive,
         task: async (_, task) => {
           const exit = await cluster.stopNode(cluster.master!)
-          task.title = exit?.forced ? 'the master did not stop in time and was killed' : 'master stopped'
+          task.title = `the master ${stopOutcome(exit)}`
         },
       },
     ],
     LISTR_OPTIONS,
   ).run()
+}
+
+function stopOutcome(exit: NodeExit | undefined): string {
+  if (exit?.forced) return 'did not stop in time and was killed'
+  return exit?.signal === 'SIGKILL' ? 'was killed' : 'stopped'
 }
 
 /** The block printed once the cluster is up: where everything is and what to try next. */

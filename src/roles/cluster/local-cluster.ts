@@ -205,7 +205,7 @@ export class LocalCluster {
 
   /** What was started, for printing. */
   info(): {master: ClusterNodeInfo; keepers: ClusterNodeInfo[]} {
-    const describe = (node: NodeProcess): ClusterNodeInfo => ({name: node.name, id: node.id, url: node.url ?? '', pid: node.pid, logFile: node.logFile})
+    const describe = (node: NodeProcess): ClusterNodeInfo => ({name: node.name, id: node.id, url: node.url ?? '', pid: node.pid, logFile: this.#logFile(node.name)})
     if (!this.master) throw new Error('the master has not started')
     return {master: describe(this.master), keepers: this.keepers.filter((node) => node !== undefined).map(describe)}
   }
@@ -215,12 +215,12 @@ export class LocalCluster {
       name,
       role,
       args,
-      logFile: join(this.logDir, `${name}.log`),
+      logFile: this.#logFile(name),
       bin: this.#options.bin,
       readyTimeoutMs: this.#options.readyTimeoutMs ?? 60_000,
       stopTimeoutMs: this.#options.stopTimeoutMs ?? 10_000,
       onExit: (node, exit, expected) => {
-        if (!expected) this.#emit({type: 'crashed', node: node.name, id: node.id, logFile: node.logFile, exit})
+        if (!expected) this.#emit({type: 'crashed', node: node.name, id: node.id, logFile: this.#logFile(node.name), exit})
         void this.#saveState()
       },
     })
@@ -228,7 +228,7 @@ export class LocalCluster {
 
   async #start(node: NodeProcess): Promise<{url: string; id?: string}> {
     if (this.#stopping) throw new DfsError('DFS_ERR_SHUTTING_DOWN', 'the cluster is stopping')
-    this.#emit({type: 'starting', node: node.name, logFile: node.logFile})
+    this.#emit({type: 'starting', node: node.name, logFile: this.#logFile(node.name)})
     const started = node.start()
     // Record the pid at once so an orphan can be found even if we die during startup.
     await this.#saveState()
@@ -236,6 +236,10 @@ export class LocalCluster {
     this.#emit({type: 'ready', node: node.name, url: ready.url, id: ready.id})
     await this.#saveState()
     return ready
+  }
+
+  #logFile(name: string): string {
+    return join(this.logDir, `${name}.log`)
   }
 
   #signalAll(signal: NodeJS.Signals): void {

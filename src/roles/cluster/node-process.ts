@@ -1,3 +1,4 @@
+import type {ChildProcess} from 'node:child_process'
 import {closeSync, openSync} from 'node:fs'
 import {open} from 'node:fs/promises'
 import {relative, isAbsolute} from 'node:path'
@@ -22,14 +23,34 @@ export interface NodeProcessOptions {
   role: NodeRole
   /** Arguments after the dfs executable, e.g. ['master', '--port', '7700', ...]. */
   args: string[]
-  /** Where the child's stdout and stderr are appended. */
-  logFile: string
+  /** Where the child's stdout and stderr are appended; without one they are only kept in memory. */
+  logFile?: string
+  /**
+   * How many of the child's last output lines to keep in `lines`: every line by default when there
+   * is no log file (tests read them), none when there is one (a long-running cluster would only grow).
+   */
+  keepLines?: number
   /** The dfs executable to run with this node binary; DFS_BIN by default. */
   bin?: string
-  /** How long the child may take to say it is listening. */
-  readyTimeoutMs: number
-  /** How long a child may take to stop after SIGTERM before it is killed. */
-  stopTimeoutMs: number
+  /** Arguments for node itself, before the dfs executable (e.g. --cpu-prof). */
+  nodeArgs?: string[]
+  /**
+   * A command that runs node for us, e.g. ['ip', 'netns', 'exec', 'ns1']: the child is then
+   * `prefix… node [nodeArgs] bin args`. It must exec node in its place, so that the pid is node's.
+   */
+  prefix?: string[]
+  cwd?: string
+  /** Added to this process's environment. */
+  env?: NodeJS.ProcessEnv
+  /**
+   * Whether the child gets a process group of its own (the default): a Ctrl-C in the terminal then
+   * reaches only us, and we stop the children in order. Tests and the bench want Ctrl-C to reach them.
+   */
+  detached?: boolean
+  /** How long the child may take to say it is listening. Default 60 s. */
+  readyTimeoutMs?: number
+  /** How long a child may take to stop after a signal other than SIGKILL before it is killed. Default 10 s. */
+  stopTimeoutMs?: number
   /** Called once when the child exits; `expected` is false if nobody asked it to stop. */
   onExit?: (node: NodeProcess, exit: NodeExit, expected: boolean) => void
 }
@@ -46,75 +67,106 @@ export interface NodeExit {
 export type NodeState = 'idle' | 'starting' | 'running' | 'stopping' | 'exited'
 
 /**
- * One master or keeper run as a child process of this one: its output is appended to its log file,
- * and it counts as started only once it printed the line that says where it listens (a keeper
- * prints it after registering with the master) and answers GET /health.
+ * One master or keeper run as a child process of this one, the one way dfs starts its servers
+ * (`cluster up`, the tests, the bench, the chaos run): its output goes to its log file and/or to
+ * memory, and it counts as started only once it printed the line that says where it listens (a
+ * keeper prints it after registering with the master) and answers GET /health. Every child is in
+ * the registry that killTrackedChildren() empties.
  */
 export class NodeProcess {
   readonly name: string
   readonly role: NodeRole
-  readonly logFile: string
+  readonly logFile?: string
+  /** The last `keepLines` lines of its stdout and stderr, in the order they arrived. */
+  readonly lines: string[] = []
   state: NodeState = 'idle'
   pid?: number
   url?: string
   /** The keeper id the master gave it (keepers only). */
   id?: string
+  /** How it ended, once it has. */
+  exit?: NodeExit
   #options: NodeProcessOptions
+  #keepLines: number
+  /** Lines seen in all, to find those of this start when older ones were dropped. */
+  #lineCount = 0
   #subprocess?: ResultPromise
   #exited?: Promise<NodeExit>
   #stopRequested = false
+  #forced = false
 
   constructor(options: NodeProcessOptions) {
     this.#options = options
     this.name = options.name
     this.role = options.role
     this.logFile = options.logFile
+    this.#keepLines = options.keepLines ?? (options.logFile ? 0 : Infinity)
+  }
+
+  /** The child process itself, once spawned. */
+  get subprocess(): ChildProcess | undefined {
+    return this.#subprocess
+  }
+
+  /** Resolves once the child has exited; undefined before it was spawned. */
+  get exited(): Promise<NodeExit> | undefined {
+    return this.#exited
   }
 
   /** Spawns the child and resolves once it serves; rejects (and leaves no child behind) if it cannot. */
   async start(): Promise<{url: string; id?: string}> {
     if (this.state !== 'idle') throw new Error(`${this.name} was already started`)
     this.state = 'starting'
-    const logOffset = await endLine(this.logFile)
-    // stderr goes straight to the file (the child keeps logging there even if we die first);
-    // stdout is read here for the ready line and copied to the same file.
-    const stderrFd = openSync(this.logFile, 'a')
+    const logFile = this.logFile
+    const logOffset = logFile ? await endLine(logFile) : 0
+    const linesBefore = this.#lineCount
+    const readyTimeoutMs = this.#options.readyTimeoutMs ?? 60_000
+    // Without lines to keep, stderr goes straight to the file (the child keeps logging there even
+    // if we die first); stdout is always read here for the ready line, and copied to the file.
+    const stderrFd = logFile && this.#keepLines === 0 ? openSync(logFile, 'a') : undefined
+    const toFile = logFile ? [{file: logFile, append: true}] : []
+    const [command, ...commandArgs] = [...(this.#options.prefix ?? []), process.execPath, ...(this.#options.nodeArgs ?? []), this.#options.bin ?? DFS_BIN, ...this.#options.args]
     const spawn = () =>
-      execa(process.execPath, [this.#options.bin ?? DFS_BIN, ...this.#options.args], {
+      execa(command!, commandArgs, {
         stdin: 'ignore',
-        stdout: ['pipe', {file: this.logFile, append: true}],
+        stdout: ['pipe', ...toFile],
         // execa's types list only fds 3 to 9, but it hands any open fd to spawn() as is.
-        stderr: stderrFd as 3,
+        stderr: stderrFd === undefined ? ['pipe', ...toFile] : (stderrFd as 3),
         buffer: false,
         reject: false,
-        // Own process group: a Ctrl-C in the terminal reaches only us, and we stop the children in order.
-        detached: true,
+        detached: this.#options.detached ?? true,
+        // Our registry kills children at exit; execa's cleanup would add signal handlers of its own.
         cleanup: false,
-        forceKillAfterDelay: this.#options.stopTimeoutMs,
-        env: {FORCE_COLOR: '0'},
+        forceKillAfterDelay: false,
+        cwd: this.#options.cwd,
+        env: {FORCE_COLOR: '0', ...this.#options.env},
       })
     let subprocess: ReturnType<typeof spawn>
     try {
       subprocess = spawn()
     } finally {
-      closeSync(stderrFd)
+      if (stderrFd !== undefined) closeSync(stderrFd)
     }
 
     this.#subprocess = subprocess
     this.pid = subprocess.pid
+    trackChild(subprocess)
     this.#exited = subprocess.then((result: Result) => {
-      const exit: NodeExit = {code: result.exitCode, signal: result.signal, forced: result.isForcefullyTerminated}
+      const exit: NodeExit = {code: result.exitCode, signal: result.signal, forced: this.#forced}
       // Set only when it could not even be spawned.
       if (result.exitCode === undefined && result.signal === undefined) exit.error = result.shortMessage
       const expected = this.#stopRequested
       this.state = 'exited'
+      this.exit = exit
       this.#options.onExit?.(this, exit, expected)
       return exit
     })
 
+    if (stderrFd === undefined) createInterface({input: subprocess.stderr!, crlfDelay: Infinity}).on('line', (line) => this.#keep(line))
     const ready = new Promise<{url: string; id?: string}>((resolve) => {
       const lines = createInterface({input: subprocess.stdout!, crlfDelay: Infinity})
       lines.on('line', (line) => {
+        this.#keep(line)
         const parsed = parseReadyLine(this.role, line.trim())
         if (parsed) resolve(parsed)
       })
@@ -122,26 +174,27 @@ export class NodeProcess {
 
     let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<'timeout'>((resolve) => {
-      timer = setTimeout(() => resolve('timeout'), this.#options.readyTimeoutMs)
+      timer = setTimeout(() => resolve('timeout'), readyTimeoutMs)
     })
     const outcome = await Promise.race([ready, this.#exited.then((exit) => ({exit})), timeout])
     clearTimeout(timer)
+    const since = {logOffset, lines: linesBefore}
 
     if (outcome === 'timeout') {
       await this.stop()
-      throw await this.#startError(`it did not say it was listening within ${this.#options.readyTimeoutMs / 1000} s`, logOffset, false)
+      throw await this.#startError(`it did not say it was listening within ${readyTimeoutMs / 1000} s`, since, false)
     }
 
     if ('exit' in outcome) {
       if (this.#stopRequested) throw new DfsError('DFS_ERR_SHUTTING_DOWN', `${this.name} was stopped before it was ready`)
-      throw await this.#startError(describeExit(outcome.exit), logOffset)
+      throw await this.#startError(describeExit(outcome.exit), since)
     }
 
     try {
       await checkHealth(outcome.url)
     } catch (error) {
       await this.stop()
-      throw await this.#startError(`it said it listens on ${outcome.url} but GET /health failed: ${(error as Error).message}`, logOffset, false)
+      throw await this.#startError(`it said it listens on ${outcome.url} but GET /health failed: ${(error as Error).message}`, since, false)
     }
 
     this.url = outcome.url
@@ -155,13 +208,21 @@ export class NodeProcess {
     return this.#subprocess !== undefined && this.state !== 'exited'
   }
 
-  /** SIGTERM, then SIGKILL after the stop timeout; resolves once the child has exited. */
-  async stop(): Promise<NodeExit | undefined> {
+  /** Sends `signal` (SIGTERM by default), then SIGKILL after the stop timeout; resolves once the child has exited. */
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<NodeExit | undefined> {
     if (!this.#subprocess || !this.#exited) return undefined
     this.#stopRequested = true
     if (this.state !== 'exited') {
       this.state = 'stopping'
-      this.#subprocess.kill('SIGTERM')
+      this.#subprocess.kill(signal)
+      if (signal !== 'SIGKILL') {
+        const timer = setTimeout(() => {
+          if (this.state === 'exited') return
+          this.#forced = true
+          this.#subprocess?.kill('SIGKILL')
+        }, this.#options.stopTimeoutMs ?? 10_000)
+        void this.#exited.finally(() => clearTimeout(timer))
+      }
     }
 
     return this.#exited
@@ -178,34 +239,81 @@ export class NodeProcess {
     }
   }
 
+  #keep(line: string): void {
+    this.#lineCount++
+    if (this.#keepLines === 0) return
+    this.lines.push(line)
+    if (this.lines.length > this.#keepLines) this.lines.shift()
+  }
+
+  /** What it printed since `since` (a log file offset, a count of lines). */
+  async #outputSince(since: {logOffset: number; lines: number}): Promise<string> {
+    if (this.logFile) return readFrom(this.logFile, since.logOffset)
+    const count = Math.min(this.lines.length, this.#lineCount - since.lines)
+    return count > 0 ? this.lines.slice(-count).join('\n') : ''
+  }
+
   /** One line on why it did not start, with the tail of what it logged this time. */
-  async #startError(reason: string, logOffset: number, preferLog = true): Promise<NodeStartError> {
-    const log = await readFrom(this.logFile, logOffset)
-    const where = `see ${displayPath(this.logFile)}`
+  async #startError(reason: string, since: {logOffset: number; lines: number}, preferLog = true): Promise<NodeStartError> {
+    const log = await this.#outputSince(since)
+    const where = this.logFile ? ` (see ${displayPath(this.logFile)})` : ''
     const who = this.role === 'master' ? 'the master' : this.name
     const busy = /EADDRINUSE[^\n]*?:(\d+)\b/.exec(log)
-    if (busy) return new NodeStartError(`${who} could not start: port ${busy[1]} is in use (${where})`, this.logFile, '')
+    if (busy) return new NodeStartError(`${who} could not start: port ${busy[1]} is in use${where}`, this.logFile, '')
     const summary = preferLog ? lastError(log) : undefined
     const tail = log
       .split('\n')
       .filter((line) => line.trim() !== '' && line.trim() !== `Error: ${summary}`)
       .slice(-10)
       .join('\n')
-    return new NodeStartError(`${who} could not start: ${summary ?? reason} (${where})`, this.logFile, tail)
+    return new NodeStartError(`${who} could not start: ${summary ?? reason}${where}`, this.logFile, tail)
   }
 }
 
 /** A child that could not start: a one-line message, plus the last lines it logged for people to read. */
 export class NodeStartError extends DfsError {
-  readonly logFile: string
+  /** Where its whole output is, if it had a log file. */
+  readonly logFile?: string
   /** The last lines (at most 10) the child logged during this start, '' if they add nothing. */
   readonly logTail: string
 
-  constructor(message: string, logFile: string, logTail: string) {
+  constructor(message: string, logFile: string | undefined, logTail: string) {
     super('DFS_ERR_INTERNAL', message)
     this.logFile = logFile
     this.logTail = logTail
   }
+}
+
+const liveChildren = new Set<ChildProcess>()
+
+/**
+ * Puts a child in the registry of live children until it exits, so that killTrackedChildren()
+ * can end it however this process ends. Every NodeProcess is in it; other launchers add theirs.
+ */
+export function trackChild(child: ChildProcess): void {
+  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return
+  liveChildren.add(child)
+  child.once('exit', () => liveChildren.delete(child))
+}
+
+/**
+ * Signals every tracked child still running, without waiting; synchronous, so that it also works
+ * in a process 'exit' handler or a signal handler on the way out. Returns how many were signalled.
+ */
+export function killTrackedChildren(signal: NodeJS.Signals = 'SIGKILL'): number {
+  let signalled = 0
+  for (const child of liveChildren) {
+    try {
+      process.kill(child.pid!, signal)
+      signalled++
+    } catch {
+      // Already gone; its 'exit' event has not been handled yet.
+    }
+
+    if (signal === 'SIGKILL') liveChildren.delete(child)
+  }
+
+  return signalled
 }
 
 /** Reads "dfs master listening on URL" or "dfs keeper ID listening on URL". */

@@ -1,10 +1,10 @@
 import {createReadStream} from 'node:fs'
-import {mkdir, readdir, readFile, rm, statfs} from 'node:fs/promises'
+import {mkdir, readdir, readFile, rename, rm, stat, statfs} from 'node:fs/promises'
 import {join, resolve} from 'node:path'
 import {PassThrough, Writable, type Readable, type Transform} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
 
-import {CHUNK_SIZE, asStorageError, writeDurably, writeFileDurably} from '../../lib/durable-file.js'
+import {CHUNK_SIZE, asStorageError, syncDirectory, writeDurably, writeFileDurably} from '../../lib/durable-file.js'
 import {DfsError} from '../../lib/errors.js'
 import {HashingStream, SHA256_HEX} from '../../lib/hashing.js'
 import {nameProblem} from '../../lib/names.js'
@@ -23,6 +23,9 @@ const STATFS_TTL_MS = 250
 export class FileStore {
   readonly blobDir: string
   readonly tmpDir: string
+  readonly quarantineDir: string
+  /** Blobs moved to quarantine/ when this store was opened, and why: the keeper logs them. */
+  readonly quarantined: Array<{fileId: string; reason: string}> = []
   readonly #byId = new Map<string, StoredFile>()
   readonly #byName = new Map<string, StoredFile>()
   /** Files on disk that the master has not confirmed yet (an upload awaiting its commit). */
@@ -42,6 +45,7 @@ export class FileStore {
     this.dataDir = resolve(dataDir)
     this.blobDir = join(dataDir, 'blobs')
     this.tmpDir = join(dataDir, 'tmp')
+    this.quarantineDir = join(dataDir, 'quarantine')
   }
 
   /** Opens a data directory: removes temp files left by a crash, loads every complete file. */
@@ -71,32 +75,73 @@ export class FileStore {
     const entries = new Set(await readdir(this.blobDir))
     for (const entry of entries) {
       if (!entry.endsWith('.json')) {
-        // A blob whose description was never written: the crash came between the two renames.
+        // A blob whose description was never written: the crash came between the two renames, so
+        // it was never committed or reported (both happen after the directory fsync).
         if (!entries.has(`${entry}.json`)) await rm(join(this.blobDir, entry), {force: true})
         continue
       }
 
       const fileId = entry.slice(0, -'.json'.length)
+      if (!entries.has(fileId)) {
+        await rm(join(this.blobDir, entry), {force: true})
+        continue
+      }
+
       const description = await this.#readDescription(fileId)
-      if (!description || !entries.has(fileId)) await this.#removeFromDisk(fileId)
+      if ('problem' in description) await this.#quarantine(fileId, description.problem)
       else if (description.undecided) this.#unpublished.set(fileId, description.file)
       else this.#publish(description.file)
     }
   }
 
-  async #readDescription(fileId: string): Promise<{file: StoredFile; undecided: boolean} | undefined> {
+  /**
+   * A blob's description, or what is wrong with it. Only a description that was read and found
+   * invalid condemns its blob; one that cannot be read at all (EIO, EMFILE, EACCES) proves nothing
+   * about the replica, so the keeper refuses to start rather than lose it.
+   */
+  async #readDescription(fileId: string): Promise<{file: StoredFile; undecided: boolean} | {problem: string}> {
+    const path = join(this.blobDir, `${fileId}.json`)
+    let text: string
     try {
-      const item = JSON.parse(await readFile(join(this.blobDir, `${fileId}.json`), 'utf8')) as InventoryItem & {undecided?: boolean}
-      const valid =
-        item.fileId === fileId &&
-        nameProblem(item.name) === undefined &&
-        Number.isSafeInteger(item.size) &&
-        item.size >= 0 &&
-        SHA256_HEX.test(item.sha256)
-      return valid ? {file: {...pick(item), path: this.pathOf(fileId)}, undecided: item.undecided === true} : undefined
-    } catch {
-      return undefined
+      text = await readFile(path, 'utf8')
+    } catch (error) {
+      const reason = (error as {code?: string}).code ?? (error as Error).message
+      throw new Error(`cannot read ${path} (${reason}); the keeper does not start on a data dir it cannot read, and removed nothing`, {cause: error})
     }
+
+    let item: InventoryItem & {undecided?: boolean}
+    try {
+      item = JSON.parse(text) as InventoryItem & {undecided?: boolean}
+    } catch {
+      return {problem: 'its description is not JSON'}
+    }
+
+    const valid =
+      item !== null &&
+      typeof item === 'object' &&
+      item.fileId === fileId &&
+      nameProblem(item.name) === undefined &&
+      Number.isSafeInteger(item.size) &&
+      item.size >= 0 &&
+      SHA256_HEX.test(item.sha256)
+    if (!valid || !FILE_ID.test(fileId)) return {problem: 'its description does not describe a valid file of this id'}
+    return {file: {...pick(item), path: this.pathOf(fileId)}, undecided: item.undecided === true}
+  }
+
+  /**
+   * Moves a blob and its invalid description out of blobs/ into quarantine/, never deleting them:
+   * the bytes may still be the only good copy somewhere, and an operator decides what they are.
+   */
+  async #quarantine(fileId: string, problem: string): Promise<void> {
+    await mkdir(this.quarantineDir, {recursive: true})
+    let target = fileId
+    // A blob of this id quarantined before is kept too.
+    while (await stat(join(this.quarantineDir, target)).catch(() => undefined)) target = `${fileId}.${Date.now()}`
+    await rename(join(this.blobDir, fileId), join(this.quarantineDir, target))
+    await rename(join(this.blobDir, `${fileId}.json`), join(this.quarantineDir, `${target}.json`))
+    await syncDirectory(this.quarantineDir)
+    await syncDirectory(this.blobDir)
+    this.quarantined.push({fileId, reason: `${problem}; moved to ${join(this.quarantineDir, target)}`})
   }
 
   pathOf(fileId: string): string {

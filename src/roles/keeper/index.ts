@@ -1,6 +1,7 @@
 import {checkListenWithoutKey, type ClusterKey} from '../../lib/cluster-key.js'
 import {lockDataDir} from '../../lib/data-dir-lock.js'
 import {closeGracefully} from '../../lib/http-server.js'
+import {Peer} from '../../lib/peer-client.js'
 import {Keeper} from './keeper.js'
 import {Scrubber} from './scrubber.js'
 import {createKeeperServer} from './server.js'
@@ -47,12 +48,13 @@ export async function startKeeper(options: StartKeeperOptions): Promise<RunningK
 async function serve(options: StartKeeperOptions, unlock: () => Promise<void>): Promise<RunningKeeper> {
   let app: ReturnType<typeof createKeeperServer> | undefined
   const keeper = await Keeper.open({
-    master: options.master,
+    master: new Peer({role: 'master', baseUrl: options.master}),
     dataDir: options.dataDir,
     heartbeatIntervalMs: options.heartbeatIntervalMs,
     log: (message) => app?.log.info(message),
   })
   app = createKeeperServer(keeper, options.logLevel)
+  for (const {fileId, reason} of keeper.store.quarantined) app.log.warn(`blob ${fileId} quarantined, not served or reported: ${reason}`)
   await app.listen({host: options.host, port: options.port})
   const address = app.server.address()
   const port = typeof address === 'object' && address ? address.port : options.port

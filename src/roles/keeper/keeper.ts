@@ -1,28 +1,25 @@
 import {readFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import type {Readable, Transform} from 'node:stream'
-import {setTimeout as sleep} from 'node:timers/promises'
-
-import {request} from 'undici'
 
 import {writeFileDurably} from '../../lib/durable-file.js'
-import {DfsError, errorFromBody} from '../../lib/errors.js'
-import {callJson, httpAgent, unreachable} from '../../lib/http-client.js'
-import type {
-  DeleteCommand,
-  FileInfo,
-  HeartbeatResponse,
-  InventoryItem,
-  KeeperStats,
-  RegisterResponse,
-  ReplicateRequest,
-  StoredFile,
-  VerifyResult,
+import {DfsError} from '../../lib/errors.js'
+import {Peer} from '../../lib/peer-client.js'
+import {
+  keeperRoutes,
+  masterRoutes,
+  type DeleteCommand,
+  type InventoryItem,
+  type KeeperStats,
+  type ReplicateRequest,
+  type StoredFile,
+  type VerifyResult,
 } from '../../lib/protocol.js'
+import {RetryPolicy} from '../../lib/retry-policy.js'
 import {FileStore} from './file-store.js'
 
 export interface KeeperOptions {
-  master: string
+  master: Peer
   dataDir: string
   heartbeatIntervalMs: number
   log: (message: string) => void
@@ -34,11 +31,15 @@ export class Keeper {
   url = ''
   #activeTransfers = 0
   #heartbeatTimer: NodeJS.Timeout | undefined
-  #stopped = false
+  readonly #stopping = new AbortController()
   #lastHeartbeatError: string | undefined
   readonly #undecided = new Map<string, StoredFile>()
+  /** Copies made on the master's order whose report found no master: reported with the next heartbeats. */
+  readonly #unreported = new Map<string, StoredFile>()
   /** Delete orders carried out and not yet reported to the master. */
   #deleted = new Set<string>()
+  /** Corrupt replicas dropped whose report has not reached the master yet; sent again with the heartbeats. */
+  readonly #unreportedCorrupt = new Map<string, StoredFile>()
 
   private constructor(
     readonly options: KeeperOptions,
@@ -90,25 +91,25 @@ export class Keeper {
    */
   async register(url: string): Promise<void> {
     this.url = url
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const response = await callJson<RegisterResponse>('master', this.options.master, '/keepers', {
+    // Each attempt reports the stats and inventory of its moment, not of the first attempt.
+    const response = await RetryPolicy.untilAnswered.run(
+      async () =>
+        this.options.master.call(masterRoutes.register, {
           body: {...(await this.stats()), ...(this.id ? {id: this.id} : {}), inventory: this.store.inventory()},
-        })
-        if (response.id !== this.id) {
-          this.id = response.id
-          await writeFileDurably(this.store.tmpDir, this.#identityPath, JSON.stringify({id: this.id}) + '\n')
-        }
-
-        await this.#applyDeletes(response.deletes)
-        return
-      } catch (error) {
-        if (this.#stopped) throw error
-        if (!(error instanceof DfsError) || error.code !== 'DFS_ERR_MASTER_UNREACHABLE') throw error
-        if (attempt % 10 === 0) this.options.log(`${error.message}; retrying`)
-        await sleep(Math.min(200 * 2 ** attempt, 2000))
-      }
+        }),
+      {
+        signal: this.#stopping.signal,
+        onRetry: (error, failures) => {
+          if (failures % 10 === 1) this.options.log(`${(error as Error).message}; retrying`)
+        },
+      },
+    )
+    if (response.id !== this.id) {
+      this.id = response.id
+      await writeFileDurably(this.store.tmpDir, this.#identityPath, JSON.stringify({id: this.id}) + '\n')
     }
+
+    await this.#applyDeletes(response.deletes)
   }
 
   /** Starts the heartbeat: every interval, the keeper's load and free space go to the master. */
@@ -116,15 +117,18 @@ export class Keeper {
     const beat = async () => {
       try {
         const deleted = [...this.#deleted]
-        const response = await callJson<HeartbeatResponse>('master', this.options.master, `/keepers/${this.id}/heartbeat`, {
-          body: {...(await this.stats()), ...(deleted.length > 0 ? {deleted} : {})},
-          timeout: Math.max(5000, this.options.heartbeatIntervalMs * 5),
-        })
+        const response = await this.options.master.call(
+          masterRoutes.heartbeat,
+          {params: {id: this.id}, body: {...(await this.stats()), ...(deleted.length > 0 ? {deleted} : {})}},
+          {timeout: Math.max(5000, this.options.heartbeatIntervalMs * 5)},
+        )
         for (const fileId of deleted) this.#deleted.delete(fileId)
         if (this.#lastHeartbeatError) this.options.log('heartbeats reach the master again')
         this.#lastHeartbeatError = undefined
         await this.#applyDeletes(response.deletes)
         if (this.#undecided.size > 0) await this.#settleUndecided()
+        if (this.#unreported.size > 0) await this.#reportCopiesAgain()
+        for (const file of [...this.#unreportedCorrupt.values()]) await this.#reportCorrupt(file)
       } catch (error) {
         if (error instanceof DfsError && error.code === 'DFS_ERR_UNKNOWN_KEEPER') {
           // The master lost this keeper's record (a new database): register afresh with the inventory.
@@ -133,7 +137,7 @@ export class Keeper {
           this.#heartbeatFailed(error)
         }
       } finally {
-        if (!this.#stopped) this.#heartbeatTimer = setTimeout(beat, this.options.heartbeatIntervalMs)
+        if (!this.#stopping.signal.aborted) this.#heartbeatTimer = setTimeout(beat, this.options.heartbeatIntervalMs)
       }
     }
 
@@ -164,11 +168,13 @@ export class Keeper {
     try {
       const file = await this.store.receive(body, item)
       try {
-        await callJson('master', this.options.master, `/uploads/${item.fileId}/commit`, {
+        await this.options.master.call(masterRoutes.commitUpload, {
+          params: {id: item.fileId},
           body: {keeperId: this.id, name: file.name, size: file.size, sha256: file.sha256, path: file.path},
         })
       } catch (error) {
-        if (error instanceof DfsError && error.code === 'DFS_ERR_MASTER_UNREACHABLE') {
+        // No answer, or one that cannot be read: the master may have recorded the file all the same.
+        if (error instanceof DfsError && (error.code === 'DFS_ERR_MASTER_UNREACHABLE' || error.code === 'DFS_ERR_BAD_RESPONSE')) {
           this.#undecided.set(file.fileId, file)
           await this.store.markUndecided(file, true)
         } else {
@@ -190,7 +196,7 @@ export class Keeper {
     for (const file of [...this.#undecided.values()]) {
       let recorded: boolean
       try {
-        const info = await callJson<FileInfo>('master', this.options.master, `/files/${encodeURIComponent(file.name)}`)
+        const info = await this.options.master.call(masterRoutes.stat, {params: {name: file.name}})
         recorded = info.fileId === file.fileId
       } catch (error) {
         if (!(error instanceof DfsError && error.code === 'DFS_ERR_NOT_FOUND')) return
@@ -216,20 +222,15 @@ export class Keeper {
     if (!file) {
       this.transferStarted()
       try {
-        const source = new URL(`/files/${encodeURIComponent(order.name)}?fileId=${order.fileId}`, order.source)
-        let response
+        const response = await this.#keeperAt(order.source).open(keeperRoutes.read, {params: {name: order.name}, query: {fileId: order.fileId}})
         try {
-          response = await request(source, {dispatcher: httpAgent(), method: 'GET'})
+          file = await this.store.receive(response.body, item)
         } catch (error) {
-          throw unreachable('keeper', order.source, error)
+          // Refused before the body was read (no room, a copy already here): free the connection.
+          response.body.destroy()
+          throw error
         }
 
-        if (response.statusCode !== 200) {
-          const body = await response.body.json().catch(() => undefined)
-          throw errorFromBody(response.statusCode, body, `the source keeper at ${order.source}`)
-        }
-
-        file = await this.store.receive(response.body, item)
         this.store.publish(file)
       } finally {
         this.transferEnded()
@@ -237,19 +238,53 @@ export class Keeper {
     }
 
     try {
-      await callJson('master', this.options.master, `/files/${encodeURIComponent(order.name)}/replicas`, {
+      await this.#reportCopy(file)
+    } catch (error) {
+      // The master may have died with the order under way: a new one would never hear of this copy.
+      if (error instanceof DfsError && error.code === 'DFS_ERR_MASTER_UNREACHABLE') this.#unreported.set(file.fileId, file)
+      throw error
+    }
+
+    this.#unreported.delete(file.fileId)
+    return file
+  }
+
+  /** Tells the master this keeper holds a copy; a copy of a file deleted or replaced meanwhile is garbage. */
+  async #reportCopy(file: StoredFile): Promise<void> {
+    try {
+      await this.options.master.call(masterRoutes.reportReplica, {
+        params: {name: file.name},
         body: {keeperId: this.id, fileId: file.fileId, size: file.size, sha256: file.sha256, path: file.path},
       })
     } catch (error) {
-      // The file was deleted (or replaced) while it was copied: this copy is garbage.
       if (error instanceof DfsError && (error.code === 'DFS_ERR_NOT_FOUND' || error.code === 'DFS_ERR_STALE_REPLICA')) {
         await this.store.remove(file.fileId)
       }
 
       throw error
     }
+  }
 
-    return file
+  /** Reports copies whose report found no master; the master trims any it no longer needs. */
+  async #reportCopiesAgain(): Promise<void> {
+    for (const file of [...this.#unreported.values()]) {
+      // Deleted meanwhile (a delete order, found corrupt): nothing to report.
+      if (this.store.byId(file.fileId) !== file) {
+        this.#unreported.delete(file.fileId)
+        continue
+      }
+
+      let outcome = 'reported'
+      try {
+        await this.#reportCopy(file)
+      } catch (error) {
+        if (error instanceof DfsError && error.code === 'DFS_ERR_MASTER_UNREACHABLE') return
+        outcome = `not wanted (${(error as Error).message}): ${this.store.byId(file.fileId) ? 'kept' : 'removed'}`
+      }
+
+      this.#unreported.delete(file.fileId)
+      this.options.log(`copy of "${file.name}" (${file.fileId}) whose report found no master was ${outcome}`)
+    }
   }
 
   /**
@@ -270,16 +305,42 @@ export class Keeper {
   async #dropCorrupt(file: StoredFile, reason: string): Promise<void> {
     this.options.log(`replica of "${file.name}" (${file.fileId}) is corrupt: ${reason}; dropping it`)
     await this.store.remove(file.fileId)
+    await this.#reportCorrupt(file)
+  }
+
+  /**
+   * Tells the master a replica was dropped. Until it hears, the master counts the replica as alive
+   * (heartbeats carry no inventory), so a report that fails is sent again with the next heartbeats.
+   */
+  async #reportCorrupt(file: StoredFile): Promise<void> {
+    // A good copy of the same generation came back meanwhile: there is nothing wrong to report.
+    if (this.store.byId(file.fileId)) {
+      this.#unreportedCorrupt.delete(file.fileId)
+      return
+    }
+
     try {
-      await callJson('master', this.options.master, `/files/${encodeURIComponent(file.name)}/corrupt`, {body: {keeperId: this.id, fileId: file.fileId}})
+      await this.options.master.call(masterRoutes.reportCorrupt, {params: {name: file.name}, body: {keeperId: this.id, fileId: file.fileId}})
+      this.#unreportedCorrupt.delete(file.fileId)
     } catch (error) {
-      // The master also learns it from this keeper's next registration (the replica is gone from the inventory).
-      this.options.log(`could not report the corrupt replica of "${file.name}": ${(error as Error).message}`)
+      // The file is gone from the master: it counts no replica of it any more.
+      if (error instanceof DfsError && error.code === 'DFS_ERR_NOT_FOUND') {
+        this.#unreportedCorrupt.delete(file.fileId)
+        return
+      }
+
+      if (!this.#unreportedCorrupt.has(file.fileId)) this.options.log(`could not report the corrupt replica of "${file.name}": ${(error as Error).message}; trying again with the heartbeats`)
+      this.#unreportedCorrupt.set(file.fileId, file)
     }
   }
 
+  /** Another keeper, to pull a copy from. */
+  #keeperAt(url: string): Peer {
+    return new Peer({role: 'keeper', baseUrl: url, agent: this.options.master.agent})
+  }
+
   stop(): void {
-    this.#stopped = true
+    this.#stopping.abort()
     clearTimeout(this.#heartbeatTimer)
   }
 }

@@ -38,15 +38,30 @@ export class Scrubber {
     while (!this.#stopped) {
       await sleep(this.options.intervalMs, undefined, {signal: this.#wake.signal}).catch(() => {})
       if (this.#stopped) return
-      for (const file of this.keeper.store.inventory()) {
+      const files = this.keeper.store.inventory()
+      // A line at each end of a pass: how far the scrubber got, and whether it keeps up with the disk.
+      const pass = this.passes + 1
+      const started = Date.now()
+      const total = files.reduce((sum, file) => sum + file.size, 0)
+      if (files.length > 0) this.keeper.options.log(`scrub pass ${pass}: re-hashing ${files.length} files, ${total} bytes, at up to ${this.options.bytesPerSecond} bytes/s`)
+      let checked = 0
+      let corrupt = 0
+      for (const file of files) {
         if (this.#stopped) return
         // Deleted or replaced since the pass began: nothing to check.
         if (this.keeper.store.byId(file.fileId) !== file) continue
         try {
-          await this.keeper.verifyReplica(file, new Throttle(this.options.bytesPerSecond))
+          const result = await this.keeper.verifyReplica(file, new Throttle(this.options.bytesPerSecond))
+          checked++
+          if (!result.ok) corrupt++
         } catch (error) {
           this.keeper.options.log(`scrubbing "${file.name}" failed: ${(error as Error).message}`)
         }
+      }
+
+      if (files.length > 0) {
+        const seconds = ((Date.now() - started) / 1000).toFixed(1)
+        this.keeper.options.log(`scrub pass ${pass} done: ${checked} of ${files.length} files checked in ${seconds} s, ${corrupt} corrupt`)
       }
 
       this.passes++

@@ -1,43 +1,40 @@
-import type {FastifyInstance, FastifyReply, FastifyRequest} from 'fastify'
+import type {FastifyInstance, FastifyRequest} from 'fastify'
 import send from 'send'
 
 import {CHUNK_SIZE} from '../../lib/durable-file.js'
 import {DfsError} from '../../lib/errors.js'
-import {SHA256_HEX} from '../../lib/hashing.js'
+import {serveRoute} from '../../lib/http-routes.js'
 import {createServer} from '../../lib/http-server.js'
 import {contentTypeOf} from '../../lib/media-types.js'
 import {assertValidName} from '../../lib/names.js'
-import {FILE_ID_HEADER, SHA256_HEADER, schemas, type ReplicateRequest} from '../../lib/protocol.js'
+import {FILE_ID_HEADER, SHA256_HEADER, SIZE_HEADER, keeperRoutes} from '../../lib/protocol.js'
 import type {Keeper} from './keeper.js'
-
-type NameRequest = FastifyRequest<{Params: {name: string}; Querystring: {upload?: string; fileId?: string}}>
 
 /** The keeper's HTTP face: uploads in, files out (with Range), replication pulls, deletes. */
 export function createKeeperServer(keeper: Keeper, logLevel: string): FastifyInstance {
   const app = createServer({logLevel, role: 'keeper'})
 
-  app.get('/health', async () => ({role: 'keeper', id: keeper.id, url: keeper.url}))
+  serveRoute(app, keeperRoutes.health, async () => ({role: 'keeper', id: keeper.id, url: keeper.url}) as const)
 
-  app.put('/files/:name', {schema: {params: schemas.nameParams}}, async (request: NameRequest, reply) => {
+  serveRoute(app, keeperRoutes.upload, async (request) => {
     const {name} = request.params
     assertValidName(name)
-    const uploadId = request.query.upload
-    if (!uploadId) throw new DfsError('DFS_ERR_BAD_REQUEST', 'an upload needs ?upload=<id> from the master')
-    const sha256 = header(request, SHA256_HEADER)
-    if (!sha256 || !SHA256_HEX.test(sha256)) {
-      throw new DfsError('DFS_ERR_BAD_REQUEST', `an upload needs a ${SHA256_HEADER} header with a hex sha256`)
-    }
-
     const size = announcedSize(request)
-    const stored = await keeper.acceptUpload(request.raw, {fileId: uploadId, name, size, sha256})
-    return reply.status(201).send({name: stored.name, fileId: stored.fileId, size: stored.size, sha256: stored.sha256})
+    const stored = await keeper.acceptUpload(request.raw, {fileId: request.query.upload, name, size, sha256: request.headers[SHA256_HEADER]})
+    return {name: stored.name, fileId: stored.fileId, size: stored.size, sha256: stored.sha256}
   })
 
-  const serve = (request: NameRequest, reply: FastifyReply) => {
-    const {name} = request.params
+  const held = (name: string, fileId: string | undefined) => {
     assertValidName(name)
-    const file = keeper.store.get(name, request.query.fileId)
+    const file = keeper.store.get(name, fileId)
     if (!file) throw new DfsError('DFS_ERR_NOT_FOUND', `this keeper holds no file named "${name}"`)
+    return file
+  }
+
+  // fastify answers HEAD with this route too; send leaves the body out for HEAD.
+  serveRoute(app, keeperRoutes.read, async (request, reply) => {
+    const {name} = request.params
+    const file = held(name, request.query.fileId)
     reply.hijack()
     const res = reply.raw
     res.setHeader('Content-Type', contentTypeOf(name))
@@ -59,29 +56,18 @@ export function createKeeperServer(keeper: Keeper, logLevel: string): FastifyIns
       res.end(JSON.stringify({error: code, message: status === 416 ? 'requested range not satisfiable' : String(error.message)}))
     })
     stream.pipe(res)
-  }
+  })
 
-  // fastify answers HEAD with this route too; send leaves the body out for HEAD.
-  app.get('/files/:name', {schema: {params: schemas.nameParams}}, serve)
-
-  app.delete('/files/:name', {schema: {params: schemas.nameParams}}, async (request: NameRequest) => {
+  serveRoute(app, keeperRoutes.remove, async (request) => {
     const {name} = request.params
-    assertValidName(name)
-    const file = keeper.store.get(name, request.query.fileId)
-    if (!file) throw new DfsError('DFS_ERR_NOT_FOUND', `this keeper holds no file named "${name}"`)
+    const file = held(name, request.query.fileId)
     await keeper.store.remove(file.fileId)
-    return {name, fileId: file.fileId, deleted: true}
+    return {name, fileId: file.fileId, deleted: true} as const
   })
 
-  app.post('/files/:name/verify', {schema: {params: schemas.nameParams}}, async (request: NameRequest) => {
-    const {name} = request.params
-    assertValidName(name)
-    const file = keeper.store.get(name, request.query.fileId)
-    if (!file) throw new DfsError('DFS_ERR_NOT_FOUND', `this keeper holds no file named "${name}"`)
-    return keeper.verifyReplica(file)
-  })
+  serveRoute(app, keeperRoutes.verify, async (request) => keeper.verifyReplica(held(request.params.name, request.query.fileId)))
 
-  app.post('/replicate', {schema: {body: schemas.replicate}}, async (request: FastifyRequest<{Body: ReplicateRequest}>) => {
+  serveRoute(app, keeperRoutes.replicate, async (request) => {
     assertValidName(request.body.name)
     const stored = await keeper.pullReplica(request.body)
     return {name: stored.name, fileId: stored.fileId, size: stored.size, sha256: stored.sha256, path: stored.path}
@@ -97,7 +83,7 @@ function header(request: FastifyRequest, name: string): string | undefined {
 
 /** The size the client announced: `x-dfs-size`, else Content-Length. One of them is required. */
 function announcedSize(request: FastifyRequest): number {
-  const announced = header(request, 'x-dfs-size')
+  const announced = header(request, SIZE_HEADER)
   const length = header(request, 'content-length')
   const parse = (value: string, what: string) => {
     if (!/^\d{1,16}$/.test(value) || !Number.isSafeInteger(Number(value))) {
@@ -108,7 +94,7 @@ function announcedSize(request: FastifyRequest): number {
   }
 
   if (announced !== undefined) {
-    const size = parse(announced, 'x-dfs-size')
+    const size = parse(announced, SIZE_HEADER)
     if (length !== undefined && parse(length, 'Content-Length') !== size) {
       throw new DfsError('DFS_ERR_SIZE_MISMATCH', `Content-Length ${length} differs from the announced size ${size}`)
     }
@@ -117,5 +103,5 @@ function announcedSize(request: FastifyRequest): number {
   }
 
   if (length !== undefined) return parse(length, 'Content-Length')
-  throw new DfsError('DFS_ERR_BAD_REQUEST', 'an upload needs an x-dfs-size or Content-Length header')
+  throw new DfsError('DFS_ERR_BAD_REQUEST', `an upload needs an ${SIZE_HEADER} or Content-Length header`)
 }

@@ -3,7 +3,6 @@ import {lockDataDir} from '../../lib/data-dir-lock.js'
 import {closeGracefully} from '../../lib/http-server.js'
 import {Master} from './master.js'
 import {createMasterServer} from './server.js'
-import {addTokenRoutes} from './token-routes.js'
 
 export interface StartMasterOptions {
   host: string
@@ -48,7 +47,6 @@ async function serve(options: StartMasterOptions, unlock: () => Promise<void>): 
     log: {info: (message) => app?.log.info(message), warn: (message) => app?.log.warn(message)},
   })
   app = createMasterServer(master, options.logLevel)
-  addTokenRoutes(app, master.table)
   try {
     await app.listen({host: options.host, port: options.port})
   } catch (error) {

@@ -1,27 +1,30 @@
 import {DfsError} from '../../lib/errors.js'
 import {newId} from '../../lib/ids.js'
 import {assertValidName} from '../../lib/names.js'
-import {callJson} from '../../lib/http-client.js'
-import type {
-  CommitRequest,
-  CorruptReport,
-  DeleteCommand,
-  FileHealth,
-  FsckFile,
-  FsckReport,
-  SuspectReport,
-  SuspectVerdict,
-  VerifyResult,
-  FileInfo,
-  FileSummary,
-  HeartbeatRequest,
-  HeartbeatResponse,
-  KeeperInfo,
-  RegisterRequest,
-  RegisterResponse,
-  ReplicaReport,
-  UploadRequest,
-  UploadTicket,
+import {Peer} from '../../lib/peer-client.js'
+import {
+  keeperRoutes,
+  type CommitRequest,
+  type CorruptAnswer,
+  type CorruptReport,
+  type DeleteCommand,
+  type FileHealth,
+  type FsckFile,
+  type FsckReport,
+  type SuspectReport,
+  type SuspectVerdict,
+  type FileInfo,
+  type FileSummary,
+  type HeartbeatRequest,
+  type HeartbeatResponse,
+  type KeeperInfo,
+  type RegisterRequest,
+  type RegisterResponse,
+  type RemovedFile,
+  type ReplicaReport,
+  type RevokeTokenResponse,
+  type UploadRequest,
+  type UploadTicket,
 } from '../../lib/protocol.js'
 import {KeeperRegistry} from './keeper-registry.js'
 import {pickUploadTarget} from './placement.js'
@@ -63,12 +66,18 @@ export class Master {
       this.replicator.trigger({full: true})
     })
     this.replicator = new Replicator(this.table, this.keepers, {
+      keeperAt: (url) => this.keeperAt(url),
       replicas: options.replicas,
       intervalMs: options.replicationIntervalMs,
       heartbeatTimeoutMs: options.heartbeatTimeoutMs,
       log: options.log,
     })
     this.#ticketSweep = setInterval(() => this.#sweepTickets(), 60_000).unref()
+  }
+
+  /** A keeper, to give orders to. */
+  keeperAt(url: string): Peer {
+    return new Peer({role: 'keeper', baseUrl: url})
   }
 
   start(): void {
@@ -232,7 +241,7 @@ export class Master {
   }
 
   /** A keeper dropped a corrupt replica: stop counting it, and let the replicator copy a good one. */
-  reportCorrupt(name: string, report: CorruptReport): {dropped: boolean} {
+  reportCorrupt(name: string, report: CorruptReport): CorruptAnswer {
     const file = this.#file(name)
     if (file.fileId !== report.fileId) return {dropped: false}
     this.table.markCorrupt(file.fileId, report.keeperId)
@@ -250,10 +259,8 @@ export class Master {
     const keeper = this.keepers.get(report.keeperId)
     if (!keeper) throw new DfsError('DFS_ERR_UNKNOWN_KEEPER', `keeper ${report.keeperId} is not registered`)
     if (file.fileId !== report.fileId) throw new DfsError('DFS_ERR_STALE_REPLICA', `"${name}" is now another file (${file.fileId})`)
-    const result = await callJson<VerifyResult>('keeper', keeper.url, `/files/${encodeURIComponent(name)}/verify?fileId=${file.fileId}`, {
-      method: 'POST',
-      timeout: Math.max(60_000, file.size / 1024),
-    }).catch((error: unknown) => {
+    const verify = this.keeperAt(keeper.url).call(keeperRoutes.verify, {params: {name}, query: {fileId: file.fileId}}, {timeout: Math.max(60_000, file.size / 1024)})
+    const result = await verify.catch((error: unknown) => {
       // A replica its keeper no longer has is as good as corrupt for the reader.
       if (error instanceof DfsError && error.code === 'DFS_ERR_NOT_FOUND') return {ok: false}
       throw error
@@ -263,6 +270,11 @@ export class Master {
   }
 
   /** Health of every file and of the whole (like `hdfs fsck`). */
+  /** Puts a client token's id on the list of refused tokens; false if it was there already. */
+  revokeToken(id: string): RevokeTokenResponse {
+    return {id, revoked: true, newly: this.table.revokeToken(id)}
+  }
+
   fsck(): FsckReport {
     const keepers = this.keepers.list()
     const corrupt = this.table.corruptCounts()
@@ -321,7 +333,7 @@ export class Master {
   }
 
   /** Forgets the file at once; every keeper holding a replica deletes it (now, or when it is back). */
-  remove(name: string): {name: string; fileId: string} {
+  remove(name: string): RemovedFile {
     const file = this.#file(name)
     for (const replica of this.table.deleteFile(file)) {
       if (this.keepers.get(replica.keeperId)?.alive) void this.replicator.deleteReplica(replica.keeperId, {fileId: file.fileId, name: file.name})

@@ -71,16 +71,19 @@ export function planRepairs(input: RepairPlanInput): CopyTask[] {
     for (const id of destinations) incoming.set(id, (incoming.get(id) ?? 0) + 1)
   }
 
+  // A copy into a keeper declared dead since it began will not land in time (its order may hang
+  // until it times out): it no longer counts toward the target.
+  const landing = (fileId: string) => [...(input.inFlight.get(fileId) ?? [])].filter((id) => load.has(id)).length
   const endangered = input.files
     .map((file) => ({file, aliveHolders: file.holders.filter((id) => load.has(id))}))
-    .filter(({file, aliveHolders}) => aliveHolders.length > 0 && aliveHolders.length + (input.inFlight.get(file.fileId)?.size ?? 0) < target)
+    .filter(({file, aliveHolders}) => aliveHolders.length > 0 && aliveHolders.length + landing(file.fileId) < target)
     .sort((a, b) => a.aliveHolders.length - b.aliveHolders.length || a.file.name.localeCompare(b.file.name))
 
   const tasks: CopyTask[] = []
   for (const {file, aliveHolders} of endangered) {
     const underWay = input.inFlight.get(file.fileId) ?? new Set<string>()
     const taken = new Set([...file.holders, ...underWay, ...(file.excluded ?? [])])
-    let missing = target - aliveHolders.length - underWay.size
+    let missing = target - aliveHolders.length - landing(file.fileId)
     while (missing > 0) {
       const destination = [...load.values()]
         .filter((keeper) => !taken.has(keeper.id) && keeper.freeBytes >= file.size && (incoming.get(keeper.id) ?? 0) < input.maxPerDestination)

@@ -1,10 +1,12 @@
-import {callJson} from '../../lib/http-client.js'
-import type {DeleteCommand, ReplicateRequest} from '../../lib/protocol.js'
+import type {Peer} from '../../lib/peer-client.js'
+import {keeperRoutes, type DeleteCommand, type ReplicateRequest} from '../../lib/protocol.js'
 import type {KeeperRegistry} from './keeper-registry.js'
 import {planRepairs, planTrims, type CopyTask, type FileReplicas, type TrimTask} from './placement.js'
 import type {FileHolders, MasterTable} from './table.js'
 
 export interface ReplicatorOptions {
+  /** The keeper at a URL, to give orders to. */
+  keeperAt: (url: string) => Peer
   replicas: number
   intervalMs: number
   heartbeatTimeoutMs: number
@@ -140,10 +142,7 @@ export class Replicator {
     this.keepers.assigned(task.destination)
     const order: ReplicateRequest = {fileId: file.fileId, name: file.name, size: file.size, sha256: file.sha256, source: source.url}
     try {
-      const stored = await callJson<{path: string}>('keeper', destination.url, '/replicate', {
-        body: order,
-        timeout: Math.max(60_000, file.size / SLOWEST_COPY_BYTES_PER_MS),
-      })
+      const stored = await this.options.keeperAt(destination.url).call(keeperRoutes.replicate, {body: order}, {timeout: Math.max(60_000, file.size / SLOWEST_COPY_BYTES_PER_MS)})
       // The destination reported the copy itself; recording it again here is harmless and closes
       // the gap if that report was lost.
       if (this.table.fileById(file.fileId)) {
@@ -184,7 +183,7 @@ export class Replicator {
     const keeper = this.keepers.get(keeperId)
     if (!keeper) return
     try {
-      await callJson('keeper', keeper.url, `/files/${encodeURIComponent(command.name)}?fileId=${command.fileId}`, {method: 'DELETE'})
+      await this.options.keeperAt(keeper.url).call(keeperRoutes.remove, {params: {name: command.name}, query: {fileId: command.fileId}})
       this.table.clearPendingDelete(keeperId, command.fileId)
     } catch (error) {
       if ((error as {code?: string}).code === 'DFS_ERR_NOT_FOUND') this.table.clearPendingDelete(keeperId, command.fileId)

@@ -1,56 +1,31 @@
-import type {FastifyInstance, FastifyRequest} from 'fastify'
+import type {FastifyInstance} from 'fastify'
 
+import {serveRoute} from '../../lib/http-routes.js'
 import {createServer} from '../../lib/http-server.js'
-import {
-  schemas,
-  type CommitRequest,
-  type CorruptReport,
-  type SuspectReport,
-  type HeartbeatRequest,
-  type RegisterRequest,
-  type ReplicaReport,
-  type UploadRequest,
-} from '../../lib/protocol.js'
+import {masterRoutes} from '../../lib/protocol.js'
 import type {Master} from './master.js'
-
-type ByName = {Params: {name: string}}
-type ById = {Params: {id: string}}
 
 /** The master's HTTP face: every route parses and validates, then calls one Master method. */
 export function createMasterServer(master: Master, logLevel: string): FastifyInstance {
   const app = createServer({logLevel, role: 'master'})
 
-  app.get('/health', async () => ({role: 'master'}))
+  serveRoute(app, masterRoutes.health, async () => ({role: 'master'}) as const)
 
-  app.post('/keepers', {schema: {body: schemas.register}}, async (request: FastifyRequest<{Body: RegisterRequest}>) =>
-    master.register(request.body),
-  )
-  app.post('/keepers/:id/heartbeat', {schema: {params: schemas.idParams, body: schemas.heartbeat}}, async (request: FastifyRequest<ById & {Body: HeartbeatRequest}>) =>
-    master.heartbeat(request.params.id, request.body),
-  )
-  app.get('/keepers', async () => ({keepers: master.status()}))
+  serveRoute(app, masterRoutes.register, async (request) => master.register(request.body))
+  serveRoute(app, masterRoutes.heartbeat, async (request) => master.heartbeat(request.params.id, request.body))
+  serveRoute(app, masterRoutes.keepers, async () => ({keepers: master.status()}))
 
-  app.post('/uploads', {schema: {body: schemas.upload}}, async (request: FastifyRequest<{Body: UploadRequest}>, reply) =>
-    reply.status(201).send(master.beginUpload(request.body)),
-  )
-  app.post('/uploads/:id/commit', {schema: {params: schemas.idParams, body: schemas.commit}}, async (request: FastifyRequest<ById & {Body: CommitRequest}>, reply) =>
-    reply.status(201).send(master.commitUpload(request.params.id, request.body)),
-  )
+  serveRoute(app, masterRoutes.beginUpload, async (request) => master.beginUpload(request.body))
+  serveRoute(app, masterRoutes.commitUpload, async (request) => master.commitUpload(request.params.id, request.body))
 
-  app.get('/files', async () => ({files: master.list()}))
-  app.get('/files/:name', {schema: {params: schemas.nameParams}}, async (request: FastifyRequest<ByName>) => master.stat(request.params.name))
-  app.delete('/files/:name', {schema: {params: schemas.nameParams}}, async (request: FastifyRequest<ByName>) => master.remove(request.params.name))
-  app.post('/files/:name/replicas', {schema: {params: schemas.nameParams, body: schemas.replicaReport}}, async (request: FastifyRequest<ByName & {Body: ReplicaReport}>) =>
-    master.reportReplica(request.params.name, request.body),
-  )
-
-  app.post('/files/:name/corrupt', {schema: {params: schemas.nameParams, body: schemas.fileReport}}, async (request: FastifyRequest<ByName & {Body: CorruptReport}>) =>
-    master.reportCorrupt(request.params.name, request.body),
-  )
-  app.post('/files/:name/suspect', {schema: {params: schemas.nameParams, body: schemas.fileReport}}, async (request: FastifyRequest<ByName & {Body: SuspectReport}>) =>
-    master.suspect(request.params.name, request.body),
-  )
-  app.get('/fsck', async () => master.fsck())
+  serveRoute(app, masterRoutes.list, async () => ({files: master.list()}))
+  serveRoute(app, masterRoutes.stat, async (request) => master.stat(request.params.name))
+  serveRoute(app, masterRoutes.remove, async (request) => master.remove(request.params.name))
+  serveRoute(app, masterRoutes.reportReplica, async (request) => master.reportReplica(request.params.name, request.body))
+  serveRoute(app, masterRoutes.reportCorrupt, async (request) => master.reportCorrupt(request.params.name, request.body))
+  serveRoute(app, masterRoutes.suspect, async (request) => master.suspect(request.params.name, request.body))
+  serveRoute(app, masterRoutes.fsck, async () => master.fsck())
+  serveRoute(app, masterRoutes.revokeToken, async (request) => master.revokeToken(request.body.id))
 
   return app
 }

@@ -1,0 +1,125 @@
+// Damage done to keepers' disks from outside, as bit rot and a filling disk would: bytes flipped in
+// a stored blob, and a small disk (a tmpfs) filled up by something else.
+
+import {execFileSync} from 'node:child_process'
+import {open, readdir, readFile, rm, statfs} from 'node:fs/promises'
+import {dirname, join} from 'node:path'
+
+import {sha256File} from '../helpers/cluster.js'
+
+/** A blob on a keeper's disk with its description (as file-store.ts writes them). */
+export interface Blob {
+  fileId: string
+  path: string
+  name?: string
+  size?: number
+  sha256?: string
+  /** The upload's commit had no answer: the keeper waits for the master's word on it. */
+  undecided: boolean
+  /** No readable description beside the blob. */
+  described: boolean
+}
+
+/** Every blob in a keeper's data dir, by file id; descriptions without a blob are left out. */
+export async function blobsIn(dataDir: string): Promise<Blob[]> {
+  const dir = join(dataDir, 'blobs')
+  const entries = new Set(await readdir(dir).catch(() => [] as string[]))
+  const blobs: Blob[] = []
+  for (const entry of [...entries].sort()) {
+    if (entry.endsWith('.json')) continue
+    const path = join(dir, entry)
+    let description: {name?: string; size?: number; sha256?: string; undecided?: boolean} | undefined
+    try {
+      description = JSON.parse(await readFile(`${path}.json`, 'utf8')) as typeof description
+    } catch {
+      description = undefined
+    }
+
+    blobs.push({fileId: entry, path, name: description?.name, size: description?.size, sha256: description?.sha256, undecided: description?.undecided === true, described: description !== undefined})
+  }
+
+  return blobs
+}
+
+/** Files in a keeper's tmp/: uploads and copies under way. */
+export async function transfersIn(dataDir: string): Promise<string[]> {
+  return readdir(join(dataDir, 'tmp')).catch(() => [] as string[])
+}
+
+/** Flips the byte at each offset (fractions of the size, deduplicated): bit rot the scrubber must find. */
+export async function flipBytes(path: string, size: number, at: number[]): Promise<number[]> {
+  const offsets = [...new Set(at.map((fraction) => Math.min(size - 1, Math.floor(fraction * size))))].sort((a, b) => a - b)
+  const handle = await open(path, 'r+')
+  try {
+    const byte = Buffer.alloc(1)
+    for (const offset of offsets) {
+      await handle.read(byte, 0, 1, offset)
+      byte[0] = byte[0]! ^ 0xff
+      await handle.write(byte, 0, 1, offset)
+    }
+  } finally {
+    await handle.close()
+  }
+
+  return offsets
+}
+
+/** Whether the blob at `path` is gone or holds `sha256` again (dropped, or copied back good). */
+export async function blobIsGoodOrGone(path: string, sha256: string): Promise<boolean> {
+  try {
+    return (await sha256File(path)) === sha256
+  } catch (error) {
+    if ((error as {code?: string}).code === 'ENOENT') return true
+    throw error
+  }
+}
+
+/**
+ * Mounts a tmpfs of `bytes` at `path` (an existing empty directory), so that one keeper's disk can
+ * really fill up. Returns why it could not (mounting needs root), or undefined once mounted.
+ */
+export function mountSmallDisk(path: string, bytes: number): string | undefined {
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${bytes}`, 'tmpfs', path], {stdio: ['ignore', 'ignore', 'pipe']})
+    return undefined
+  } catch (error) {
+    const stderr = (error as {stderr?: Buffer}).stderr?.toString().trim()
+    return stderr || (error as Error).message
+  }
+}
+
+export function unmountSmallDisk(path: string): void {
+  // Lazy: a process that still holds a file there does not keep the mount alive.
+  execFileSync('umount', ['-l', path], {stdio: 'ignore'})
+}
+
+/** Fills the disk holding `path` with a file of zeroes, leaving about `leaveBytes` free. */
+export async function fillDisk(path: string, leaveBytes: number): Promise<number> {
+  const stats = await statfs(dirname(path))
+  const free = Number(stats.bavail) * Number(stats.bsize)
+  const chunk = Buffer.alloc(1024 * 1024)
+  const handle = await open(path, 'w')
+  let written = 0
+  try {
+    while (written < free - leaveBytes) {
+      const length = Math.min(chunk.length, free - leaveBytes - written)
+      try {
+        await handle.write(chunk, 0, length)
+      } catch (error) {
+        // The keeper wrote meanwhile: the disk is full all the same.
+        if ((error as {code?: string}).code === 'ENOSPC') break
+        throw error
+      }
+
+      written += length
+    }
+  } finally {
+    await handle.close()
+  }
+
+  return written
+}
+
+export async function freeDisk(path: string): Promise<void> {
+  await rm(path, {force: true})
+}

@@ -1,0 +1,115 @@
+import assert from 'node:assert/strict'
+import {spawn} from 'node:child_process'
+import {once} from 'node:events'
+import {mkdir, readFile, readdir, rename, rmdir, writeFile} from 'node:fs/promises'
+import {join} from 'node:path'
+import {createInterface} from 'node:readline'
+import {describe, test} from 'node:test'
+
+import {BIN, clusterPerTest, randomFile, sha256File, waitFor, type ServerProcess} from './helpers/cluster.js'
+import {blobIds} from './helpers/keeper-disk.js'
+
+const MiB = 1024 * 1024
+
+/** The number of files a keeper reported in its last registration, from the master's log. */
+function registeredFiles(master: ServerProcess, keeperId: string): number | undefined {
+  const lines = master.logs.filter((line) => line.includes(`keeper ${keeperId} registered at`))
+  const match = /with (\d+) files/.exec(lines.at(-1) ?? '')
+  return match ? Number(match[1]) : undefined
+}
+
+/** Runs `dfs keeper` until it exits or says it is listening (then it is killed): its exit code and output. */
+async function tryStartKeeper(args: string[]): Promise<{listening: boolean; code: number | null; stderr: string[]}> {
+  const child = spawn(process.execPath, [BIN, 'keeper', ...args], {stdio: ['ignore', 'pipe', 'pipe']})
+  const stderr: string[] = []
+  createInterface({input: child.stderr}).on('line', (line) => stderr.push(line))
+  let listening = false
+  createInterface({input: child.stdout}).on('line', (line) => {
+    if (!/listening on/.test(line)) return
+    listening = true
+    child.kill('SIGKILL')
+  })
+  const [code] = (await once(child, 'close')) as [number | null]
+  return {listening, code, stderr}
+}
+
+describe('a keeper starting on a blob whose description is bad', () => {
+  const clusters = clusterPerTest()
+
+  test('a description found invalid: the blob is quarantined, neither served nor reported, and the master copies the file back', async (t) => {
+    // A long timeout: the keeper's restart must not count as a death, only its inventory speaks.
+    const cluster = await clusters.start({keepers: 4, masterArgs: ['--heartbeat-timeout', '30s']})
+    const source = join(clusters.work, 'described.bin')
+    const sha256 = await randomFile(source, 2 * MiB)
+    assert.equal((await cluster.dfs(['put', source, '--wait', 'all'])).code, 0)
+    const info = await cluster.stat('described.bin')
+    assert.equal(info.replicas.length, 3)
+    const [victim, ...others] = info.replicas.map((replica) => cluster.keeperById(replica.keeper))
+    const dir = cluster.dataDirOf(victim!)
+    await victim!.stop('SIGKILL')
+    const garbage = '{"fileId": "' + info.fileId + '", "name": "described.bin", "si'
+    await writeFile(join(dir, 'blobs', `${info.fileId}.json`), garbage)
+
+    // The other holders are paused so that no repair copy can land while the restarted keeper is
+    // looked at; SIGKILL at the end of the test ends them paused or not.
+    for (const other of others) other!.child.kill('SIGSTOP')
+    t.after(() => void others.forEach((other) => other!.child.kill('SIGCONT')))
+    const restarted = await cluster.addKeeper(dir)
+    assert.equal(restarted.id, victim!.id)
+
+    const quarantine = join(dir, 'quarantine')
+    assert.deepEqual((await readdir(quarantine)).sort(), [info.fileId, `${info.fileId}.json`])
+    assert.equal(await sha256File(join(quarantine, info.fileId)), sha256, 'the quarantined bytes are the replica, untouched')
+    assert.equal(await readFile(join(quarantine, `${info.fileId}.json`), 'utf8'), garbage)
+    assert.deepEqual(await blobIds(dir), [])
+    assert.ok(restarted.logs.some((line) => line.includes(`blob ${info.fileId} quarantined`)), restarted.logs.join('\n'))
+    assert.equal(registeredFiles(cluster.master, restarted.id), 0, 'the quarantined blob is not in the inventory')
+    assert.equal((await fetch(`${restarted.url}/files/described.bin?fileId=${info.fileId}`)).status, 404)
+    assert.ok(!(await cluster.stat('described.bin')).replicas.some((replica) => replica.keeper === restarted.id))
+
+    for (const other of others) other!.child.kill('SIGCONT')
+    await cluster.waitForReplicas('described.bin', 3)
+    for (const replica of (await cluster.stat('described.bin')).replicas) {
+      assert.equal(await sha256File(replica.path), sha256, `replica on ${replica.keeper}`)
+    }
+
+    const out = join(clusters.work, 'described.copy')
+    assert.equal((await cluster.dfs(['get', 'described.bin', '-o', out])).code, 0)
+    assert.equal(await sha256File(out), sha256)
+    assert.equal(await sha256File(join(quarantine, info.fileId)), sha256, 'quarantine is left to the operator')
+  })
+
+  test('a description that cannot be read: the keeper refuses to start with one line naming it, and removes nothing', async () => {
+    const cluster = await clusters.start({keepers: 1, replicas: 1})
+    const source = join(clusters.work, 'unreadable.bin')
+    const sha256 = await randomFile(source, MiB)
+    assert.equal((await cluster.dfs(['put', source])).code, 0)
+    const {fileId} = await cluster.stat('unreadable.bin')
+    const keeper = cluster.keepers[0]!
+    const dir = cluster.dataDirOf(keeper)
+    await keeper.stop('SIGKILL')
+
+    // A description that is a directory fails to read (EISDIR) as one on a failing disk (EIO) would.
+    const description = join(dir, 'blobs', `${fileId}.json`)
+    await rename(description, join(clusters.work, 'description.json'))
+    await mkdir(description)
+    const attempt = await tryStartKeeper(['--master', cluster.masterUrl, '--data', dir])
+    assert.equal(attempt.listening, false, 'the keeper must not start on a description it cannot read')
+    assert.equal(attempt.code, 1)
+    assert.equal(attempt.stderr.length, 1, attempt.stderr.join('\n'))
+    assert.match(attempt.stderr[0]!, new RegExp(`^Error: cannot read \\S*${fileId}\\.json \\(EISDIR\\).*removed nothing`))
+    assert.deepEqual(await blobIds(dir), [fileId])
+    assert.equal(await sha256File(join(dir, 'blobs', fileId)), sha256)
+    assert.deepEqual(await readdir(join(dir, 'quarantine')).catch(() => []), [])
+
+    // Once the disk reads again, the keeper starts with the replica and serves it.
+    await rmdir(description)
+    await rename(join(clusters.work, 'description.json'), description)
+    const restarted = await cluster.addKeeper(dir)
+    assert.equal(registeredFiles(cluster.master, restarted.id), 1)
+    await waitFor('the replica alive again', async () => (await cluster.stat('unreadable.bin')).replicas.some((replica) => replica.alive))
+    const out = join(clusters.work, 'unreadable.copy')
+    assert.equal((await cluster.dfs(['get', 'unreadable.bin', '-o', out])).code, 0)
+    assert.equal(await sha256File(out), sha256)
+  })
+})

@@ -1,0 +1,78 @@
+import assert from 'node:assert/strict'
+import {execFileSync} from 'node:child_process'
+import {randomBytes} from 'node:crypto'
+import {mkdir, rm, writeFile} from 'node:fs/promises'
+import {join} from 'node:path'
+import {describe, test} from 'node:test'
+
+import {clusterPerTest, randomFile, sha256File, tempDir, waitFor, type ServerProcess} from './helpers/cluster.js'
+import {blobIds, tmpEntries} from './helpers/keeper-disk.js'
+import {startProxiedKeeper} from './helpers/keeper-proxy.js'
+import {skipOrFail} from './helpers/skip.js'
+
+const MiB = 1024 * 1024
+
+/** Mounts a tmpfs of `size` bytes at `path`; false where this machine does not allow it (not root). */
+function mountSmallDisk(path: string, size: number): boolean {
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', path], {stdio: 'ignore'})
+    return true
+  } catch {
+    return false
+  }
+}
+
+describe('a keeper whose disk fills up while it receives a copy', () => {
+  const clusters = clusterPerTest()
+
+  test('the failed copy leaves no partial file and is not counted; the copy is made on another keeper', async (t) => {
+    const disk = join(await tempDir(), 'small-disk')
+    await mkdir(disk)
+    if (!mountSmallDisk(disk, 8 * MiB)) {
+      await rm(join(disk, '..'), {recursive: true, force: true})
+      return skipOrFail(t, 'mounting a small tmpfs needs root')
+    }
+
+    let small: ServerProcess | undefined
+    try {
+      const cluster = await clusters.start({keepers: 0})
+      const {proxy} = await startProxiedKeeper(t, cluster.masterUrl, join(cluster.dir, 'keeper-behind-proxy'))
+      const path = join(clusters.work, 'copied.bin')
+      const sha256 = await randomFile(path, 3 * MiB)
+      assert.equal((await cluster.dfs(['put', path])).code, 0)
+
+      // The keeper on the small disk joins first and gets the first copy, then a keeper on a big one:
+      // both pull from the holder, whose bodies stop after 64 KiB.
+      proxy.hold(64 * 1024)
+      small = await cluster.addKeeper(disk)
+      await waitFor('the copy to the small disk under way', async () => proxy.holding === 1 && (await tmpEntries(disk)).length > 0)
+      await cluster.addKeeper()
+      await waitFor('both copies under way', () => proxy.holding === 2)
+      const spare = await cluster.addKeeper()
+
+      // Something else takes the rest of the small disk; then the copies go on.
+      await writeFile(join(disk, 'filler'), randomBytes(8 * MiB)).catch(() => {})
+      proxy.release()
+
+      await waitFor('the copy to the small disk to fail', () => cluster.master.logs.some((line) => line.includes(`to ${small!.id} failed`)))
+      assert.match(cluster.master.logs.find((line) => line.includes(`to ${small!.id} failed`))!, /no space left/)
+      const holders = await cluster.waitForReplicas('copied.bin', 3)
+      assert.ok(holders.includes(spare.id), `the copy went to the spare keeper: ${holders.join(', ')}`)
+      assert.ok(!holders.includes(small.id))
+      assert.deepEqual(await tmpEntries(disk), [], 'no partial copy left on the small disk')
+      assert.deepEqual(await blobIds(disk), [])
+      const status = (await cluster.keeperStatus()).find((keeper) => keeper.id === small!.id)
+      assert.equal(status?.files, 0)
+      assert.equal(status?.storedBytes, 0)
+
+      for (const replica of (await cluster.stat('copied.bin')).replicas) assert.equal(await sha256File(replica.path), sha256, `replica on ${replica.keeper}`)
+      const out = join(clusters.work, 'copied.copy')
+      assert.equal((await cluster.dfs(['get', 'copied.bin', '-o', out])).code, 0)
+      assert.equal(await sha256File(out), sha256)
+    } finally {
+      await small?.stop('SIGKILL')
+      execFileSync('umount', ['-l', disk])
+      await rm(join(disk, '..'), {recursive: true, force: true})
+    }
+  })
+})

@@ -1,0 +1,50 @@
+// An upload by the protocol whose body the test holds back half-way: a transfer that is surely in
+// flight, for as long as the test wants, to see what a stop does to it.
+
+import {createHash, randomBytes} from 'node:crypto'
+
+import {json} from './cluster.js'
+
+const MiB = 1024 * 1024
+
+export interface HeldUpload {
+  name: string
+  sha256: string
+  /** The keeper the master sent it to. */
+  keeper: {id: string; url: string}
+  /** Sends the rest of the body. */
+  release(): void
+  /** The keeper's answer, or the error if the connection was cut. */
+  response: Promise<{status: number; body: unknown} | {error: Error}>
+}
+
+/** Asks the master for a ticket and sends the first MiB of `size` random bytes to the keeper it names. */
+export async function holdUpload(masterUrl: string, name: string, size = 4 * MiB): Promise<HeldUpload> {
+  const body = randomBytes(size)
+  const sha256 = createHash('sha256').update(body).digest('hex')
+  const ticket = await json<{uploadId: string; keeper: {id: string; url: string}}>(`${masterUrl}/uploads`, {
+    method: 'POST',
+    headers: {'content-type': 'application/json'},
+    body: JSON.stringify({name, size, sha256}),
+  })
+  if (ticket.status !== 201) throw new Error(`no upload ticket: ${ticket.status} ${JSON.stringify(ticket.body)}`)
+  let release!: () => void
+  const released = new Promise<void>((resolve) => (release = resolve))
+  const response = fetch(`${ticket.body.keeper.url}/files/${encodeURIComponent(name)}?upload=${ticket.body.uploadId}`, {
+    method: 'PUT',
+    headers: {'x-dfs-sha256': sha256, 'x-dfs-size': String(size), 'content-type': 'application/octet-stream'},
+    body: new ReadableStream<Uint8Array>({
+      async start(controller) {
+        controller.enqueue(body.subarray(0, MiB))
+        await released
+        controller.enqueue(body.subarray(MiB))
+        controller.close()
+      },
+    }),
+    duplex: 'half',
+  } as RequestInit).then(
+    async (answer) => ({status: answer.status, body: await answer.json().catch(() => undefined)}),
+    (error: Error) => ({error}),
+  )
+  return {name, sha256, keeper: ticket.body.keeper, release, response}
+}

@@ -1,0 +1,28 @@
+// Keepers a test starts itself, beside those of a TestCluster, when one needs flags of its own (a
+// scrub rate, a fixed port behind a proxy); each is killed after the test that started it.
+
+import {once} from 'node:events'
+import {createServer} from 'node:net'
+import type {TestContext} from 'node:test'
+
+import {FAST, ServerProcess} from './cluster.js'
+
+/** A keeper process on `dataDir` registered with `master`, with `args` added to its command line. */
+export async function startKeeper(t: TestContext, master: string, dataDir: string, args: string[] = []): Promise<ServerProcess> {
+  const defaults = args.includes('--heartbeat-interval') ? [] : ['--heartbeat-interval', FAST.heartbeatInterval]
+  const keeper = await ServerProcess.start(['keeper', '--master', master, '--data', dataDir, ...defaults, ...args])
+  t.after(() => keeper.stop('SIGKILL'))
+  return keeper
+}
+
+/** A loopback port that was free a moment ago, for a process that must know its port before it starts. */
+export async function freePort(): Promise<number> {
+  const server = createServer()
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const address = server.address()
+  server.close()
+  await once(server, 'close')
+  if (!address || typeof address === 'string') throw new Error('no port')
+  return address.port
+}

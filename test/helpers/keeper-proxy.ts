@@ -1,0 +1,142 @@
+// A fault-injecting HTTP proxy in front of one real keeper. The keeper advertises the proxy's URL
+// (--advertise), so the master, clients and other keepers all reach it through the proxy, which
+// passes everything through unless a test tells it to lie about ranges or to hold file bodies.
+
+import {once} from 'node:events'
+import {createServer, request, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse} from 'node:http'
+import type {TestContext} from 'node:test'
+
+import type {ServerProcess} from './cluster.js'
+import {freePort, startKeeper} from './keeper-process.js'
+
+/**
+ * How ranged GETs are answered: `short` and `long` send one byte too few or too many (with a
+ * Content-Length to match), `shifted` serves the same number of bytes from another offset with the
+ * keeper's honest Content-Range, `relabelled` does the same but claims the range that was asked.
+ */
+export type RangeLie = 'none' | 'short' | 'long' | 'shifted' | 'relabelled'
+
+// How far a shifted range is moved.
+const SHIFT = 4096
+
+export class KeeperProxy {
+  rangeLie: RangeLie = 'none'
+  /** Ranged answers that lied. */
+  lies = 0
+  /** GET bodies are held after this many bytes until `release()`; undefined: never. */
+  holdAfter: number | undefined
+  /** GET bodies held right now. */
+  holding = 0
+  #release: Promise<void> = Promise.resolve()
+  #releaseNow = () => {}
+
+  private constructor(
+    readonly server: Server,
+    readonly url: string,
+    readonly target: string,
+  ) {}
+
+  static async start(target: string): Promise<KeeperProxy> {
+    const server = createServer()
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    const {port} = server.address() as {port: number}
+    const proxy = new KeeperProxy(server, `http://127.0.0.1:${port}`, target)
+    server.on('request', (incoming, outgoing) => proxy.#forward(incoming, outgoing))
+    return proxy
+  }
+
+  /** From now on GET bodies stop after `bytes` bytes, until `release()`. */
+  hold(bytes: number): void {
+    this.holdAfter = bytes
+    this.#release = new Promise((resolve) => (this.#releaseNow = resolve))
+  }
+
+  release(): void {
+    this.holdAfter = undefined
+    this.#releaseNow()
+  }
+
+  async close(): Promise<void> {
+    this.release()
+    this.server.closeAllConnections()
+    this.server.close()
+  }
+
+  #forward(incoming: IncomingMessage, outgoing: ServerResponse): void {
+    const range = /^bytes=(\d+)-(\d+)$/.exec(incoming.headers.range ?? '')
+    const lie = incoming.method === 'GET' && range ? this.rangeLie : 'none'
+    const headers: IncomingHttpHeaders = {...incoming.headers}
+    let asked: [number, number] | undefined
+    if (range && (lie === 'shifted' || lie === 'relabelled')) {
+      asked = [Number(range[1]), Number(range[2])]
+      const shift = asked[0] >= SHIFT ? -SHIFT : SHIFT
+      headers.range = `bytes=${asked[0] + shift}-${asked[1] + shift}`
+    }
+
+    const target = new URL(incoming.url ?? '/', this.target)
+    const upstream = request(target, {method: incoming.method, headers}, (answer) => {
+      if (lie === 'none') return void this.#pass(incoming, answer, outgoing)
+      this.#lie(lie, answer, outgoing, asked).catch(() => outgoing.destroy())
+    })
+    upstream.on('error', () => outgoing.destroy())
+    incoming.pipe(upstream)
+  }
+
+  /** Passes an answer through, holding a GET body after `holdAfter` bytes while a hold is on. */
+  async #pass(incoming: IncomingMessage, answer: IncomingMessage, outgoing: ServerResponse): Promise<void> {
+    outgoing.writeHead(answer.statusCode ?? 502, answer.headers)
+    let sent = 0
+    try {
+      for await (const chunk of answer as AsyncIterable<Buffer>) {
+        let rest = chunk
+        const limit = incoming.method === 'GET' ? this.holdAfter : undefined
+        if (limit !== undefined && sent + rest.length > limit) {
+          const head = rest.subarray(0, Math.max(0, limit - sent))
+          if (head.length > 0 && !outgoing.write(head)) await once(outgoing, 'drain')
+          sent += head.length
+          rest = rest.subarray(head.length)
+          this.holding++
+          await this.#release
+          this.holding--
+        }
+
+        sent += rest.length
+        if (!outgoing.write(rest)) await once(outgoing, 'drain')
+      }
+
+      outgoing.end()
+    } catch {
+      outgoing.destroy()
+    }
+  }
+
+  async #lie(lie: RangeLie, answer: IncomingMessage, outgoing: ServerResponse, asked: [number, number] | undefined): Promise<void> {
+    const chunks: Buffer[] = []
+    for await (const chunk of answer as AsyncIterable<Buffer>) chunks.push(chunk)
+    let body = Buffer.concat(chunks)
+    const headers = {...answer.headers}
+    if (answer.statusCode === 206) {
+      this.lies++
+      if (lie === 'short') body = body.subarray(0, body.length - 1)
+      if (lie === 'long') body = Buffer.concat([body, Buffer.from([0])])
+      if (lie === 'relabelled' && asked) headers['content-range'] = headers['content-range']?.replace(/^bytes \d+-\d+/, `bytes ${asked[0]}-${asked[1]}`)
+    }
+
+    headers['content-length'] = String(body.length)
+    outgoing.writeHead(answer.statusCode ?? 502, headers)
+    outgoing.end(body)
+  }
+}
+
+/**
+ * A real keeper behind a KeeperProxy: it listens on a port chosen beforehand and advertises the
+ * proxy's URL, so every peer reaches it through the proxy. Both end with the test.
+ */
+export async function startProxiedKeeper(t: TestContext, master: string, dataDir: string, args: string[] = []): Promise<{keeper: ServerProcess; proxy: KeeperProxy}> {
+  const port = await freePort()
+  const proxy = await KeeperProxy.start(`http://127.0.0.1:${port}`)
+  t.after(() => proxy.close())
+  const keeper = await startKeeper(t, master, dataDir, ['--port', String(port), '--advertise', proxy.url, ...args])
+  return {keeper, proxy}
+}

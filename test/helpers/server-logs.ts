@@ -1,0 +1,17 @@
+import type {ServerProcess} from './cluster.js'
+
+/**
+ * What a server of ours logged, as text to search: the `msg` of each JSON log line (quotes in it
+ * unescaped, so a test can look for `copied "a.mp4"`), any other line as it is.
+ */
+export function logMessages(server: ServerProcess): string[] {
+  return server.logs.map((line) => {
+    if (!line.startsWith('{')) return line
+    try {
+      const entry = JSON.parse(line) as {msg?: unknown}
+      return typeof entry.msg === 'string' ? entry.msg : line
+    } catch {
+      return line
+    }
+  })
+}

@@ -1,0 +1,17 @@
+// A fault test that cannot run on this machine (no root to mount a small disk, a filesystem that
+// ignores read-only modes) says so in one place: skipped on a developer's machine, failed under CI,
+// where a skipped fault test would pass without proving anything.
+
+import type {TestContext} from 'node:test'
+
+/** Skips the test with `reason`, or fails it with `reason` when env CI is set; return right after calling it. */
+export function skipOrFail(t: TestContext, reason: string): void {
+  if (underCi()) throw new Error(`this fault test cannot run here, and under CI that is a failure: ${reason}`)
+  t.skip(reason)
+}
+
+/** CI=true, CI=1 and the like; CI=false or an empty CI is a developer saying "not CI". */
+function underCi(): boolean {
+  const ci = process.env.CI?.trim().toLowerCase()
+  return ci !== undefined && ci !== '' && ci !== '0' && ci !== 'false'
+}
