@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict'
 import {spawn, type ChildProcess} from 'node:child_process'
 import {once} from 'node:events'
-import {readFile, rm} from 'node:fs/promises'
+import {readFile, rm, stat, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {after, test} from 'node:test'
 
+import {verifyClientToken} from '../src/lib/client-tokens.js'
+import {ClusterKey} from '../src/lib/cluster-key.js'
 import {isRunning, readClusterState} from '../src/roles/cluster/local-cluster.js'
 import {BIN, FIXTURES, SAMPLES, dfs, dfsJson, sha256File, tempDir} from './helpers/cluster.js'
 
@@ -102,6 +104,71 @@ test('cluster up refuses a directory a running cluster already uses', async () =
   }
 
   assert.deepEqual(await running.exit, {code: 0, signal: null}, running.output())
+})
+
+test('cluster up makes the cluster key on its first run and keeps it, gives it to every child, and writes an admin token', async () => {
+  const dir = await tempDir('dfs-cluster-up-')
+  dirs.push(dir)
+  const secretPath = join(dir, 'secret')
+  const tokenPath = join(dir, 'token')
+
+  const first = await clusterUp(dir, 1)
+  let secret: string
+  let firstToken: string
+  try {
+    assert.equal((await stat(secretPath)).mode & 0o777, 0o600)
+    assert.equal((await stat(tokenPath)).mode & 0o777, 0o600)
+    secret = await readFile(secretPath, 'utf8')
+    firstToken = (await readFile(tokenPath, 'utf8')).trim()
+    const key = await ClusterKey.load(secretPath)
+    assert.equal((await verifyClientToken(key, firstToken, () => false)).scope, 'admin')
+    assert.match(first.output(), /^ {2}key\s+\S*secret {2}\(--secret-file for more keepers\)$/m)
+    assert.ok(!first.output().includes(secret.trim()) && !first.output().includes(firstToken), 'neither the key nor the token is printed')
+
+    const state = await readClusterState(dir)
+    const children = state!.nodes.filter((node) => node.pid !== undefined)
+    assert.equal(children.length, 2)
+    for (const node of children) {
+      const args = (await readFile(`/proc/${node.pid}/cmdline`, 'utf8')).split('\0')
+      assert.equal(args[args.indexOf('--secret-file') + 1], secretPath, `${node.name} runs with the cluster key`)
+    }
+  } finally {
+    first.child.kill('SIGTERM')
+  }
+
+  assert.deepEqual(await first.exit, {code: 0, signal: null}, first.output())
+  const second = await clusterUp(dir, 1)
+  try {
+    assert.equal(await readFile(secretPath, 'utf8'), secret, 'the key is kept')
+    const secondToken = (await readFile(tokenPath, 'utf8')).trim()
+    assert.notEqual(secondToken, firstToken, 'a fresh token at every start')
+    assert.equal((await verifyClientToken(await ClusterKey.load(secretPath), secondToken, () => false)).scope, 'admin')
+  } finally {
+    second.child.kill('SIGTERM')
+  }
+
+  assert.deepEqual(await second.exit, {code: 0, signal: null}, second.output())
+})
+
+test('cluster up refuses a key file that others can read', async () => {
+  const dir = await tempDir('dfs-cluster-up-')
+  dirs.push(dir)
+  await writeFile(join(dir, 'secret'), Buffer.alloc(32, 1).toString('base64url') + '\n', {mode: 0o644})
+  // Should it start after all, it is stopped at once (and its children with it): the test fails, not hangs.
+  const child = spawn(process.execPath, [BIN, 'cluster', 'up', '--keepers', '1', '--port', '0', '--dir', dir], {stdio: ['ignore', 'pipe', 'pipe']})
+  started.push({child, dir})
+  let stdout = ''
+  let stderr = ''
+  child.stdout!.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString('utf8')
+    if (/listening on/.test(stdout)) child.kill('SIGTERM')
+  })
+  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')))
+  const [code] = (await once(child, 'exit')) as [number | null]
+  assert.doesNotMatch(stdout, /listening on/, 'nothing started')
+  assert.notEqual(code, 0)
+  assert.match(stderr, /key file .*secret is open to group or others \(mode 0644\): run chmod 600/)
+  assert.equal(await readClusterState(dir), undefined, 'nothing was started')
 })
 
 /** Starts `dfs cluster up` and resolves once it printed its ready block. */

@@ -7,7 +7,8 @@ import {join} from 'node:path'
 import {after, afterEach, before, describe, test} from 'node:test'
 
 import {LOCK_FILE, lockDataDir, lockOwner, processStartTime} from '../src/lib/data-dir-lock.js'
-import {ServerProcess, dfs, tempDir, type RunResult} from './helpers/cluster.js'
+import {ServerProcess, tempDir, type RunResult} from './helpers/cluster.js'
+import {runRefusedStart} from './helpers/refused-start.js'
 
 describe('a data dir is used by one process at a time', () => {
   let work: string
@@ -56,13 +57,13 @@ describe('a data dir is used by one process at a time', () => {
   test('a second master or keeper on a data dir in use fails with one line, and the first keeps serving', async () => {
     const masterDir = join(work, 'busy-master')
     const first = await master(masterDir)
-    assertInUse(await dfs(['master', '--port', '0', '--data', masterDir]), 'master', first.child.pid!)
+    assertInUse(await runRefusedStart(['master', '--port', '0', '--data', masterDir]), 'master', first.child.pid!)
     // Whatever the role: a keeper on the master's directory is refused as well.
-    assertInUse(await dfs(['keeper', '--master', first.url, '--data', masterDir]), 'master', first.child.pid!)
+    assertInUse(await runRefusedStart(['keeper', '--master', first.url, '--data', masterDir]), 'master', first.child.pid!)
 
     const keeperDir = join(work, 'busy-keeper')
     const firstKeeper = await keeper(first.url, keeperDir)
-    assertInUse(await dfs(['keeper', '--master', first.url, '--data', keeperDir, '--port', '0']), 'keeper', firstKeeper.child.pid!)
+    assertInUse(await runRefusedStart(['keeper', '--master', first.url, '--data', keeperDir, '--port', '0']), 'keeper', firstKeeper.child.pid!)
 
     assert.equal((await fetch(`${first.url}/health`)).status, 200)
     assert.equal((await fetch(`${firstKeeper.url}/health`)).status, 200)
@@ -90,7 +91,7 @@ describe('a data dir is used by one process at a time', () => {
 
     // This test's own process is alive: its lock holds.
     await writeLock(dir, {pid: process.pid, procStart: processStartTime(process.pid)})
-    assertInUse(await dfs(['master', '--port', '0', '--data', dir]), 'master', process.pid)
+    assertInUse(await runRefusedStart(['master', '--port', '0', '--data', dir]), 'master', process.pid)
 
     // The same pid, but a process that started at another time: the pid was recycled.
     await writeLock(dir, {pid: process.pid, procStart: '1'})

@@ -29,8 +29,10 @@ async function raw(url: string, head: string, then?: (socket: ReturnType<typeof 
   socket.write(head)
   then?.(socket)
   await new Promise((resolve) => socket.once('close', resolve))
-  const text = Buffer.concat(chunks).toString('utf8')
-  if (text === '') return undefined
+  const all = Buffer.concat(chunks).toString('utf8')
+  if (all === '') return undefined
+  // The last answer on the connection (earlier ones answered earlier requests).
+  const text = all.slice(all.lastIndexOf('HTTP/1.1 '))
   const [top, ...rest] = text.split('\r\n\r\n')
   const [statusLine, ...headerLines] = top!.split('\r\n')
   const headers = Object.fromEntries(headerLines.map((line) => [line.slice(0, line.indexOf(':')).toLowerCase(), line.slice(line.indexOf(':') + 1).trim()]))
@@ -80,6 +82,15 @@ describe('every error of every route answers in the catalogue', () => {
 
   test('bytes that are not HTTP: 400', async () => {
     for (const {url} of servers) assertCatalogued(await raw(url, 'GET /health HTTP/1.1\r\nhost: x\r\nno colon here\r\n\r\n'), 'DFS_ERR_BAD_REQUEST', 400)
+  })
+
+  test('bytes that are not HTTP after a good request on the same connection: 400 too', async () => {
+    for (const {url} of servers) {
+      const good = request('GET', '/health', {connection: 'keep-alive'})
+      // Sent once the first answer is in, so the connection has already carried a response.
+      const answer = await raw(url, good, (socket) => socket.once('data', () => socket.write('GET /health HTTP/1.1\r\nhost: x\r\nno colon here\r\n\r\n')))
+      assertCatalogued(answer, 'DFS_ERR_BAD_REQUEST', 400)
+    }
   })
 
   test('a JSON body announced larger than the limit: 413', async () => {

@@ -1,6 +1,6 @@
 import {Flags} from '@oclif/core'
 
-import {DfsCommand, duration, logLevelFlag, masterFlag, sizeFlag} from '../lib/base-command.js'
+import {DfsCommand, duration, insecureFlag, logLevelFlag, masterFlag, secretFileFlag, sizeFlag} from '../lib/base-command.js'
 import {DEFAULTS, parseHttpUrl, resolveMasterUrl} from '../lib/config.js'
 import {onShutdownSignal} from '../lib/http-server.js'
 
@@ -23,11 +23,14 @@ export default class KeeperCommand extends DfsCommand {
     'scrub-interval': duration('pause between background re-hashes of every stored file', DEFAULTS.scrubIntervalMs),
     'scrub-rate': sizeFlag({description: 'bytes per second the scrubber may read', default: DEFAULTS.scrubBytesPerSecond, defaultHelp: async () => '32MiB'}),
     'log-level': logLevelFlag,
+    'secret-file': secretFileFlag,
+    insecure: insecureFlag,
   }
 
   async run(): Promise<void> {
     const {flags} = await this.parse(KeeperCommand)
     const {startKeeper} = await import('../roles/keeper/index.js')
+    const {ClusterKey} = await import('../lib/cluster-key.js')
     const keeper = await startKeeper({
       master: resolveMasterUrl(flags.master),
       dataDir: flags.data,
@@ -38,7 +41,10 @@ export default class KeeperCommand extends DfsCommand {
       scrubIntervalMs: flags['scrub-interval'],
       scrubBytesPerSecond: flags['scrub-rate'],
       logLevel: flags['log-level'],
+      clusterKey: flags['secret-file'] === undefined ? undefined : await ClusterKey.load(flags['secret-file']),
+      insecure: flags.insecure,
     })
+    if (keeper.warning) this.logToStderr(keeper.warning)
     onShutdownSignal(() => keeper.stop())
     this.log(`dfs keeper ${keeper.id} listening on ${keeper.url}`)
   }

@@ -1,6 +1,6 @@
 import {Flags} from '@oclif/core'
 
-import {DfsCommand, duration, logLevelFlag} from '../lib/base-command.js'
+import {DfsCommand, duration, insecureFlag, logLevelFlag, secretFileFlag} from '../lib/base-command.js'
 import {DEFAULTS} from '../lib/config.js'
 import {onShutdownSignal} from '../lib/http-server.js'
 
@@ -21,11 +21,14 @@ export default class MasterCommand extends DfsCommand {
     'heartbeat-timeout': duration('a keeper silent this long is dead', DEFAULTS.heartbeatTimeoutMs),
     'replication-interval': duration('how often the replication loop runs', DEFAULTS.replicationIntervalMs),
     'log-level': logLevelFlag,
+    'secret-file': secretFileFlag,
+    insecure: insecureFlag,
   }
 
   async run(): Promise<void> {
     const {flags} = await this.parse(MasterCommand)
     const {startMaster} = await import('../roles/master/index.js')
+    const {ClusterKey} = await import('../lib/cluster-key.js')
     const master = await startMaster({
       host: flags.host,
       port: flags.port,
@@ -34,7 +37,10 @@ export default class MasterCommand extends DfsCommand {
       heartbeatTimeoutMs: flags['heartbeat-timeout'],
       replicationIntervalMs: flags['replication-interval'],
       logLevel: flags['log-level'],
+      clusterKey: flags['secret-file'] === undefined ? undefined : await ClusterKey.load(flags['secret-file']),
+      insecure: flags.insecure,
     })
+    if (master.warning) this.logToStderr(master.warning)
     onShutdownSignal(() => master.stop())
     this.log(`dfs master listening on ${master.url}`)
   }

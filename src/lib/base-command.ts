@@ -40,16 +40,27 @@ export const masterFlag = Flags.string({
   helpValue: 'URL',
 })
 
+export const secretFileFlag = Flags.string({
+  description: "the cluster's key file, shared by the master and every keeper (make one with: dfs secret create FILE)",
+  env: 'DFS_SECRET_FILE',
+  helpValue: 'FILE',
+})
+
+export const insecureFlag = Flags.boolean({
+  description: 'allow listening on an address other than loopback without --secret-file: anyone who reaches it can read, write and delete every file',
+  default: false,
+})
+
 export const jsonFlag = Flags.boolean({description: 'print JSON for scripts instead of a table', default: false})
 
-/** A duration flag: "500ms", "2s", "1m", or a plain number of seconds. Parsed to milliseconds. */
+/** A duration flag: "500ms", "2s", "1m", "30d", or a plain number of seconds. Parsed to milliseconds. */
 export const durationFlag = Flags.custom<number>({
   helpValue: 'DURATION',
   async parse(input) {
-    const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(input.trim())
-    if (!match) throw new Error(`"${input}" is not a duration: use 500ms, 2s, 1m, 1h or a number of seconds`)
+    const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(input.trim())
+    if (!match) throw new Error(`"${input}" is not a duration: use 500ms, 2s, 1m, 1h, 30d or a number of seconds`)
     const value = Number(match[1])
-    const ms = value * {ms: 1, s: 1000, m: 60_000, h: 3_600_000}[(match[2] ?? "s") as "ms" | "s" | "m" | "h"]
+    const ms = value * {ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000}[(match[2] ?? "s") as "ms" | "s" | "m" | "h" | "d"]
     if (ms <= 0) throw new Error(`a duration must be more than zero, not "${input}"`)
     return Math.round(ms)
   },
@@ -60,8 +71,9 @@ export function duration(description: string, defaultMs: number) {
   return durationFlag({description, default: defaultMs, defaultHelp: async () => formatDuration(defaultMs)})
 }
 
-/** A duration the way people write it: 1h, 10s, 500ms. */
+/** A duration the way people write it: 30d, 1h, 10s, 500ms. */
 export function formatDuration(ms: number): string {
+  if (ms % 86_400_000 === 0) return `${ms / 86_400_000}d`
   if (ms % 3_600_000 === 0) return `${ms / 3_600_000}h`
   if (ms % 60_000 === 0) return `${ms / 60_000}m`
   if (ms % 1000 === 0) return `${ms / 1000}s`

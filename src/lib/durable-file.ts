@@ -1,7 +1,7 @@
 import {randomBytes} from 'node:crypto'
 import {createWriteStream} from 'node:fs'
-import {open, rename, rm, type FileHandle} from 'node:fs/promises'
-import {dirname, join} from 'node:path'
+import {link, open, rename, rm, type FileHandle} from 'node:fs/promises'
+import {basename, dirname, join} from 'node:path'
 import type {Readable} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
 
@@ -57,11 +57,11 @@ export async function writeDurably(source: Readable, tmpDir: string, finalPath: 
   }
 }
 
-/** Writes `data` to a new file at `path` and fsyncs it; the file is removed again on failure. */
-async function writeSynced(path: string, data: string | Buffer): Promise<void> {
+/** Writes `data` to a new file at `path` (created with `mode`) and fsyncs it; the file is removed again on failure. */
+async function writeSynced(path: string, data: string | Buffer, mode = 0o666): Promise<void> {
   let handle: FileHandle | undefined
   try {
-    handle = await open(path, 'wx')
+    handle = await open(path, 'wx', mode)
     await handle.writeFile(data)
     await handle.sync()
     await handle.close()
@@ -83,6 +83,24 @@ export async function writeFileDurably(tmpDir: string, finalPath: string, data: 
   } catch (error) {
     await rm(tmpPath, {force: true})
     throw asStorageError(error)
+  }
+}
+
+/**
+ * Writes a small secret (a key, a token) readable by its owner only (mode 0600): temp file beside
+ * it, fsync, then into place and a directory fsync. Unless `replace`, an existing file is kept and
+ * the call fails with EEXIST (a link, not a rename, so no other writer is overwritten either).
+ * Errors are the file system's, for the caller to word.
+ */
+export async function writePrivateFile(path: string, data: string, options: {replace: boolean}): Promise<void> {
+  const tmpPath = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.part`)
+  try {
+    await writeSynced(tmpPath, data, 0o600)
+    if (options.replace) await rename(tmpPath, path)
+    else await link(tmpPath, path)
+    await syncDirectory(dirname(path))
+  } finally {
+    await rm(tmpPath, {force: true})
   }
 }
 

@@ -119,8 +119,10 @@ function answerClientError(error: Error & {code?: string}, socket: Socket): void
         : error.code === 'HPE_INVALID_EOF_STATE'
           ? ['DFS_ERR_BAD_REQUEST', 'the connection was closed before the request body was complete']
           : ['DFS_ERR_BAD_REQUEST', `malformed HTTP request (${error.code ?? error.message})`]
-  // Only before any byte of an answer went out on this connection, or the answer would be garbled.
-  if (socket.writable && socket.bytesWritten === 0) {
+  // Not while an answer to an earlier request is going out on this connection, or both would be
+  // garbled (node's own check, in lib/_http_server.js).
+  const inFlight = (socket as Socket & {_httpMessage?: {headersSent?: boolean}})._httpMessage
+  if (socket.writable && !inFlight?.headersSent) {
     const body = JSON.stringify({error: code, message})
     const {status} = ERRORS[code]
     socket.write(

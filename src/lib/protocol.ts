@@ -198,6 +198,18 @@ export const FsckReport = Type.Object({
 })
 export type FsckReport = Static<typeof FsckReport>
 
+// ---- master: client tokens -------------------------------------------------------------------
+
+/** A client token's id (its `jti`), as `dfs token create` prints it. */
+export const TokenId = Type.String({pattern: '^[A-Za-z0-9_-]{1,64}$'})
+
+export const RevokeTokenRequest = Type.Object({id: TokenId}, closed)
+export type RevokeTokenRequest = Static<typeof RevokeTokenRequest>
+
+/** `newly` is false if the token had been revoked before. */
+export const RevokeTokenResponse = Type.Object({id: TokenId, revoked: Type.Literal(true), newly: Type.Boolean()})
+export type RevokeTokenResponse = Static<typeof RevokeTokenResponse>
+
 // ---- keeper ----------------------------------------------------------------------------------
 
 /** The master asks a keeper to pull a copy of a file from another keeper. */
@@ -263,6 +275,7 @@ export const masterRoutes = {
   reportCorrupt: route({method: 'POST', url: '/files/:name/corrupt', params: ByName, body: CorruptReport, response: CorruptAnswer}),
   suspect: route({method: 'POST', url: '/files/:name/suspect', params: ByName, body: SuspectReport, response: SuspectVerdict}),
   fsck: route({method: 'GET', url: '/fsck', response: FsckReport}),
+  revokeToken: route({method: 'POST', url: '/tokens/revoke', body: RevokeTokenRequest, response: RevokeTokenResponse}),
 } as const
 
 export const keeperRoutes = {

@@ -1,6 +1,8 @@
+import {TOKEN_ID} from '../../lib/client-tokens.js'
+import {DfsError} from '../../lib/errors.js'
 import {assertValidName} from '../../lib/names.js'
 import type {Peer} from '../../lib/peer-client.js'
-import {masterRoutes, type FileInfo, type FileSummary, type FsckReport, type KeeperInfo, type RemovedFile} from '../../lib/protocol.js'
+import {masterRoutes, type FileInfo, type FileSummary, type FsckReport, type KeeperInfo, type RemovedFile, type RevokeTokenResponse} from '../../lib/protocol.js'
 
 // The client's read-and-delete calls: each is one request to the master.
 
@@ -24,4 +26,10 @@ export async function removeFile(master: Peer, name: string): Promise<RemovedFil
 
 export async function fsck(master: Peer): Promise<FsckReport> {
   return master.call(masterRoutes.fsck, {})
+}
+
+/** Adds a client token's id to the master's revoked tokens. */
+export async function revokeToken(master: Peer, id: string): Promise<RevokeTokenResponse> {
+  if (!TOKEN_ID.test(id)) throw new DfsError('DFS_ERR_BAD_REQUEST', `${JSON.stringify(id)} is not a token id: dfs token create prints it (16 letters, digits, - or _)`)
+  return master.call(masterRoutes.revokeToken, {body: {id}})
 }

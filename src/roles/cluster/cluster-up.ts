@@ -79,7 +79,7 @@ export async function runClusterUp(options: ClusterUpOptions, output: ClusterUpO
     }
 
     up = true
-    output.log(usage(cluster.info(), cluster.dir, cluster.logDir, output.bin))
+    output.log(usage(cluster.info(), cluster, output.bin))
     const reason = await Promise.race([signals.first, new Promise<'gone'>((resolve) => (allGone = () => resolve('gone')))])
     if (reason === 'gone') throw new DfsError('DFS_ERR_INTERNAL', `every process of the cluster has exited; see the logs in ${displayPath(cluster.logDir)}`)
 
@@ -179,8 +179,7 @@ function stopOutcome(exit: NodeExit | undefined): string {
 /** The block printed once the cluster is up: where everything is and what to try next. */
 function usage(
   info: {master: {url: string}; keepers: Array<{name: string; id?: string; url: string}>},
-  dir: string,
-  logDir: string,
+  paths: {dir: string; logDir: string; secretPath: string; tokenPath: string},
   bin: string,
 ): string {
   const width = Math.max(8, ...info.keepers.map((keeper) => keeper.name.length)) + 2
@@ -190,8 +189,10 @@ function usage(
     `dfs cluster is up: 1 master, ${info.keepers.length} keeper${info.keepers.length === 1 ? '' : 's'}`,
     row('master', info.master.url),
     ...info.keepers.map((keeper) => row(keeper.name, `${keeper.url}  (${keeper.id})`)),
-    row('data', displayPath(dir)),
-    row('logs', displayPath(logDir)),
+    row('data', displayPath(paths.dir)),
+    row('logs', displayPath(paths.logDir)),
+    row('key', `${displayPath(paths.secretPath)}  (--secret-file for more keepers)`),
+    row('token', `${displayPath(paths.tokenPath)}  (admin)`),
     '',
     'Try it from another terminal:',
     `  export DFS_MASTER=${info.master.url}`,

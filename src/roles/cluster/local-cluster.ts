@@ -1,7 +1,11 @@
 import {mkdir, readFile, rm, writeFile} from 'node:fs/promises'
 import {join, resolve} from 'node:path'
 
+import {mintClientToken} from '../../lib/client-tokens.js'
+import {ClusterKey, createKeyFile} from '../../lib/cluster-key.js'
+import {DEFAULTS} from '../../lib/config.js'
 import {isRunning} from '../../lib/data-dir-lock.js'
+import {writePrivateFile} from '../../lib/durable-file.js'
 import {DfsError} from '../../lib/errors.js'
 import {displayPath, NodeProcess, type NodeExit} from './node-process.js'
 
@@ -9,7 +13,7 @@ export {DFS_BIN, displayPath, NodeStartError, type NodeExit} from './node-proces
 export {isRunning} from '../../lib/data-dir-lock.js'
 
 export interface LocalClusterOptions {
-  /** Everything lives here: master/, keeper-N/, logs/ and cluster.json. */
+  /** Everything lives here: master/, keeper-N/, logs/, cluster.json, the key (secret) and an admin token (token). */
   dir: string
   keepers: number
   /** Port of the master; 0 picks a free one. */
@@ -92,6 +96,16 @@ export class LocalCluster {
     return join(this.dir, 'cluster.json')
   }
 
+  /** The cluster key, made on the first run; the master and every keeper get it. */
+  get secretPath(): string {
+    return join(this.dir, 'secret')
+  }
+
+  /** An admin client token, made afresh at every start. */
+  get tokenPath(): string {
+    return join(this.dir, 'token')
+  }
+
   /** The master's URL once it serves. */
   get masterUrl(): string {
     if (!this.master?.url) throw new Error('the master has not started')
@@ -127,13 +141,27 @@ export class LocalCluster {
       }
     }
 
+    await this.#prepareCredentials()
     await this.#writeState()
     process.on('exit', this.#exitHandler)
   }
 
+  /** Creates the key on the first run (checking it on later ones) and writes a fresh admin token. */
+  async #prepareCredentials(): Promise<void> {
+    try {
+      await createKeyFile(this.secretPath)
+    } catch (error) {
+      if (!(error instanceof DfsError && error.code === 'DFS_ERR_EXISTS')) throw error
+    }
+
+    const key = await ClusterKey.load(this.secretPath)
+    const {token} = await mintClientToken(key, {scope: 'admin', ttlMs: DEFAULTS.tokenTtlMs})
+    await writePrivateFile(this.tokenPath, token + '\n', {replace: true})
+  }
+
   /** Starts the master and waits until it serves. */
   async startMaster(): Promise<{url: string}> {
-    const args = ['master', '--port', String(this.#options.port), '--data', join(this.dir, 'master'), ...(this.#options.masterArgs ?? [])]
+    const args = ['master', '--port', String(this.#options.port), '--data', join(this.dir, 'master'), '--secret-file', this.secretPath, ...(this.#options.masterArgs ?? [])]
     this.master = this.#node('master', 'master', args)
     const {url} = await this.#start(this.master)
     return {url}
@@ -143,7 +171,7 @@ export class LocalCluster {
   async startKeeper(index: number): Promise<{id: string; url: string}> {
     if (index < 1 || index > this.keeperCount) throw new RangeError(`keeper index ${index} is out of 1..${this.keeperCount}`)
     const name = `keeper-${index}`
-    const args = ['keeper', '--master', this.masterUrl, '--data', join(this.dir, name), '--port', '0', ...(this.#options.keeperArgs ?? [])]
+    const args = ['keeper', '--master', this.masterUrl, '--data', join(this.dir, name), '--port', '0', '--secret-file', this.secretPath, ...(this.#options.keeperArgs ?? [])]
     const node = this.#node(name, 'keeper', args)
     this.keepers[index - 1] = node
     const {id, url} = await this.#start(node)

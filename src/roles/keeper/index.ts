@@ -1,3 +1,4 @@
+import {checkListenWithoutKey, type ClusterKey} from '../../lib/cluster-key.js'
 import {lockDataDir} from '../../lib/data-dir-lock.js'
 import {closeGracefully} from '../../lib/http-server.js'
 import {Peer} from '../../lib/peer-client.js'
@@ -18,19 +19,26 @@ export interface StartKeeperOptions {
   /** Read rate of the scrubber, in bytes per second. */
   scrubBytesPerSecond: number
   logLevel: string
+  /** The cluster's shared key; loaded and kept for the routes' checks, which are not wired yet. */
+  clusterKey?: ClusterKey
+  /** Listen beyond loopback without a cluster key. */
+  insecure: boolean
 }
 
 export interface RunningKeeper {
   id: string
   url: string
+  /** A line to show the operator loudly: it runs without protection. */
+  warning?: string
   stop(): Promise<void>
 }
 
 /** Locks and opens the data directory, starts serving, registers with the master and starts heartbeats. */
 export async function startKeeper(options: StartKeeperOptions): Promise<RunningKeeper> {
+  const warning = checkListenWithoutKey('keeper', options.host, options.clusterKey, options.insecure)
   const lock = await lockDataDir(options.dataDir, 'keeper')
   try {
-    return await serve(options, lock.release)
+    return {...(await serve(options, lock.release)), warning}
   } catch (error) {
     await lock.release()
     throw error

@@ -1,3 +1,4 @@
+import {checkListenWithoutKey, type ClusterKey} from '../../lib/cluster-key.js'
 import {lockDataDir} from '../../lib/data-dir-lock.js'
 import {closeGracefully} from '../../lib/http-server.js'
 import {Master} from './master.js'
@@ -11,18 +12,25 @@ export interface StartMasterOptions {
   heartbeatTimeoutMs: number
   replicationIntervalMs: number
   logLevel: string
+  /** The cluster's shared key; loaded and kept for the routes' checks, which are not wired yet. */
+  clusterKey?: ClusterKey
+  /** Listen beyond loopback without a cluster key. */
+  insecure: boolean
 }
 
 export interface RunningMaster {
   url: string
+  /** A line to show the operator loudly: it runs without protection. */
+  warning?: string
   stop(): Promise<void>
 }
 
 /** Locks the data dir, opens the table, starts serving and starts the liveness and replication loops. */
 export async function startMaster(options: StartMasterOptions): Promise<RunningMaster> {
+  const warning = checkListenWithoutKey('master', options.host, options.clusterKey, options.insecure)
   const lock = await lockDataDir(options.dataDir, 'master')
   try {
-    return await serve(options, lock.release)
+    return {...(await serve(options, lock.release)), warning}
   } catch (error) {
     await lock.release()
     throw error

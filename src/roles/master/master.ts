@@ -22,6 +22,7 @@ import {
   type RegisterResponse,
   type RemovedFile,
   type ReplicaReport,
+  type RevokeTokenResponse,
   type UploadRequest,
   type UploadTicket,
 } from '../../lib/protocol.js'
@@ -269,6 +270,11 @@ export class Master {
   }
 
   /** Health of every file and of the whole (like `hdfs fsck`). */
+  /** Puts a client token's id on the list of refused tokens; false if it was there already. */
+  revokeToken(id: string): RevokeTokenResponse {
+    return {id, revoked: true, newly: this.table.revokeToken(id)}
+  }
+
   fsck(): FsckReport {
     const keepers = this.keepers.list()
     const corrupt = this.table.corruptCounts()

@@ -25,6 +25,7 @@ export function createMasterServer(master: Master, logLevel: string): FastifyIns
   serveRoute(app, masterRoutes.reportCorrupt, async (request) => master.reportCorrupt(request.params.name, request.body))
   serveRoute(app, masterRoutes.suspect, async (request) => master.suspect(request.params.name, request.body))
   serveRoute(app, masterRoutes.fsck, async () => master.fsck())
+  serveRoute(app, masterRoutes.revokeToken, async (request) => master.revokeToken(request.body.id))
 
   return app
 }

@@ -67,6 +67,11 @@ CREATE TABLE IF NOT EXISTS tombstones (
   name       TEXT NOT NULL,
   deleted_at INTEGER NOT NULL
 );
+-- Client tokens revoked before their expiry, by id (the token's jti); checked on every request.
+CREATE TABLE IF NOT EXISTS revoked_tokens (
+  id         TEXT PRIMARY KEY,
+  revoked_at INTEGER NOT NULL
+);
 -- Replicas of deleted files that a keeper still has to remove (it may be down when the file goes).
 CREATE TABLE IF NOT EXISTS pending_deletes (
   keeper_id TEXT NOT NULL,
@@ -141,6 +146,8 @@ export class MasterTable {
       pendingDeletes: db.prepare('SELECT file_id AS fileId, name FROM pending_deletes WHERE keeper_id = ?'),
       addPendingDelete: db.prepare('INSERT OR IGNORE INTO pending_deletes (keeper_id, file_id, name) VALUES (?, ?, ?)'),
       clearPendingDelete: db.prepare('DELETE FROM pending_deletes WHERE keeper_id = ? AND file_id = ?'),
+      revokeToken: db.prepare('INSERT OR IGNORE INTO revoked_tokens (id, revoked_at) VALUES (?, ?)'),
+      isTokenRevoked: db.prepare('SELECT 1 FROM revoked_tokens WHERE id = ?'),
     }
     this.#loadIndex()
   }
@@ -307,6 +314,15 @@ export class MasterTable {
     if (keepers?.size === 0) this.#doomed.delete(fileId)
     // The keeper may take a copy of this file again.
     if (changes > 0) this.#changed(fileId)
+  }
+
+  /** Records a client token's id as revoked, durably; false if it already was. */
+  revokeToken(id: string): boolean {
+    return this.#statements.revokeToken.run(id, Date.now()).changes > 0
+  }
+
+  isTokenRevoked(id: string): boolean {
+    return this.#statements.isTokenRevoked.get(id) !== undefined
   }
 
   /** Runs `work` in one transaction: all of its writes land, or none (and the index follows). */
