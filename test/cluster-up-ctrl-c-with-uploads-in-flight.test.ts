@@ -5,16 +5,14 @@ import {mkdir, readdir, rm} from 'node:fs/promises'
 import {basename, join} from 'node:path'
 import {after, test} from 'node:test'
 
-import {ERRORS} from '../src/lib/errors.js'
 import {isRunning, readClusterState} from '../src/roles/cluster/local-cluster.js'
 import {BIN, dfs, dfsJson, randomFile, sha256File, tempDir, waitFor} from './helpers/cluster.js'
 import {clusterUp, killClustersLeft} from './helpers/cluster-up-process.js'
 import {holdUpload} from './helpers/held-upload.js'
+import {assertPutOutcomes} from './helpers/put-outcomes.js'
 
 const MiB = 1024 * 1024
 const SIZE = 9 * MiB
-
-type Outcome = {path: string; name: string; sha256: string} | {path: string; error: string; message: string}
 
 const dirs: string[] = []
 after(async () => {
@@ -67,17 +65,7 @@ test('Ctrl-C of cluster up with uploads in flight: they finish or fail cleanly, 
   assert.equal(await readClusterState(dir), undefined)
 
   const [code] = await putDone
-  const outcomes = JSON.parse(stdout) as Outcome[]
-  assert.equal(outcomes.length, 4, stdout)
-  for (const outcome of outcomes) {
-    if ('sha256' in outcome) assert.equal(outcome.sha256, sources.get(basename(outcome.path)), outcome.path)
-    else {
-      assert.ok(Object.hasOwn(ERRORS, outcome.error), `a catalogue code: ${outcome.error}`)
-      assert.doesNotMatch(outcome.message, /\n/)
-    }
-  }
-
-  assert.equal(code, outcomes.every((outcome) => 'sha256' in outcome) ? 0 : 1, stderr)
+  const outcomes = assertPutOutcomes({code, stdout, stderr}, 4, sources)
   const confirmed = ['held.bin', ...outcomes.flatMap((outcome) => ('sha256' in outcome ? [outcome.name] : []))]
 
   const second = await clusterUp(dir, 3)

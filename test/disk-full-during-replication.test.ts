@@ -1,37 +1,23 @@
 import assert from 'node:assert/strict'
-import {execFileSync} from 'node:child_process'
 import {randomBytes} from 'node:crypto'
-import {mkdir, rm, writeFile} from 'node:fs/promises'
+import {writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {describe, test} from 'node:test'
 
-import {clusterPerTest, randomFile, sha256File, tempDir, waitFor, type ServerProcess} from './helpers/cluster.js'
+import {mountSmallDisk} from './chaos/disk-faults.js'
+import {clusterPerTest, randomFile, sha256File, waitFor, type ServerProcess} from './helpers/cluster.js'
 import {blobIds, tmpEntries} from './helpers/keeper-disk.js'
 import {startProxiedKeeper} from './helpers/keeper-proxy.js'
-import {skipOrFail} from './helpers/skip.js'
 
 const MiB = 1024 * 1024
-
-/** Mounts a tmpfs of `size` bytes at `path`; false where this machine does not allow it (not root). */
-function mountSmallDisk(path: string, size: number): boolean {
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', path], {stdio: 'ignore'})
-    return true
-  } catch {
-    return false
-  }
-}
 
 describe('a keeper whose disk fills up while it receives a copy', () => {
   const clusters = clusterPerTest()
 
   test('the failed copy leaves no partial file and is not counted; the copy is made on another keeper', async (t) => {
-    const disk = join(await tempDir(), 'small-disk')
-    await mkdir(disk)
-    if (!mountSmallDisk(disk, 8 * MiB)) {
-      await rm(join(disk, '..'), {recursive: true, force: true})
-      return skipOrFail(t, 'mounting a small tmpfs needs root')
-    }
+    const smallDisk = await mountSmallDisk(t, 8 * MiB)
+    if (!smallDisk) return
+    const disk = smallDisk.path
 
     let small: ServerProcess | undefined
     try {
@@ -71,8 +57,7 @@ describe('a keeper whose disk fills up while it receives a copy', () => {
       assert.equal(await sha256File(out), sha256)
     } finally {
       await small?.stop('SIGKILL')
-      execFileSync('umount', ['-l', disk])
-      await rm(join(disk, '..'), {recursive: true, force: true})
+      await smallDisk.release()
     }
   })
 })

@@ -1,28 +1,13 @@
 import assert from 'node:assert/strict'
-import {open, stat, truncate} from 'node:fs/promises'
+import {stat, truncate} from 'node:fs/promises'
 import {join} from 'node:path'
 import {describe, test} from 'node:test'
 
+import {flipEvery} from './chaos/disk-faults.js'
 import {TestCluster, clusterPerTest, randomFile, sha256File, waitFor} from './helpers/cluster.js'
 import {logMessages} from './helpers/server-logs.js'
 
 const MiB = 1024 * 1024
-
-/** Flips one byte every `step` bytes of a stored replica, as bit rot would. */
-async function flipBytes(path: string, step: number): Promise<void> {
-  const handle = await open(path, 'r+')
-  try {
-    const {size} = await handle.stat()
-    for (let offset = 17; offset < size; offset += step) {
-      const byte = Buffer.alloc(1)
-      await handle.read(byte, 0, 1, offset)
-      byte[0] = byte[0]! ^ 0xff
-      await handle.write(byte, 0, 1, offset)
-    }
-  } finally {
-    await handle.close()
-  }
-}
 
 /** Every recorded replica of the file is alive, on disk and byte-exact. */
 async function assertAllReplicasGood(cluster: TestCluster, name: string, sha256: string, count: number): Promise<void> {
@@ -44,7 +29,7 @@ describe('corrupt replicas are found, dropped and copied again', () => {
     assert.equal((await cluster.dfs(['put', source, '--wait', 'all'])).code, 0)
     const bad = (await cluster.stat('rotten.bin')).replicas[0]!
     // Damage every 64 KiB, so that whichever ranges this replica serves are wrong.
-    await flipBytes(bad.path, 64 * 1024)
+    await flipEvery(bad.path, 64 * 1024)
 
     const out = join(work(), 'rotten.copy')
     const result = await cluster.dfsJson<{sha256: string; corruptReplicas: string[]}>(['get', 'rotten.bin', '-o', out, '--range-size', '256k'])
@@ -61,7 +46,7 @@ describe('corrupt replicas are found, dropped and copied again', () => {
     const sha256 = await randomFile(source, 2 * MiB)
     assert.equal((await cluster.dfs(['put', source, '--wait', 'all'])).code, 0)
     const bad = (await cluster.stat('quiet.bin')).replicas[1]!
-    await flipBytes(bad.path, 1024 * 1024)
+    await flipEvery(bad.path, 1024 * 1024)
 
     const keeper = cluster.keeperById(bad.keeper)
     await waitFor('the scrubber to report the corrupt replica', () => keeper.logs.some((line) => line.includes('is corrupt')))

@@ -1,46 +1,14 @@
 import assert from 'node:assert/strict'
-import {execFileSync} from 'node:child_process'
 import {createHash, randomBytes} from 'node:crypto'
-import {mkdir, readdir, rm, writeFile} from 'node:fs/promises'
+import {readdir, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
-import {describe, test, type TestContext} from 'node:test'
+import {describe, test} from 'node:test'
 
-import {TestCluster, dfs, json, randomFile, sha256File, tempDir, waitFor} from './helpers/cluster.js'
+import {mountSmallDisk} from './chaos/disk-faults.js'
+import {TestCluster, dfs, json, randomFile, sha256File, waitFor} from './helpers/cluster.js'
 import {HttpProxy} from './helpers/http-proxy.js'
-import {skipOrFail} from './helpers/skip.js'
 
 const MiB = 1024 * 1024
-
-interface SmallDisk {
-  path: string
-  /** A scratch dir on the ordinary disk, removed with the small one. */
-  scratch: string
-  /** Unmounts the disk and removes its mount point; call once whatever used it has stopped. */
-  release(): Promise<void>
-}
-
-/** A tmpfs of `size` bytes in a temp dir; undefined (the test skipped, or failed under CI) where it cannot be mounted. */
-async function mountSmallDisk(t: TestContext, size: number): Promise<SmallDisk | undefined> {
-  const parent = await tempDir()
-  const path = join(parent, 'small-disk')
-  await mkdir(path)
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', path], {stdio: 'pipe'})
-  } catch (error) {
-    await rm(parent, {recursive: true, force: true})
-    skipOrFail(t, `mounting a small tmpfs needs root: ${String((error as {stderr?: Buffer}).stderr ?? error).trim()}`)
-    return undefined
-  }
-
-  return {
-    path,
-    scratch: parent,
-    async release() {
-      execFileSync('umount', ['-l', path])
-      await rm(parent, {recursive: true, force: true})
-    },
-  }
-}
 
 /** Asks the master for a ticket and sends `body` straight to `keeperUrl` with it. */
 async function upload(cluster: TestCluster, keeperUrl: string, name: string, body: Buffer<ArrayBuffer>) {

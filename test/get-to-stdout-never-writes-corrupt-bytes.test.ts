@@ -2,10 +2,11 @@ import assert from 'node:assert/strict'
 import {spawn} from 'node:child_process'
 import {createHash} from 'node:crypto'
 import {once} from 'node:events'
-import {open, readdir, rm} from 'node:fs/promises'
+import {readdir, rm} from 'node:fs/promises'
 import {join} from 'node:path'
 import {after, before, describe, test} from 'node:test'
 
+import {flipEvery} from './chaos/disk-faults.js'
 import {BIN, TestCluster, randomFile, sha256File, tempDir, waitFor} from './helpers/cluster.js'
 
 const MiB = 1024 * 1024
@@ -34,7 +35,7 @@ describe('dfs get -o - meeting corrupt replicas', () => {
     const bad = (await cluster.stat('rotten.bin')).replicas[0]!
     // Damage every 64 KiB: whichever 256 KiB ranges this replica serves (it serves some: every
     // replica gets the first ones) are wrong.
-    await flipBytes(bad.path, 64 * 1024)
+    await flipEvery(bad.path, 64 * 1024)
 
     const got = await getToStdout(['get', 'rotten.bin', '-o', '-', '--range-size', '256k', '--master', cluster.masterUrl])
     assert.equal(got.code, 0, got.stderr)
@@ -53,7 +54,7 @@ describe('dfs get -o - meeting corrupt replicas', () => {
     const source = join(work, 'lost.bin')
     await randomFile(source, 2 * MiB)
     assert.equal((await cluster.dfs(['put', source, '--wait', 'all'])).code, 0)
-    for (const replica of (await cluster.stat('lost.bin')).replicas) await flipBytes(replica.path, 256 * 1024)
+    for (const replica of (await cluster.stat('lost.bin')).replicas) await flipEvery(replica.path, 256 * 1024)
 
     const got = await getToStdout(['get', 'lost.bin', '-o', '-', '--range-size', '256k', '--master', cluster.masterUrl])
     assert.notEqual(got.code, 0)
@@ -75,18 +76,3 @@ describe('dfs get -o - meeting corrupt replicas', () => {
   }
 })
 
-/** Flips one byte every `step` bytes of a stored replica, as bit rot would. */
-async function flipBytes(path: string, step: number): Promise<void> {
-  const handle = await open(path, 'r+')
-  try {
-    const {size} = await handle.stat()
-    for (let offset = 17; offset < size; offset += step) {
-      const byte = Buffer.alloc(1)
-      await handle.read(byte, 0, 1, offset)
-      byte[0] = byte[0]! ^ 0xff
-      await handle.write(byte, 0, 1, offset)
-    }
-  } finally {
-    await handle.close()
-  }
-}

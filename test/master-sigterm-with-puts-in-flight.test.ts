@@ -5,13 +5,11 @@ import {readdir} from 'node:fs/promises'
 import {basename, join} from 'node:path'
 import {describe, test} from 'node:test'
 
-import {ERRORS} from '../src/lib/errors.js'
 import {BIN, TestCluster, clusterPerTest, randomFile, sha256File, waitFor} from './helpers/cluster.js'
 import {holdUpload} from './helpers/held-upload.js'
+import {assertPutOutcomes, type PutOutcome} from './helpers/put-outcomes.js'
 
 const MiB = 1024 * 1024
-
-type Outcome = {path: string; name: string; sha256: string} | {path: string; error: string; message: string}
 
 describe('the master stopped (SIGTERM) while puts are in flight', () => {
   const clusters = clusterPerTest()
@@ -74,17 +72,7 @@ async function putsAcrossMasterStop(clusters: Clusters, restart: 'at once' | 'af
   const [code] = await putDone
   if (restart === 'after the puts') await cluster.startMaster()
 
-  const outcomes = JSON.parse(stdout) as Outcome[]
-  assert.equal(outcomes.length, 6, stdout)
-  for (const outcome of outcomes) {
-    if ('sha256' in outcome) assert.equal(outcome.sha256, sources.get(basename(outcome.path)), outcome.path)
-    else {
-      assert.ok(Object.hasOwn(ERRORS, outcome.error), `a catalogue code: ${outcome.error}`)
-      assert.doesNotMatch(outcome.message, /\n/)
-    }
-  }
-
-  assert.equal(code, outcomes.every((outcome) => 'sha256' in outcome) ? 0 : 1, stderr)
+  const outcomes = assertPutOutcomes({code, stdout, stderr}, 6, sources)
   return {cluster, outcomes, sources, held: {status: heldAnswer.status, error: (heldAnswer.body as {error?: string} | undefined)?.error}}
 }
 
@@ -95,7 +83,7 @@ const SIZE = 9 * MiB
  * recorded: its answer was what got lost) and gets 3 good replicas; no bytes stay on a keeper
  * without a record (undecided uploads are settled with the master that came back), and no temp file.
  */
-async function assertNothingHalfRecorded(cluster: TestCluster, outcomes: Outcome[], sources: Map<string, string>): Promise<void> {
+async function assertNothingHalfRecorded(cluster: TestCluster, outcomes: PutOutcome[], sources: Map<string, string>): Promise<void> {
   const listed = await cluster.dfsJson<Array<{name: string; size: number; sha256: string}>>(['ls'])
   for (const outcome of outcomes) if ('sha256' in outcome) assert.ok(listed.some((file) => file.name === outcome.name), `confirmed ${outcome.name} is listed`)
   for (const file of listed) {

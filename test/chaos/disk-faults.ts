@@ -2,10 +2,12 @@
 // a stored blob, and a small disk (a tmpfs) filled up by something else.
 
 import {execFileSync} from 'node:child_process'
-import {open, readdir, readFile, rm, statfs} from 'node:fs/promises'
+import {mkdir, open, readdir, readFile, rm, stat, statfs} from 'node:fs/promises'
 import {dirname, join} from 'node:path'
+import type {TestContext} from 'node:test'
 
-import {sha256File} from '../helpers/cluster.js'
+import {sha256File, tempDir} from '../helpers/cluster.js'
+import {skipOrFail} from '../helpers/skip.js'
 
 /** A blob on a keeper's disk with its description (as file-store.ts writes them). */
 export interface Blob {
@@ -49,6 +51,19 @@ export async function transfersIn(dataDir: string): Promise<string[]> {
 /** Flips the byte at each offset (fractions of the size, deduplicated): bit rot the scrubber must find. */
 export async function flipBytes(path: string, size: number, at: number[]): Promise<number[]> {
   const offsets = [...new Set(at.map((fraction) => Math.min(size - 1, Math.floor(fraction * size))))].sort((a, b) => a - b)
+  await flipBytesAt(path, offsets)
+  return offsets
+}
+
+/** Flips one byte every `step` bytes of a stored replica, as bit rot would. */
+export async function flipEvery(path: string, step: number): Promise<void> {
+  const {size} = await stat(path)
+  const offsets: number[] = []
+  for (let offset = 17; offset < size; offset += step) offsets.push(offset)
+  await flipBytesAt(path, offsets)
+}
+
+async function flipBytesAt(path: string, offsets: number[]): Promise<void> {
   const handle = await open(path, 'r+')
   try {
     const byte = Buffer.alloc(1)
@@ -60,8 +75,6 @@ export async function flipBytes(path: string, size: number, at: number[]): Promi
   } finally {
     await handle.close()
   }
-
-  return offsets
 }
 
 /** Whether the blob at `path` is gone or holds `sha256` again (dropped, or copied back good). */
@@ -74,11 +87,42 @@ export async function blobIsGoodOrGone(path: string, sha256: string): Promise<bo
   }
 }
 
+/** A tmpfs mounted in a temp dir of its own, for one keeper's data dir. */
+export interface SmallDisk {
+  path: string
+  /** A scratch dir on the ordinary disk, removed with the small one. */
+  scratch: string
+  /** Unmounts the disk and removes its mount point; call once whatever used it has stopped. */
+  release(): Promise<void>
+}
+
 /**
- * Mounts a tmpfs of `bytes` at `path` (an existing empty directory), so that one keeper's disk can
- * really fill up. Returns why it could not (mounting needs root), or undefined once mounted.
+ * A tmpfs of `bytes` in a temp dir, so that one keeper's disk can really fill up; undefined where
+ * it cannot be mounted (it needs root): the test is then skipped, or fails under CI.
  */
-export function mountSmallDisk(path: string, bytes: number): string | undefined {
+export async function mountSmallDisk(t: TestContext, bytes: number): Promise<SmallDisk | undefined> {
+  const scratch = await tempDir()
+  const path = join(scratch, 'small-disk')
+  await mkdir(path)
+  const why = mountTmpfs(path, bytes)
+  if (why !== undefined) {
+    await rm(scratch, {recursive: true, force: true})
+    skipOrFail(t, `mounting a small tmpfs needs root: ${why}`)
+    return undefined
+  }
+
+  return {
+    path,
+    scratch,
+    async release() {
+      unmountSmallDisk(path)
+      await rm(scratch, {recursive: true, force: true})
+    },
+  }
+}
+
+/** Mounts a tmpfs of `bytes` at `path` (an existing empty directory). Returns why it could not, or undefined once mounted. */
+export function mountTmpfs(path: string, bytes: number): string | undefined {
   try {
     execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${bytes}`, 'tmpfs', path], {stdio: ['ignore', 'ignore', 'pipe']})
     return undefined

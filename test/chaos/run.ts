@@ -17,7 +17,7 @@ import {parseArgs} from 'node:util'
 
 import {TestCluster, tempDir} from '../helpers/cluster.js'
 import {ChaosMonkey, describeFault, planFaults} from './chaos.js'
-import {mountSmallDisk, unmountSmallDisk} from './disk-faults.js'
+import {mountTmpfs, unmountSmallDisk} from './disk-faults.js'
 import {verifyInvariant, type VerifyFigures} from './invariant.js'
 import {Journal, formatBytes, type Finding} from './journal.js'
 import {Model} from './model.js'
@@ -191,7 +191,7 @@ async function prepareSmallDisk(work: string): Promise<string | undefined> {
   const mountPoint = join(work, 'small-disk')
   await mkdir(mountPoint)
   // Room for a few files, so that it also fills up on its own as files are placed on it.
-  const why = mountSmallDisk(mountPoint, 8 * config.maxBytes)
+  const why = mountTmpfs(mountPoint, 8 * config.maxBytes)
   if (why === undefined) {
     smallDisk = mountPoint
     return mountPoint
