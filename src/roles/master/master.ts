@@ -280,6 +280,8 @@ export class Master {
     this.#bindings.requireKeeper(member, report.keeperId)
     const file = this.#file(name)
     if (file.fileId !== report.fileId) return {dropped: false}
+    // Only a holder's word drops a replica (a report sent again after its answer was lost finds none).
+    if (member && !this.table.holdersOf(file.fileId)?.holders.has(report.keeperId)) return {dropped: false}
     this.table.markCorrupt(file.fileId, report.keeperId)
     this.options.log.warn(`replica of "${name}" on ${report.keeperId} is corrupt; it was dropped and will be copied again`)
     this.replicator.trigger()
