@@ -13,9 +13,11 @@ import {describe, test} from 'node:test'
 
 import {ClusterKey, createKeyFile} from '../src/lib/cluster-key.js'
 import {mintClientToken} from '../src/lib/client-tokens.js'
+import {verifyGrant} from '../src/lib/grants.js'
 import {MEMBER_HEADER, mintMemberCredential, newMember, type Member, type Recipient} from '../src/lib/member-auth.js'
 import {MAX_EXCLUDE} from '../src/lib/protocol.js'
 import {clusterPerTest, json, randomFile, sha256File, waitFor, type TestCluster} from './helpers/cluster.js'
+import {startProxiedKeeper} from './helpers/keeper-proxy.js'
 import {runRefusedStart} from './helpers/refused-start.js'
 
 type Answer = {status: number; body: any}
@@ -249,6 +251,23 @@ describe('security: only members of the cluster speak as members', () => {
     assert.equal(trapped, 0, 'no keeper fetched from the source a fake order named')
     await assertIntact(cluster, clusters.work, files, {keepers: 3, alive: 3, replicas: 3})
     for (const replica of (await cluster.stat(file.name)).replicas) assert.equal(await sha256File(replica.path), file.sha256)
+  })
+
+  test('a copy is pulled with the master\'s replicate-from grant for its source', async (t) => {
+    const cluster = await clusters.start({keepers: 0, replicas: 2})
+    const {keeper: source, proxy} = await startProxiedKeeper(t, cluster, join(cluster.dir, 'source'))
+    const files = await storeFiles(cluster, clusters.work, 1, 1)
+    const {fileId, name} = await cluster.stat(files[0]!.name)
+    await cluster.addKeeper()
+    await cluster.waitForReplicas(name, 2)
+    assert.ok(proxy.grants.length > 0, 'the pull showed a grant')
+    const key = await ClusterKey.load(cluster.secretFile)
+    for (const grant of proxy.grants) {
+      const claims = await verifyGrant(key, grant, {ops: ['replicate-from'], keeperId: source.id, name, fileId})
+      assert.equal(claims.op, 'replicate-from')
+    }
+
+    await assertIntact(cluster, clusters.work, files, {keepers: 2, alive: 2, replicas: 2})
   })
 
   test('a keeper with a wrong key cannot join', async () => {

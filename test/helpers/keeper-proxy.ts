@@ -29,6 +29,8 @@ export class KeeperProxy {
   holding = 0
   /** GET bodies begun so far. */
   bodies = 0
+  /** The grant (x-dfs-grant) of each GET that carried one, in order. */
+  readonly grants: string[] = []
   // The first body the hold applies to, counted by `bodies`.
   #holdFrom = 0
   #release: Promise<void> = Promise.resolve()
@@ -73,6 +75,8 @@ export class KeeperProxy {
 
   #forward(incoming: IncomingMessage, outgoing: ServerResponse): void {
     const range = /^bytes=(\d+)-(\d+)$/.exec(incoming.headers.range ?? '')
+    const grant = incoming.headers['x-dfs-grant']
+    if (incoming.method === 'GET' && typeof grant === 'string') this.grants.push(grant)
     const lie = incoming.method === 'GET' && range ? this.rangeLie : 'none'
     const headers: IncomingHttpHeaders = {...incoming.headers}
     let asked: [number, number] | undefined
