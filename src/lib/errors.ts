@@ -18,6 +18,8 @@ export const ERRORS = {
   DFS_ERR_UNKNOWN_UPLOAD: {status: 410, exit: 1},
   DFS_ERR_EXISTS: {status: 409, exit: 4},
   DFS_ERR_STALE_REPLICA: {status: 409, exit: 1},
+  DFS_ERR_KEEPER_IN_USE: {status: 409, exit: 1},
+  DFS_ERR_TOO_MANY_UPLOADS: {status: 429, exit: 5},
   DFS_ERR_RANGE_NOT_SATISFIABLE: {status: 416, exit: 1},
   DFS_ERR_NO_KEEPERS: {status: 503, exit: 5},
   DFS_ERR_INSUFFICIENT_STORAGE: {status: 507, exit: 5},

@@ -134,3 +134,33 @@ function parseSubject(sub: string): Omit<Member, 'instance'> | undefined {
   const match = /^keeper:([A-Za-z0-9_-]{1,64})$/.exec(sub)
   return match ? {role: 'keeper', keeperId: match[1]} : undefined
 }
+
+/**
+ * The credentials hook of a Peer that speaks as a member: a fresh credential for every request,
+ * for the recipient the request goes to. `self` is asked per request, as a keeper learns its id
+ * from its first registration.
+ */
+export function memberCredentials(key: ClusterKey, self: () => Member, to: Recipient): (request: {method: string; path: string}) => Promise<Record<string, string>> {
+  return async (request) => ({[MEMBER_HEADER]: await mintMemberCredential(key, self(), {method: request.method, path: request.path, to})})
+}
+
+/**
+ * A server's door for members: the credential of each request is checked against this server as
+ * recipient (asked per request: a keeper's id may come later than its server) and the replay guard.
+ */
+export class MemberGate {
+  readonly #replay = new ReplayGuard()
+
+  constructor(
+    readonly key: ClusterKey,
+    readonly recipient: () => Recipient,
+  ) {}
+
+  /** The member who sent this request; DFS_ERR_UNAUTHENTICATED without a valid credential for it. */
+  async check(request: {method: string; url: string; headers: Record<string, string | string[] | undefined>}): Promise<VerifiedMember> {
+    const header = request.headers[MEMBER_HEADER]
+    const token = Array.isArray(header) ? header[0] : header
+    if (!token) throw new DfsError('DFS_ERR_UNAUTHENTICATED', `${request.method} ${request.url.split('?')[0]} is for members of the cluster: it needs a member credential (${MEMBER_HEADER})`)
+    return verifyMemberCredential(this.key, token, {method: request.method, path: request.url, to: this.recipient(), replay: this.#replay})
+  }
+}

@@ -17,6 +17,9 @@ export const SIZE_HEADER = 'x-dfs-size'
 /** Header in which a keeper names the generation of the file it serves. */
 export const FILE_ID_HEADER = 'x-dfs-file-id'
 
+/** The most keepers a client may ask the master to leave out of an upload (it tried them already). */
+export const MAX_EXCLUDE = 64
+
 // ---- the values every body is made of ---------------------------------------------------------
 
 const Name = Type.String({minLength: 1, maxLength: MAX_NAME_BYTES})
@@ -25,6 +28,8 @@ const Sha256 = Type.String({pattern: '^[0-9a-f]{64}$'})
 const Bytes = Type.Integer({minimum: 0, maximum: Number.MAX_SAFE_INTEGER})
 const Url = Type.String({pattern: '^https?://[^\\s]+$', maxLength: 2048})
 const Path = Type.String({minLength: 1, maxLength: 4096})
+/** A grant (grants.ts), as it travels in a body. */
+const GrantToken = Type.String({minLength: 1, maxLength: 4096})
 /** A byte count in a header. */
 const ByteCount = Type.String({pattern: '^[0-9]{1,16}$'})
 
@@ -103,7 +108,7 @@ export const UploadRequest = Type.Object(
     size: Bytes,
     sha256: Sha256,
     /** Keepers the client already failed to upload to. */
-    exclude: Type.Optional(Type.Array(Id, {maxItems: 1024})),
+    exclude: Type.Optional(Type.Array(Id, {maxItems: MAX_EXCLUDE})),
   },
   closed,
 )
@@ -125,7 +130,18 @@ export const CommitRequest = Type.Object(
 )
 export type CommitRequest = Static<typeof CommitRequest>
 
-export const ReplicaReport = Type.Object({keeperId: Id, fileId: Id, size: Bytes, sha256: Sha256, path: Path}, closed)
+export const ReplicaReport = Type.Object(
+  {
+    keeperId: Id,
+    fileId: Id,
+    size: Bytes,
+    sha256: Sha256,
+    path: Path,
+    /** The `replicate-from` grant of the copy order: a master restarted since the order still knows it ordered this copy. */
+    grant: Type.Optional(GrantToken),
+  },
+  closed,
+)
 export type ReplicaReport = Static<typeof ReplicaReport>
 
 // `url` is empty when the replica's keeper is no longer registered.
@@ -213,7 +229,15 @@ export type RevokeTokenResponse = Static<typeof RevokeTokenResponse>
 // ---- keeper ----------------------------------------------------------------------------------
 
 /** The master asks a keeper to pull a copy of a file from another keeper. */
-export const ReplicateRequest = Type.Object({...InventoryItem.properties, source: Url}, closed)
+export const ReplicateRequest = Type.Object(
+  {
+    ...InventoryItem.properties,
+    source: Url,
+    /** With a cluster key: the master's `replicate-from` grant for the source keeper, which the puller shows it. */
+    grant: Type.Optional(GrantToken),
+  },
+  closed,
+)
 export type ReplicateRequest = Static<typeof ReplicateRequest>
 
 /** A keeper's answer about a file it stored (an upload) or holds. */

@@ -10,7 +10,7 @@ import {DfsError, type ErrorCode} from '../../lib/errors.js'
 import {HashingStream} from '../../lib/hashing.js'
 import {assertValidName} from '../../lib/names.js'
 import {Peer} from '../../lib/peer-client.js'
-import {SHA256_HEADER, SIZE_HEADER, keeperRoutes, masterRoutes, type UploadTicket} from '../../lib/protocol.js'
+import {MAX_EXCLUDE, SHA256_HEADER, SIZE_HEADER, keeperRoutes, masterRoutes, type UploadTicket} from '../../lib/protocol.js'
 
 export interface PutItem {
   /** Local path of the file to upload. */
@@ -90,7 +90,7 @@ export async function putFile(master: Peer, item: PutItem): Promise<PutResult> {
     try {
       return await sendToKeeper(master, data ?? item.path, name, size, sha256, ticket)
     } catch (error) {
-      if (!(error instanceof DfsError && RETRY_ELSEWHERE.has(error.code)) || exclude.includes(ticket.keeper.id)) throw error
+      if (!(error instanceof DfsError && RETRY_ELSEWHERE.has(error.code)) || exclude.includes(ticket.keeper.id) || exclude.length >= MAX_EXCLUDE) throw error
       exclude.push(ticket.keeper.id)
     }
   }

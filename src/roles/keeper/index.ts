@@ -1,6 +1,7 @@
 import {checkListenWithoutKey, type ClusterKey} from '../../lib/cluster-key.js'
 import {lockDataDir} from '../../lib/data-dir-lock.js'
 import {closeGracefully} from '../../lib/http-server.js'
+import {memberCredentials, newMember} from '../../lib/member-auth.js'
 import {Peer} from '../../lib/peer-client.js'
 import {Keeper} from './keeper.js'
 import {Scrubber} from './scrubber.js'
@@ -19,7 +20,7 @@ export interface StartKeeperOptions {
   /** Read rate of the scrubber, in bytes per second. */
   scrubBytesPerSecond: number
   logLevel: string
-  /** The cluster's shared key; loaded and kept for the routes' checks, which are not wired yet. */
+  /** The cluster's shared key: its calls to the master prove membership with it, and it takes orders only from a member master. */
   clusterKey?: ClusterKey
   /** Listen beyond loopback without a cluster key. */
   insecure: boolean
@@ -47,8 +48,13 @@ export async function startKeeper(options: StartKeeperOptions): Promise<RunningK
 
 async function serve(options: StartKeeperOptions, unlock: () => Promise<void>): Promise<RunningKeeper> {
   let app: ReturnType<typeof createKeeperServer> | undefined
-  const keeper = await Keeper.open({
-    master: new Peer({role: 'master', baseUrl: options.master}),
+  const self = newMember('keeper')
+  const key = options.clusterKey
+  // The keeper's id comes from its first registration: each credential names the id of its moment.
+  const credentials = key ? memberCredentials(key, () => ({...self, keeperId: keeper.id || undefined}), 'master') : undefined
+  const keeper: Keeper = await Keeper.open({
+    master: new Peer({role: 'master', baseUrl: options.master, credentials}),
+    clusterKey: key,
     dataDir: options.dataDir,
     heartbeatIntervalMs: options.heartbeatIntervalMs,
     log: (message) => app?.log.info(message),

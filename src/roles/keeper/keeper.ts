@@ -2,8 +2,10 @@ import {readFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import type {Readable, Transform} from 'node:stream'
 
+import type {ClusterKey} from '../../lib/cluster-key.js'
 import {writeFileDurably} from '../../lib/durable-file.js'
 import {DfsError} from '../../lib/errors.js'
+import {GRANT_HEADER} from '../../lib/grants.js'
 import {Peer} from '../../lib/peer-client.js'
 import {
   keeperRoutes,
@@ -18,8 +20,19 @@ import {
 import {RetryPolicy} from '../../lib/retry-policy.js'
 import {FileStore} from './file-store.js'
 
+/**
+ * Registration is tried again until the master answers, and also while the master says another
+ * process still holds this keeper's id: the one this process replaces, until the master sees it dead.
+ */
+const UNTIL_REGISTERED = new RetryPolicy({
+  ...RetryPolicy.untilAnswered.options,
+  retryable: (error) => RetryPolicy.untilAnswered.options.retryable(error) || (error instanceof DfsError && error.code === 'DFS_ERR_KEEPER_IN_USE'),
+})
+
 export interface KeeperOptions {
   master: Peer
+  /** With it, the master's orders must prove they come from the master (server.ts checks them). */
+  clusterKey?: ClusterKey
   dataDir: string
   heartbeatIntervalMs: number
   log: (message: string) => void
@@ -34,8 +47,8 @@ export class Keeper {
   readonly #stopping = new AbortController()
   #lastHeartbeatError: string | undefined
   readonly #undecided = new Map<string, StoredFile>()
-  /** Copies made on the master's order whose report found no master: reported with the next heartbeats. */
-  readonly #unreported = new Map<string, StoredFile>()
+  /** Copies made on the master's order whose report found no master, with the order's grant: reported with the next heartbeats. */
+  readonly #unreported = new Map<string, {file: StoredFile; grant?: string}>()
   /** Delete orders carried out and not yet reported to the master. */
   #deleted = new Set<string>()
   /** Corrupt replicas dropped whose report has not reached the master yet; sent again with the heartbeats. */
@@ -92,7 +105,7 @@ export class Keeper {
   async register(url: string): Promise<void> {
     this.url = url
     // Each attempt reports the stats and inventory of its moment, not of the first attempt.
-    const response = await RetryPolicy.untilAnswered.run(
+    const response = await UNTIL_REGISTERED.run(
       async () =>
         this.options.master.call(masterRoutes.register, {
           body: {...(await this.stats()), ...(this.id ? {id: this.id} : {}), inventory: this.store.inventory()},
@@ -222,7 +235,7 @@ export class Keeper {
     if (!file) {
       this.transferStarted()
       try {
-        const response = await this.#keeperAt(order.source).open(keeperRoutes.read, {params: {name: order.name}, query: {fileId: order.fileId}})
+        const response = await this.#keeperAt(order.source, order.grant).open(keeperRoutes.read, {params: {name: order.name}, query: {fileId: order.fileId}})
         try {
           file = await this.store.receive(response.body, item)
         } catch (error) {
@@ -238,10 +251,10 @@ export class Keeper {
     }
 
     try {
-      await this.#reportCopy(file)
+      await this.#reportCopy(file, order.grant)
     } catch (error) {
       // The master may have died with the order under way: a new one would never hear of this copy.
-      if (error instanceof DfsError && error.code === 'DFS_ERR_MASTER_UNREACHABLE') this.#unreported.set(file.fileId, file)
+      if (error instanceof DfsError && error.code === 'DFS_ERR_MASTER_UNREACHABLE') this.#unreported.set(file.fileId, {file, grant: order.grant})
       throw error
     }
 
@@ -250,11 +263,11 @@ export class Keeper {
   }
 
   /** Tells the master this keeper holds a copy; a copy of a file deleted or replaced meanwhile is garbage. */
-  async #reportCopy(file: StoredFile): Promise<void> {
+  async #reportCopy(file: StoredFile, grant: string | undefined): Promise<void> {
     try {
       await this.options.master.call(masterRoutes.reportReplica, {
         params: {name: file.name},
-        body: {keeperId: this.id, fileId: file.fileId, size: file.size, sha256: file.sha256, path: file.path},
+        body: {keeperId: this.id, fileId: file.fileId, size: file.size, sha256: file.sha256, path: file.path, ...(grant ? {grant} : {})},
       })
     } catch (error) {
       if (error instanceof DfsError && (error.code === 'DFS_ERR_NOT_FOUND' || error.code === 'DFS_ERR_STALE_REPLICA')) {
@@ -267,7 +280,7 @@ export class Keeper {
 
   /** Reports copies whose report found no master; the master trims any it no longer needs. */
   async #reportCopiesAgain(): Promise<void> {
-    for (const file of [...this.#unreported.values()]) {
+    for (const {file, grant} of [...this.#unreported.values()]) {
       // Deleted meanwhile (a delete order, found corrupt): nothing to report.
       if (this.store.byId(file.fileId) !== file) {
         this.#unreported.delete(file.fileId)
@@ -276,7 +289,7 @@ export class Keeper {
 
       let outcome = 'reported'
       try {
-        await this.#reportCopy(file)
+        await this.#reportCopy(file, grant)
       } catch (error) {
         if (error instanceof DfsError && error.code === 'DFS_ERR_MASTER_UNREACHABLE') return
         outcome = `not wanted (${(error as Error).message}): ${this.store.byId(file.fileId) ? 'kept' : 'removed'}`
@@ -334,9 +347,10 @@ export class Keeper {
     }
   }
 
-  /** Another keeper, to pull a copy from. */
-  #keeperAt(url: string): Peer {
-    return new Peer({role: 'keeper', baseUrl: url, agent: this.options.master.agent})
+  /** Another keeper, to pull a copy from, shown the master's grant for it if the order carried one. */
+  #keeperAt(url: string, grant: string | undefined): Peer {
+    const credentials = grant ? () => ({[GRANT_HEADER]: grant}) : undefined
+    return new Peer({role: 'keeper', baseUrl: url, agent: this.options.master.agent, credentials})
   }
 
   stop(): void {

@@ -6,6 +6,7 @@ import {DfsError} from '../../lib/errors.js'
 import {serveRoute} from '../../lib/http-routes.js'
 import {createServer} from '../../lib/http-server.js'
 import {contentTypeOf} from '../../lib/media-types.js'
+import {MemberGate, requireMaster} from '../../lib/member-auth.js'
 import {assertValidName} from '../../lib/names.js'
 import {FILE_ID_HEADER, SHA256_HEADER, SIZE_HEADER, keeperRoutes} from '../../lib/protocol.js'
 import type {Keeper} from './keeper.js'
@@ -13,6 +14,13 @@ import type {Keeper} from './keeper.js'
 /** The keeper's HTTP face: uploads in, files out (with Range), replication pulls, deletes. */
 export function createKeeperServer(keeper: Keeper, logLevel: string): FastifyInstance {
   const app = createServer({logLevel, role: 'keeper'})
+  // The master's orders (copy, delete, verify): with a cluster key, only from the master (401
+  // without a member credential, 403 from a keeper).
+  const key = keeper.options.clusterKey
+  const gate = key ? new MemberGate(key, () => ({keeperId: keeper.id})) : undefined
+  const fromMaster = async (request: FastifyRequest): Promise<void> => {
+    if (gate) requireMaster(await gate.check(request))
+  }
 
   serveRoute(app, keeperRoutes.health, async () => ({role: 'keeper', id: keeper.id, url: keeper.url}) as const)
 
@@ -59,15 +67,21 @@ export function createKeeperServer(keeper: Keeper, logLevel: string): FastifyIns
   })
 
   serveRoute(app, keeperRoutes.remove, async (request) => {
+    await fromMaster(request)
     const {name} = request.params
+    if (gate && request.query.fileId === undefined) throw new DfsError('DFS_ERR_BAD_REQUEST', 'a delete order names the generation it deletes (?fileId=)')
     const file = held(name, request.query.fileId)
     await keeper.store.remove(file.fileId)
     return {name, fileId: file.fileId, deleted: true} as const
   })
 
-  serveRoute(app, keeperRoutes.verify, async (request) => keeper.verifyReplica(held(request.params.name, request.query.fileId)))
+  serveRoute(app, keeperRoutes.verify, async (request) => {
+    await fromMaster(request)
+    return keeper.verifyReplica(held(request.params.name, request.query.fileId))
+  })
 
   serveRoute(app, keeperRoutes.replicate, async (request) => {
+    await fromMaster(request)
     assertValidName(request.body.name)
     const stored = await keeper.pullReplica(request.body)
     return {name: stored.name, fileId: stored.fileId, size: stored.size, sha256: stored.sha256, path: stored.path}

@@ -12,7 +12,7 @@ export interface StartMasterOptions {
   heartbeatTimeoutMs: number
   replicationIntervalMs: number
   logLevel: string
-  /** The cluster's shared key; loaded and kept for the routes' checks, which are not wired yet. */
+  /** The cluster's shared key: keepers must prove they hold it, and the master's orders carry proof of it. */
   clusterKey?: ClusterKey
   /** Listen beyond loopback without a cluster key. */
   insecure: boolean
@@ -44,6 +44,7 @@ async function serve(options: StartMasterOptions, unlock: () => Promise<void>): 
     replicas: options.replicas,
     heartbeatTimeoutMs: options.heartbeatTimeoutMs,
     replicationIntervalMs: options.replicationIntervalMs,
+    clusterKey: options.clusterKey,
     log: {info: (message) => app?.log.info(message), warn: (message) => app?.log.warn(message)},
   })
   app = createMasterServer(master, options.logLevel)

@@ -1,5 +1,7 @@
+import type {ClusterKey} from '../../lib/cluster-key.js'
 import {DfsError} from '../../lib/errors.js'
 import {newId} from '../../lib/ids.js'
+import {memberCredentials, newMember, type Member, type VerifiedMember} from '../../lib/member-auth.js'
 import {assertValidName} from '../../lib/names.js'
 import {Peer} from '../../lib/peer-client.js'
 import {
@@ -26,6 +28,7 @@ import {
   type UploadRequest,
   type UploadTicket,
 } from '../../lib/protocol.js'
+import {KeeperBindings, isCopyOrderOf} from './auth.js'
 import {KeeperRegistry} from './keeper-registry.js'
 import {pickUploadTarget} from './placement.js'
 import {Replicator} from './replicator.js'
@@ -38,6 +41,8 @@ export interface MasterOptions {
   heartbeatTimeoutMs: number
   replicationIntervalMs: number
   log: {info(message: string): void; warn(message: string): void}
+  /** With it, keepers must prove they are members, and the master proves it to them. */
+  clusterKey?: ClusterKey
 }
 
 interface Ticket extends UploadRequest {
@@ -47,6 +52,8 @@ interface Ticket extends UploadRequest {
 
 // An upload that has not committed within a day is abandoned; its ticket goes.
 const TICKET_TTL_MS = 24 * 60 * 60 * 1000
+// Uploads begun and not committed, at most: each ticket holds memory until it commits or expires.
+export const MAX_PENDING_UPLOADS = 10_000
 
 /**
  * The master tracker: the file table, who is alive, where uploads go, and the repair of every
@@ -58,6 +65,9 @@ export class Master {
   readonly replicator: Replicator
   readonly #tickets = new Map<string, Ticket>()
   readonly #ticketSweep: NodeJS.Timeout
+  /** This master as a member of its cluster, for the credentials of its orders. */
+  readonly #self: Member = newMember('master')
+  readonly #bindings = new KeeperBindings()
 
   constructor(readonly options: MasterOptions) {
     this.table = new MasterTable(options.dataDir)
@@ -66,7 +76,8 @@ export class Master {
       this.replicator.trigger({full: true})
     })
     this.replicator = new Replicator(this.table, this.keepers, {
-      keeperAt: (url) => this.keeperAt(url),
+      keeperAt: (keeper) => this.keeperAt(keeper),
+      clusterKey: options.clusterKey,
       replicas: options.replicas,
       intervalMs: options.replicationIntervalMs,
       heartbeatTimeoutMs: options.heartbeatTimeoutMs,
@@ -75,9 +86,11 @@ export class Master {
     this.#ticketSweep = setInterval(() => this.#sweepTickets(), 60_000).unref()
   }
 
-  /** A keeper, to give orders to. */
-  keeperAt(url: string): Peer {
-    return new Peer({role: 'keeper', baseUrl: url})
+  /** A keeper, to give orders to: with a cluster key, each carries the master's member credential for that keeper. */
+  keeperAt(keeper: {id: string; url: string}): Peer {
+    const key = this.options.clusterKey
+    const credentials = key ? memberCredentials(key, () => this.#self, {keeperId: keeper.id}) : undefined
+    return new Peer({role: 'keeper', baseUrl: keeper.url, credentials})
   }
 
   start(): void {
@@ -100,8 +113,10 @@ export class Master {
    * longer has are detached. Files the master has never heard of are left alone and only logged: a
    * master started on the wrong or a lost --data must not make keepers destroy their files.
    */
-  register(request: RegisterRequest): RegisterResponse {
+  register(request: RegisterRequest, member?: VerifiedMember): RegisterResponse {
+    this.#bindings.checkRegistration(member, request.id, (id) => this.keepers.get(id)?.alive === true)
     const id = request.id ?? `k${newId(6)}`
+    this.#bindings.bind(member, id)
     let unknown = 0
     const deletes: DeleteCommand[] = this.table.transaction(() => {
       this.keepers.upsert(id, request)
@@ -140,7 +155,8 @@ export class Master {
    * A keeper's heartbeat. Delete orders are sent with every answer until the keeper says it carried
    * them out: until then the replica is neither counted nor chosen to receive a new copy.
    */
-  heartbeat(id: string, request: HeartbeatRequest): HeartbeatResponse {
+  heartbeat(id: string, request: HeartbeatRequest, member?: VerifiedMember): HeartbeatResponse {
+    this.#bindings.requireKeeper(member, id)
     const cameBack = this.keepers.heartbeat(id, request)
     if (cameBack) {
       this.options.log.info(`keeper ${id} is alive again`)
@@ -182,6 +198,11 @@ export class Master {
     const keepers = this.keepers.loads()
     const target = pickUploadTarget(keepers, request.size, exclude)
     if (!target) throw noTarget(keepers, request.size, exclude)
+    if (this.#tickets.size >= MAX_PENDING_UPLOADS) this.#sweepTickets()
+    if (this.#tickets.size >= MAX_PENDING_UPLOADS) {
+      throw new DfsError('DFS_ERR_TOO_MANY_UPLOADS', `${MAX_PENDING_UPLOADS} uploads are under way and not committed; try again later`)
+    }
+
     const uploadId = newId()
     this.#tickets.set(uploadId, {...request, keeperId: target.id, createdAt: Date.now()})
     this.keepers.assigned(target.id)
@@ -192,9 +213,13 @@ export class Master {
    * Step 2, from the keeper that stored the bytes: record the file with its first replica. Only
    * now is the upload confirmed; the keeper passes the answer on to the client.
    */
-  commitUpload(uploadId: string, request: CommitRequest): FileInfo {
+  commitUpload(uploadId: string, request: CommitRequest, member?: VerifiedMember): FileInfo {
+    this.#bindings.requireKeeper(member, request.keeperId)
     const ticket = this.#tickets.get(uploadId)
     if (!ticket) throw new DfsError('DFS_ERR_UNKNOWN_UPLOAD', `upload ${uploadId} is unknown to the master (expired, or the master restarted)`)
+    if (member && ticket.keeperId !== request.keeperId) {
+      throw new DfsError('DFS_ERR_FORBIDDEN', `upload ${uploadId} was given to keeper ${ticket.keeperId}; only it commits it`)
+    }
     if (ticket.keeperId !== request.keeperId) {
       throw new DfsError('DFS_ERR_BAD_REQUEST', `upload ${uploadId} was given to keeper ${ticket.keeperId}, not ${request.keeperId}`)
     }
@@ -228,22 +253,35 @@ export class Master {
     for (const [id, ticket] of this.#tickets) if (now - ticket.createdAt > TICKET_TTL_MS) this.#tickets.delete(id)
   }
 
-  /** A keeper reports a copy it now holds durably (after a replication order). */
-  reportReplica(name: string, report: ReplicaReport): FileInfo {
+  /**
+   * A keeper reports a copy it now holds durably (after a replication order). With a cluster key,
+   * only a copy this master ordered of that keeper counts: one under way, or one whose order's
+   * grant the keeper hands back (the master restarted meanwhile).
+   */
+  async reportReplica(name: string, report: ReplicaReport, member?: VerifiedMember): Promise<FileInfo> {
+    this.#bindings.requireKeeper(member, report.keeperId)
     const file = this.#file(name)
     if (file.fileId !== report.fileId || file.size !== report.size || file.sha256 !== report.sha256) {
       throw new DfsError('DFS_ERR_STALE_REPLICA', `the reported copy is not the current "${name}" (${file.fileId})`)
     }
 
     if (!this.keepers.get(report.keeperId)) throw new DfsError('DFS_ERR_UNKNOWN_KEEPER', `keeper ${report.keeperId} is not registered`)
+    const key = this.options.clusterKey
+    if (member && key && !this.replicator.isCopyUnderWay(file.fileId, report.keeperId) && !(await isCopyOrderOf(key, report.grant, file.fileId))) {
+      throw new DfsError('DFS_ERR_FORBIDDEN', `the master ordered no copy of "${name}" (${file.fileId}) to keeper ${report.keeperId}`)
+    }
+
     this.table.addReplica({fileId: file.fileId, keeperId: report.keeperId, path: report.path})
     return this.fileInfo(file)
   }
 
   /** A keeper dropped a corrupt replica: stop counting it, and let the replicator copy a good one. */
-  reportCorrupt(name: string, report: CorruptReport): CorruptAnswer {
+  reportCorrupt(name: string, report: CorruptReport, member?: VerifiedMember): CorruptAnswer {
+    this.#bindings.requireKeeper(member, report.keeperId)
     const file = this.#file(name)
     if (file.fileId !== report.fileId) return {dropped: false}
+    // Only a holder's word drops a replica (a report sent again after its answer was lost finds none).
+    if (member && !this.table.holdersOf(file.fileId)?.holders.has(report.keeperId)) return {dropped: false}
     this.table.markCorrupt(file.fileId, report.keeperId)
     this.options.log.warn(`replica of "${name}" on ${report.keeperId} is corrupt; it was dropped and will be copied again`)
     this.replicator.trigger()
@@ -259,7 +297,7 @@ export class Master {
     const keeper = this.keepers.get(report.keeperId)
     if (!keeper) throw new DfsError('DFS_ERR_UNKNOWN_KEEPER', `keeper ${report.keeperId} is not registered`)
     if (file.fileId !== report.fileId) throw new DfsError('DFS_ERR_STALE_REPLICA', `"${name}" is now another file (${file.fileId})`)
-    const verify = this.keeperAt(keeper.url).call(keeperRoutes.verify, {params: {name}, query: {fileId: file.fileId}}, {timeout: Math.max(60_000, file.size / 1024)})
+    const verify = this.keeperAt(keeper).call(keeperRoutes.verify, {params: {name}, query: {fileId: file.fileId}}, {timeout: Math.max(60_000, file.size / 1024)})
     const result = await verify.catch((error: unknown) => {
       // A replica its keeper no longer has is as good as corrupt for the reader.
       if (error instanceof DfsError && error.code === 'DFS_ERR_NOT_FOUND') return {ok: false}

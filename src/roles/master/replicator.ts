@@ -1,3 +1,5 @@
+import type {ClusterKey} from '../../lib/cluster-key.js'
+import {mintGrant} from '../../lib/grants.js'
 import type {Peer} from '../../lib/peer-client.js'
 import {keeperRoutes, type DeleteCommand, type ReplicateRequest} from '../../lib/protocol.js'
 import type {KeeperRegistry} from './keeper-registry.js'
@@ -5,8 +7,10 @@ import {planRepairs, planTrims, type CopyTask, type FileReplicas, type TrimTask}
 import type {FileHolders, MasterTable} from './table.js'
 
 export interface ReplicatorOptions {
-  /** The keeper at a URL, to give orders to. */
-  keeperAt: (url: string) => Peer
+  /** A keeper, to give orders to. */
+  keeperAt: (keeper: {id: string; url: string}) => Peer
+  /** With it, each copy order carries a `replicate-from` grant for its source keeper. */
+  clusterKey?: ClusterKey
   replicas: number
   intervalMs: number
   heartbeatTimeoutMs: number
@@ -126,6 +130,11 @@ export class Replicator {
     return files
   }
 
+  /** Whether a copy of the file to this keeper was ordered and has not answered yet. */
+  isCopyUnderWay(fileId: string, keeperId: string): boolean {
+    return this.#inFlight.get(fileId)?.has(keeperId) === true
+  }
+
   #track(work: Promise<void>): void {
     this.#running.add(work)
     void work.finally(() => this.#running.delete(work))
@@ -142,7 +151,9 @@ export class Replicator {
     this.keepers.assigned(task.destination)
     const order: ReplicateRequest = {fileId: file.fileId, name: file.name, size: file.size, sha256: file.sha256, source: source.url}
     try {
-      const stored = await this.options.keeperAt(destination.url).call(keeperRoutes.replicate, {body: order}, {timeout: Math.max(60_000, file.size / SLOWEST_COPY_BYTES_PER_MS)})
+      const key = this.options.clusterKey
+      if (key) order.grant = await mintGrant(key, {op: 'replicate-from', fileId: file.fileId, name: file.name, size: file.size, sha256: file.sha256, keeperId: source.id})
+      const stored = await this.options.keeperAt(destination).call(keeperRoutes.replicate, {body: order}, {timeout: Math.max(60_000, file.size / SLOWEST_COPY_BYTES_PER_MS)})
       // The destination reported the copy itself; recording it again here is harmless and closes
       // the gap if that report was lost.
       if (this.table.fileById(file.fileId)) {
@@ -183,7 +194,7 @@ export class Replicator {
     const keeper = this.keepers.get(keeperId)
     if (!keeper) return
     try {
-      await this.options.keeperAt(keeper.url).call(keeperRoutes.remove, {params: {name: command.name}, query: {fileId: command.fileId}})
+      await this.options.keeperAt(keeper).call(keeperRoutes.remove, {params: {name: command.name}, query: {fileId: command.fileId}})
       this.table.clearPendingDelete(keeperId, command.fileId)
     } catch (error) {
       if ((error as {code?: string}).code === 'DFS_ERR_NOT_FOUND') this.table.clearPendingDelete(keeperId, command.fileId)

@@ -1,6 +1,7 @@
-import type {FastifyInstance} from 'fastify'
+import type {FastifyInstance, FastifyRequest} from 'fastify'
 
 import {serveRoute} from '../../lib/http-routes.js'
+import {MemberGate, type VerifiedMember} from '../../lib/member-auth.js'
 import {createServer} from '../../lib/http-server.js'
 import {masterRoutes} from '../../lib/protocol.js'
 import type {Master} from './master.js'
@@ -8,21 +9,25 @@ import type {Master} from './master.js'
 /** The master's HTTP face: every route parses and validates, then calls one Master method. */
 export function createMasterServer(master: Master, logLevel: string): FastifyInstance {
   const app = createServer({logLevel, role: 'master'})
+  // The calls of keepers: with a cluster key, only from members (401 otherwise); the Master then
+  // checks that each keeper speaks for itself.
+  const gate = master.options.clusterKey ? new MemberGate(master.options.clusterKey, () => 'master') : undefined
+  const member = async (request: FastifyRequest): Promise<VerifiedMember | undefined> => gate?.check(request)
 
   serveRoute(app, masterRoutes.health, async () => ({role: 'master'}) as const)
 
-  serveRoute(app, masterRoutes.register, async (request) => master.register(request.body))
-  serveRoute(app, masterRoutes.heartbeat, async (request) => master.heartbeat(request.params.id, request.body))
+  serveRoute(app, masterRoutes.register, async (request) => master.register(request.body, await member(request)))
+  serveRoute(app, masterRoutes.heartbeat, async (request) => master.heartbeat(request.params.id, request.body, await member(request)))
   serveRoute(app, masterRoutes.keepers, async () => ({keepers: master.status()}))
 
   serveRoute(app, masterRoutes.beginUpload, async (request) => master.beginUpload(request.body))
-  serveRoute(app, masterRoutes.commitUpload, async (request) => master.commitUpload(request.params.id, request.body))
+  serveRoute(app, masterRoutes.commitUpload, async (request) => master.commitUpload(request.params.id, request.body, await member(request)))
 
   serveRoute(app, masterRoutes.list, async () => ({files: master.list()}))
   serveRoute(app, masterRoutes.stat, async (request) => master.stat(request.params.name))
   serveRoute(app, masterRoutes.remove, async (request) => master.remove(request.params.name))
-  serveRoute(app, masterRoutes.reportReplica, async (request) => master.reportReplica(request.params.name, request.body))
-  serveRoute(app, masterRoutes.reportCorrupt, async (request) => master.reportCorrupt(request.params.name, request.body))
+  serveRoute(app, masterRoutes.reportReplica, async (request) => master.reportReplica(request.params.name, request.body, await member(request)))
+  serveRoute(app, masterRoutes.reportCorrupt, async (request) => master.reportCorrupt(request.params.name, request.body, await member(request)))
   serveRoute(app, masterRoutes.suspect, async (request) => master.suspect(request.params.name, request.body))
   serveRoute(app, masterRoutes.fsck, async () => master.fsck())
   serveRoute(app, masterRoutes.revokeToken, async (request) => master.revokeToken(request.body.id))
