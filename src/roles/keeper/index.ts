@@ -19,7 +19,7 @@ export interface StartKeeperOptions {
   /** Read rate of the scrubber, in bytes per second. */
   scrubBytesPerSecond: number
   logLevel: string
-  /** The cluster's shared key; loaded and kept for the routes' checks, which are not wired yet. */
+  /** The cluster's shared key: with it, file reads and uploads need the master's grants. */
   clusterKey?: ClusterKey
   /** Listen beyond loopback without a cluster key. */
   insecure: boolean
@@ -49,6 +49,7 @@ async function serve(options: StartKeeperOptions, unlock: () => Promise<void>): 
   let app: ReturnType<typeof createKeeperServer> | undefined
   const keeper = await Keeper.open({
     master: new Peer({role: 'master', baseUrl: options.master}),
+    clusterKey: options.clusterKey,
     dataDir: options.dataDir,
     heartbeatIntervalMs: options.heartbeatIntervalMs,
     log: (message) => app?.log.info(message),

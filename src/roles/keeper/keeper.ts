@@ -2,6 +2,7 @@ import {readFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import type {Readable, Transform} from 'node:stream'
 
+import type {ClusterKey} from '../../lib/cluster-key.js'
 import {writeFileDurably} from '../../lib/durable-file.js'
 import {DfsError} from '../../lib/errors.js'
 import {Peer} from '../../lib/peer-client.js'
@@ -20,6 +21,8 @@ import {FileStore} from './file-store.js'
 
 export interface KeeperOptions {
   master: Peer
+  /** The cluster key: with it, reads and uploads need the master's grants. */
+  clusterKey?: ClusterKey
   dataDir: string
   heartbeatIntervalMs: number
   log: (message: string) => void
