@@ -9,6 +9,7 @@ import {setTimeout as sleep} from 'node:timers/promises'
 
 import {Agent, request} from 'undici'
 
+import {createKeyFile} from '../src/lib/cluster-key.js'
 import type {FileInfo, FileSummary, KeeperInfo} from '../src/lib/protocol.js'
 import {NodeProcess, type NodeRole} from '../src/roles/cluster/node-process.js'
 
@@ -76,6 +77,9 @@ export class Cluster {
   static async start(options: ClusterOptions): Promise<Cluster> {
     trackTempDir(options.dir)
     await mkdir(options.dir, {recursive: true})
+    // Auth on, as in a real cluster: what the bench measures includes what credentials cost.
+    const secretFile = join(options.dir, 'secret')
+    await createKeyFile(secretFile)
     const started: NodeProcess[] = []
     const launch = async (name: string, role: NodeRole, args: string[]): Promise<NodeProcess> => {
       const node = new NodeProcess({
@@ -109,6 +113,7 @@ export class Cluster {
         '--replicas', String(options.replicas),
         '--heartbeat-timeout', options.heartbeatTimeout,
         '--replication-interval', options.replicationInterval,
+        '--secret-file', secretFile,
       ])
       const masterUrl = master.url!
       const keepers = await Promise.all(
@@ -120,6 +125,7 @@ export class Cluster {
             '--data', dir,
             '--port', '0',
             '--heartbeat-interval', options.heartbeatInterval,
+            '--secret-file', secretFile,
           ])
           return {id: node.id!, url: node.url!, dir, node}
         }),

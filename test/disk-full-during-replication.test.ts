@@ -36,7 +36,7 @@ describe('a keeper whose disk fills up while it receives a copy', () => {
     let small: ServerProcess | undefined
     try {
       const cluster = await clusters.start({keepers: 0})
-      const {proxy} = await startProxiedKeeper(t, cluster.masterUrl, join(cluster.dir, 'keeper-behind-proxy'))
+      const {proxy} = await startProxiedKeeper(t, cluster, join(cluster.dir, 'keeper-behind-proxy'))
       const path = join(clusters.work, 'copied.bin')
       const sha256 = await randomFile(path, 3 * MiB)
       assert.equal((await cluster.dfs(['put', path])).code, 0)

@@ -74,7 +74,7 @@ describe('keeper failures during transfers', () => {
     // The victim sits behind a proxy that lets its first four range bodies through whole and holds
     // every later one after 64 KiB: the download is held mid-way, by state, not by timing, until
     // the victim is killed under it.
-    const {keeper: victim, proxy} = await startProxiedKeeper(t, cluster.masterUrl, join(cluster.dir, 'victim'))
+    const {keeper: victim, proxy} = await startProxiedKeeper(t, cluster, join(cluster.dir, 'victim'))
     const size = 64 * MiB
     const source = join(work(), 'big-get.bin')
     const sha256 = await randomFile(source, size)

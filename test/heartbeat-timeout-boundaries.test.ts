@@ -90,7 +90,7 @@ describe('heartbeat timeout boundaries', () => {
   test('a keeper paused while a copy is made to it: once it is dead the copy is made elsewhere, without waiting for that one', async (t) => {
     const cluster = await clusters.start({keepers: 0, replicas: 2})
     const holderDir = join(cluster.dir, 'keeper-behind-proxy')
-    const {keeper: holder, proxy} = await startProxiedKeeper(t, cluster.masterUrl, holderDir)
+    const {keeper: holder, proxy} = await startProxiedKeeper(t, cluster, holderDir)
     const path = join(clusters.work, 'stalled.bin')
     const sha256 = await randomFile(path, 2 * MiB)
     assert.equal((await cluster.dfs(['put', path])).code, 0)

@@ -45,7 +45,7 @@ describe('the master restarts while copies are being made', () => {
   test('killed with copies under way and started again: every file reaches its target once, byte-exact', async (t) => {
     const cluster = await clusters.start({keepers: 0})
     const holderDir = join(cluster.dir, 'keeper-behind-proxy')
-    const {keeper: holder, proxy} = await startProxiedKeeper(t, cluster.masterUrl, holderDir)
+    const {keeper: holder, proxy} = await startProxiedKeeper(t, cluster, holderDir)
     const files = await Promise.all(['one.bin', 'two.bin', 'three.bin'].map(async (name) => {
       const path = join(clusters.work, name)
       return {name, path, sha256: await randomFile(path, 2 * MiB)}
@@ -68,7 +68,7 @@ describe('the master restarts while copies are being made', () => {
   test('copies that finished while the master was down are reported once it is back, and the surplus is trimmed', async (t) => {
     const cluster = await clusters.start({keepers: 0, replicas: 2})
     const holderDir = join(cluster.dir, 'keeper-behind-proxy')
-    const {keeper: holder, proxy} = await startProxiedKeeper(t, cluster.masterUrl, holderDir)
+    const {keeper: holder, proxy} = await startProxiedKeeper(t, cluster, holderDir)
     const path = join(clusters.work, 'late.bin')
     const sha256 = await randomFile(path, 2 * MiB)
     assert.equal((await cluster.dfs(['put', path])).code, 0)

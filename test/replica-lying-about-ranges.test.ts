@@ -21,7 +21,7 @@ describe('a replica that answers ranges with the wrong bytes', () => {
 
   test('is caught, and get still finishes byte-exact from the other replicas', async (t) => {
     const cluster = await clusters.start({keepers: 2})
-    const {keeper: liar, proxy} = await startProxiedKeeper(t, cluster.masterUrl, join(cluster.dir, 'keeper-behind-proxy'))
+    const {keeper: liar, proxy} = await startProxiedKeeper(t, cluster, join(cluster.dir, 'keeper-behind-proxy'))
     await waitFor('three alive keepers', async () => (await cluster.keeperStatus()).filter((keeper) => keeper.alive).length === 3)
     const source = join(clusters.work, 'ranged.bin')
     const sha256 = await randomFile(source, 2 * MiB)
@@ -64,7 +64,7 @@ describe('a replica that answers ranges with the wrong bytes', () => {
 
   test('when every replica lies, get fails with DFS_ERR_INTEGRITY and writes nothing', async (t) => {
     const cluster = await clusters.start({keepers: 0, replicas: 1})
-    const {proxy} = await startProxiedKeeper(t, cluster.masterUrl, join(cluster.dir, 'keeper-behind-proxy'))
+    const {proxy} = await startProxiedKeeper(t, cluster, join(cluster.dir, 'keeper-behind-proxy'))
     const source = join(clusters.work, 'only.bin')
     await randomFile(source, MiB)
     assert.equal((await cluster.dfs(['put', source])).code, 0)

@@ -55,7 +55,7 @@ describe('rm racing a get and a replication', () => {
     const proxies: KeeperProxy[] = []
     for (const index of [1, 2, 3]) {
       const dataDir = join(cluster.dir, `keeper-behind-proxy-${index}`)
-      const {keeper, proxy} = await startProxiedKeeper(t, cluster.masterUrl, dataDir)
+      const {keeper, proxy} = await startProxiedKeeper(t, cluster, dataDir)
       keepers.push({id: keeper.id, dataDir})
       proxies.push(proxy)
     }
@@ -90,7 +90,7 @@ describe('rm racing a get and a replication', () => {
   test('rm while the file is being copied: the copies are not kept, no keeper holds the blob, and the name is free', async (t) => {
     const cluster = await clusters.start({keepers: 0})
     const sourceDir = join(cluster.dir, 'keeper-behind-proxy')
-    const {keeper: holder, proxy} = await startProxiedKeeper(t, cluster.masterUrl, sourceDir)
+    const {keeper: holder, proxy} = await startProxiedKeeper(t, cluster, sourceDir)
     const path = join(clusters.work, 'copied.bin')
     await randomFile(path, 4 * MiB)
     assert.equal((await cluster.dfs(['put', path])).code, 0)

@@ -109,7 +109,7 @@ describe('the scrubber reads no faster than its rate', () => {
     // The same replica, scrubbed at a high rate, is found corrupt.
     const dir = cluster.dataDirOf(keeper)
     await keeper.stop('SIGKILL')
-    const fast = await startKeeper(t, cluster.masterUrl, dir, ['--scrub-interval', '100ms', '--scrub-rate', '1g'])
+    const fast = await startKeeper(t, cluster, dir, ['--scrub-interval', '100ms', '--scrub-rate', '1g'])
     await waitFor('the corrupt replica found', () => fast.logs.some((line) => line.includes('scrubbed.bin') && line.includes('is corrupt')))
     await waitFor('the pass to end', () => fast.logs.some((line) => /scrub pass \d+ done: 1 of 1 files checked in [\d.]+ s, 1 corrupt/.test(line)))
     // Its only replica dropped, the file is missing (fsck exits non-zero): the report says why.

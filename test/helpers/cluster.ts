@@ -16,6 +16,7 @@ import {once} from 'node:events'
 import {after, afterEach, before, beforeEach} from 'node:test'
 import {fileURLToPath} from 'node:url'
 
+import {createKeyFile} from '../../src/lib/cluster-key.js'
 import {DFS_BIN, NodeProcess} from '../../src/roles/cluster/node-process.js'
 import {installCleanup, killLeftovers, removeAtExit, reportOnSignal} from './cleanup.js'
 import {CLI_TIMEOUT_MS, runCli, type CliOptions} from './cli.js'
@@ -185,7 +186,10 @@ export interface ClusterOptions {
   keeperArgs?: string[]
 }
 
-/** A master and keepers in one temp dir; `stop` ends every process and removes the dir. */
+/**
+ * A master and keepers in one temp dir, all holding the cluster key `DIR/secret` (secure by
+ * default, as a real cluster is); `stop` ends every process and removes the dir.
+ */
 export class TestCluster {
   master!: ServerProcess
   readonly keepers: ServerProcess[] = []
@@ -203,6 +207,7 @@ export class TestCluster {
   static async start(options: ClusterOptions = {}): Promise<TestCluster> {
     const cluster = new TestCluster(await tempDir(), options)
     try {
+      await createKeyFile(cluster.secretFile)
       await cluster.startMaster()
       // Every start settles before the cleanup, so that none comes up after it.
       const started = await Promise.allSettled(Array.from({length: options.keepers ?? 4}, () => cluster.addKeeper()))
@@ -220,6 +225,11 @@ export class TestCluster {
     return this.master.url
   }
 
+  /** The cluster key every server of this cluster is started with. */
+  get secretFile(): string {
+    return join(this.dir, 'secret')
+  }
+
   /** Starts the master; after the first start it comes back on the same port and data dir. */
   async startMaster(): Promise<ServerProcess> {
     this.master = await ServerProcess.start([
@@ -227,6 +237,7 @@ export class TestCluster {
       '--port', String(this.masterPort),
       '--data', join(this.dir, 'master'),
       '--replicas', String(this.options.replicas ?? 3),
+      '--secret-file', this.secretFile,
       ...withDefaults(this.options.masterArgs, {'--heartbeat-timeout': FAST.heartbeatTimeout, '--replication-interval': FAST.replicationInterval}),
     ])
     this.#started.push(this.master)
@@ -242,6 +253,7 @@ export class TestCluster {
       'keeper',
       '--master', this.masterUrl,
       '--data', dir,
+      '--secret-file', this.secretFile,
       ...withDefaults(this.options.keeperArgs, {'--heartbeat-interval': FAST.heartbeatInterval}),
     ])
     this.#started.push(keeper)

@@ -5,12 +5,12 @@ import {once} from 'node:events'
 import {createServer} from 'node:net'
 import type {TestContext} from 'node:test'
 
-import {FAST, ServerProcess} from './cluster.js'
+import {FAST, ServerProcess, type TestCluster} from './cluster.js'
 
-/** A keeper process on `dataDir` registered with `master`, with `args` added to its command line. */
-export async function startKeeper(t: TestContext, master: string, dataDir: string, args: string[] = []): Promise<ServerProcess> {
+/** A keeper process on `dataDir` registered with the cluster's master, with its key and `args` added to its command line. */
+export async function startKeeper(t: TestContext, cluster: TestCluster, dataDir: string, args: string[] = []): Promise<ServerProcess> {
   const defaults = args.includes('--heartbeat-interval') ? [] : ['--heartbeat-interval', FAST.heartbeatInterval]
-  const keeper = await ServerProcess.start(['keeper', '--master', master, '--data', dataDir, ...defaults, ...args])
+  const keeper = await ServerProcess.start(['keeper', '--master', cluster.masterUrl, '--data', dataDir, '--secret-file', cluster.secretFile, ...defaults, ...args])
   t.after(() => keeper.stop('SIGKILL'))
   return keeper
 }

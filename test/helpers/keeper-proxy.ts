@@ -6,7 +6,7 @@ import {once} from 'node:events'
 import {createServer, request, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse} from 'node:http'
 import type {TestContext} from 'node:test'
 
-import type {ServerProcess} from './cluster.js'
+import type {ServerProcess, TestCluster} from './cluster.js'
 import {freePort, startKeeper} from './keeper-process.js'
 
 /**
@@ -146,10 +146,10 @@ export class KeeperProxy {
  * A real keeper behind a KeeperProxy: it listens on a port chosen beforehand and advertises the
  * proxy's URL, so every peer reaches it through the proxy. Both end with the test.
  */
-export async function startProxiedKeeper(t: TestContext, master: string, dataDir: string, args: string[] = []): Promise<{keeper: ServerProcess; proxy: KeeperProxy}> {
+export async function startProxiedKeeper(t: TestContext, cluster: TestCluster, dataDir: string, args: string[] = []): Promise<{keeper: ServerProcess; proxy: KeeperProxy}> {
   const port = await freePort()
   const proxy = await KeeperProxy.start(`http://127.0.0.1:${port}`)
   t.after(() => proxy.close())
-  const keeper = await startKeeper(t, master, dataDir, ['--port', String(port), '--advertise', proxy.url, ...args])
+  const keeper = await startKeeper(t, cluster, dataDir, ['--port', String(port), '--advertise', proxy.url, ...args])
   return {keeper, proxy}
 }
