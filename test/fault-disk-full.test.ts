@@ -5,7 +5,8 @@ import {mkdir, readdir, rm, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {describe, test, type TestContext} from 'node:test'
 
-import {TestCluster, dfs, json, randomFile, sha256File, tempDir, waitFor} from './helpers/cluster.js'
+import {GRANT_HEADER} from '../src/lib/grants.js'
+import {TestCluster, dfs, randomFile, sha256File, tempDir, waitFor} from './helpers/cluster.js'
 import {HttpProxy} from './helpers/http-proxy.js'
 import {skipOrFail} from './helpers/skip.js'
 
@@ -45,7 +46,7 @@ async function mountSmallDisk(t: TestContext, size: number): Promise<SmallDisk |
 /** Asks the master for a ticket and sends `body` straight to `keeperUrl` with it. */
 async function upload(cluster: TestCluster, keeperUrl: string, name: string, body: Buffer<ArrayBuffer>) {
   const sha256 = createHash('sha256').update(body).digest('hex')
-  const ticket = await json<{uploadId: string}>(`${cluster.masterUrl}/uploads`, {
+  const ticket = await cluster.masterJson<{uploadId: string; grant: string}>('/uploads', {
     method: 'POST',
     headers: {'content-type': 'application/json'},
     body: JSON.stringify({name, size: body.length, sha256}),
@@ -53,7 +54,7 @@ async function upload(cluster: TestCluster, keeperUrl: string, name: string, bod
   assert.equal(ticket.status, 201, JSON.stringify(ticket.body))
   const response = await fetch(`${keeperUrl}/files/${name}?upload=${ticket.body.uploadId}`, {
     method: 'PUT',
-    headers: {'x-dfs-sha256': sha256, 'content-type': 'application/octet-stream'},
+    headers: {'x-dfs-sha256': sha256, 'content-type': 'application/octet-stream', [GRANT_HEADER]: ticket.body.grant},
     body,
   })
   return {name, status: response.status, body: (await response.json()) as {error?: string; message?: string}}
@@ -154,7 +155,7 @@ describe('a keeper whose disk fills up', () => {
       const small = await cluster.addKeeper(disk.path)
       const body = randomBytes(6 * MiB)
       const sha256 = createHash('sha256').update(body).digest('hex')
-      const ticket = await json<{uploadId: string; keeper: {id: string}}>(`${cluster.masterUrl}/uploads`, {
+      const ticket = await cluster.masterJson<{uploadId: string; keeper: {id: string}; grant: string}>('/uploads', {
         method: 'POST',
         headers: {'content-type': 'application/json'},
         body: JSON.stringify({name: 'midway.bin', size: body.length, sha256}),
@@ -172,7 +173,7 @@ describe('a keeper whose disk fills up', () => {
       })
       const upload = fetch(`${small.url}/files/midway.bin?upload=${ticket.body.uploadId}`, {
         method: 'PUT',
-        headers: {'x-dfs-sha256': sha256, 'x-dfs-size': String(body.length), 'content-type': 'application/octet-stream'},
+        headers: {'x-dfs-sha256': sha256, 'x-dfs-size': String(body.length), 'content-type': 'application/octet-stream', [GRANT_HEADER]: ticket.body.grant},
         body: stream,
         duplex: 'half',
       } as RequestInit)

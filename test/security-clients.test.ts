@@ -222,6 +222,10 @@ describe('grants at the keepers', () => {
 
     const described = JSON.parse((await cluster.dfs(['url', 'movie.mp4', '--json'])).stdout) as {url: string; expiresAt: string}
     assert.ok(Date.parse(described.expiresAt) - Date.now() > 50 * 60_000, 'an hour by default')
+    const short = JSON.parse((await cluster.dfs(['url', 'movie.mp4', '--json', '--ttl', '2s'])).stdout) as {url: string; expiresAt: string}
+    assert.ok(Date.parse(short.expiresAt) - Date.now() < 60_000, `--ttl 2s gives a grant of seconds, not ${short.expiresAt}`)
+    const grantExpiry = JSON.parse(Buffer.from(new URL(short.url).searchParams.get('grant')!.split('.')[1]!, 'base64url').toString('utf8')) as {exp: number}
+    assert.ok(grantExpiry.exp * 1000 - Date.now() < 60_000, 'the grant itself expires with the URL')
     assertRefused(await cluster.dfs(['url', 'movie.mp4', '--ttl', '2d']), 2, /at most 24h/)
     assert.equal((await json(`${cluster.masterUrl}/files/movie.mp4/url`)).status, 401, 'asking for a URL needs a token')
     await assertIntact(cluster, files)

@@ -26,10 +26,10 @@ const Sha256 = Type.String({pattern: '^[0-9a-f]{64}$'})
 const Bytes = Type.Integer({minimum: 0, maximum: Number.MAX_SAFE_INTEGER})
 const Url = Type.String({pattern: '^https?://[^\\s]+$', maxLength: 2048})
 const Path = Type.String({minLength: 1, maxLength: 4096})
+/** A grant (grants.ts), as it travels in a body. */
+const GrantToken = Type.String({minLength: 1, maxLength: 4096})
 /** A byte count in a header. */
 const ByteCount = Type.String({pattern: '^[0-9]{1,16}$'})
-/** A grant (grants.ts): the master's signed permission for one operation at one keeper. */
-const GrantToken = Type.String({minLength: 1, maxLength: 4096})
 
 // Request bodies refuse what they do not declare (fastify's ajv strips it); answers may carry more
 // than declared, so that a newer server's extra fields do not break an older client.

@@ -4,6 +4,8 @@
 import assert from 'node:assert/strict'
 import {spawn, type ChildProcess} from 'node:child_process'
 import {once} from 'node:events'
+import {readFile} from 'node:fs/promises'
+import {join} from 'node:path'
 
 import {isRunning, readClusterState} from '../../src/roles/cluster/local-cluster.js'
 import {BIN, tempDir, waitFor} from './cluster.js'
@@ -61,6 +63,11 @@ export async function clusterUp(dir: string, keepers: number, extra: string[] = 
   up.childPids = state.nodes.map((node) => node.pid).filter((pid): pid is number => pid !== undefined)
   assert.equal(up.childPids.length, keepers + 1)
   return up
+}
+
+/** The admin token cluster up wrote in `dir`. */
+export async function clusterToken(dir: string): Promise<string> {
+  return (await readFile(join(dir, 'token'), 'utf8')).trim()
 }
 
 /** For an `after` hook: whatever a test did, no cluster process nor any child of one is left. */

@@ -18,6 +18,7 @@ import {fileURLToPath} from 'node:url'
 
 import {mintClientToken} from '../../src/lib/client-tokens.js'
 import {ClusterKey, createKeyFile} from '../../src/lib/cluster-key.js'
+import {mintGrant} from '../../src/lib/grants.js'
 import {DFS_BIN, NodeProcess} from '../../src/roles/cluster/node-process.js'
 import {installCleanup, killLeftovers, removeAtExit, reportOnSignal} from './cleanup.js'
 import {CLI_TIMEOUT_MS, runCli, type CliOptions} from './cli.js'
@@ -293,6 +294,15 @@ export class TestCluster {
   /** json() on this cluster's master (`path`: /files, …), showing its admin token. */
   masterJson<T>(path: string, init: RequestInit = {}): Promise<{status: number; body: T}> {
     return json<T>(`${this.masterUrl}${path}`, {...init, headers: {...bearer(this.token), ...(init.headers as Record<string, string> | undefined)}})
+  }
+
+  /**
+   * A read grant for generation `fileId` of `name` at one keeper, minted from the cluster key as
+   * the master mints them: for a test's own read of a file the master would hand out no grant for
+   * (one it never recorded or already forgot).
+   */
+  async readGrant(keeperId: string, name: string, fileId: string): Promise<string> {
+    return mintGrant(await ClusterKey.load(this.secretFile), {op: 'read', fileId, name, size: 0, sha256: '0'.repeat(64), keeperId})
   }
 
   async stat(name: string): Promise<{name: string; fileId: string; size: number; sha256: string; replicas: Array<{keeper: string; url: string; alive: boolean; path: string; grant?: string}>}> {

@@ -4,7 +4,7 @@ import {DfsCommand, jsonFlag, masterFlag, tokenFlag} from '../../lib/base-comman
 
 export default class TokenRevokeCommand extends DfsCommand {
   static override summary = "Revoke a client token by its id: it goes on the master's list of refused tokens."
-  static override description = `The id is what dfs token create printed (also the token's "jti" claim). The master keeps revoked ids in its table, so a revocation survives restarts; a token that has expired needs none. Routes do not ask for tokens yet (see docs/security.md); once they do, a revoked token is refused, and revoking takes an admin token.`
+  static override description = `The id is what dfs token create printed (also the token's "jti" claim). The master keeps revoked ids in its table, so a revocation survives restarts; a token that has expired needs none. The master refuses a revoked token from then on. Revoking takes an admin token.`
   static override examples = ['<%= config.bin %> token revoke Xb2kQ9mPz1LwT0aA']
   static override args = {id: Args.string({description: 'id of the token', required: true})}
   static override flags = {master: masterFlag, token: tokenFlag, json: jsonFlag}

@@ -19,7 +19,7 @@ export interface StartKeeperOptions {
   /** Read rate of the scrubber, in bytes per second. */
   scrubBytesPerSecond: number
   logLevel: string
-  /** The cluster's shared key: with it, file reads and uploads need the master's grants. */
+  /** The cluster's shared key; loaded and kept for the routes' checks, which are not wired yet. */
   clusterKey?: ClusterKey
   /** Listen beyond loopback without a cluster key. */
   insecure: boolean

@@ -12,7 +12,7 @@ export interface StartMasterOptions {
   heartbeatTimeoutMs: number
   replicationIntervalMs: number
   logLevel: string
-  /** The cluster's shared key: with it, client routes ask for tokens and the master hands out grants. */
+  /** The cluster's shared key; loaded and kept for the routes' checks, which are not wired yet. */
   clusterKey?: ClusterKey
   /** Listen beyond loopback without a cluster key. */
   insecure: boolean
@@ -44,8 +44,8 @@ async function serve(options: StartMasterOptions, unlock: () => Promise<void>): 
     replicas: options.replicas,
     heartbeatTimeoutMs: options.heartbeatTimeoutMs,
     replicationIntervalMs: options.replicationIntervalMs,
-    log: {info: (message) => app?.log.info(message), warn: (message) => app?.log.warn(message)},
     clusterKey: options.clusterKey,
+    log: {info: (message) => app?.log.info(message), warn: (message) => app?.log.warn(message)},
   })
   app = createMasterServer(master, options.logLevel)
   try {
