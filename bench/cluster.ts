@@ -9,7 +9,8 @@ import {setTimeout as sleep} from 'node:timers/promises'
 
 import {Agent, request} from 'undici'
 
-import {createKeyFile} from '../src/lib/cluster-key.js'
+import {mintClientToken} from '../src/lib/client-tokens.js'
+import {ClusterKey, createKeyFile} from '../src/lib/cluster-key.js'
 import type {FileInfo, FileSummary, KeeperInfo} from '../src/lib/protocol.js'
 import {NodeProcess, type NodeRole} from '../src/roles/cluster/node-process.js'
 
@@ -80,6 +81,8 @@ export class Cluster {
     // Auth on, as in a real cluster: what the bench measures includes what credentials cost.
     const secretFile = join(options.dir, 'secret')
     await createKeyFile(secretFile)
+    // The bench's dfs commands (its children inherit the environment) and its own master calls show an admin token.
+    process.env.DFS_TOKEN = (await mintClientToken(await ClusterKey.load(secretFile), {scope: 'admin', ttlMs: 24 * 60 * 60 * 1000})).token
     const started: NodeProcess[] = []
     const launch = async (name: string, role: NodeRole, args: string[]): Promise<NodeProcess> => {
       const node = new NodeProcess({
@@ -143,7 +146,8 @@ export class Cluster {
   async #get<T>(path: string): Promise<T | undefined> {
     let response
     try {
-      response = await request(`${this.masterUrl}${path}`, {dispatcher: agent, headersTimeout: 30_000, bodyTimeout: 30_000})
+      const headers = {authorization: `Bearer ${process.env.DFS_TOKEN}`}
+      response = await request(`${this.masterUrl}${path}`, {dispatcher: agent, headers, headersTimeout: 30_000, bodyTimeout: 30_000})
     } catch (error) {
       throw new Error(`master GET ${path}: ${(error as Error).message}${this.crashReport()}`, {cause: error})
     }

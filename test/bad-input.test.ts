@@ -4,6 +4,7 @@ import {readFile, readdir, rm} from 'node:fs/promises'
 import {join} from 'node:path'
 import {after, before, describe, test} from 'node:test'
 
+import {GRANT_HEADER} from '../src/lib/grants.js'
 import {FIXTURES, TestCluster, dfs, json, randomFile, sha256File, tempDir, type RunResult} from './helpers/cluster.js'
 
 /** A CLI failure: non-zero exit, one line on stderr, no stack trace. */
@@ -56,7 +57,7 @@ describe('bad input gets a clear error and changes nothing', () => {
     const names = ['', '..', 'a/b.mp4', 'a\\b.mp4', 'bad\u0001name', 'line\nbreak', 'x'.repeat(256), '../etc/passwd']
     for (const name of names) {
       assertOneLineError(await cluster.dfs(['put', join(FIXTURES, 'sample_2.mp4'), '--name', name]), /name/)
-      const {status, body} = await json<{error: string; message: string}>(`${cluster.masterUrl}/uploads`, {
+      const {status, body} = await cluster.masterJson<{error: string; message: string}>('/uploads', {
         method: 'POST',
         headers: {'content-type': 'application/json'},
         body: JSON.stringify({name, size: 1, sha256: 'a'.repeat(64)}),
@@ -80,12 +81,12 @@ describe('bad input gets a clear error and changes nothing', () => {
   })
 
   test('malformed JSON and unknown routes get JSON errors', async () => {
-    const malformed = await json<{error: string}>(`${cluster.masterUrl}/uploads`, {method: 'POST', headers: {'content-type': 'application/json'}, body: '{"name":'})
+    const malformed = await cluster.masterJson<{error: string}>('/uploads', {method: 'POST', headers: {'content-type': 'application/json'}, body: '{"name":'})
     assert.equal(malformed.status, 400)
     assert.equal(malformed.body.error, 'DFS_ERR_BAD_REQUEST')
-    const missing = await json<{error: string}>(`${cluster.masterUrl}/uploads`, {method: 'POST', headers: {'content-type': 'application/json'}, body: '{"name":"x.mp4"}'})
+    const missing = await cluster.masterJson<{error: string}>('/uploads', {method: 'POST', headers: {'content-type': 'application/json'}, body: '{"name":"x.mp4"}'})
     assert.equal(missing.status, 400)
-    const negative = await json<{error: string}>(`${cluster.masterUrl}/uploads`, {
+    const negative = await cluster.masterJson<{error: string}>('/uploads', {
       method: 'POST',
       headers: {'content-type': 'application/json'},
       body: JSON.stringify({name: 'x.mp4', size: -1, sha256: 'a'.repeat(64)}),
@@ -104,7 +105,7 @@ describe('bad input gets a clear error and changes nothing', () => {
         size: lie === 'size' ? body.length + 10 : body.length,
         sha256: lie === 'sha256' ? createHash('sha256').update('other bytes').digest('hex') : createHash('sha256').update(body).digest('hex'),
       }
-      const ticket = await json<{uploadId: string; keeper: {id: string; url: string}}>(`${cluster.masterUrl}/uploads`, {
+      const ticket = await cluster.masterJson<{uploadId: string; keeper: {id: string; url: string}; grant: string}>('/uploads', {
         method: 'POST',
         headers: {'content-type': 'application/json'},
         body: JSON.stringify(announced),
@@ -112,7 +113,7 @@ describe('bad input gets a clear error and changes nothing', () => {
       assert.equal(ticket.status, 201)
       const response = await json<{error: string; message: string}>(
         `${ticket.body.keeper.url}/files/${announced.name}?upload=${ticket.body.uploadId}`,
-        {method: 'PUT', headers: {'x-dfs-size': String(announced.size), 'x-dfs-sha256': announced.sha256, 'content-type': 'application/octet-stream'}, body},
+        {method: 'PUT', headers: {'x-dfs-size': String(announced.size), 'x-dfs-sha256': announced.sha256, 'content-type': 'application/octet-stream', [GRANT_HEADER]: ticket.body.grant}, body},
       )
       assert.ok(response.status >= 400 && response.status < 500, `status ${response.status}`)
       assert.equal(response.body.error, lie === 'size' ? 'DFS_ERR_SIZE_MISMATCH' : 'DFS_ERR_CHECKSUM_MISMATCH')
@@ -124,21 +125,21 @@ describe('bad input gets a clear error and changes nothing', () => {
     })
   }
 
-  test('an upload sent to a keeper under another name than its ticket is refused and kept nowhere', async () => {
+  test('an upload sent to a keeper under another name than its ticket (and its grant) is refused and kept nowhere', async () => {
     const body = Buffer.from('renamed on the way')
     const sha256 = createHash('sha256').update(body).digest('hex')
-    const ticket = await json<{uploadId: string; keeper: {id: string; url: string}}>(`${cluster.masterUrl}/uploads`, {
+    const ticket = await cluster.masterJson<{uploadId: string; keeper: {id: string; url: string}; grant: string}>('/uploads', {
       method: 'POST',
       headers: {'content-type': 'application/json'},
       body: JSON.stringify({name: 'ticket-name.bin', size: body.length, sha256}),
     })
     const response = await json<{error: string; message: string}>(`${ticket.body.keeper.url}/files/url-name.bin?upload=${ticket.body.uploadId}`, {
       method: 'PUT',
-      headers: {'x-dfs-sha256': sha256, 'content-type': 'application/octet-stream'},
+      headers: {'x-dfs-sha256': sha256, 'content-type': 'application/octet-stream', [GRANT_HEADER]: ticket.body.grant},
       body,
     })
-    assert.equal(response.status, 400)
-    assert.match(response.body.message, /is for "ticket-name.bin", not "url-name.bin"/)
+    assert.equal(response.status, 403)
+    assert.match(response.body.message, /the grant is for another file than "url-name.bin"/)
     assertOneLineError(await cluster.dfs(['stat', 'url-name.bin']), /no file named/)
     assertOneLineError(await cluster.dfs(['stat', 'ticket-name.bin']), /no file named/)
     const dir = cluster.dataDirOf(cluster.keeperById(ticket.body.keeper.id))
@@ -168,30 +169,31 @@ describe('bad input gets a clear error and changes nothing', () => {
     const other = join(work, 'impostor.bin')
     const otherSha256 = await randomFile(other, 4096)
     assertOneLineError(await cluster.dfs(['put', other, '--name', 'precious.bin']), /a file named "precious\.bin" already exists/)
-    const ticket = await json<{error: string}>(`${cluster.masterUrl}/uploads`, {
+    const ticket = await cluster.masterJson<{error: string}>('/uploads', {
       method: 'POST',
       headers: {'content-type': 'application/json'},
       body: JSON.stringify({name: 'precious.bin', size: 4096, sha256: otherSha256}),
     })
     assert.equal(ticket.status, 409)
     assert.equal(ticket.body.error, 'DFS_ERR_EXISTS')
-    // Bytes sent straight to the keeper that holds it, under its name, with a made-up ticket.
+    // Bytes sent straight to the keeper that holds it, under its name, with a made-up ticket and no
+    // grant (security-clients.test.ts tries grants of every wrong kind).
     const holder = before.replicas[0]!
     const forged = await json<{error: string}>(`${holder.url}/files/precious.bin?upload=madeUpTicket`, {
       method: 'PUT',
       headers: {'x-dfs-sha256': otherSha256, 'content-type': 'application/octet-stream'},
       body: await readFile(other),
     })
-    assert.equal(forged.status, 410)
-    assert.equal(forged.body.error, 'DFS_ERR_UNKNOWN_UPLOAD')
+    assert.equal(forged.status, 401)
+    assert.equal(forged.body.error, 'DFS_ERR_UNAUTHENTICATED')
     // And with the stored file's own id as the ticket: the keeper already holds that id.
     const replayed = await json<{error: string}>(`${holder.url}/files/precious.bin?upload=${before.fileId}`, {
       method: 'PUT',
       headers: {'x-dfs-sha256': otherSha256, 'content-type': 'application/octet-stream'},
       body: await readFile(other),
     })
-    assert.equal(replayed.status, 409)
-    assert.equal(replayed.body.error, 'DFS_ERR_EXISTS')
+    assert.equal(replayed.status, 401)
+    assert.equal(replayed.body.error, 'DFS_ERR_UNAUTHENTICATED')
 
     const after = await cluster.stat('precious.bin')
     assert.equal(after.fileId, before.fileId)
@@ -202,7 +204,7 @@ describe('bad input gets a clear error and changes nothing', () => {
     assert.equal(await sha256File(out), sha256)
     // Every replica is still on its keeper and served by name: the stored bytes, all of them.
     for (const replica of after.replicas) {
-      const served = await fetch(`${replica.url}/files/precious.bin`)
+      const served = await fetch(`${replica.url}/files/precious.bin`, {headers: {[GRANT_HEADER]: replica.grant!}})
       assert.equal(served.status, 200, `${replica.keeper} serves it`)
       assert.equal(createHash('sha256').update(Buffer.from(await served.arrayBuffer())).digest('hex'), sha256, `${replica.keeper} serves the stored bytes`)
     }

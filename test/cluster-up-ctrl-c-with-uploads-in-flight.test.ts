@@ -7,7 +7,7 @@ import {after, test} from 'node:test'
 
 import {isRunning, readClusterState} from '../src/roles/cluster/local-cluster.js'
 import {BIN, dfs, dfsJson, randomFile, sha256File, tempDir, waitFor} from './helpers/cluster.js'
-import {clusterUp, killClustersLeft} from './helpers/cluster-up-process.js'
+import {clusterToken, clusterUp, killClustersLeft} from './helpers/cluster-up-process.js'
 import {holdUpload} from './helpers/held-upload.js'
 import {assertPutOutcomes} from './helpers/put-outcomes.js'
 
@@ -35,7 +35,7 @@ test('Ctrl-C of cluster up with uploads in flight: they finish or fail cleanly, 
   }
 
   // One upload held half-way is surely in flight when the stop begins; the CLI's are wherever they are.
-  const held = await holdUpload(first.masterUrl, 'held.bin', SIZE)
+  const held = await holdUpload(first.masterUrl, await clusterToken(dir), 'held.bin', SIZE)
   sources.set('held.bin', held.sha256)
   const put = spawn(process.execPath, [BIN, 'put', ...paths, '--json', '--master', first.masterUrl], {stdio: ['ignore', 'pipe', 'pipe']})
   let stdout = ''

@@ -5,7 +5,7 @@ import {after, test} from 'node:test'
 
 import {isRunning, readClusterState} from '../src/roles/cluster/local-cluster.js'
 import {FIXTURES, SAMPLES, dfs, dfsJson, sha256File, tempDir, waitFor} from './helpers/cluster.js'
-import {clusterUp, killClustersLeft} from './helpers/cluster-up-process.js'
+import {clusterToken, clusterUp, killClustersLeft} from './helpers/cluster-up-process.js'
 import {holdUpload} from './helpers/held-upload.js'
 
 const dirs: string[] = []
@@ -22,7 +22,7 @@ test('a second Ctrl-C during the graceful stop kills every child at once and exi
   assert.equal(put.code, 0, put.stderr)
 
   // An upload held half-way keeps its keeper in its graceful stop for as long as the test wants.
-  const held = await holdUpload(first.masterUrl, 'held.bin')
+  const held = await holdUpload(first.masterUrl, await clusterToken(dir), 'held.bin')
   const keeperName = first.keepers.find((keeper) => keeper.id === held.keeper.id)!.name
   await waitFor('the held upload on its keeper', async () => (await readdir(join(dir, keeperName, 'tmp'))).length > 0)
 

@@ -3,12 +3,13 @@ import {spawn, type ChildProcess} from 'node:child_process'
 import {once} from 'node:events'
 import {readFile, rm, stat, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
-import {after, test} from 'node:test'
+import {after, before, test} from 'node:test'
 
 import {verifyClientToken} from '../src/lib/client-tokens.js'
 import {ClusterKey} from '../src/lib/cluster-key.js'
 import {isRunning, readClusterState} from '../src/roles/cluster/local-cluster.js'
 import {BIN, FIXTURES, SAMPLES, dfs, dfsJson, sha256File, tempDir} from './helpers/cluster.js'
+import {useTestConfigDir} from './helpers/cluster-up-process.js'
 
 const FAST_FLAGS = ['--heartbeat-interval', '200ms', '--heartbeat-timeout', '1s', '--replication-interval', '1s']
 
@@ -20,6 +21,9 @@ interface ClusterUp {
   masterUrl: string
   keepers: Array<{name: string; url: string; id: string}>
 }
+
+// The CLI finds each cluster's token through the config dir cluster up records it in.
+before(useTestConfigDir)
 
 const started: Array<{child: ChildProcess; dir: string}> = []
 const dirs: string[] = []

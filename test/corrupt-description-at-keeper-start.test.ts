@@ -6,6 +6,7 @@ import {join} from 'node:path'
 import {createInterface} from 'node:readline'
 import {describe, test} from 'node:test'
 
+import {GRANT_HEADER} from '../src/lib/grants.js'
 import {BIN, clusterPerTest, randomFile, sha256File, waitFor, type ServerProcess} from './helpers/cluster.js'
 import {blobIds} from './helpers/keeper-disk.js'
 
@@ -64,7 +65,8 @@ describe('a keeper starting on a blob whose description is bad', () => {
     assert.deepEqual(await blobIds(dir), [])
     assert.ok(restarted.logs.some((line) => line.includes(`blob ${info.fileId} quarantined`)), restarted.logs.join('\n'))
     assert.equal(registeredFiles(cluster.master, restarted.id), 0, 'the quarantined blob is not in the inventory')
-    assert.equal((await fetch(`${restarted.url}/files/described.bin?fileId=${info.fileId}`)).status, 404)
+    const grant = await cluster.readGrant(restarted.id, 'described.bin', info.fileId)
+    assert.equal((await fetch(`${restarted.url}/files/described.bin?fileId=${info.fileId}`, {headers: {[GRANT_HEADER]: grant}})).status, 404)
     assert.ok(!(await cluster.stat('described.bin')).replicas.some((replica) => replica.keeper === restarted.id))
 
     for (const other of others) other!.child.kill('SIGCONT')

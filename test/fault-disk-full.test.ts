@@ -4,8 +4,9 @@ import {readdir, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {describe, test} from 'node:test'
 
+import {GRANT_HEADER} from '../src/lib/grants.js'
 import {mountSmallDisk} from './chaos/disk-faults.js'
-import {TestCluster, dfs, json, randomFile, sha256File, waitFor} from './helpers/cluster.js'
+import {TestCluster, dfs, randomFile, sha256File, waitFor} from './helpers/cluster.js'
 import {HttpProxy} from './helpers/http-proxy.js'
 
 const MiB = 1024 * 1024
@@ -13,7 +14,7 @@ const MiB = 1024 * 1024
 /** Asks the master for a ticket and sends `body` straight to `keeperUrl` with it. */
 async function upload(cluster: TestCluster, keeperUrl: string, name: string, body: Buffer<ArrayBuffer>) {
   const sha256 = createHash('sha256').update(body).digest('hex')
-  const ticket = await json<{uploadId: string}>(`${cluster.masterUrl}/uploads`, {
+  const ticket = await cluster.masterJson<{uploadId: string; grant: string}>('/uploads', {
     method: 'POST',
     headers: {'content-type': 'application/json'},
     body: JSON.stringify({name, size: body.length, sha256}),
@@ -21,7 +22,7 @@ async function upload(cluster: TestCluster, keeperUrl: string, name: string, bod
   assert.equal(ticket.status, 201, JSON.stringify(ticket.body))
   const response = await fetch(`${keeperUrl}/files/${name}?upload=${ticket.body.uploadId}`, {
     method: 'PUT',
-    headers: {'x-dfs-sha256': sha256, 'content-type': 'application/octet-stream'},
+    headers: {'x-dfs-sha256': sha256, 'content-type': 'application/octet-stream', [GRANT_HEADER]: ticket.body.grant},
     body,
   })
   return {name, status: response.status, body: (await response.json()) as {error?: string; message?: string}}
@@ -122,7 +123,7 @@ describe('a keeper whose disk fills up', () => {
       const small = await cluster.addKeeper(disk.path)
       const body = randomBytes(6 * MiB)
       const sha256 = createHash('sha256').update(body).digest('hex')
-      const ticket = await json<{uploadId: string; keeper: {id: string}}>(`${cluster.masterUrl}/uploads`, {
+      const ticket = await cluster.masterJson<{uploadId: string; keeper: {id: string}; grant: string}>('/uploads', {
         method: 'POST',
         headers: {'content-type': 'application/json'},
         body: JSON.stringify({name: 'midway.bin', size: body.length, sha256}),
@@ -140,7 +141,7 @@ describe('a keeper whose disk fills up', () => {
       })
       const upload = fetch(`${small.url}/files/midway.bin?upload=${ticket.body.uploadId}`, {
         method: 'PUT',
-        headers: {'x-dfs-sha256': sha256, 'x-dfs-size': String(body.length), 'content-type': 'application/octet-stream'},
+        headers: {'x-dfs-sha256': sha256, 'x-dfs-size': String(body.length), 'content-type': 'application/octet-stream', [GRANT_HEADER]: ticket.body.grant},
         body: stream,
         duplex: 'half',
       } as RequestInit)

@@ -8,7 +8,8 @@ import {describe, test} from 'node:test'
 
 import Database from 'better-sqlite3'
 
-import {BIN, ServerProcess, TestCluster, clusterPerTest, json, randomFile, sha256File, waitFor} from './helpers/cluster.js'
+import {GRANT_HEADER} from '../src/lib/grants.js'
+import {BIN, ServerProcess, TestCluster, bearer, clusterPerTest, randomFile, sha256File, waitFor} from './helpers/cluster.js'
 import {HttpProxy} from './helpers/http-proxy.js'
 import {startDfs, whileRunning} from './helpers/running-dfs.js'
 import {skipOrFail} from './helpers/skip.js'
@@ -50,7 +51,11 @@ describe('interrupted uploads and restarts leave nothing half-done', () => {
     await waitFor('the keeper to remove the partial temp file', async () => (await tmpEntries(cluster)).length === 0)
     assert.deepEqual(await cluster.dfsJson(['ls']), [])
     assert.deepEqual([...(await blobIds(cluster))], [])
-    for (const keeper of cluster.keepers) assert.equal((await fetch(`${keeper.url}/files/abandoned.bin`)).status, 404)
+    // Nothing serves it either: a keeper reads only with the master's grant, and the master grants
+    // nothing for a file it has no record of.
+    const stat = await cluster.dfs(['stat', 'abandoned.bin'])
+    assert.equal(stat.code, 3, stat.stderr)
+    assert.match(stat.stderr, /no file named "abandoned\.bin"/)
   })
 
   test('temp files and half-renamed blobs left by a crash are cleaned up when the keeper starts', async () => {
@@ -72,12 +77,12 @@ describe('interrupted uploads and restarts leave nothing half-done', () => {
     // offers the broken one first.
     const body = Buffer.from('a file for the healthy keeper')
     const sha256 = createHash('sha256').update(body).digest('hex')
-    const ticket = await json<{uploadId: string; keeper: {url: string}}>(`${cluster.masterUrl}/uploads`, {
+    const ticket = await cluster.masterJson<{uploadId: string; keeper: {url: string}; grant: string}>('/uploads', {
       method: 'POST',
       headers: {'content-type': 'application/json'},
       body: JSON.stringify({name: 'ballast.bin', size: body.length, sha256, exclude: [broken.id]}),
     })
-    const stored = await fetch(`${ticket.body.keeper.url}/files/ballast.bin?upload=${ticket.body.uploadId}`, {method: 'PUT', headers: {'x-dfs-sha256': sha256}, body})
+    const stored = await fetch(`${ticket.body.keeper.url}/files/ballast.bin?upload=${ticket.body.uploadId}`, {method: 'PUT', headers: {'x-dfs-sha256': sha256, [GRANT_HEADER]: ticket.body.grant}, body})
     assert.equal(stored.status, 201)
     const running = cluster
     await waitFor('the master to know what the healthy keeper holds', async () => (await running.keeperStatus()).find((keeper) => keeper.id === healthy.id)!.storedBytes > 0)
@@ -107,12 +112,12 @@ describe('interrupted uploads and restarts leave nothing half-done', () => {
       // Straight to the broken keeper: a 5xx JSON error that says why.
       const direct = await fetch(`${cluster.masterUrl}/uploads`, {
         method: 'POST',
-        headers: {'content-type': 'application/json'},
+        headers: {'content-type': 'application/json', ...bearer(cluster.token)},
         body: JSON.stringify({name: 'direct.bin', size: 3, sha256: 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad', exclude: [healthy.id]}),
-      }).then((response) => response.json() as Promise<{uploadId: string}>)
+      }).then((response) => response.json() as Promise<{uploadId: string; grant: string}>)
       const response = await fetch(`${broken.url}/files/direct.bin?upload=${direct.uploadId}`, {
         method: 'PUT',
-        headers: {'x-dfs-sha256': 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad'},
+        headers: {'x-dfs-sha256': 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad', [GRANT_HEADER]: direct.grant},
         body: 'abc',
       })
       assert.equal(response.status, 507)

@@ -4,7 +4,8 @@ import {readdir} from 'node:fs/promises'
 import {join} from 'node:path'
 import {describe, test} from 'node:test'
 
-import {clusterPerTest, json, randomFile, waitFor} from './helpers/cluster.js'
+import {GRANT_HEADER} from '../src/lib/grants.js'
+import {clusterPerTest, randomFile, waitFor} from './helpers/cluster.js'
 
 const MiB = 1024 * 1024
 
@@ -17,7 +18,7 @@ describe('graceful shutdown', () => {
     const keeper = cluster.keepers[0]!
     const body = randomBytes(4 * MiB)
     const sha256 = createHash('sha256').update(body).digest('hex')
-    const ticket = await json<{uploadId: string}>(`${cluster.masterUrl}/uploads`, {
+    const ticket = await cluster.masterJson<{uploadId: string; grant: string}>('/uploads', {
       method: 'POST',
       headers: {'content-type': 'application/json'},
       body: JSON.stringify({name: 'last.bin', size: body.length, sha256}),
@@ -26,7 +27,7 @@ describe('graceful shutdown', () => {
     const released = new Promise<void>((resolve) => (release = resolve))
     const upload = fetch(`${keeper.url}/files/last.bin?upload=${ticket.body.uploadId}`, {
       method: 'PUT',
-      headers: {'x-dfs-sha256': sha256, 'x-dfs-size': String(body.length), 'content-type': 'application/octet-stream'},
+      headers: {'x-dfs-sha256': sha256, 'x-dfs-size': String(body.length), 'content-type': 'application/octet-stream', [GRANT_HEADER]: ticket.body.grant},
       body: new ReadableStream<Uint8Array>({
         async start(controller) {
           controller.enqueue(body.subarray(0, MiB))

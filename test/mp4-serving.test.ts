@@ -15,7 +15,10 @@ describe('keepers serve files like a web server, so browsers and curl can stream
   before(async () => {
     cluster = await TestCluster.start({keepers: 1, replicas: 1})
     assert.equal((await cluster.dfs(['put', join(FIXTURES, 'sample_3.mp4')])).code, 0)
-    url = `${(await cluster.stat('sample_3.mp4')).replicas[0]!.url}/files/sample_3.mp4`
+    // What a user hands a browser: the URL of dfs url, whose read grant is its only credential.
+    const printed = await cluster.dfs(['url', 'sample_3.mp4'])
+    assert.equal(printed.code, 0, printed.stderr)
+    url = printed.stdout.trim()
   })
   after(() => cluster.stop())
 
@@ -56,7 +59,9 @@ describe('keepers serve files like a web server, so browsers and curl can stream
   })
 
   test('an unknown name gets 404 with a JSON error', async () => {
-    const response = await fetch(url.replace('sample_3.mp4', 'other.mp4'))
+    const keeper = cluster.keepers[0]!
+    const grant = await cluster.readGrant(keeper.id, 'other.mp4', 'someFileId')
+    const response = await fetch(`${keeper.url}/files/other.mp4?grant=${encodeURIComponent(grant)}`)
     assert.equal(response.status, 404)
     assert.equal(((await response.json()) as {error: string}).error, 'DFS_ERR_NOT_FOUND')
   })

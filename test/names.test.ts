@@ -77,7 +77,7 @@ describe('the master, the keepers and the CLI apply the same name rules', () => 
     assert.match(put.stderr, /invisible or text-direction/)
     assert.equal(put.stderr.trim().split('\n').length, 1, put.stderr)
 
-    const master = await json<{error: string}>(`${cluster.masterUrl}/uploads`, {
+    const master = await cluster.masterJson<{error: string}>('/uploads', {
       method: 'POST',
       headers: {'content-type': 'application/json'},
       body: JSON.stringify({name, size: 1, sha256: 'a'.repeat(64)}),

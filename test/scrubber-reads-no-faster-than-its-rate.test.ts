@@ -6,7 +6,7 @@ import {pipeline} from 'node:stream/promises'
 import {describe, test} from 'node:test'
 
 import {Throttle, throttleDelay, type Clock} from '../src/lib/throttle.js'
-import {clusterPerTest, json, randomFile, waitFor, type TestCluster} from './helpers/cluster.js'
+import {clusterPerTest, randomFile, waitFor, type TestCluster} from './helpers/cluster.js'
 import {startKeeper} from './helpers/keeper-process.js'
 
 const KiB = 1024
@@ -113,7 +113,7 @@ describe('the scrubber reads no faster than its rate', () => {
     await waitFor('the corrupt replica found', () => fast.logs.some((line) => line.includes('scrubbed.bin') && line.includes('is corrupt')))
     await waitFor('the pass to end', () => fast.logs.some((line) => /scrub pass \d+ done: 1 of 1 files checked in [\d.]+ s, 1 corrupt/.test(line)))
     // Its only replica dropped, the file is missing (fsck exits non-zero): the report says why.
-    const fsck = await json<{files: Array<{corrupt: number; health: string}>}>(`${cluster.masterUrl}/fsck`)
+    const fsck = await cluster.masterJson<{files: Array<{corrupt: number; health: string}>}>('/fsck')
     assert.deepEqual(fsck.body.files.map(({corrupt, health}) => ({corrupt, health})), [{corrupt: 1, health: 'missing'}])
   })
 })

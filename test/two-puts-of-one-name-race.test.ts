@@ -4,7 +4,8 @@ import {join} from 'node:path'
 import {describe, test} from 'node:test'
 
 import {ERRORS} from '../src/lib/errors.js'
-import {clusterPerTest, json, randomFile, sha256File, waitFor, type TestCluster} from './helpers/cluster.js'
+import {GRANT_HEADER} from '../src/lib/grants.js'
+import {clusterPerTest, randomFile, sha256File, waitFor, type TestCluster} from './helpers/cluster.js'
 import {clusterKeepers, replicasInTable, replicasOnDisk, tmpEntries} from './helpers/keeper-disk.js'
 
 const MiB = 1024 * 1024
@@ -59,7 +60,7 @@ describe('two puts of one name race', () => {
     const sha256s = bodies.map((body) => createHash('sha256').update(body).digest('hex'))
     // Both tickets are handed out while the name is still free: the race is decided at commit.
     const tickets = await Promise.all(bodies.map(async (body, index) => {
-      const ticket = await json<{uploadId: string; keeper: {id: string; url: string}}>(`${cluster.masterUrl}/uploads`, {
+      const ticket = await cluster.masterJson<{uploadId: string; keeper: {id: string; url: string}; grant: string}>('/uploads', {
         method: 'POST',
         headers: {'content-type': 'application/json'},
         body: JSON.stringify({name: 'contested.bin', size: body.length, sha256: sha256s[index]}),
@@ -70,7 +71,7 @@ describe('two puts of one name race', () => {
     const answers = await Promise.all(bodies.map(async (body, index) => {
       const response = await fetch(`${tickets[index]!.keeper.url}/files/contested.bin?upload=${tickets[index]!.uploadId}`, {
         method: 'PUT',
-        headers: {'x-dfs-sha256': sha256s[index]!, 'content-type': 'application/octet-stream'},
+        headers: {'x-dfs-sha256': sha256s[index]!, 'content-type': 'application/octet-stream', [GRANT_HEADER]: tickets[index]!.grant},
         body,
       })
       return {status: response.status, body: (await response.json()) as {error?: string; fileId?: string}}
@@ -86,7 +87,8 @@ describe('two puts of one name race', () => {
     assert.equal(info.sha256, sha256s[won])
     // The loser's keeper neither serves nor keeps its bytes.
     const loserKeeper = tickets[lost]!.keeper
-    assert.equal((await fetch(`${loserKeeper.url}/files/contested.bin?fileId=${tickets[lost]!.uploadId}`)).status, 404)
+    const loserGrant = await cluster.readGrant(loserKeeper.id, 'contested.bin', tickets[lost]!.uploadId)
+    assert.equal((await fetch(`${loserKeeper.url}/files/contested.bin?fileId=${tickets[lost]!.uploadId}`, {headers: {[GRANT_HEADER]: loserGrant}})).status, 404)
     await assertSettledOn(cluster, 'contested.bin', info.fileId)
     const out = join(clusters.work, 'contested.copy')
     assert.equal((await cluster.dfs(['get', 'contested.bin', '-o', out])).code, 0)

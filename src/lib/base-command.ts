@@ -22,11 +22,19 @@ export abstract class DfsCommand extends Command {
     return this.exit(exit)
   }
 
-  /** The master a client command talks to: `--master`, else `DFS_MASTER`, else the local default. */
-  protected async master(flag: string | undefined): Promise<Peer> {
+  /**
+   * The master a client command talks to: `--master`, else `DFS_MASTER`, else the local default;
+   * with the token of `--token` (or `DFS_TOKEN`), else the one `dfs cluster up` recorded for that
+   * master (see known-clusters.ts), else none.
+   */
+  protected async master(flag: string | undefined, token: string | undefined): Promise<Peer> {
     // Loaded here, not at the top: `dfs --help` and friends need no HTTP client.
     const {Peer} = await import('./peer-client.js')
-    return new Peer({role: 'master', baseUrl: resolveMasterUrl(flag)})
+    const {knownToken} = await import('./known-clusters.js')
+    const baseUrl = resolveMasterUrl(flag)
+    const bearer = token?.trim() || (await knownToken(baseUrl))
+    const authorization = bearer ? {authorization: `Bearer ${bearer}`} : undefined
+    return new Peer({role: 'master', baseUrl, credentials: authorization && (() => authorization)})
   }
 
   /** Prints a value as JSON for scripts. */
@@ -38,6 +46,12 @@ export abstract class DfsCommand extends Command {
 export const masterFlag = Flags.string({
   description: 'URL of the master [default: $DFS_MASTER, else http://127.0.0.1:7700]',
   helpValue: 'URL',
+})
+
+export const tokenFlag = Flags.string({
+  description: 'client token, from dfs token create; without one, the token dfs cluster up recorded for this master',
+  env: 'DFS_TOKEN',
+  helpValue: 'TOKEN',
 })
 
 export const secretFileFlag = Flags.string({

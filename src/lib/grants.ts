@@ -91,3 +91,10 @@ export function grantOf(request: {headers: Record<string, string | string[] | un
 export function grantUrl(keeperUrl: string, name: string, grant: string): string {
   return `${keeperUrl}/files/${encodeURIComponent(name)}?${GRANT_QUERY}=${encodeURIComponent(grant)}`
 }
+
+/** Peer credentials (peer-client.ts) that show `grant` with every request; none for no grant (a cluster without a key). */
+export function showingGrant(grant: string | undefined): (() => Record<string, string>) | undefined {
+  if (grant === undefined) return undefined
+  const headers = {[GRANT_HEADER]: grant}
+  return () => headers
+}

@@ -8,6 +8,7 @@ import type {Readable} from 'node:stream'
 
 import {Type, type Static, type TSchema} from '@sinclair/typebox'
 
+import {GRANT_HEADER} from './grants.js'
 import {MAX_NAME_BYTES} from './names.js'
 
 /** Header in which a client announces the sha256 of the body it uploads (and a keeper names the one it serves). */
@@ -114,7 +115,8 @@ export const UploadRequest = Type.Object(
 )
 export type UploadRequest = Static<typeof UploadRequest>
 
-export const UploadTicket = Type.Object({uploadId: Id, keeper: Type.Object({id: Id, url: Url})})
+/** `grant`: the `write` grant the keeper asks for, when the cluster has a key. */
+export const UploadTicket = Type.Object({uploadId: Id, keeper: Type.Object({id: Id, url: Url}), grant: Type.Optional(GrantToken)})
 export type UploadTicket = Static<typeof UploadTicket>
 
 export const CommitRequest = Type.Object(
@@ -144,8 +146,9 @@ export const ReplicaReport = Type.Object(
 )
 export type ReplicaReport = Static<typeof ReplicaReport>
 
-// `url` is empty when the replica's keeper is no longer registered.
-export const ReplicaInfo = Type.Object({keeper: Id, url: Type.String(), alive: Type.Boolean(), path: Type.String()})
+// `url` is empty when the replica's keeper is no longer registered. `grant`: a `read` grant for
+// this replica, in a client's look-up (GET /files/:name) when the cluster has a key.
+export const ReplicaInfo = Type.Object({keeper: Id, url: Type.String(), alive: Type.Boolean(), path: Type.String(), grant: Type.Optional(GrantToken)})
 export type ReplicaInfo = Static<typeof ReplicaInfo>
 
 const fileDescription = {name: Name, fileId: Id, size: Bytes, sha256: Sha256, createdAt: Type.String()}
@@ -163,6 +166,13 @@ export type FileSummary = Static<typeof FileSummary>
 
 export const ListResponse = Type.Object({files: Type.Array(FileSummary)})
 export type ListResponse = Static<typeof ListResponse>
+
+/** The longest life a `dfs url` link may ask for, in seconds: a grant in a URL should not live long. */
+export const MAX_URL_TTL_SECONDS = 24 * 60 * 60
+
+/** A URL that reads a file from one keeper with a read grant in its query string, needing no other credential. */
+export const FileUrl = Type.Object({url: Type.String(), keeper: Id, expiresAt: Type.Union([Type.String(), Type.Null()])})
+export type FileUrl = Static<typeof FileUrl>
 
 export const RemovedFile = Type.Object({name: Name, fileId: Id})
 export type RemovedFile = Static<typeof RemovedFile>
@@ -295,6 +305,14 @@ export const masterRoutes = {
   list: route({method: 'GET', url: '/files', response: ListResponse}),
   stat: route({method: 'GET', url: '/files/:name', params: ByName, response: FileInfo}),
   remove: route({method: 'DELETE', url: '/files/:name', params: ByName, response: RemovedFile}),
+  /** `ttl`: seconds the URL's grant lives (an hour by default). */
+  fileUrl: route({
+    method: 'GET',
+    url: '/files/:name/url',
+    params: ByName,
+    querystring: Type.Object({ttl: Type.Optional(Type.Integer({minimum: 1, maximum: MAX_URL_TTL_SECONDS}))}),
+    response: FileUrl,
+  }),
   reportReplica: route({method: 'POST', url: '/files/:name/replicas', params: ByName, body: ReplicaReport, response: FileInfo}),
   reportCorrupt: route({method: 'POST', url: '/files/:name/corrupt', params: ByName, body: CorruptReport, response: CorruptAnswer}),
   suspect: route({method: 'POST', url: '/files/:name/suspect', params: ByName, body: SuspectReport, response: SuspectVerdict}),
@@ -314,6 +332,7 @@ export const keeperRoutes = {
       [SHA256_HEADER]: Sha256,
       // One of the two is required, and they must agree (checked by the handler).
       [SIZE_HEADER]: Type.Optional(ByteCount),
+      [GRANT_HEADER]: Type.Optional(GrantToken),
       'content-length': Type.Optional(Type.String()),
       'content-type': Type.Optional(Type.String()),
     }),
@@ -325,8 +344,14 @@ export const keeperRoutes = {
     method: 'GET',
     url: '/files/:name',
     params: ByName,
-    querystring: OfGeneration,
-    headers: Type.Object({range: Type.Optional(Type.String()), 'if-none-match': Type.Optional(Type.String()), 'if-range': Type.Optional(Type.String())}),
+    // `grant`: the read grant in the URL (dfs url), for a browser or curl, which send no header.
+    querystring: Type.Object({fileId: Type.Optional(Id), grant: Type.Optional(GrantToken)}),
+    headers: Type.Object({
+      range: Type.Optional(Type.String()),
+      'if-none-match': Type.Optional(Type.String()),
+      'if-range': Type.Optional(Type.String()),
+      [GRANT_HEADER]: Type.Optional(GrantToken),
+    }),
     bytes: 'response',
     responseHeaders: Type.Object({[FILE_ID_HEADER]: Id, [SHA256_HEADER]: Sha256}),
   }),

@@ -7,7 +7,7 @@
 
 import {setTimeout as sleep} from 'node:timers/promises'
 
-import {json, type ServerProcess, type TestCluster} from '../helpers/cluster.js'
+import {type ServerProcess, type TestCluster} from '../helpers/cluster.js'
 import type {FileInfo} from '../../src/lib/protocol.js'
 import {blobIsGoodOrGone, blobsIn, fillDisk, flipBytes, freeDisk} from './disk-faults.js'
 import {formatBytes, type Journal} from './journal.js'
@@ -351,7 +351,7 @@ export class ChaosMonkey {
   async #fitToDamage(fileId: string, name: string, keeperId: string): Promise<boolean> {
     for (const earlier of this.corruptions) if (earlier.fileId === fileId && !(await blobIsGoodOrGone(earlier.path, earlier.sha256))) return false
     try {
-      const {status, body} = await json<FileInfo>(`${this.cluster.masterUrl}/files/${encodeURIComponent(name)}`, {signal: AbortSignal.timeout(10_000)})
+      const {status, body} = await this.cluster.masterJson<FileInfo>(`/files/${encodeURIComponent(name)}`, {signal: AbortSignal.timeout(10_000)})
       return status === 200 && body.fileId === fileId && body.replicas.length >= this.options.replicas && body.replicas.some((replica) => replica.keeper === keeperId)
     } catch {
       // The master is down: nothing is known of the file's other copies.

@@ -11,7 +11,8 @@ import {join} from 'node:path'
 
 import Database from 'better-sqlite3'
 
-import {json, sha256File, waitFor, type TestCluster} from '../helpers/cluster.js'
+import {sha256File, waitFor, type TestCluster} from '../helpers/cluster.js'
+import {GRANT_HEADER} from '../../src/lib/grants.js'
 import type {FileInfo, FileSummary, FsckReport} from '../../src/lib/protocol.js'
 import type {Corruption} from './chaos.js'
 import {blobIsGoodOrGone, blobsIn, transfersIn} from './disk-faults.js'
@@ -118,7 +119,7 @@ export async function verifyInvariant(cluster: TestCluster, model: Model, journa
   }
 
   // 3. The master's listing against the model.
-  const listing = await json<{files: FileSummary[]}>(`${cluster.masterUrl}/files`)
+  const listing = await cluster.masterJson<{files: FileSummary[]}>('/files')
   const listed = new Map<string, ListedFile>(listing.body.files.map((file) => [file.name, file]))
   const verdict = model.judgeFinal(listed)
   for (const finding of verdict.findings) journal.violation(finding)
@@ -200,7 +201,7 @@ async function clusterProblems(cluster: TestCluster, table: TableView): Promise<
   const problems: Problem[] = []
   let fsck: FsckReport | undefined
   try {
-    const answer = await json<FsckReport>(`${cluster.masterUrl}/fsck`)
+    const answer = await cluster.masterJson<FsckReport>('/fsck')
     if (answer.status === 200) fsck = answer.body
   } catch {
     // The master may be starting; asked again at the next look.
@@ -258,7 +259,7 @@ async function auditReplicas(cluster: TestCluster, files: ListedFile[], journal:
   type Task = {file: ListedFile; replica: FileInfo['replicas'][number]}
   const tasks: Task[] = []
   for (const file of files) {
-    const {status, body} = await json<FileInfo & {message?: string}>(`${cluster.masterUrl}/files/${encodeURIComponent(file.name)}`)
+    const {status, body} = await cluster.masterJson<FileInfo & {message?: string}>(`/files/${encodeURIComponent(file.name)}`)
     if (status !== 200 || body.fileId !== file.fileId) {
       journal.violation({
         kind: 'stat-failed',
@@ -303,7 +304,8 @@ async function auditReplicas(cluster: TestCluster, files: ListedFile[], journal:
 async function checkReplica(file: ListedFile, replica: FileInfo['replicas'][number]): Promise<string | undefined> {
   if (!replica.url) return 'its keeper is unknown'
   try {
-    const response = await fetch(new URL(`/files/${encodeURIComponent(file.name)}?fileId=${file.fileId}`, replica.url), {signal: AbortSignal.timeout(60_000)})
+    const headers = replica.grant ? {[GRANT_HEADER]: replica.grant} : undefined
+    const response = await fetch(new URL(`/files/${encodeURIComponent(file.name)}?fileId=${file.fileId}`, replica.url), {headers, signal: AbortSignal.timeout(60_000)})
     if (response.status !== 200) return `the keeper answers ${response.status}: ${(await response.text()).slice(0, 200)}`
     const hash = createHash('sha256')
     let size = 0

@@ -245,6 +245,8 @@ async function main(): Promise<number> {
     keeperArgs: ['--scrub-interval', '3s', '--scrub-rate', '16MiB'],
   })
   if (mountPoint) await cluster.addKeeper(join(mountPoint, 'data'))
+  // Every dfs command of the run (workers and checks, runDfs) shows the cluster's admin token.
+  process.env.DFS_TOKEN = cluster.token
   const theCluster = cluster
   journal.event('chaos', `cluster up in ${Date.now() - started} ms: master ${cluster.masterUrl}, keepers ${cluster.keepers.map((keeper) => keeper.id).join(' ')}${smallDiskSlot === undefined ? '' : ` (slot ${smallDiskSlot} on a ${formatBytes(8 * config.maxBytes)} disk)`}`)
   const theModel = new Model()

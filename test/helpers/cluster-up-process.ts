@@ -4,9 +4,11 @@
 import assert from 'node:assert/strict'
 import {spawn, type ChildProcess} from 'node:child_process'
 import {once} from 'node:events'
+import {readFile} from 'node:fs/promises'
+import {join} from 'node:path'
 
 import {isRunning, readClusterState} from '../../src/roles/cluster/local-cluster.js'
-import {BIN, waitFor} from './cluster.js'
+import {BIN, tempDir, waitFor} from './cluster.js'
 
 export const FAST_FLAGS = ['--heartbeat-interval', '200ms', '--heartbeat-timeout', '1s', '--replication-interval', '1s']
 
@@ -22,9 +24,20 @@ export interface ClusterUp {
 }
 
 const started: ClusterUp[] = []
+let configDir: string | undefined
+
+/**
+ * cluster up records its token for the CLI in the user's config dir (known-clusters.ts): in a test,
+ * a temp dir of this process, which every command it runs afterwards inherits.
+ */
+export async function useTestConfigDir(): Promise<void> {
+  configDir ??= await tempDir('dfs-config-')
+  process.env.XDG_CONFIG_HOME = configDir
+}
 
 /** Starts `dfs cluster up` on `dir` and resolves once it printed its ready block. */
 export async function clusterUp(dir: string, keepers: number, extra: string[] = []): Promise<ClusterUp> {
+  await useTestConfigDir()
   const child = spawn(process.execPath, [BIN, 'cluster', 'up', '--keepers', String(keepers), '--port', '0', '--dir', dir, ...FAST_FLAGS, ...extra], {
     stdio: ['ignore', 'pipe', 'pipe'],
   })
@@ -50,6 +63,11 @@ export async function clusterUp(dir: string, keepers: number, extra: string[] = 
   up.childPids = state.nodes.map((node) => node.pid).filter((pid): pid is number => pid !== undefined)
   assert.equal(up.childPids.length, keepers + 1)
   return up
+}
+
+/** The admin token cluster up wrote in `dir`. */
+export async function clusterToken(dir: string): Promise<string> {
+  return (await readFile(join(dir, 'token'), 'utf8')).trim()
 }
 
 /** For an `after` hook: whatever a test did, no cluster process nor any child of one is left. */

@@ -16,7 +16,9 @@ import {once} from 'node:events'
 import {after, afterEach, before, beforeEach} from 'node:test'
 import {fileURLToPath} from 'node:url'
 
-import {createKeyFile} from '../../src/lib/cluster-key.js'
+import {mintClientToken} from '../../src/lib/client-tokens.js'
+import {ClusterKey, createKeyFile} from '../../src/lib/cluster-key.js'
+import {mintGrant} from '../../src/lib/grants.js'
 import {DFS_BIN, NodeProcess} from '../../src/roles/cluster/node-process.js'
 import {installCleanup, killLeftovers, removeAtExit, reportOnSignal} from './cleanup.js'
 import {CLI_TIMEOUT_MS, runCli, type CliOptions} from './cli.js'
@@ -64,8 +66,8 @@ export async function dfs(args: string[], options: CliOptions = {}): Promise<Run
 }
 
 /** Runs the CLI and parses its JSON output, failing with its stderr if it did not succeed. */
-export async function dfsJson<T>(args: string[]): Promise<T> {
-  const result = await dfs([...args, '--json'])
+export async function dfsJson<T>(args: string[], options: CliOptions = {}): Promise<T> {
+  const result = await dfs([...args, '--json'], options)
   if (result.code !== 0) throw new Error(`dfs ${args.join(' ')} exited ${result.code}: ${result.stderr}`)
   return JSON.parse(result.stdout) as T
 }
@@ -114,6 +116,11 @@ export async function tempDir(prefix = 'dfs-test-'): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), prefix))
   removeAtExit(dir)
   return dir
+}
+
+/** The header that shows a client token: for a test's own requests to a master. */
+export function bearer(token: string): {authorization: string} {
+  return {authorization: `Bearer ${token}`}
 }
 
 /** Fetches and parses JSON; the 60 s deadline only guards against a server that never answers. */
@@ -195,6 +202,8 @@ export class TestCluster {
   readonly keepers: ServerProcess[] = []
   readonly keeperDirs: string[] = []
   masterPort = 0
+  /** An admin client token of this cluster, which its dfs() and master calls show. */
+  token = ''
   /** Every server it started, restarted ones too, so that stop() leaves none running. */
   readonly #started: ServerProcess[] = []
 
@@ -208,6 +217,7 @@ export class TestCluster {
     const cluster = new TestCluster(await tempDir(), options)
     try {
       await createKeyFile(cluster.secretFile)
+      cluster.token = (await mintClientToken(await ClusterKey.load(cluster.secretFile), {scope: 'admin', ttlMs: 24 * 60 * 60 * 1000})).token
       await cluster.startMaster()
       // Every start settles before the cleanup, so that none comes up after it.
       const started = await Promise.allSettled(Array.from({length: options.keepers ?? 4}, () => cluster.addKeeper()))
@@ -272,17 +282,31 @@ export class TestCluster {
     return this.keeperDirs[this.keepers.indexOf(keeper)]!
   }
 
-  /** Runs the CLI against this cluster's master. */
+  /** Runs the CLI against this cluster's master, with its admin token (DFS_TOKEN). */
   dfs(args: string[]): Promise<RunResult> {
-    return dfs([...args, '--master', this.masterUrl])
+    return dfs([...args, '--master', this.masterUrl], {env: {DFS_TOKEN: this.token}})
   }
 
   dfsJson<T>(args: string[]): Promise<T> {
-    return dfsJson<T>([...args, '--master', this.masterUrl])
+    return dfsJson<T>([...args, '--master', this.masterUrl], {env: {DFS_TOKEN: this.token}})
   }
 
-  async stat(name: string): Promise<{name: string; fileId: string; size: number; sha256: string; replicas: Array<{keeper: string; url: string; alive: boolean; path: string}>}> {
-    const {status, body} = await json<any>(`${this.masterUrl}/files/${encodeURIComponent(name)}`)
+  /** json() on this cluster's master (`path`: /files, …), showing its admin token. */
+  masterJson<T>(path: string, init: RequestInit = {}): Promise<{status: number; body: T}> {
+    return json<T>(`${this.masterUrl}${path}`, {...init, headers: {...bearer(this.token), ...(init.headers as Record<string, string> | undefined)}})
+  }
+
+  /**
+   * A read grant for generation `fileId` of `name` at one keeper, minted from the cluster key as
+   * the master mints them: for a test's own read of a file the master would hand out no grant for
+   * (one it never recorded or already forgot).
+   */
+  async readGrant(keeperId: string, name: string, fileId: string): Promise<string> {
+    return mintGrant(await ClusterKey.load(this.secretFile), {op: 'read', fileId, name, size: 0, sha256: '0'.repeat(64), keeperId})
+  }
+
+  async stat(name: string): Promise<{name: string; fileId: string; size: number; sha256: string; replicas: Array<{keeper: string; url: string; alive: boolean; path: string; grant?: string}>}> {
+    const {status, body} = await this.masterJson<any>(`/files/${encodeURIComponent(name)}`)
     if (status !== 200) throw new Error(`stat ${name}: ${status} ${JSON.stringify(body)}`)
     return body
   }
@@ -296,7 +320,7 @@ export class TestCluster {
   }
 
   async keeperStatus(): Promise<Array<{id: string; url: string; alive: boolean; files: number; storedBytes: number; freeBytes: number}>> {
-    return (await json<any>(`${this.masterUrl}/keepers`)).body.keepers
+    return (await this.masterJson<any>('/keepers')).body.keepers
   }
 
   async stop(): Promise<void> {

@@ -3,7 +3,8 @@
 
 import {createHash, randomBytes} from 'node:crypto'
 
-import {json} from './cluster.js'
+import {GRANT_HEADER} from '../../src/lib/grants.js'
+import {bearer, json} from './cluster.js'
 
 const MiB = 1024 * 1024
 
@@ -18,13 +19,13 @@ export interface HeldUpload {
   response: Promise<{status: number; body: unknown} | {error: Error}>
 }
 
-/** Asks the master for a ticket and sends the first MiB of `size` random bytes to the keeper it names. */
-export async function holdUpload(masterUrl: string, name: string, size = 4 * MiB): Promise<HeldUpload> {
+/** Asks the master for a ticket (showing `token`) and sends the first MiB of `size` random bytes to the keeper it names, with the ticket's grant. */
+export async function holdUpload(masterUrl: string, token: string, name: string, size = 4 * MiB): Promise<HeldUpload> {
   const body = randomBytes(size)
   const sha256 = createHash('sha256').update(body).digest('hex')
-  const ticket = await json<{uploadId: string; keeper: {id: string; url: string}}>(`${masterUrl}/uploads`, {
+  const ticket = await json<{uploadId: string; keeper: {id: string; url: string}; grant?: string}>(`${masterUrl}/uploads`, {
     method: 'POST',
-    headers: {'content-type': 'application/json'},
+    headers: {'content-type': 'application/json', ...bearer(token)},
     body: JSON.stringify({name, size, sha256}),
   })
   if (ticket.status !== 201) throw new Error(`no upload ticket: ${ticket.status} ${JSON.stringify(ticket.body)}`)
@@ -32,7 +33,7 @@ export async function holdUpload(masterUrl: string, name: string, size = 4 * MiB
   const released = new Promise<void>((resolve) => (release = resolve))
   const response = fetch(`${ticket.body.keeper.url}/files/${encodeURIComponent(name)}?upload=${ticket.body.uploadId}`, {
     method: 'PUT',
-    headers: {'x-dfs-sha256': sha256, 'x-dfs-size': String(size), 'content-type': 'application/octet-stream'},
+    headers: {'x-dfs-sha256': sha256, 'x-dfs-size': String(size), 'content-type': 'application/octet-stream', ...(ticket.body.grant ? {[GRANT_HEADER]: ticket.body.grant} : {})},
     body: new ReadableStream<Uint8Array>({
       async start(controller) {
         controller.enqueue(body.subarray(0, MiB))

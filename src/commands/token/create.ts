@@ -5,7 +5,7 @@ import {DEFAULTS} from '../../lib/config.js'
 
 export default class TokenCreateCommand extends DfsCommand {
   static override summary = 'Mint a client token from the cluster key, offline: no master needed.'
-  static override description = `Prints the token on stdout (and its id, scope and expiry on stderr). Scopes nest: read (ls, stat, get, status, fsck) ⊂ write (also put and rm) ⊂ admin (also token revoke). The token is an HS256 JWT signed with a sub-key of the cluster key; keep it secret, and revoke it by id with dfs token revoke. Routes do not ask for tokens yet (see docs/security.md).`
+  static override description = `Prints the token on stdout (and its id, scope and expiry on stderr). Scopes nest: read (ls, stat, get, status, fsck, url) ⊂ write (also put) ⊂ admin (also rm and token revoke). Client commands send it from --token or DFS_TOKEN. The token is an HS256 JWT signed with a sub-key of the cluster key; keep it secret, and revoke it by id with dfs token revoke.`
 
   static override examples = [
     '<%= config.bin %> token create --scope read --secret-file /etc/dfs/secret',

@@ -2,7 +2,7 @@ import {TOKEN_ID} from '../../lib/client-tokens.js'
 import {DfsError} from '../../lib/errors.js'
 import {assertValidName} from '../../lib/names.js'
 import type {Peer} from '../../lib/peer-client.js'
-import {masterRoutes, type FileInfo, type FileSummary, type FsckReport, type KeeperInfo, type RemovedFile, type RevokeTokenResponse} from '../../lib/protocol.js'
+import {MAX_URL_TTL_SECONDS, masterRoutes, type FileInfo, type FileSummary, type FileUrl, type FsckReport, type KeeperInfo, type RemovedFile, type RevokeTokenResponse} from '../../lib/protocol.js'
 
 // The client's read-and-delete calls: each is one request to the master.
 
@@ -17,6 +17,17 @@ export async function statFile(master: Peer, name: string): Promise<FileInfo> {
 
 export async function clusterStatus(master: Peer): Promise<KeeperInfo[]> {
   return (await master.call(masterRoutes.keepers, {})).keepers
+}
+
+/** A URL of the file at one keeper that needs no credential but the read grant it carries. */
+export async function fileUrl(master: Peer, name: string, ttlMs?: number): Promise<FileUrl> {
+  assertValidName(name)
+  const ttl = ttlMs === undefined ? undefined : Math.ceil(ttlMs / 1000)
+  if (ttl !== undefined && ttl > MAX_URL_TTL_SECONDS) {
+    throw new DfsError('DFS_ERR_BAD_REQUEST', `a URL lives at most ${MAX_URL_TTL_SECONDS / 3600}h: its grant cannot be taken back, only outlived`)
+  }
+
+  return master.call(masterRoutes.fileUrl, {params: {name}, query: {ttl}})
 }
 
 export async function removeFile(master: Peer, name: string): Promise<RemovedFile> {

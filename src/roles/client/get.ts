@@ -9,6 +9,7 @@ import {pipeline} from 'node:stream/promises'
 import {DEFAULTS} from '../../lib/config.js'
 import {CHUNK_SIZE} from '../../lib/durable-file.js'
 import {DfsError} from '../../lib/errors.js'
+import {showingGrant} from '../../lib/grants.js'
 import {Peer} from '../../lib/peer-client.js'
 import {masterRoutes, type FileInfo, type SuspectVerdict} from '../../lib/protocol.js'
 import {removeOnInterrupt} from '../../lib/remove-on-interrupt.js'
@@ -143,7 +144,7 @@ async function download(master: Peer, info: FileInfo, options: GetOptions, exclu
     name: info.name,
     fileId: info.fileId,
     size: info.size,
-    sources: sources.map((replica) => ({keeper: replica.keeper, peer: new Peer({role: 'keeper', baseUrl: replica.url, agent: master.agent})})),
+    sources: sources.map((replica) => ({keeper: replica.keeper, peer: new Peer({role: 'keeper', baseUrl: replica.url, agent: master.agent, credentials: showingGrant(replica.grant)})})),
     rangeSize: options.rangeSize ?? DEFAULTS.rangeSize,
   })
 

@@ -7,6 +7,7 @@ import {setTimeout as sleep} from 'node:timers/promises'
 
 import {CHUNK_SIZE} from '../../lib/durable-file.js'
 import {DfsError, type ErrorCode} from '../../lib/errors.js'
+import {showingGrant} from '../../lib/grants.js'
 import {HashingStream} from '../../lib/hashing.js'
 import {assertValidName} from '../../lib/names.js'
 import {Peer} from '../../lib/peer-client.js'
@@ -135,7 +136,7 @@ export async function waitForReplicas(master: Peer, name: string, replicas: numb
 
 /** `source`: the file's bytes, or the path to stream them from. */
 async function sendToKeeper(master: Peer, source: Buffer | string, name: string, size: number, sha256: string, ticket: UploadTicket): Promise<PutResult> {
-  const keeper = new Peer({role: 'keeper', baseUrl: ticket.keeper.url, agent: master.agent})
+  const keeper = new Peer({role: 'keeper', baseUrl: ticket.keeper.url, agent: master.agent, credentials: showingGrant(ticket.grant)})
   const stored = await keeper.call(keeperRoutes.upload, {
     params: {name},
     query: {upload: ticket.uploadId},

@@ -1,6 +1,7 @@
 import {Listr} from 'listr2'
 
 import {DfsError} from '../../lib/errors.js'
+import {knownClustersFile, rememberCluster} from '../../lib/known-clusters.js'
 import {displayPath, LocalCluster, NodeStartError, type NodeExit} from './local-cluster.js'
 import {StopSignals} from './stop-signals.js'
 
@@ -79,6 +80,11 @@ export async function runClusterUp(options: ClusterUpOptions, output: ClusterUpO
     }
 
     up = true
+    // So that client commands find the admin token from DFS_MASTER alone; without the record they
+    // still work with --token or DFS_TOKEN.
+    await rememberCluster(cluster.masterUrl, cluster.tokenPath).catch((error: unknown) =>
+      output.error(`could not record the cluster in ${displayPath(knownClustersFile())} (${(error as Error).message}): pass --token or DFS_TOKEN`),
+    )
     output.log(usage(cluster.info(), cluster, output.bin))
     const reason = await Promise.race([signals.first, new Promise<'gone'>((resolve) => (allGone = () => resolve('gone')))])
     if (reason === 'gone') throw new DfsError('DFS_ERR_INTERNAL', `every process of the cluster has exited; see the logs in ${displayPath(cluster.logDir)}`)
@@ -192,7 +198,7 @@ function usage(
     row('data', displayPath(paths.dir)),
     row('logs', displayPath(paths.logDir)),
     row('key', `${displayPath(paths.secretPath)}  (--secret-file for more keepers)`),
-    row('token', `${displayPath(paths.tokenPath)}  (admin)`),
+    row('token', `${displayPath(paths.tokenPath)}  (admin; found by dfs commands from DFS_MASTER)`),
     '',
     'Try it from another terminal:',
     `  export DFS_MASTER=${info.master.url}`,

@@ -31,7 +31,7 @@ const UNTIL_REGISTERED = new RetryPolicy({
 
 export interface KeeperOptions {
   master: Peer
-  /** With it, the master's orders must prove they come from the master (server.ts checks them). */
+  /** The cluster key: with it, the master's orders must prove they come from the master (server.ts checks them), and reads and uploads need the master's grants. */
   clusterKey?: ClusterKey
   dataDir: string
   heartbeatIntervalMs: number

@@ -9,6 +9,7 @@ import {contentTypeOf} from '../../lib/media-types.js'
 import {MemberGate, requireMaster} from '../../lib/member-auth.js'
 import {assertValidName} from '../../lib/names.js'
 import {FILE_ID_HEADER, SHA256_HEADER, SIZE_HEADER, keeperRoutes} from '../../lib/protocol.js'
+import {requireGrant, requireGrantedUpload} from './grant-check.js'
 import type {Keeper} from './keeper.js'
 
 /** The keeper's HTTP face: uploads in, files out (with Range), replication pulls, deletes. */
@@ -27,7 +28,9 @@ export function createKeeperServer(keeper: Keeper, logLevel: string): FastifyIns
   serveRoute(app, keeperRoutes.upload, async (request) => {
     const {name} = request.params
     assertValidName(name)
+    const grant = await requireGrant(key, request, {ops: ['write'], keeperId: keeper.id, name, fileId: request.query.upload})
     const size = announcedSize(request)
+    requireGrantedUpload(grant, {size, sha256: request.headers[SHA256_HEADER]})
     const stored = await keeper.acceptUpload(request.raw, {fileId: request.query.upload, name, size, sha256: request.headers[SHA256_HEADER]})
     return {name: stored.name, fileId: stored.fileId, size: stored.size, sha256: stored.sha256}
   })
@@ -42,7 +45,10 @@ export function createKeeperServer(keeper: Keeper, logLevel: string): FastifyIns
   // fastify answers HEAD with this route too; send leaves the body out for HEAD.
   serveRoute(app, keeperRoutes.read, async (request, reply) => {
     const {name} = request.params
-    const file = held(name, request.query.fileId)
+    assertValidName(name)
+    // A copy the master ordered reads with the `replicate-from` grant the order carried.
+    const grant = await requireGrant(key, request, {ops: ['read', 'replicate-from'], keeperId: keeper.id, name, fileId: request.query.fileId})
+    const file = held(name, grant?.fileId ?? request.query.fileId)
     reply.hijack()
     const res = reply.raw
     res.setHeader('Content-Type', contentTypeOf(name))

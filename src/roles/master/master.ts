@@ -1,5 +1,6 @@
 import type {ClusterKey} from '../../lib/cluster-key.js'
 import {DfsError} from '../../lib/errors.js'
+import {GRANT_TTL_SECONDS, grantUrl, mintGrant, type GrantOp} from '../../lib/grants.js'
 import {newId} from '../../lib/ids.js'
 import {memberCredentials, newMember, type Member, type VerifiedMember} from '../../lib/member-auth.js'
 import {assertValidName} from '../../lib/names.js'
@@ -17,6 +18,7 @@ import {
   type SuspectVerdict,
   type FileInfo,
   type FileSummary,
+  type FileUrl,
   type HeartbeatRequest,
   type HeartbeatResponse,
   type KeeperInfo,
@@ -41,7 +43,7 @@ export interface MasterOptions {
   heartbeatTimeoutMs: number
   replicationIntervalMs: number
   log: {info(message: string): void; warn(message: string): void}
-  /** With it, keepers must prove they are members, and the master proves it to them. */
+  /** The cluster key: with it, keepers must prove they are members (and the master proves it to them), and the master hands out grants that keepers ask for. */
   clusterKey?: ClusterKey
 }
 
@@ -190,8 +192,11 @@ export class Master {
 
   // ---- uploads --------------------------------------------------------------------------------
 
-  /** Step 1 of an upload: check the name, pick the least-loaded alive keeper, hand out a ticket. */
-  beginUpload(request: UploadRequest): UploadTicket {
+  /**
+   * Step 1 of an upload: check the name, pick the least-loaded alive keeper, hand out a ticket
+   * (with a `write` grant for that keeper, for this upload id, name, size and sha256).
+   */
+  async beginUpload(request: UploadRequest): Promise<UploadTicket> {
     assertValidName(request.name)
     this.#assertFree(request.name)
     const exclude = new Set(request.exclude ?? [])
@@ -206,7 +211,8 @@ export class Master {
     const uploadId = newId()
     this.#tickets.set(uploadId, {...request, keeperId: target.id, createdAt: Date.now()})
     this.keepers.assigned(target.id)
-    return {uploadId, keeper: {id: target.id, url: this.keepers.get(target.id)!.url}}
+    const grant = await this.#grant('write', {fileId: uploadId, name: request.name, size: request.size, sha256: request.sha256}, target.id)
+    return {uploadId, keeper: {id: target.id, url: this.keepers.get(target.id)!.url}, ...(grant ? {grant} : {})}
   }
 
   /**
@@ -349,8 +355,40 @@ export class Master {
     return file
   }
 
-  stat(name: string): FileInfo {
-    return this.fileInfo(this.#file(name))
+  /** A file and its replicas, each with a `read` grant for its keeper when the cluster has a key. */
+  async stat(name: string): Promise<FileInfo> {
+    const file = this.#file(name)
+    const info = this.fileInfo(file)
+    for (const replica of info.replicas) {
+      const grant = replica.url ? await this.#grant('read', file, replica.keeper) : undefined
+      if (grant) replica.grant = grant
+    }
+
+    return info
+  }
+
+  /**
+   * A URL of the file at one alive keeper that answers GET and Range requests with no credential
+   * but the read grant in its query string (`ttlSeconds` long), for a browser's <video> or curl.
+   */
+  async fileUrl(name: string, ttlSeconds = GRANT_TTL_SECONDS.read): Promise<FileUrl> {
+    const file = this.#file(name)
+    const replica = this.fileInfo(file).replicas.find((candidate) => candidate.alive && candidate.url)
+    if (!replica) throw new DfsError('DFS_ERR_NO_KEEPERS', `no alive keeper holds a replica of "${name}" right now`)
+    const grant = await this.#grant('read', file, replica.keeper, ttlSeconds)
+    const plain = `${replica.url}/files/${encodeURIComponent(file.name)}`
+    return {
+      url: grant ? grantUrl(replica.url, file.name, grant) : plain,
+      keeper: replica.keeper,
+      expiresAt: grant ? new Date(Date.now() + ttlSeconds * 1000).toISOString() : null,
+    }
+  }
+
+  /** A grant for `op` on this file at one keeper; none without a cluster key (nothing would check it). */
+  async #grant(op: GrantOp, file: {fileId: string; name: string; size: number; sha256: string}, keeperId: string, ttlSeconds?: number): Promise<string | undefined> {
+    const key = this.options.clusterKey
+    if (!key) return undefined
+    return mintGrant(key, {op, fileId: file.fileId, name: file.name, size: file.size, sha256: file.sha256, keeperId}, {ttlSeconds})
   }
 
   fileInfo(file: FileRow): FileInfo {

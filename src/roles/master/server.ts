@@ -4,6 +4,7 @@ import {serveRoute} from '../../lib/http-routes.js'
 import {MemberGate, type VerifiedMember} from '../../lib/member-auth.js'
 import {createServer} from '../../lib/http-server.js'
 import {masterRoutes} from '../../lib/protocol.js'
+import {clientCheck} from './client-auth.js'
 import type {Master} from './master.js'
 
 /** The master's HTTP face: every route parses and validates, then calls one Master method. */
@@ -13,24 +14,54 @@ export function createMasterServer(master: Master, logLevel: string): FastifyIns
   // checks that each keeper speaks for itself.
   const gate = master.options.clusterKey ? new MemberGate(master.options.clusterKey, () => 'master') : undefined
   const member = async (request: FastifyRequest): Promise<VerifiedMember | undefined> => gate?.check(request)
+  // Client routes ask for a token of the scope named at each (read ⊂ write ⊂ admin), when the cluster has a key.
+  const client = clientCheck(master.options.clusterKey, (id) => master.table.isTokenRevoked(id), gate)
 
   serveRoute(app, masterRoutes.health, async () => ({role: 'master'}) as const)
 
   serveRoute(app, masterRoutes.register, async (request) => master.register(request.body, await member(request)))
   serveRoute(app, masterRoutes.heartbeat, async (request) => master.heartbeat(request.params.id, request.body, await member(request)))
-  serveRoute(app, masterRoutes.keepers, async () => ({keepers: master.status()}))
+  serveRoute(app, masterRoutes.keepers, async (request) => {
+    await client(request, 'read')
+    return {keepers: master.status()}
+  })
 
-  serveRoute(app, masterRoutes.beginUpload, async (request) => master.beginUpload(request.body))
+  serveRoute(app, masterRoutes.beginUpload, async (request) => {
+    await client(request, 'write')
+    return master.beginUpload(request.body)
+  })
   serveRoute(app, masterRoutes.commitUpload, async (request) => master.commitUpload(request.params.id, request.body, await member(request)))
 
-  serveRoute(app, masterRoutes.list, async () => ({files: master.list()}))
-  serveRoute(app, masterRoutes.stat, async (request) => master.stat(request.params.name))
-  serveRoute(app, masterRoutes.remove, async (request) => master.remove(request.params.name))
+  serveRoute(app, masterRoutes.list, async (request) => {
+    await client(request, 'read')
+    return {files: master.list()}
+  })
+  serveRoute(app, masterRoutes.stat, async (request) => {
+    await client(request, 'read', {orMember: true})
+    return master.stat(request.params.name)
+  })
+  serveRoute(app, masterRoutes.remove, async (request) => {
+    await client(request, 'admin')
+    return master.remove(request.params.name)
+  })
+  serveRoute(app, masterRoutes.fileUrl, async (request) => {
+    await client(request, 'read')
+    return master.fileUrl(request.params.name, request.query.ttl)
+  })
   serveRoute(app, masterRoutes.reportReplica, async (request) => master.reportReplica(request.params.name, request.body, await member(request)))
   serveRoute(app, masterRoutes.reportCorrupt, async (request) => master.reportCorrupt(request.params.name, request.body, await member(request)))
-  serveRoute(app, masterRoutes.suspect, async (request) => master.suspect(request.params.name, request.body))
-  serveRoute(app, masterRoutes.fsck, async () => master.fsck())
-  serveRoute(app, masterRoutes.revokeToken, async (request) => master.revokeToken(request.body.id))
+  serveRoute(app, masterRoutes.suspect, async (request) => {
+    await client(request, 'write')
+    return master.suspect(request.params.name, request.body)
+  })
+  serveRoute(app, masterRoutes.fsck, async (request) => {
+    await client(request, 'read')
+    return master.fsck()
+  })
+  serveRoute(app, masterRoutes.revokeToken, async (request) => {
+    await client(request, 'admin')
+    return master.revokeToken(request.body.id)
+  })
 
   return app
 }

@@ -1,0 +1,28 @@
+import type {FastifyRequest} from 'fastify'
+
+import type {ClusterKey} from '../../lib/cluster-key.js'
+import {DfsError} from '../../lib/errors.js'
+import {GRANT_HEADER, GRANT_QUERY, grantOf, verifyGrant, type Grant, type GrantCheck} from '../../lib/grants.js'
+
+/**
+ * Checks, offline, that a request on a file carries the master's grant for it at this keeper
+ * (grants.ts): 401 without one or with a forged or expired one, 403 for a genuine grant of another
+ * operation, keeper, name or generation. Without a cluster key nothing is asked (undefined).
+ */
+export async function requireGrant(key: ClusterKey | undefined, request: FastifyRequest, check: GrantCheck): Promise<Grant | undefined> {
+  if (!key) return undefined
+  const token = grantOf(request)
+  if (!token) {
+    throw new DfsError('DFS_ERR_UNAUTHENTICATED', `this needs the master's grant for "${check.name}" (${GRANT_HEADER} header or ?${GRANT_QUERY}=)`)
+  }
+
+  return verifyGrant(key, token, check)
+}
+
+/** Throws DFS_ERR_FORBIDDEN unless an upload is the one its write grant names (its size and sha256). */
+export function requireGrantedUpload(grant: Grant | undefined, upload: {size: number; sha256: string}): void {
+  if (!grant) return
+  if (grant.size !== upload.size || grant.sha256 !== upload.sha256) {
+    throw new DfsError('DFS_ERR_FORBIDDEN', `the grant is for an upload of ${grant.size} bytes with another sha256 than announced`)
+  }
+}
