@@ -2,8 +2,10 @@
 // methods, paths (the protocol's routes filled with stored names, real ids and junk, and paths of
 // no route at all), query strings, headers and bodies, sent to real processes. Whatever comes in,
 // no server exits, every answer is either a catalogue error with the catalogue's status or a
-// success that fits the route's schema, and no stored byte changes. The run is bounded in count
-// and in time; a failure prints the seed and the shortest request that shows it.
+// success that fits the route's schema, and no stored byte changes. The cluster has a key, as every
+// test cluster does; the requests show no credential, a forged one, or a genuine `read` token or
+// `read` grant (which may read but never change anything). The run is bounded in count and in
+// time; a failure prints the seed and the shortest request that shows it.
 
 import assert from 'node:assert/strict'
 import {createHash} from 'node:crypto'
@@ -15,6 +17,8 @@ import {after, before, describe, test} from 'node:test'
 import {TypeCompiler} from '@sinclair/typebox/compiler'
 import fc from 'fast-check'
 
+import {mintClientToken} from '../src/lib/client-tokens.js'
+import {ClusterKey} from '../src/lib/cluster-key.js'
 import {ERRORS, isErrorCode} from '../src/lib/errors.js'
 import {keeperRoutes, masterRoutes, type Route} from '../src/lib/protocol.js'
 import {TestCluster, randomFile, sha256File, tempDir} from './helpers/cluster.js'
@@ -116,6 +120,8 @@ describe('a seeded fuzz of every route', () => {
   let work: string
   const stored: Array<{name: string; sha256: string}> = []
   let fileIds: string[] = []
+  let readToken = ''
+  let readGrants: string[] = []
 
   before(async () => {
     cluster = await TestCluster.start({keepers: 3})
@@ -128,6 +134,8 @@ describe('a seeded fuzz of every route', () => {
     }
 
     fileIds = await Promise.all(stored.map(async ({name}) => (await cluster.stat(name)).fileId))
+    readToken = (await mintClientToken(await ClusterKey.load(cluster.secretFile), {scope: 'read', ttlMs: 3_600_000})).token
+    readGrants = (await Promise.all(stored.map(async ({name}) => (await cluster.stat(name)).replicas.map((replica) => (replica as {grant?: string}).grant)))).flat().filter((grant): grant is string => grant !== undefined)
   })
 
   after(async () => {
@@ -154,10 +162,16 @@ describe('a seeded fuzz of every route', () => {
       fc.array(segment, {maxLength: 4}).map((parts) => `/${parts.join('/')}`),
     )
     const query = fc.option(
-      fc.array(fc.tuple(fc.constantFrom('fileId', 'upload', 'grant', 'ttl', 'x', 'range'), fc.oneof(segment, fc.constantFrom(...fileIds))), {maxLength: 3}).map((pairs) => `?${pairs.map(([key, value]) => `${key}=${value}`).join('&')}`),
+      fc.array(fc.tuple(fc.constantFrom('fileId', 'upload', 'grant', 'ttl', 'x', 'range'), fc.oneof(segment, fc.constantFrom(...fileIds, ...readGrants))), {maxLength: 3}).map((pairs) => `?${pairs.map(([key, value]) => `${key}=${value}`).join('&')}`),
       {nil: ''},
     )
+    assert.ok(readGrants.length > 0, 'the master hands out read grants')
+    const credential = fc.oneof(
+      fc.constantFrom(`Bearer ${readToken}`, `Bearer ${readToken.slice(0, -2)}xx`, 'Bearer eyJhbGciOiJub25lIn0.eyJzY29wZSI6ImFkbWluIn0.'),
+      fc.constantFrom(...readGrants),
+    )
     const headerValue = fc.oneof(
+      credential,
       fc.constantFrom('application/json', 'application/octet-stream', 'text/plain', 'bytes=0-10', 'bytes=-5', 'bytes=5-1', 'bytes=0-0,2-3', 'Bearer x.y.z', 'Bearer ', '0', '-1', '99999999999999999999', 'a'.repeat(64), '*'),
       fc.string({unit: fc.integer({min: 0x20, max: 0x7e}).map((code) => String.fromCharCode(code)), maxLength: 60}),
     )
@@ -211,7 +225,7 @@ describe('a seeded fuzz of every route', () => {
       assert.equal(await sha256File(out), sha256)
     }
 
-    const fsck = await cluster.dfsJson<{status: string; files: number}>(['fsck'])
-    assert.deepEqual({status: fsck.status, files: fsck.files}, {status: 'healthy', files: stored.length})
+    const fsck = await cluster.dfsJson<{status: string; summary: {files: number; healthy: number}}>(['fsck'])
+    assert.deepEqual({status: fsck.status, files: fsck.summary.files, healthy: fsck.summary.healthy}, {status: 'healthy', files: stored.length, healthy: stored.length})
   })
 })
