@@ -1,6 +1,6 @@
 import {Flags} from '@oclif/core'
 
-import {DfsCommand, formatBytes, formatTable, jsonFlag, masterFlag} from '../lib/base-command.js'
+import {DfsCommand, caFlag, formatBytes, formatTable, jsonFlag, masterFlag} from '../lib/base-command.js'
 
 export default class FsckCommand extends DfsCommand {
   static override summary = "Check every file's health: alive replicas against the target, corrupt and missing files."
@@ -9,6 +9,7 @@ export default class FsckCommand extends DfsCommand {
   static override examples = ['<%= config.bin %> fsck', '<%= config.bin %> fsck --json']
   static override flags = {
     master: masterFlag,
+    ca: caFlag,
     json: jsonFlag,
     verbose: Flags.boolean({char: 'v', description: 'list healthy files too', default: false}),
   }
@@ -16,7 +17,7 @@ export default class FsckCommand extends DfsCommand {
   async run(): Promise<void> {
     const {flags} = await this.parse(FsckCommand)
     const {fsck} = await import('../roles/client/admin.js')
-    const report = await fsck(await this.master(flags.master))
+    const report = await fsck(await this.master(flags))
     if (flags.json) this.printJson(report)
     else {
       const shown = report.files.filter((file) => flags.verbose || file.health !== 'healthy')

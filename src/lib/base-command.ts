@@ -22,11 +22,16 @@ export abstract class DfsCommand extends Command {
     return this.exit(exit)
   }
 
-  /** The master a client command talks to: `--master`, else `DFS_MASTER`, else the local default. */
-  protected async master(flag: string | undefined): Promise<Peer> {
+  /**
+   * The master a client command talks to: `--master`, else `DFS_MASTER`, else the local default;
+   * over connections that trust `--ca` (else `DFS_CA`, else the system's authorities).
+   */
+  protected async master(flags: {master?: string; ca?: string}): Promise<Peer> {
     // Loaded here, not at the top: `dfs --help` and friends need no HTTP client.
-    const {Peer} = await import('./peer-client.js')
-    return new Peer({role: 'master', baseUrl: resolveMasterUrl(flag)})
+    const {Peer, connectionPool} = await import('./peer-client.js')
+    const {loadCertificateAuthority} = await import('./tls.js')
+    const agent = flags.ca === undefined ? undefined : connectionPool(await loadCertificateAuthority(flags.ca))
+    return new Peer({role: 'master', baseUrl: resolveMasterUrl(flags.master), agent})
   }
 
   /** Prints a value as JSON for scripts. */
@@ -38,6 +43,24 @@ export abstract class DfsCommand extends Command {
 export const masterFlag = Flags.string({
   description: 'URL of the master [default: $DFS_MASTER, else http://127.0.0.1:7700]',
   helpValue: 'URL',
+})
+
+export const caFlag = Flags.string({
+  description: "the certificate of the authority that signed the cluster's TLS certificates, for https URLs (dfs cluster up --tls makes DIR/tls/ca.pem)",
+  env: 'DFS_CA',
+  helpValue: 'FILE',
+})
+
+export const tlsCertFlag = Flags.string({
+  description: "serve https with this PEM certificate (its chain may follow it in the file); needs --tls-key",
+  env: 'DFS_TLS_CERT',
+  helpValue: 'FILE',
+})
+
+export const tlsKeyFlag = Flags.string({
+  description: 'the PEM private key of --tls-cert; refused unless mode 0600',
+  env: 'DFS_TLS_KEY',
+  helpValue: 'FILE',
 })
 
 export const secretFileFlag = Flags.string({

@@ -8,11 +8,12 @@ import {createServer} from '../../lib/http-server.js'
 import {contentTypeOf} from '../../lib/media-types.js'
 import {assertValidName} from '../../lib/names.js'
 import {FILE_ID_HEADER, SHA256_HEADER, SIZE_HEADER, keeperRoutes} from '../../lib/protocol.js'
+import type {ServerTls} from '../../lib/tls.js'
 import type {Keeper} from './keeper.js'
 
 /** The keeper's HTTP face: uploads in, files out (with Range), replication pulls, deletes. */
-export function createKeeperServer(keeper: Keeper, logLevel: string): FastifyInstance {
-  const app = createServer({logLevel, role: 'keeper'})
+export function createKeeperServer(keeper: Keeper, logLevel: string, tls?: ServerTls): FastifyInstance {
+  const app = createServer({logLevel, role: 'keeper', tls})
 
   serveRoute(app, keeperRoutes.health, async () => ({role: 'keeper', id: keeper.id, url: keeper.url}) as const)
 

@@ -37,6 +37,8 @@ export interface MasterOptions {
   replicas: number
   heartbeatTimeoutMs: number
   replicationIntervalMs: number
+  /** The connection pool for orders to keepers (one that trusts --ca); by default the process's one. */
+  agent?: Peer['agent']
   log: {info(message: string): void; warn(message: string): void}
 }
 
@@ -77,7 +79,7 @@ export class Master {
 
   /** A keeper, to give orders to. */
   keeperAt(url: string): Peer {
-    return new Peer({role: 'keeper', baseUrl: url})
+    return new Peer({role: 'keeper', baseUrl: url, agent: this.options.agent})
   }
 
   start(): void {

@@ -3,11 +3,12 @@ import type {FastifyInstance} from 'fastify'
 import {serveRoute} from '../../lib/http-routes.js'
 import {createServer} from '../../lib/http-server.js'
 import {masterRoutes} from '../../lib/protocol.js'
+import type {ServerTls} from '../../lib/tls.js'
 import type {Master} from './master.js'
 
 /** The master's HTTP face: every route parses and validates, then calls one Master method. */
-export function createMasterServer(master: Master, logLevel: string): FastifyInstance {
-  const app = createServer({logLevel, role: 'master'})
+export function createMasterServer(master: Master, logLevel: string, tls?: ServerTls): FastifyInstance {
+  const app = createServer({logLevel, role: 'master', tls})
 
   serveRoute(app, masterRoutes.health, async () => ({role: 'master'}) as const)
 
