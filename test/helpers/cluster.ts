@@ -16,6 +16,8 @@ import {once} from 'node:events'
 import {after, afterEach, before, beforeEach} from 'node:test'
 import {fileURLToPath} from 'node:url'
 
+import {connectionPool, type Peer} from '../../src/lib/peer-client.js'
+import {ensureLocalCertificates, type LocalCertificates} from '../../src/roles/cluster/local-certificates.js'
 import {DFS_BIN, NodeProcess} from '../../src/roles/cluster/node-process.js'
 import {installCleanup, killLeftovers, removeAtExit, reportOnSignal} from './cleanup.js'
 import {CLI_TIMEOUT_MS, runCli, type CliOptions} from './cli.js'
@@ -149,11 +151,11 @@ export class ServerProcess {
    * Spawns `dfs <args>` (args[0] is master or keeper) and resolves once it prints its "listening on"
    * line and answers /health; fails with the tail of its output if it exits or is not ready in time.
    */
-  static async start(args: string[]): Promise<ServerProcess> {
+  static async start(args: string[], agent?: Peer['agent']): Promise<ServerProcess> {
     installCleanup()
     const role = args[0]
     if (role !== 'master' && role !== 'keeper') throw new Error(`ServerProcess starts a master or a keeper, not "${role}"`)
-    const node = new NodeProcess({name: role, role, args, detached: false, readyTimeoutMs: SERVER_READY_TIMEOUT_MS, stopTimeoutMs: SERVER_STOP_TIMEOUT_MS})
+    const node = new NodeProcess({name: role, role, args, detached: false, readyTimeoutMs: SERVER_READY_TIMEOUT_MS, stopTimeoutMs: SERVER_STOP_TIMEOUT_MS, agent})
     try {
       await node.start()
     } catch (error) {
@@ -183,6 +185,8 @@ export interface ClusterOptions {
   replicas?: number
   masterArgs?: string[]
   keeperArgs?: string[]
+  /** Serve https, with the private CA and certificate `cluster up --tls` makes (in DIR/tls); the CLI gets --ca. */
+  tls?: boolean
 }
 
 /** A master and keepers in one temp dir; `stop` ends every process and removes the dir. */
@@ -193,6 +197,8 @@ export class TestCluster {
   masterPort = 0
   /** Every server it started, restarted ones too, so that stop() leaves none running. */
   readonly #started: ServerProcess[] = []
+  /** With tls: the CA, certificate and keys, and a connection pool that trusts the CA. */
+  tls?: LocalCertificates & {agent: Peer['agent']}
 
   private constructor(
     readonly dir: string,
@@ -203,6 +209,11 @@ export class TestCluster {
   static async start(options: ClusterOptions = {}): Promise<TestCluster> {
     const cluster = new TestCluster(await tempDir(), options)
     try {
+      if (options.tls) {
+        const files = await ensureLocalCertificates(join(cluster.dir, 'tls'))
+        cluster.tls = {...files, agent: connectionPool(await readFile(files.ca))}
+      }
+
       await cluster.startMaster()
       // Every start settles before the cleanup, so that none comes up after it.
       const started = await Promise.allSettled(Array.from({length: options.keepers ?? 4}, () => cluster.addKeeper()))
@@ -227,8 +238,9 @@ export class TestCluster {
       '--port', String(this.masterPort),
       '--data', join(this.dir, 'master'),
       '--replicas', String(this.options.replicas ?? 3),
+      ...this.#tlsArgs(),
       ...withDefaults(this.options.masterArgs, {'--heartbeat-timeout': FAST.heartbeatTimeout, '--replication-interval': FAST.replicationInterval}),
-    ])
+    ], this.tls?.agent)
     this.#started.push(this.master)
     this.masterPort = Number(new URL(this.master.url).port)
     return this.master
@@ -242,12 +254,17 @@ export class TestCluster {
       'keeper',
       '--master', this.masterUrl,
       '--data', dir,
+      ...this.#tlsArgs(),
       ...withDefaults(this.options.keeperArgs, {'--heartbeat-interval': FAST.heartbeatInterval}),
-    ])
+    ], this.tls?.agent)
     this.#started.push(keeper)
     const index = this.keeperDirs.indexOf(dir)
     this.keepers[index] = keeper
     return keeper
+  }
+
+  #tlsArgs(): string[] {
+    return this.tls ? ['--tls-cert', this.tls.cert, '--tls-key', this.tls.key, '--ca', this.tls.ca] : []
   }
 
   keeperById(id: string): ServerProcess {
@@ -262,15 +279,15 @@ export class TestCluster {
 
   /** Runs the CLI against this cluster's master. */
   dfs(args: string[]): Promise<RunResult> {
-    return dfs([...args, '--master', this.masterUrl])
+    return dfs([...args, '--master', this.masterUrl, ...(this.tls ? ['--ca', this.tls.ca] : [])])
   }
 
   dfsJson<T>(args: string[]): Promise<T> {
-    return dfsJson<T>([...args, '--master', this.masterUrl])
+    return dfsJson<T>([...args, '--master', this.masterUrl, ...(this.tls ? ['--ca', this.tls.ca] : [])])
   }
 
   async stat(name: string): Promise<{name: string; fileId: string; size: number; sha256: string; replicas: Array<{keeper: string; url: string; alive: boolean; path: string}>}> {
-    const {status, body} = await json<any>(`${this.masterUrl}/files/${encodeURIComponent(name)}`)
+    const {status, body} = await json<any>(`${this.masterUrl}/files/${encodeURIComponent(name)}`, this.#overTls())
     if (status !== 200) throw new Error(`stat ${name}: ${status} ${JSON.stringify(body)}`)
     return body
   }
@@ -284,7 +301,12 @@ export class TestCluster {
   }
 
   async keeperStatus(): Promise<Array<{id: string; url: string; alive: boolean; files: number; storedBytes: number; freeBytes: number}>> {
-    return (await json<any>(`${this.masterUrl}/keepers`)).body.keepers
+    return (await json<any>(`${this.masterUrl}/keepers`, this.#overTls())).body.keepers
+  }
+
+  /** For fetch: node's fetch takes an undici dispatcher, here one that trusts the cluster's CA. */
+  #overTls(): RequestInit | undefined {
+    return this.tls ? ({dispatcher: this.tls.agent} as RequestInit) : undefined
   }
 
   async stop(): Promise<void> {
