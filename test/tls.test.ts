@@ -6,7 +6,7 @@ import {after, before, describe, test} from 'node:test'
 
 import {ensureLocalCertificates} from '../src/roles/cluster/local-certificates.js'
 import {killClustersLeft, clusterUp} from './helpers/cluster-up-process.js'
-import {TestCluster, dfs, randomFile, sha256File, tempDir} from './helpers/cluster.js'
+import {ServerProcess, TestCluster, dfs, randomFile, sha256File, tempDir} from './helpers/cluster.js'
 import {runRefusedStart} from './helpers/refused-start.js'
 
 /** The environment of a client that was told no CA: neither --ca nor an inherited DFS_CA. */
@@ -131,6 +131,18 @@ describe('TLS files are checked when a server starts', () => {
     assert.match(await refusedMaster(['--tls-cert', files.cert, '--tls-key', files.caKey]), /the TLS key in \S+ca-key\.pem is not the key of the certificate in \S+cert\.pem/)
     assert.match(await refusedMaster(['--tls-cert', files.key, '--tls-key', files.key]), /TLS certificate file \S+key\.pem holds no PEM certificate/)
     assert.match(await refusedMaster(['--tls-cert', files.cert, '--tls-key', files.key, '--ca', files.key]), /CA file \S+key\.pem holds no PEM certificate/)
+  })
+
+  test('https to a plain http port fails with one clear line', async () => {
+    const plain = await ServerProcess.start(['master', '--port', '0', '--data', join(work, 'plain-master')])
+    try {
+      const url = plain.url.replace(/^http:/, 'https:')
+      const result = await dfs(['ls', '--master', url, '--ca', files.ca])
+      assert.equal(result.code, 6)
+      assert.equal(result.stderr, `Error: cannot reach the master at ${url}: it does not answer in TLS (if it serves plain http, use an http:// URL)\n`)
+    } finally {
+      await plain.stop()
+    }
   })
 
   test('the made certificates: keys only for their owner, a server certificate for loopback signed by the CA', async () => {

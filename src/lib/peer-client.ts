@@ -10,7 +10,7 @@ import {parseHttpUrl} from './config.js'
 import {DfsError, ERRORS, catalogueError, type ErrorCode} from './errors.js'
 import type {AnswerOf, Route, RouteInput} from './protocol.js'
 import {RetryPolicy} from './retry-policy.js'
-import {certificateAdvice} from './tls.js'
+import {describeTlsFailure} from './tls.js'
 
 // Why: undici parses HTTP with llhttp compiled to WebAssembly, and V8's optimizing compile of it
 // (TurboFan) costs ~34 MB of transient memory and ~0.3 s of CPU in every process's first request
@@ -271,8 +271,8 @@ function reason(error: unknown): string {
   if (!(error instanceof Error)) return String(error)
   const cause = (error as {cause?: unknown}).cause
   const code = (error as {code?: string}).code
-  const advice = certificateAdvice(code)
-  if (advice) return `${error.message} (${advice})`
+  const tls = describeTlsFailure(error)
+  if (tls) return tls
   if (cause instanceof Error && cause.message) return cause.message
   if (code === 'ECONNREFUSED') return 'connection refused'
   return error.message || code || error.name

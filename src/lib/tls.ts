@@ -79,10 +79,17 @@ const UNTRUSTED = new Set([
 ])
 
 /**
- * What to do about a failed TLS handshake, for the one-line error of a peer that could not be
- * reached; undefined if `code` is no certificate problem.
+ * Why a TLS connection failed and what to do about it, for the one-line error of a peer that could
+ * not be reached; undefined if `error` is no TLS failure.
  */
-export function certificateAdvice(code: string | undefined): string | undefined {
+export function describeTlsFailure(error: Error & {code?: string}): string | undefined {
+  // OpenSSL's own text for it is a line of internal locations.
+  if (error.code === 'ERR_SSL_WRONG_VERSION_NUMBER') return 'it does not answer in TLS (if it serves plain http, use an http:// URL)'
+  const advice = certificateAdvice(error.code)
+  return advice ? `${error.message} (${advice})` : undefined
+}
+
+function certificateAdvice(code: string | undefined): string | undefined {
   if (code === undefined) return undefined
   if (UNTRUSTED.has(code)) return "its certificate is not signed by an authority trusted here: give the cluster's CA certificate with --ca or DFS_CA"
   if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') return 'its certificate is not for this host name or address: use the name the certificate was made for'
