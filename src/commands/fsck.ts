@@ -1,6 +1,6 @@
 import {Flags} from '@oclif/core'
 
-import {DfsCommand, formatBytes, formatTable, jsonFlag, masterFlag, tokenFlag} from '../lib/base-command.js'
+import {DfsCommand, caFlag, formatBytes, formatTable, jsonFlag, masterFlag, tokenFlag} from '../lib/base-command.js'
 
 export default class FsckCommand extends DfsCommand {
   static override summary = "Check every file's health: alive replicas against the target, corrupt and missing files."
@@ -10,6 +10,7 @@ export default class FsckCommand extends DfsCommand {
   static override flags = {
     master: masterFlag,
     token: tokenFlag,
+    ca: caFlag,
     json: jsonFlag,
     verbose: Flags.boolean({char: 'v', description: 'list healthy files too', default: false}),
   }
@@ -17,7 +18,7 @@ export default class FsckCommand extends DfsCommand {
   async run(): Promise<void> {
     const {flags} = await this.parse(FsckCommand)
     const {fsck} = await import('../roles/client/admin.js')
-    const report = await fsck(await this.master(flags.master, flags.token))
+    const report = await fsck(await this.master(flags))
     if (flags.json) this.printJson(report)
     else {
       const shown = report.files.filter((file) => flags.verbose || file.health !== 'healthy')

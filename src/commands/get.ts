@@ -1,6 +1,6 @@
 import {Args, Flags} from '@oclif/core'
 
-import {DfsCommand, formatBytes, jsonFlag, masterFlag, sizeFlag, tokenFlag} from '../lib/base-command.js'
+import {DfsCommand, caFlag, formatBytes, jsonFlag, masterFlag, sizeFlag, tokenFlag} from '../lib/base-command.js'
 import {DEFAULTS} from '../lib/config.js'
 
 export default class GetCommand extends DfsCommand {
@@ -19,6 +19,7 @@ export default class GetCommand extends DfsCommand {
   static override flags = {
     master: masterFlag,
     token: tokenFlag,
+    ca: caFlag,
     output: Flags.string({char: 'o', description: 'file to write, a directory for several names, or - for stdout'}),
     sources: Flags.integer({description: 'read from at most this many replicas', min: 1}),
     'range-size': sizeFlag({description: 'bytes per range request', default: DEFAULTS.rangeSize, defaultHelp: async () => '4MiB'}),
@@ -29,7 +30,7 @@ export default class GetCommand extends DfsCommand {
     const {argv, flags} = await this.parse(GetCommand)
     const names = argv as string[]
     if (names.length > 1 && flags.output === '-') this.fail('-o - takes one name', 2)
-    const master = await this.master(flags.master, flags.token)
+    const master = await this.master(flags)
     const {getFiles} = await import('../roles/client/get.js')
     const results = await getFiles(master, names, {output: flags.output, sources: flags.sources, rangeSize: flags['range-size']})
     const report = names.length === 1 ? results[0] : results

@@ -1,6 +1,6 @@
 import {Flags} from '@oclif/core'
 
-import {DfsCommand, duration, insecureFlag, logLevelFlag, masterFlag, secretFileFlag, sizeFlag} from '../lib/base-command.js'
+import {DfsCommand, caFlag, duration, insecureFlag, logLevelFlag, masterFlag, secretFileFlag, sizeFlag, tlsCertFlag, tlsKeyFlag} from '../lib/base-command.js'
 import {DEFAULTS, parseHttpUrl, resolveMasterUrl} from '../lib/config.js'
 import {onShutdownSignal} from '../lib/http-server.js'
 
@@ -25,12 +25,16 @@ export default class KeeperCommand extends DfsCommand {
     'log-level': logLevelFlag,
     'secret-file': secretFileFlag,
     insecure: insecureFlag,
+    'tls-cert': tlsCertFlag,
+    'tls-key': tlsKeyFlag,
+    ca: caFlag,
   }
 
   async run(): Promise<void> {
     const {flags} = await this.parse(KeeperCommand)
     const {startKeeper} = await import('../roles/keeper/index.js')
     const {ClusterKey} = await import('../lib/cluster-key.js')
+    const {loadCertificateAuthority, loadServerTls} = await import('../lib/tls.js')
     const keeper = await startKeeper({
       master: resolveMasterUrl(flags.master),
       dataDir: flags.data,
@@ -43,6 +47,8 @@ export default class KeeperCommand extends DfsCommand {
       logLevel: flags['log-level'],
       clusterKey: flags['secret-file'] === undefined ? undefined : await ClusterKey.load(flags['secret-file']),
       insecure: flags.insecure,
+      tls: await loadServerTls(flags['tls-cert'], flags['tls-key']),
+      ca: flags.ca === undefined ? undefined : await loadCertificateAuthority(flags.ca),
     })
     if (keeper.warning) this.logToStderr(keeper.warning)
     onShutdownSignal(() => keeper.stop())

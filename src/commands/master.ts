@@ -1,6 +1,6 @@
 import {Flags} from '@oclif/core'
 
-import {DfsCommand, duration, insecureFlag, logLevelFlag, secretFileFlag} from '../lib/base-command.js'
+import {DfsCommand, caFlag, duration, insecureFlag, logLevelFlag, secretFileFlag, tlsCertFlag, tlsKeyFlag} from '../lib/base-command.js'
 import {DEFAULTS} from '../lib/config.js'
 import {onShutdownSignal} from '../lib/http-server.js'
 
@@ -23,12 +23,16 @@ export default class MasterCommand extends DfsCommand {
     'log-level': logLevelFlag,
     'secret-file': secretFileFlag,
     insecure: insecureFlag,
+    'tls-cert': tlsCertFlag,
+    'tls-key': tlsKeyFlag,
+    ca: caFlag,
   }
 
   async run(): Promise<void> {
     const {flags} = await this.parse(MasterCommand)
     const {startMaster} = await import('../roles/master/index.js')
     const {ClusterKey} = await import('../lib/cluster-key.js')
+    const {loadCertificateAuthority, loadServerTls} = await import('../lib/tls.js')
     const master = await startMaster({
       host: flags.host,
       port: flags.port,
@@ -39,6 +43,8 @@ export default class MasterCommand extends DfsCommand {
       logLevel: flags['log-level'],
       clusterKey: flags['secret-file'] === undefined ? undefined : await ClusterKey.load(flags['secret-file']),
       insecure: flags.insecure,
+      tls: await loadServerTls(flags['tls-cert'], flags['tls-key']),
+      ca: flags.ca === undefined ? undefined : await loadCertificateAuthority(flags.ca),
     })
     if (master.warning) this.logToStderr(master.warning)
     onShutdownSignal(() => master.stop())

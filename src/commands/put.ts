@@ -1,6 +1,6 @@
 import {Args, Flags} from '@oclif/core'
 
-import {DfsCommand, duration, formatBytes, jsonFlag, masterFlag, tokenFlag} from '../lib/base-command.js'
+import {DfsCommand, caFlag, duration, formatBytes, jsonFlag, masterFlag, tokenFlag} from '../lib/base-command.js'
 
 export default class PutCommand extends DfsCommand {
   static override summary = 'Upload files; each succeeds only once the master has recorded it.'
@@ -13,6 +13,7 @@ export default class PutCommand extends DfsCommand {
   static override flags = {
     master: masterFlag,
     token: tokenFlag,
+    ca: caFlag,
     name: Flags.string({description: 'store under this name (only with one file)'}),
     concurrency: Flags.integer({description: 'uploads under way at once', default: 8, min: 1}),
     wait: Flags.string({
@@ -30,7 +31,7 @@ export default class PutCommand extends DfsCommand {
     if (flags.name !== undefined && files.length !== 1) this.fail('--name needs exactly one file', 2)
     const wait = flags.wait === 'all' ? 'all' : Number(flags.wait)
     if (wait !== 'all' && !(Number.isInteger(wait) && wait >= 1)) this.fail(`--wait takes a number of replicas (1 or more) or "all", not "${flags.wait}"`, 2)
-    const master = await this.master(flags.master, flags.token)
+    const master = await this.master(flags)
     const {putFiles} = await import('../roles/client/put.js')
     const outcomes = await putFiles(master, files.map((path) => ({path, name: flags.name})), {
       concurrency: flags.concurrency,

@@ -1,17 +1,17 @@
 import {Args} from '@oclif/core'
 
-import {DfsCommand, formatBytes, formatTable, jsonFlag, masterFlag, tokenFlag} from '../lib/base-command.js'
+import {DfsCommand, caFlag, formatBytes, formatTable, jsonFlag, masterFlag, tokenFlag} from '../lib/base-command.js'
 
 export default class StatCommand extends DfsCommand {
   static override summary = "Show one file's size, sha256 and where its replicas are."
   static override examples = ['<%= config.bin %> stat video.mp4', '<%= config.bin %> stat video.mp4 --json']
   static override args = {name: Args.string({description: 'name of a stored file', required: true})}
-  static override flags = {master: masterFlag, token: tokenFlag, json: jsonFlag}
+  static override flags = {master: masterFlag, token: tokenFlag, ca: caFlag, json: jsonFlag}
 
   async run(): Promise<void> {
     const {args, flags} = await this.parse(StatCommand)
     const {statFile} = await import('../roles/client/admin.js')
-    const file = await statFile(await this.master(flags.master, flags.token), args.name)
+    const file = await statFile(await this.master(flags), args.name)
     if (flags.json) return this.printJson(file)
     const alive = file.replicas.filter((replica) => replica.alive).length
     this.log(`name:     ${file.name}`)

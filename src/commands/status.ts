@@ -1,14 +1,14 @@
-import {DfsCommand, formatBytes, formatTable, jsonFlag, masterFlag, tokenFlag} from '../lib/base-command.js'
+import {DfsCommand, caFlag, formatBytes, formatTable, jsonFlag, masterFlag, tokenFlag} from '../lib/base-command.js'
 
 export default class StatusCommand extends DfsCommand {
   static override summary = 'Show the keepers: alive or not, last heartbeat, files, bytes stored and free.'
   static override examples = ['<%= config.bin %> status', '<%= config.bin %> status --json']
-  static override flags = {master: masterFlag, token: tokenFlag, json: jsonFlag}
+  static override flags = {master: masterFlag, token: tokenFlag, ca: caFlag, json: jsonFlag}
 
   async run(): Promise<void> {
     const {flags} = await this.parse(StatusCommand)
     const {clusterStatus} = await import('../roles/client/admin.js')
-    const keepers = await clusterStatus(await this.master(flags.master, flags.token))
+    const keepers = await clusterStatus(await this.master(flags))
     if (flags.json) return this.printJson({keepers})
     if (keepers.length === 0) return this.log('no keepers registered')
     const rows = keepers.map((keeper) => ({

@@ -1,6 +1,6 @@
 import {Args} from '@oclif/core'
 
-import {DfsCommand, durationFlag, jsonFlag, masterFlag, tokenFlag} from '../lib/base-command.js'
+import {DfsCommand, caFlag, durationFlag, jsonFlag, masterFlag, tokenFlag} from '../lib/base-command.js'
 
 export default class UrlCommand extends DfsCommand {
   static override summary = 'Print a URL of a stored file that anyone holding it can read, with Range, until it expires.'
@@ -12,6 +12,7 @@ export default class UrlCommand extends DfsCommand {
   static override flags = {
     master: masterFlag,
     token: tokenFlag,
+    ca: caFlag,
     ttl: durationFlag({description: 'how long the URL works', default: 3_600_000, defaultHelp: async () => '1h'}),
     json: jsonFlag,
   }
@@ -19,7 +20,7 @@ export default class UrlCommand extends DfsCommand {
   async run(): Promise<void> {
     const {args, flags} = await this.parse(UrlCommand)
     const {fileUrl} = await import('../roles/client/admin.js')
-    const result = await fileUrl(await this.master(flags.master, flags.token), args.name, flags.ttl)
+    const result = await fileUrl(await this.master(flags), args.name, flags.ttl)
     if (flags.json) return this.printJson(result)
     this.log(result.url)
   }

@@ -25,16 +25,19 @@ export abstract class DfsCommand extends Command {
   /**
    * The master a client command talks to: `--master`, else `DFS_MASTER`, else the local default;
    * with the token of `--token` (or `DFS_TOKEN`), else the one `dfs cluster up` recorded for that
-   * master (see known-clusters.ts), else none.
+   * master (see known-clusters.ts), else none; over connections that trust `--ca` (else `DFS_CA`,
+   * else the system's authorities).
    */
-  protected async master(flag: string | undefined, token: string | undefined): Promise<Peer> {
+  protected async master(flags: {master?: string; token?: string; ca?: string}): Promise<Peer> {
     // Loaded here, not at the top: `dfs --help` and friends need no HTTP client.
-    const {Peer} = await import('./peer-client.js')
+    const {Peer, connectionPool} = await import('./peer-client.js')
     const {knownToken} = await import('./known-clusters.js')
-    const baseUrl = resolveMasterUrl(flag)
-    const bearer = token?.trim() || (await knownToken(baseUrl))
+    const {loadCertificateAuthority} = await import('./tls.js')
+    const baseUrl = resolveMasterUrl(flags.master)
+    const bearer = flags.token?.trim() || (await knownToken(baseUrl))
     const authorization = bearer ? {authorization: `Bearer ${bearer}`} : undefined
-    return new Peer({role: 'master', baseUrl, credentials: authorization && (() => authorization)})
+    const agent = flags.ca === undefined ? undefined : connectionPool(await loadCertificateAuthority(flags.ca))
+    return new Peer({role: 'master', baseUrl, credentials: authorization && (() => authorization), agent})
   }
 
   /** Prints a value as JSON for scripts. */
@@ -52,6 +55,24 @@ export const tokenFlag = Flags.string({
   description: 'client token, from dfs token create; without one, the token dfs cluster up recorded for this master',
   env: 'DFS_TOKEN',
   helpValue: 'TOKEN',
+})
+
+export const caFlag = Flags.string({
+  description: "the certificate of the authority that signed the cluster's TLS certificates, for https URLs (dfs cluster up --tls makes DIR/tls/ca.pem)",
+  env: 'DFS_CA',
+  helpValue: 'FILE',
+})
+
+export const tlsCertFlag = Flags.string({
+  description: "serve https with this PEM certificate (its chain may follow it in the file); needs --tls-key",
+  env: 'DFS_TLS_CERT',
+  helpValue: 'FILE',
+})
+
+export const tlsKeyFlag = Flags.string({
+  description: 'the PEM private key of --tls-cert; refused unless mode 0600',
+  env: 'DFS_TLS_KEY',
+  helpValue: 'FILE',
 })
 
 export const secretFileFlag = Flags.string({

@@ -89,23 +89,7 @@ export async function createKeyFile(path: string, options: {force?: boolean} = {
 
 /** The key bytes of a key file, after checking who may read it. */
 async function readKeyFile(path: string): Promise<Buffer> {
-  let mode: number
-  try {
-    const info = await stat(path)
-    if (!info.isFile()) throw new DfsError('DFS_ERR_LOCAL_FILE', `key file ${path} is not a regular file`)
-    mode = info.mode & 0o777
-  } catch (error) {
-    if (error instanceof DfsError) throw error
-    throw new DfsError('DFS_ERR_LOCAL_FILE', `cannot read key file ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, {cause: error})
-  }
-
-  if ((mode & 0o077) !== 0) {
-    throw new DfsError('DFS_ERR_LOCAL_FILE', `key file ${path} is open to group or others (mode ${mode.toString(8).padStart(4, '0')}): run chmod 600 ${path}`)
-  }
-
-  const text = (await readFile(path, 'utf8').catch((error: NodeJS.ErrnoException) => {
-    throw new DfsError('DFS_ERR_LOCAL_FILE', `cannot read key file ${path}: ${error.code ?? String(error)}`, {cause: error})
-  })).trim()
+  const text = (await readPrivateFile(path, 'key file')).toString('utf8').trim()
   if (!BASE64.test(text)) throw new DfsError('DFS_ERR_LOCAL_FILE', `key file ${path} is not one line of base64 (dfs secret create writes one)`)
   const secret = Buffer.from(text, 'base64')
   if (secret.length < KEY_BYTES) {
@@ -113,6 +97,31 @@ async function readKeyFile(path: string): Promise<Buffer> {
   }
 
   return secret
+}
+
+/**
+ * The bytes of a file that holds a secret (a cluster key, a TLS private key), refused unless it is
+ * a regular file that only its owner may access: a secret others can read is a secret no more.
+ * `what` names it in the messages ("key file", "TLS key file").
+ */
+export async function readPrivateFile(path: string, what: string): Promise<Buffer> {
+  let mode: number
+  try {
+    const info = await stat(path)
+    if (!info.isFile()) throw new DfsError('DFS_ERR_LOCAL_FILE', `${what} ${path} is not a regular file`)
+    mode = info.mode & 0o777
+  } catch (error) {
+    if (error instanceof DfsError) throw error
+    throw new DfsError('DFS_ERR_LOCAL_FILE', `cannot read ${what} ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, {cause: error})
+  }
+
+  if ((mode & 0o077) !== 0) {
+    throw new DfsError('DFS_ERR_LOCAL_FILE', `${what} ${path} is open to group or others (mode ${mode.toString(8).padStart(4, '0')}): run chmod 600 ${path}`)
+  }
+
+  return readFile(path).catch((error: NodeJS.ErrnoException) => {
+    throw new DfsError('DFS_ERR_LOCAL_FILE', `cannot read ${what} ${path}: ${error.code ?? String(error)}`, {cause: error})
+  })
 }
 
 /** Whether a listen address is reachable from this machine only. */

@@ -4,11 +4,14 @@ import type {Socket} from 'node:net'
 import Fastify, {LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest} from 'fastify'
 
 import {DfsError, ERRORS, codeForStatus, type ErrorCode} from './errors.js'
+import type {ServerTls} from './tls.js'
 
 export interface ServerOptions {
   logLevel: string
   /** Who answers, for the messages of this server's own errors. */
   role: 'master' | 'keeper'
+  /** Serve https with this certificate and key instead of plain http. */
+  tls?: ServerTls
 }
 
 // Names travel in the path; leave room for 255 bytes of percent-encoded UTF-8.
@@ -26,6 +29,7 @@ const closing = new WeakSet<FastifyInstance>()
  */
 export function createServer(options: ServerOptions): FastifyInstance {
   const app = Fastify({
+    ...(options.tls ? {https: {cert: options.tls.cert, key: options.tls.key}} : {}),
     logger: {level: options.logLevel, stream: process.stderr},
     logController: new LogController({disableRequestLogging: true}),
     routerOptions: {maxParamLength: MAX_PARAM_LENGTH},

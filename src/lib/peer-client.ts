@@ -10,6 +10,7 @@ import {parseHttpUrl} from './config.js'
 import {DfsError, ERRORS, catalogueError, type ErrorCode} from './errors.js'
 import type {AnswerOf, Route, RouteInput} from './protocol.js'
 import {RetryPolicy} from './retry-policy.js'
+import {describeTlsFailure} from './tls.js'
 
 // Why: undici parses HTTP with llhttp compiled to WebAssembly, and V8's optimizing compile of it
 // (TurboFan) costs ~34 MB of transient memory and ~0.3 s of CPU in every process's first request
@@ -40,7 +41,7 @@ export interface PeerOptions {
   role: PeerRole
   /** http(s)://host:port of the peer. */
   baseUrl: string
-  /** The connection pool; by default the process's one. */
+  /** The connection pool; by default the process's one, which trusts the system's authorities (see connectionPool). */
   agent?: Dispatcher
   credentials?: Credentials
   /** What is tried again: by default refused connections for 3 s to the master, nothing to a keeper. */
@@ -90,7 +91,7 @@ export class Peer {
     if (options.role !== 'master' && options.role !== 'keeper') throw new TypeError(`Peer: role must be "master" or "keeper", not ${String(options.role)}`)
     this.role = options.role
     this.baseUrl = parseHttpUrl(options.baseUrl, `${options.role} URL`)
-    this.agent = options.agent ?? (sharedAgent ??= new Agent({keepAliveTimeout: 10_000, keepAliveMaxTimeout: 60_000, connections: 64, pipelining: 1}))
+    this.agent = options.agent ?? (sharedAgent ??= connectionPool())
     this.retry = options.retry ?? (options.role === 'master' ? RetryPolicy.refusedForAWhile : RetryPolicy.never)
     this.#credentials = options.credentials
   }
@@ -201,6 +202,15 @@ export class Peer {
   }
 }
 
+/**
+ * A keep-alive connection pool for Peers. `ca`: the certificate authority that https peers'
+ * certificates must chain to (--ca); it replaces the system's list, so that a process of a cluster
+ * with a private CA trusts that CA only. Made once per process and shared by its Peers.
+ */
+export function connectionPool(ca?: Buffer): Agent {
+  return new Agent({keepAliveTimeout: 10_000, keepAliveMaxTimeout: 60_000, connections: 64, pipelining: 1, ...(ca ? {connect: {ca}} : {})})
+}
+
 /** The path and query string of a request on `route`. */
 function pathOf(route: Route, input: RouteInput<Route>): string {
   const params = input.params as Record<string, unknown> | undefined
@@ -261,6 +271,8 @@ function reason(error: unknown): string {
   if (!(error instanceof Error)) return String(error)
   const cause = (error as {cause?: unknown}).cause
   const code = (error as {code?: string}).code
+  const tls = describeTlsFailure(error)
+  if (tls) return tls
   if (cause instanceof Error && cause.message) return cause.message
   if (code === 'ECONNREFUSED') return 'connection refused'
   return error.message || code || error.name

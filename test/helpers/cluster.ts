@@ -19,6 +19,8 @@ import {fileURLToPath} from 'node:url'
 import {mintClientToken} from '../../src/lib/client-tokens.js'
 import {ClusterKey, createKeyFile} from '../../src/lib/cluster-key.js'
 import {mintGrant} from '../../src/lib/grants.js'
+import {connectionPool, type Peer} from '../../src/lib/peer-client.js'
+import {ensureLocalCertificates, type LocalCertificates} from '../../src/roles/cluster/local-certificates.js'
 import {DFS_BIN, NodeProcess} from '../../src/roles/cluster/node-process.js'
 import {installCleanup, killLeftovers, removeAtExit, reportOnSignal} from './cleanup.js'
 import {CLI_TIMEOUT_MS, runCli, type CliOptions} from './cli.js'
@@ -157,11 +159,11 @@ export class ServerProcess {
    * Spawns `dfs <args>` (args[0] is master or keeper) and resolves once it prints its "listening on"
    * line and answers /health; fails with the tail of its output if it exits or is not ready in time.
    */
-  static async start(args: string[]): Promise<ServerProcess> {
+  static async start(args: string[], agent?: Peer['agent']): Promise<ServerProcess> {
     installCleanup()
     const role = args[0]
     if (role !== 'master' && role !== 'keeper') throw new Error(`ServerProcess starts a master or a keeper, not "${role}"`)
-    const node = new NodeProcess({name: role, role, args, detached: false, readyTimeoutMs: SERVER_READY_TIMEOUT_MS, stopTimeoutMs: SERVER_STOP_TIMEOUT_MS})
+    const node = new NodeProcess({name: role, role, args, detached: false, readyTimeoutMs: SERVER_READY_TIMEOUT_MS, stopTimeoutMs: SERVER_STOP_TIMEOUT_MS, agent})
     try {
       await node.start()
     } catch (error) {
@@ -191,6 +193,8 @@ export interface ClusterOptions {
   replicas?: number
   masterArgs?: string[]
   keeperArgs?: string[]
+  /** Serve https, with the private CA and certificate `cluster up --tls` makes (in DIR/tls); the CLI gets --ca. */
+  tls?: boolean
 }
 
 /**
@@ -206,6 +210,8 @@ export class TestCluster {
   token = ''
   /** Every server it started, restarted ones too, so that stop() leaves none running. */
   readonly #started: ServerProcess[] = []
+  /** With tls: the CA, certificate and keys, and a connection pool that trusts the CA. */
+  tls?: LocalCertificates & {agent: Peer['agent']}
 
   private constructor(
     readonly dir: string,
@@ -218,6 +224,11 @@ export class TestCluster {
     try {
       await createKeyFile(cluster.secretFile)
       cluster.token = (await mintClientToken(await ClusterKey.load(cluster.secretFile), {scope: 'admin', ttlMs: 24 * 60 * 60 * 1000})).token
+      if (options.tls) {
+        const files = await ensureLocalCertificates(join(cluster.dir, 'tls'))
+        cluster.tls = {...files, agent: connectionPool(await readFile(files.ca))}
+      }
+
       await cluster.startMaster()
       // Every start settles before the cleanup, so that none comes up after it.
       const started = await Promise.allSettled(Array.from({length: options.keepers ?? 4}, () => cluster.addKeeper()))
@@ -248,8 +259,9 @@ export class TestCluster {
       '--data', join(this.dir, 'master'),
       '--replicas', String(this.options.replicas ?? 3),
       '--secret-file', this.secretFile,
+      ...this.#tlsArgs(),
       ...withDefaults(this.options.masterArgs, {'--heartbeat-timeout': FAST.heartbeatTimeout, '--replication-interval': FAST.replicationInterval}),
-    ])
+    ], this.tls?.agent)
     this.#started.push(this.master)
     this.masterPort = Number(new URL(this.master.url).port)
     return this.master
@@ -264,12 +276,17 @@ export class TestCluster {
       '--master', this.masterUrl,
       '--data', dir,
       '--secret-file', this.secretFile,
+      ...this.#tlsArgs(),
       ...withDefaults(this.options.keeperArgs, {'--heartbeat-interval': FAST.heartbeatInterval}),
-    ])
+    ], this.tls?.agent)
     this.#started.push(keeper)
     const index = this.keeperDirs.indexOf(dir)
     this.keepers[index] = keeper
     return keeper
+  }
+
+  #tlsArgs(): string[] {
+    return this.tls ? ['--tls-cert', this.tls.cert, '--tls-key', this.tls.key, '--ca', this.tls.ca] : []
   }
 
   keeperById(id: string): ServerProcess {
@@ -284,16 +301,16 @@ export class TestCluster {
 
   /** Runs the CLI against this cluster's master, with its admin token (DFS_TOKEN). */
   dfs(args: string[]): Promise<RunResult> {
-    return dfs([...args, '--master', this.masterUrl], {env: {DFS_TOKEN: this.token}})
+    return dfs([...args, '--master', this.masterUrl, ...(this.tls ? ['--ca', this.tls.ca] : [])], {env: {DFS_TOKEN: this.token}})
   }
 
   dfsJson<T>(args: string[]): Promise<T> {
-    return dfsJson<T>([...args, '--master', this.masterUrl], {env: {DFS_TOKEN: this.token}})
+    return dfsJson<T>([...args, '--master', this.masterUrl, ...(this.tls ? ['--ca', this.tls.ca] : [])], {env: {DFS_TOKEN: this.token}})
   }
 
   /** json() on this cluster's master (`path`: /files, …), showing its admin token. */
   masterJson<T>(path: string, init: RequestInit = {}): Promise<{status: number; body: T}> {
-    return json<T>(`${this.masterUrl}${path}`, {...init, headers: {...bearer(this.token), ...(init.headers as Record<string, string> | undefined)}})
+    return json<T>(`${this.masterUrl}${path}`, {...this.#overTls(), ...init, headers: {...bearer(this.token), ...(init.headers as Record<string, string> | undefined)}})
   }
 
   /**
@@ -321,6 +338,11 @@ export class TestCluster {
 
   async keeperStatus(): Promise<Array<{id: string; url: string; alive: boolean; files: number; storedBytes: number; freeBytes: number}>> {
     return (await this.masterJson<any>('/keepers')).body.keepers
+  }
+
+  /** For fetch: node's fetch takes an undici dispatcher, here one that trusts the cluster's CA. */
+  #overTls(): RequestInit | undefined {
+    return this.tls ? ({dispatcher: this.tls.agent} as RequestInit) : undefined
   }
 
   async stop(): Promise<void> {

@@ -23,6 +23,7 @@ export default class ClusterUpCommand extends DfsCommand {
     'heartbeat-timeout': durationFlag({description: `a keeper silent this long is dead [default: ${formatDuration(DEFAULTS.heartbeatTimeoutMs)}]`}),
     'heartbeat-interval': durationFlag({description: `time between heartbeats of each keeper [default: ${formatDuration(DEFAULTS.heartbeatIntervalMs)}]`}),
     'log-level': logLevelFlag,
+    tls: Flags.boolean({description: 'serve https: a private CA and a certificate for 127.0.0.1 and localhost are made in DIR/tls on the first run and kept (clients need --ca DIR/tls/ca.pem)', default: false}),
   }
 
   async run(): Promise<void> {
@@ -37,7 +38,7 @@ export default class ClusterUpCommand extends DfsCommand {
     if (flags['heartbeat-interval'] !== undefined) keeperArgs.push('--heartbeat-interval', `${flags['heartbeat-interval']}ms`)
 
     const {killed} = await runClusterUp(
-      {dir: flags.dir, keepers: flags.keepers, port: flags.port, masterArgs, keeperArgs},
+      {dir: flags.dir, keepers: flags.keepers, port: flags.port, masterArgs, keeperArgs, tls: flags.tls},
       {log: (line) => this.log(line), error: (line) => this.logToStderr(line), bin: this.config.bin},
     )
     if (killed) this.exit(130)

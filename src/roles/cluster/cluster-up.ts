@@ -16,6 +16,8 @@ export interface ClusterUpOptions {
   masterArgs: string[]
   /** Extra flags for every keeper, e.g. ['--log-level', 'info']. */
   keeperArgs: string[]
+  /** Serve https with a private CA made in DIR/tls. */
+  tls?: boolean
 }
 
 /** Where runClusterUp prints, so the role needs no oclif command: stdout lines, stderr lines, and the executable's name for the usage hints. */
@@ -40,6 +42,7 @@ export async function runClusterUp(options: ClusterUpOptions, output: ClusterUpO
     port: options.port,
     masterArgs: options.masterArgs,
     keeperArgs: options.keeperArgs,
+    tls: options.tls,
     onEvent: (event) => {
       if (event.type !== 'crashed' || !up) return
       const how = event.exit.signal ? `killed by ${event.exit.signal}` : `exit code ${event.exit.code}`
@@ -185,7 +188,7 @@ function stopOutcome(exit: NodeExit | undefined): string {
 /** The block printed once the cluster is up: where everything is and what to try next. */
 function usage(
   info: {master: {url: string}; keepers: Array<{name: string; id?: string; url: string}>},
-  paths: {dir: string; logDir: string; secretPath: string; tokenPath: string},
+  paths: {dir: string; logDir: string; secretPath: string; tokenPath: string; caPath?: string},
   bin: string,
 ): string {
   const width = Math.max(8, ...info.keepers.map((keeper) => keeper.name.length)) + 2
@@ -199,9 +202,11 @@ function usage(
     row('logs', displayPath(paths.logDir)),
     row('key', `${displayPath(paths.secretPath)}  (--secret-file for more keepers)`),
     row('token', `${displayPath(paths.tokenPath)}  (admin; found by dfs commands from DFS_MASTER)`),
+    ...(paths.caPath ? [row('CA', `${displayPath(paths.caPath)}  (--ca for clients)`)] : []),
     '',
     'Try it from another terminal:',
     `  export DFS_MASTER=${info.master.url}`,
+    ...(paths.caPath ? [`  export DFS_CA=${paths.caPath}`] : []),
     `  ${bin} put video.mp4`,
     `  ${bin} ls`,
     `  ${bin} get video.mp4 -o copy.mp4`,

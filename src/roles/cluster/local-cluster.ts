@@ -7,6 +7,8 @@ import {DEFAULTS} from '../../lib/config.js'
 import {isRunning} from '../../lib/data-dir-lock.js'
 import {writePrivateFile} from '../../lib/durable-file.js'
 import {DfsError} from '../../lib/errors.js'
+import {connectionPool, type Peer} from '../../lib/peer-client.js'
+import {ensureLocalCertificates, type LocalCertificates} from './local-certificates.js'
 import {displayPath, NodeProcess, type NodeExit} from './node-process.js'
 
 export {DFS_BIN, displayPath, NodeStartError, type NodeExit} from './node-process.js'
@@ -29,6 +31,8 @@ export interface LocalClusterOptions {
   readyTimeoutMs?: number
   /** How long each child may take to stop after SIGTERM before SIGKILL. Default 10 s. */
   stopTimeoutMs?: number
+  /** Serve https, with a private CA and a certificate for 127.0.0.1 and localhost in DIR/tls (made on the first run). */
+  tls?: boolean
 }
 
 export type ClusterEvent =
@@ -83,6 +87,8 @@ export class LocalCluster {
   #stateCleared = false
   #startedAt = new Date().toISOString()
   #exitHandler = () => this.#signalAll('SIGTERM')
+  /** With tls: the certificates, and a connection pool that trusts their CA (for the children's health checks). */
+  #tls?: {files: LocalCertificates; agent: Peer['agent']}
 
   constructor(options: LocalClusterOptions) {
     if (!Number.isInteger(options.keepers) || options.keepers < 1) throw new DfsError('DFS_ERR_BAD_REQUEST', 'a cluster needs at least one keeper')
@@ -104,6 +110,11 @@ export class LocalCluster {
   /** An admin client token, made afresh at every start. */
   get tokenPath(): string {
     return join(this.dir, 'token')
+  }
+
+  /** The CA certificate clients need (--ca), with tls. */
+  get caPath(): string | undefined {
+    return this.#tls?.files.ca
   }
 
   /** The master's URL once it serves. */
@@ -142,6 +153,11 @@ export class LocalCluster {
     }
 
     await this.#prepareCredentials()
+    if (this.#options.tls) {
+      const files = await ensureLocalCertificates(join(this.dir, 'tls'))
+      this.#tls = {files, agent: connectionPool(await readFile(files.ca))}
+    }
+
     await this.#writeState()
     process.on('exit', this.#exitHandler)
   }
@@ -161,7 +177,7 @@ export class LocalCluster {
 
   /** Starts the master and waits until it serves. */
   async startMaster(): Promise<{url: string}> {
-    const args = ['master', '--port', String(this.#options.port), '--data', join(this.dir, 'master'), '--secret-file', this.secretPath, ...(this.#options.masterArgs ?? [])]
+    const args = ['master', '--port', String(this.#options.port), '--data', join(this.dir, 'master'), '--secret-file', this.secretPath, ...this.#tlsArgs(), ...(this.#options.masterArgs ?? [])]
     this.master = this.#node('master', 'master', args)
     const {url} = await this.#start(this.master)
     return {url}
@@ -171,7 +187,7 @@ export class LocalCluster {
   async startKeeper(index: number): Promise<{id: string; url: string}> {
     if (index < 1 || index > this.keeperCount) throw new RangeError(`keeper index ${index} is out of 1..${this.keeperCount}`)
     const name = `keeper-${index}`
-    const args = ['keeper', '--master', this.masterUrl, '--data', join(this.dir, name), '--port', '0', '--secret-file', this.secretPath, ...(this.#options.keeperArgs ?? [])]
+    const args = ['keeper', '--master', this.masterUrl, '--data', join(this.dir, name), '--port', '0', '--secret-file', this.secretPath, ...this.#tlsArgs(), ...(this.#options.keeperArgs ?? [])]
     const node = this.#node(name, 'keeper', args)
     this.keepers[index - 1] = node
     const {id, url} = await this.#start(node)
@@ -210,6 +226,13 @@ export class LocalCluster {
     return {master: describe(this.master), keepers: this.keepers.filter((node) => node !== undefined).map(describe)}
   }
 
+  /** Every child serves https with the one certificate, and trusts the CA for the others'. */
+  #tlsArgs(): string[] {
+    if (!this.#tls) return []
+    const {files} = this.#tls
+    return ['--tls-cert', files.cert, '--tls-key', files.key, '--ca', files.ca]
+  }
+
   #node(name: string, role: 'master' | 'keeper', args: string[]): NodeProcess {
     return new NodeProcess({
       name,
@@ -219,6 +242,7 @@ export class LocalCluster {
       bin: this.#options.bin,
       readyTimeoutMs: this.#options.readyTimeoutMs ?? 60_000,
       stopTimeoutMs: this.#options.stopTimeoutMs ?? 10_000,
+      agent: this.#tls?.agent,
       onExit: (node, exit, expected) => {
         if (!expected) this.#emit({type: 'crashed', node: node.name, id: node.id, logFile: this.#logFile(node.name), exit})
         void this.#saveState()

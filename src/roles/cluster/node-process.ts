@@ -8,6 +8,9 @@ import {fileURLToPath} from 'node:url'
 import {execa, type Result, type ResultPromise} from 'execa'
 
 import {DfsError} from '../../lib/errors.js'
+import {keeperRoutes, masterRoutes} from '../../lib/protocol.js'
+import {Peer} from '../../lib/peer-client.js'
+import {RetryPolicy} from '../../lib/retry-policy.js'
 
 /**
  * The dfs executable of this very package, found from this compiled module
@@ -49,6 +52,8 @@ export interface NodeProcessOptions {
   detached?: boolean
   /** How long the child may take to say it is listening. Default 60 s. */
   readyTimeoutMs?: number
+  /** The connection pool to ask its GET /health with: one that trusts its CA, if it serves https. */
+  agent?: Peer['agent']
   /** How long a child may take to stop after a signal other than SIGKILL before it is killed. Default 10 s. */
   stopTimeoutMs?: number
   /** Called once when the child exits; `expected` is false if nobody asked it to stop. */
@@ -191,7 +196,7 @@ export class NodeProcess {
     }
 
     try {
-      await checkHealth(outcome.url)
+      await checkHealth(this.role, outcome.url, this.#options.agent)
     } catch (error) {
       await this.stop()
       throw await this.#startError(`it said it listens on ${outcome.url} but GET /health failed: ${(error as Error).message}`, since, false)
@@ -357,10 +362,9 @@ function lastError(log: string): string | undefined {
   return undefined
 }
 
-async function checkHealth(url: string): Promise<void> {
-  const response = await fetch(`${url}/health`, {signal: AbortSignal.timeout(5000)})
-  await response.arrayBuffer()
-  if (!response.ok) throw new Error(`HTTP ${response.status}`)
+async function checkHealth(role: NodeRole, url: string, agent: Peer['agent'] | undefined): Promise<void> {
+  const peer = new Peer({role, baseUrl: url, agent, retry: RetryPolicy.never})
+  await peer.call(role === 'master' ? masterRoutes.health : keeperRoutes.health, {}, {signal: AbortSignal.timeout(5000)})
 }
 
 /** Ends the log with a newline if its last writer left none (a CLI error line has none), and returns its size. */

@@ -2,7 +2,8 @@ import {checkListenWithoutKey, type ClusterKey} from '../../lib/cluster-key.js'
 import {lockDataDir} from '../../lib/data-dir-lock.js'
 import {closeGracefully} from '../../lib/http-server.js'
 import {memberCredentials, newMember} from '../../lib/member-auth.js'
-import {Peer} from '../../lib/peer-client.js'
+import {Peer, connectionPool} from '../../lib/peer-client.js'
+import type {ServerTls} from '../../lib/tls.js'
 import {Keeper} from './keeper.js'
 import {Scrubber} from './scrubber.js'
 import {createKeeperServer} from './server.js'
@@ -24,6 +25,10 @@ export interface StartKeeperOptions {
   clusterKey?: ClusterKey
   /** Listen beyond loopback without a cluster key. */
   insecure: boolean
+  /** Serve https with this certificate and key (and advertise an https URL). */
+  tls?: ServerTls
+  /** The authority the master's and other keepers' https certificates must chain to; by default the system's. */
+  ca?: Buffer
 }
 
 export interface RunningKeeper {
@@ -53,18 +58,19 @@ async function serve(options: StartKeeperOptions, unlock: () => Promise<void>): 
   // The keeper's id comes from its first registration: each credential names the id of its moment.
   const credentials = key ? memberCredentials(key, () => ({...self, keeperId: keeper.id || undefined}), 'master') : undefined
   const keeper: Keeper = await Keeper.open({
-    master: new Peer({role: 'master', baseUrl: options.master, credentials}),
+    // Pulls from other keepers go over the same pool (keeper.ts), so it trusts --ca for them too.
+    master: new Peer({role: 'master', baseUrl: options.master, credentials, agent: options.ca ? connectionPool(options.ca) : undefined}),
     clusterKey: key,
     dataDir: options.dataDir,
     heartbeatIntervalMs: options.heartbeatIntervalMs,
     log: (message) => app?.log.info(message),
   })
-  app = createKeeperServer(keeper, options.logLevel)
+  app = createKeeperServer(keeper, options.logLevel, options.tls)
   for (const {fileId, reason} of keeper.store.quarantined) app.log.warn(`blob ${fileId} quarantined, not served or reported: ${reason}`)
   await app.listen({host: options.host, port: options.port})
   const address = app.server.address()
   const port = typeof address === 'object' && address ? address.port : options.port
-  const url = options.advertise ?? `http://${urlHost(options.host)}:${port}`
+  const url = options.advertise ?? `${options.tls ? 'https' : 'http'}://${urlHost(options.host)}:${port}`
   try {
     await keeper.register(url)
   } catch (error) {

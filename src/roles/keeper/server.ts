@@ -9,12 +9,13 @@ import {contentTypeOf} from '../../lib/media-types.js'
 import {MemberGate, requireMaster} from '../../lib/member-auth.js'
 import {assertValidName} from '../../lib/names.js'
 import {FILE_ID_HEADER, SHA256_HEADER, SIZE_HEADER, keeperRoutes} from '../../lib/protocol.js'
+import type {ServerTls} from '../../lib/tls.js'
 import {requireGrant, requireGrantedUpload} from './grant-check.js'
 import type {Keeper} from './keeper.js'
 
 /** The keeper's HTTP face: uploads in, files out (with Range), replication pulls, deletes. */
-export function createKeeperServer(keeper: Keeper, logLevel: string): FastifyInstance {
-  const app = createServer({logLevel, role: 'keeper'})
+export function createKeeperServer(keeper: Keeper, logLevel: string, tls?: ServerTls): FastifyInstance {
+  const app = createServer({logLevel, role: 'keeper', tls})
   // The master's orders (copy, delete, verify): with a cluster key, only from the master (401
   // without a member credential, 403 from a keeper).
   const key = keeper.options.clusterKey

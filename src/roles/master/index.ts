@@ -1,6 +1,8 @@
 import {checkListenWithoutKey, type ClusterKey} from '../../lib/cluster-key.js'
 import {lockDataDir} from '../../lib/data-dir-lock.js'
 import {closeGracefully} from '../../lib/http-server.js'
+import {connectionPool} from '../../lib/peer-client.js'
+import type {ServerTls} from '../../lib/tls.js'
 import {Master} from './master.js'
 import {createMasterServer} from './server.js'
 
@@ -16,6 +18,10 @@ export interface StartMasterOptions {
   clusterKey?: ClusterKey
   /** Listen beyond loopback without a cluster key. */
   insecure: boolean
+  /** Serve https with this certificate and key. */
+  tls?: ServerTls
+  /** The authority keepers' https certificates must chain to; by default the system's. */
+  ca?: Buffer
 }
 
 export interface RunningMaster {
@@ -45,9 +51,10 @@ async function serve(options: StartMasterOptions, unlock: () => Promise<void>): 
     heartbeatTimeoutMs: options.heartbeatTimeoutMs,
     replicationIntervalMs: options.replicationIntervalMs,
     clusterKey: options.clusterKey,
+    agent: options.ca ? connectionPool(options.ca) : undefined,
     log: {info: (message) => app?.log.info(message), warn: (message) => app?.log.warn(message)},
   })
-  app = createMasterServer(master, options.logLevel)
+  app = createMasterServer(master, options.logLevel, options.tls)
   try {
     await app.listen({host: options.host, port: options.port})
   } catch (error) {
@@ -61,7 +68,7 @@ async function serve(options: StartMasterOptions, unlock: () => Promise<void>): 
   const host = options.host.includes(':') ? `[${options.host}]` : options.host
   const server = app
   return {
-    url: `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${port}`,
+    url: `${options.tls ? 'https' : 'http'}://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${port}`,
     async stop() {
       await closeGracefully(server, 5000)
       await master.stop()

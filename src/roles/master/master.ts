@@ -42,6 +42,8 @@ export interface MasterOptions {
   replicas: number
   heartbeatTimeoutMs: number
   replicationIntervalMs: number
+  /** The connection pool for orders to keepers (one that trusts --ca); by default the process's one. */
+  agent?: Peer['agent']
   log: {info(message: string): void; warn(message: string): void}
   /** The cluster key: with it, keepers must prove they are members (and the master proves it to them), and the master hands out grants that keepers ask for. */
   clusterKey?: ClusterKey
@@ -92,7 +94,7 @@ export class Master {
   keeperAt(keeper: {id: string; url: string}): Peer {
     const key = this.options.clusterKey
     const credentials = key ? memberCredentials(key, () => this.#self, {keeperId: keeper.id}) : undefined
-    return new Peer({role: 'keeper', baseUrl: keeper.url, credentials})
+    return new Peer({role: 'keeper', baseUrl: keeper.url, credentials, agent: this.options.agent})
   }
 
   start(): void {

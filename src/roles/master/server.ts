@@ -4,12 +4,13 @@ import {serveRoute} from '../../lib/http-routes.js'
 import {MemberGate, type VerifiedMember} from '../../lib/member-auth.js'
 import {createServer} from '../../lib/http-server.js'
 import {masterRoutes} from '../../lib/protocol.js'
+import type {ServerTls} from '../../lib/tls.js'
 import {clientCheck} from './client-auth.js'
 import type {Master} from './master.js'
 
 /** The master's HTTP face: every route parses and validates, then calls one Master method. */
-export function createMasterServer(master: Master, logLevel: string): FastifyInstance {
-  const app = createServer({logLevel, role: 'master'})
+export function createMasterServer(master: Master, logLevel: string, tls?: ServerTls): FastifyInstance {
+  const app = createServer({logLevel, role: 'master', tls})
   // The calls of keepers: with a cluster key, only from members (401 otherwise); the Master then
   // checks that each keeper speaks for itself.
   const gate = master.options.clusterKey ? new MemberGate(master.options.clusterKey, () => 'master') : undefined
