@@ -67,24 +67,24 @@ describe('a cluster over TLS with a private CA', () => {
   })
 
   test('a client without the CA, or with another one, is refused with one clear line and a non-zero exit', async () => {
-    const without = await dfs(['ls', '--master', cluster.masterUrl], {env: NO_CA})
+    const without = await dfs(['ls', '--master', cluster.masterUrl], {env: {...NO_CA, DFS_TOKEN: cluster.token}})
     assert.equal(without.code, 6)
     assert.equal(without.stdout, '')
     assert.match(without.stderr, /^Error: cannot reach the master at https:\/\/127\.0\.0\.1:\d+: .*not signed by an authority trusted here: give the cluster's CA certificate with --ca or DFS_CA\)\n$/)
 
     const other = await ensureLocalCertificates(join(work, 'other-ca'))
-    const wrong = await dfs(['ls', '--master', cluster.masterUrl, '--ca', other.ca])
+    const wrong = await dfs(['ls', '--master', cluster.masterUrl, '--ca', other.ca], {env: {DFS_TOKEN: cluster.token}})
     assert.equal(wrong.code, 6)
     assert.match(wrong.stderr, /^Error: cannot reach the master at https:.*--ca or DFS_CA\)\n$/)
 
     // The same CA from the environment is enough.
-    const withEnv = await dfs(['ls', '--master', cluster.masterUrl], {env: {DFS_CA: cluster.tls!.ca}})
+    const withEnv = await dfs(['ls', '--master', cluster.masterUrl], {env: {DFS_CA: cluster.tls!.ca, DFS_TOKEN: cluster.token}})
     assert.equal(withEnv.code, 0, withEnv.stderr)
   })
 
   test('plain http to a TLS port fails cleanly, and the server keeps serving https', async () => {
     const plainUrl = cluster.masterUrl.replace(/^https:/, 'http:')
-    const plain = await dfs(['ls', '--master', plainUrl], {env: NO_CA})
+    const plain = await dfs(['ls', '--master', plainUrl], {env: {...NO_CA, DFS_TOKEN: cluster.token}})
     assert.equal(plain.code, 6)
     assert.match(plain.stderr, /^Error: cannot reach the master at http:\/\/127\.0\.0\.1:\d+: [^\n]+\n$/)
     await assert.rejects(fetch(`${plainUrl}/health`, {signal: AbortSignal.timeout(30_000)}), (error: Error) => error.name !== 'TimeoutError')
