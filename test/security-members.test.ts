@@ -16,6 +16,7 @@ import {mintClientToken} from '../src/lib/client-tokens.js'
 import {verifyGrant} from '../src/lib/grants.js'
 import {MEMBER_HEADER, mintMemberCredential, newMember, type Member, type Recipient} from '../src/lib/member-auth.js'
 import {MAX_EXCLUDE} from '../src/lib/protocol.js'
+import {MAX_PENDING_UPLOADS} from '../src/roles/master/master.js'
 import {clusterPerTest, json, randomFile, sha256File, waitFor, type TestCluster} from './helpers/cluster.js'
 import {startProxiedKeeper} from './helpers/keeper-proxy.js'
 import {runRefusedStart} from './helpers/refused-start.js'
@@ -305,5 +306,21 @@ describe('security: only members of the cluster speak as members', () => {
     assert.equal(tooMany.body.error, 'DFS_ERR_BAD_REQUEST')
     assert.equal((await ask(many.slice(0, MAX_EXCLUDE + 1))).status, 400)
     assert.equal((await ask(many.slice(0, MAX_EXCLUDE))).status, 201)
+  })
+
+  test(`at most ${MAX_PENDING_UPLOADS} uploads are begun and not committed at once`, async () => {
+    const cluster = await clusters.start({keepers: 1, replicas: 1})
+    const client = await clientHeaders(cluster)
+    const begin = (index: number) =>
+      json<any>(`${cluster.masterUrl}/uploads`, {method: 'POST', headers: client, body: JSON.stringify({name: `pending-${index}.bin`, size: 1, sha256: 'f'.repeat(64)})})
+    const BATCH = 50
+    for (let start = 0; start < MAX_PENDING_UPLOADS; start += BATCH) {
+      const answers = await Promise.all(Array.from({length: Math.min(BATCH, MAX_PENDING_UPLOADS - start)}, (_, offset) => begin(start + offset)))
+      for (const answer of answers) assert.equal(answer.status, 201, JSON.stringify(answer.body))
+    }
+
+    const refused = await begin(MAX_PENDING_UPLOADS)
+    assert.equal(refused.status, 429, JSON.stringify(refused.body))
+    assert.equal(refused.body.error, 'DFS_ERR_TOO_MANY_UPLOADS')
   })
 })
