@@ -185,7 +185,7 @@ describe('upload and download by the protocol', () => {
 
   test('the client finds the master through DFS_MASTER', async () => {
     await putSample('sample_2.mp4', 'env-master.mp4')
-    const result = await dfs(['ls', '--json'], {env: {DFS_MASTER: cluster.masterUrl}})
+    const result = await dfs(['ls', '--json'], {env: {DFS_MASTER: cluster.masterUrl, DFS_TOKEN: cluster.token}})
     assert.equal(result.code, 0, result.stderr)
     assert.ok((JSON.parse(result.stdout) as Array<{name: string}>).some((file) => file.name === 'env-master.mp4'), result.stdout)
   })
