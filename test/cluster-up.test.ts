@@ -53,6 +53,10 @@ test('cluster up serves files, stops every child on SIGINT, and brings the same 
     assert.match(await readFile(join(dir, 'logs', `${name}.log`), 'utf8'), /listening on http/, `${name}.log has the child's output`)
   }
 
+  // No --token: the CLI finds the cluster's admin token through the record cluster up keeps for its URL.
+  const known = join(process.env.XDG_CONFIG_HOME!, 'dfs', 'clusters.json')
+  assert.equal((await stat(known)).mode & 0o777, 0o600, 'only this user reads the record')
+  assert.deepEqual(JSON.parse(await readFile(known, 'utf8')).clusters[first.masterUrl], {tokenFile: join(dir, 'token')})
   const put = await dfs(['put', join(FIXTURES, 'sample_2.mp4'), '--master', first.masterUrl])
   assert.equal(put.code, 0, put.stderr)
   const listed = await dfsJson<Array<{name: string; sha256: string}>>(['ls', '--master', first.masterUrl])

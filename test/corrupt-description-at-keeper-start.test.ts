@@ -65,7 +65,7 @@ describe('a keeper starting on a blob whose description is bad', () => {
     assert.deepEqual(await blobIds(dir), [])
     assert.ok(restarted.logs.some((line) => line.includes(`blob ${info.fileId} quarantined`)), restarted.logs.join('\n'))
     assert.equal(registeredFiles(cluster.master, restarted.id), 0, 'the quarantined blob is not in the inventory')
-    const grant = await cluster.readGrant(restarted.id, 'described.bin', info.fileId)
+    const grant = await cluster.grant('read', restarted.id, {name: 'described.bin', fileId: info.fileId})
     assert.equal((await fetch(`${restarted.url}/files/described.bin?fileId=${info.fileId}`, {headers: {[GRANT_HEADER]: grant}})).status, 404)
     assert.ok(!(await cluster.stat('described.bin')).replicas.some((replica) => replica.keeper === restarted.id))
 

@@ -85,7 +85,7 @@ describe('a keeper whose disk fills up', () => {
       })
       const source = join(disk.scratch, 'big.bin')
       const sha256 = await randomFile(source, 8 * MiB)
-      const put = await dfs(['put', source, '--json', '--master', proxy.url])
+      const put = await dfs(['put', source, '--json', '--master', proxy.url, '--token', cluster.token])
       assert.equal(put.code, 0, put.stderr)
       const [stored] = JSON.parse(put.stdout) as Array<{keeper: string; sha256: string}>
 

@@ -44,7 +44,7 @@ describe('interrupted uploads and restarts leave nothing half-done', () => {
     cluster = await clusters.start({keepers: 2})
     const source = join(work(), 'abandoned.bin')
     await randomFile(source, 128 * MiB)
-    const put = spawn(process.execPath, [BIN, 'put', source, '--master', cluster.masterUrl], {stdio: 'ignore'})
+    const put = spawn(process.execPath, [BIN, 'put', source, ...cluster.clientFlags], {stdio: 'ignore'})
     await waitFor('the upload to start', async () => (await tmpEntries(cluster)).length > 0)
     put.kill('SIGKILL')
     await once(put, 'close')
@@ -136,7 +136,7 @@ describe('interrupted uploads and restarts leave nothing half-done', () => {
       return {name: `inflight-${index}.bin`, path, sha256: await randomFile(path, 24 * MiB)}
     }))
     const puts = sources.map((source) => {
-      const child = spawn(process.execPath, [BIN, 'put', source.path, '--master', cluster.masterUrl], {stdio: ['ignore', 'pipe', 'pipe']})
+      const child = spawn(process.execPath, [BIN, 'put', source.path, ...cluster.clientFlags], {stdio: ['ignore', 'pipe', 'pipe']})
       let stderr = ''
       child.stderr.on('data', (chunk: Buffer) => (stderr += chunk))
       return once(child, 'close').then(([code]) => ({source, code: code as number, stderr}))
@@ -219,7 +219,7 @@ describe('interrupted uploads and restarts leave nothing half-done', () => {
     // Put's questions to the master go through a proxy, so the test sees what each answer told it.
     const proxy = await HttpProxy.start(cluster.masterUrl)
     try {
-      const put = startDfs(['put', source, '--wait', 'all', '--json', '--master', proxy.url])
+      const put = startDfs(['put', source, '--wait', 'all', '--json', '--master', proxy.url, '--token', cluster.token])
       const polls = () => proxy.seen('GET', '/files/waited.bin').map((exchange) => aliveIn(exchange.answer))
       await whileRunning(put, 'put to see the stored file with one replica, and ask again', () => polls().length >= 2)
       assert.ok(polls().every((alive) => alive === 1), `answers seen so far: ${polls().join(', ')}`)

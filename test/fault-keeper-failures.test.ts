@@ -31,7 +31,7 @@ describe('keeper failures during transfers', () => {
     cluster = await clusters.start({keepers: 3})
     const source = join(work(), 'big-put.bin')
     const sha256 = await randomFile(source, 160 * MiB)
-    const put = startDfs(['put', source, '--json', '--master', cluster.masterUrl])
+    const put = startDfs(['put', source, '--json', ...cluster.clientFlags])
     const target = await keeperReceiving(cluster)
     const victim = cluster.keepers[target]!
     await victim.stop('SIGKILL')
@@ -59,7 +59,7 @@ describe('keeper failures during transfers', () => {
     cluster = await clusters.start({keepers: 1})
     const source = join(work(), 'doomed.bin')
     await randomFile(source, 160 * MiB)
-    const put = startDfs(['put', source, '--master', cluster.masterUrl])
+    const put = startDfs(['put', source, ...cluster.clientFlags])
     await keeperReceiving(cluster)
     await cluster.keepers[0]!.stop('SIGKILL')
     const result = await put.done
@@ -83,7 +83,7 @@ describe('keeper failures during transfers', () => {
 
     proxy.hold(64 * 1024, 4)
     const target = join(work(), 'big-get.copy')
-    const get = startDfs(['get', 'big-get.bin', '-o', target, '--range-size', '256k', '--json', '--master', cluster.masterUrl])
+    const get = startDfs(['get', 'big-get.bin', '-o', target, '--range-size', '256k', '--json', ...cluster.clientFlags])
     await whileRunning(get, 'a range from the victim held mid-body', () => proxy.holding > 0)
     await victim.stop('SIGKILL')
     // The proxy reads on: what the keeper sent before it died comes through, then the cut.

@@ -39,7 +39,7 @@ describe('Ctrl-C during dfs get', () => {
   test('removes the temp file beside the destination and exits non-zero', async () => {
     const outDir = join(work, 'out')
     await mkdir(outDir)
-    const get = run(['get', 'big.bin', '-o', join(outDir, 'big.bin'), '--range-size', '1m', '--master', cluster.masterUrl])
+    const get = run(['get', 'big.bin', '-o', join(outDir, 'big.bin'), '--range-size', '1m', ...cluster.clientFlags])
 
     const part = await waitFor('the first range in the temp file', async () => {
       for (const entry of await readdir(outDir)) {
@@ -61,7 +61,7 @@ describe('Ctrl-C during dfs get', () => {
   test('with -o -, removes the temp copy in the temp dir, and stdout got nothing', async () => {
     const clientTmp = join(work, 'client-tmp')
     await mkdir(clientTmp)
-    const get = run(['get', 'big.bin', '-o', '-', '--range-size', '1m', '--master', cluster.masterUrl], {TMPDIR: clientTmp})
+    const get = run(['get', 'big.bin', '-o', '-', '--range-size', '1m', ...cluster.clientFlags], {TMPDIR: clientTmp})
 
     await waitFor('the first range in the temp copy', async () => {
       for (const entry of await readdir(clientTmp)) {

@@ -37,7 +37,7 @@ describe('dfs get -o - meeting corrupt replicas', () => {
     // replica gets the first ones) are wrong.
     await flipEvery(bad.path, 64 * 1024)
 
-    const got = await getToStdout(['get', 'rotten.bin', '-o', '-', '--range-size', '256k', '--master', cluster.masterUrl])
+    const got = await getToStdout(['get', 'rotten.bin', '-o', '-', '--range-size', '256k', ...cluster.clientFlags])
     assert.equal(got.code, 0, got.stderr)
     assert.equal(got.stdout.length, 8 * MiB)
     assert.equal(createHash('sha256').update(got.stdout).digest('hex'), sha256, 'stdout holds exactly the stored bytes')
@@ -56,7 +56,7 @@ describe('dfs get -o - meeting corrupt replicas', () => {
     assert.equal((await cluster.dfs(['put', source, '--wait', 'all'])).code, 0)
     for (const replica of (await cluster.stat('lost.bin')).replicas) await flipEvery(replica.path, 256 * 1024)
 
-    const got = await getToStdout(['get', 'lost.bin', '-o', '-', '--range-size', '256k', '--master', cluster.masterUrl])
+    const got = await getToStdout(['get', 'lost.bin', '-o', '-', '--range-size', '256k', ...cluster.clientFlags])
     assert.notEqual(got.code, 0)
     assert.equal(got.stdout.length, 0, 'not one byte reached stdout')
     assert.equal(got.stderr.trim().split('\n').length, 1, got.stderr)

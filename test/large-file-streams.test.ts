@@ -50,9 +50,9 @@ describe('no role holds a whole file in memory', {skip: process.platform !== 'li
   })
 
   test(`a ${SIZE / MiB} MiB file goes up, is copied twice and comes down with every process under ${LIMIT / MiB} MiB`, async (t) => {
-    const put = await runMeasured(['put', join(work, 'big.bin'), '--wait', 'all', '--master', cluster.masterUrl])
+    const put = await runMeasured(['put', join(work, 'big.bin'), '--wait', 'all', ...cluster.clientFlags])
     assert.equal(put.code, 0, put.stderr)
-    const get = await runMeasured(['get', 'big.bin', '-o', join(work, 'copy.bin'), '--master', cluster.masterUrl])
+    const get = await runMeasured(['get', 'big.bin', '-o', join(work, 'copy.bin'), ...cluster.clientFlags])
     assert.equal(get.code, 0, get.stderr)
     assert.equal(await sha256File(join(work, 'copy.bin')), sha256)
 

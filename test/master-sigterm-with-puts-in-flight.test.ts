@@ -55,7 +55,7 @@ async function putsAcrossMasterStop(clusters: Clusters, restart: 'at once' | 'af
   // One upload held half-way is surely in flight when the master goes; the CLI's are wherever
   // they happen to be.
   const held = await holdUpload(cluster.masterUrl, cluster.token, 'held.bin')
-  const put = spawn(process.execPath, [BIN, 'put', ...paths, '--json', '--concurrency', '6', '--master', cluster.masterUrl], {stdio: ['ignore', 'pipe', 'pipe']})
+  const put = spawn(process.execPath, [BIN, 'put', ...paths, '--json', '--concurrency', '6', ...cluster.clientFlags], {stdio: ['ignore', 'pipe', 'pipe']})
   let stdout = ''
   let stderr = ''
   put.stdout.on('data', (chunk: Buffer) => (stdout += chunk))

@@ -60,7 +60,7 @@ describe('keepers serve files like a web server, so browsers and curl can stream
 
   test('an unknown name gets 404 with a JSON error', async () => {
     const keeper = cluster.keepers[0]!
-    const grant = await cluster.readGrant(keeper.id, 'other.mp4', 'someFileId')
+    const grant = await cluster.grant('read', keeper.id, {name: 'other.mp4', fileId: 'someFileId'})
     const response = await fetch(`${keeper.url}/files/other.mp4?grant=${encodeURIComponent(grant)}`)
     assert.equal(response.status, 404)
     assert.equal(((await response.json()) as {error: string}).error, 'DFS_ERR_NOT_FOUND')

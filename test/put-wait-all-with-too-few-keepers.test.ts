@@ -41,7 +41,7 @@ describe('put --wait all when fewer keepers are alive than the replica target', 
     const source = join(clusters.work, 'rescued.bin')
     const sha256 = await randomFile(source, 2 * MiB)
 
-    const child = spawn(process.execPath, [BIN, 'put', source, '--wait', 'all', '--wait-timeout', '60s', '--json', '--master', cluster.masterUrl], {
+    const child = spawn(process.execPath, [BIN, 'put', source, '--wait', 'all', '--wait-timeout', '60s', '--json', ...cluster.clientFlags], {
       stdio: ['ignore', 'pipe', 'pipe'],
     })
     let stdout = ''

@@ -71,10 +71,11 @@ describe('client tokens from the CLI', () => {
     const {token, id} = JSON.parse(stdout) as {token: string; id: string}
     const other = JSON.parse((await dfs(['token', 'create', '--scope', 'admin', '--json', '--secret-file', secret])).stdout) as {token: string}
 
-    const revoked = await dfs(['token', 'revoke', id, '--master', master.url])
+    // Revoking takes an admin token: another one than the token revoked.
+    const revoked = await dfs(['token', 'revoke', id, '--master', master.url, '--token', other.token])
     assert.equal(revoked.code, 0, revoked.stderr)
     assert.equal(revoked.stdout, `revoked token ${id}\n`)
-    assert.equal((await dfs(['token', 'revoke', id, '--master', master.url])).stdout, `token ${id} was already revoked\n`)
+    assert.equal((await dfs(['token', 'revoke', id, '--master', master.url, '--token', other.token])).stdout, `token ${id} was already revoked\n`)
     assertOneLineError(await dfs(['token', 'revoke', 'not a token id!', '--master', master.url]), /"not a token id!" is not a token id/)
     const bad = await json<{error: string}>(`${master.url}/tokens/revoke`, {method: 'POST', headers: {'content-type': 'application/json'}, body: JSON.stringify({id: '../x'})})
     assert.deepEqual([bad.status, bad.body.error], [400, 'DFS_ERR_BAD_REQUEST'])

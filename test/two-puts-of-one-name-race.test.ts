@@ -87,7 +87,7 @@ describe('two puts of one name race', () => {
     assert.equal(info.sha256, sha256s[won])
     // The loser's keeper neither serves nor keeps its bytes.
     const loserKeeper = tickets[lost]!.keeper
-    const loserGrant = await cluster.readGrant(loserKeeper.id, 'contested.bin', tickets[lost]!.uploadId)
+    const loserGrant = await cluster.grant('read', loserKeeper.id, {name: 'contested.bin', fileId: tickets[lost]!.uploadId})
     assert.equal((await fetch(`${loserKeeper.url}/files/contested.bin?fileId=${tickets[lost]!.uploadId}`, {headers: {[GRANT_HEADER]: loserGrant}})).status, 404)
     await assertSettledOn(cluster, 'contested.bin', info.fileId)
     const out = join(clusters.work, 'contested.copy')

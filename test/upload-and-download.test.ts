@@ -50,7 +50,7 @@ describe('upload and download by the protocol', () => {
       },
     })
     try {
-      const put = startDfs(['put', ...paths, '--json', '--master', proxy.url])
+      const put = startDfs(['put', ...paths, '--json', '--master', proxy.url, '--token', cluster.token])
       try {
         await whileRunning(put, 'all three uploads to ask for a ticket at once', () => held === samples.length)
       } finally {
@@ -104,7 +104,7 @@ describe('upload and download by the protocol', () => {
     assert.equal(result.code, 0, result.stderr)
     assert.equal(await sha256File(out), sha3)
 
-    const piped = spawnSync(process.execPath, [BIN, 'get', 'get-stdout.mp4', '-o', '-', '--master', cluster.masterUrl], {maxBuffer: 16 * 1024 * 1024})
+    const piped = spawnSync(process.execPath, [BIN, 'get', 'get-stdout.mp4', '-o', '-', ...cluster.clientFlags], {maxBuffer: 16 * 1024 * 1024})
     assert.equal(piped.status, 0, piped.stderr.toString())
     assert.equal(createHash('sha256').update(piped.stdout).digest('hex'), sha2)
   })
@@ -185,7 +185,7 @@ describe('upload and download by the protocol', () => {
 
   test('the client finds the master through DFS_MASTER', async () => {
     await putSample('sample_2.mp4', 'env-master.mp4')
-    const result = await dfs(['ls', '--json'], {env: {DFS_MASTER: cluster.masterUrl}})
+    const result = await dfs(['ls', '--json'], {env: {DFS_MASTER: cluster.masterUrl, DFS_TOKEN: cluster.token}})
     assert.equal(result.code, 0, result.stderr)
     assert.ok((JSON.parse(result.stdout) as Array<{name: string}>).some((file) => file.name === 'env-master.mp4'), result.stdout)
   })

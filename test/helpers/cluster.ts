@@ -18,7 +18,7 @@ import {fileURLToPath} from 'node:url'
 
 import {mintClientToken} from '../../src/lib/client-tokens.js'
 import {ClusterKey, createKeyFile} from '../../src/lib/cluster-key.js'
-import {mintGrant} from '../../src/lib/grants.js'
+import {mintGrant, type GrantOp} from '../../src/lib/grants.js'
 import {connectionPool, type Peer} from '../../src/lib/peer-client.js'
 import {ensureLocalCertificates, type LocalCertificates} from '../../src/roles/cluster/local-certificates.js'
 import {DFS_BIN, NodeProcess} from '../../src/roles/cluster/node-process.js'
@@ -299,13 +299,22 @@ export class TestCluster {
     return this.keeperDirs[this.keepers.indexOf(keeper)]!
   }
 
+  /** The flags that point a dfs command this test runs itself at this cluster's master, with its admin token. */
+  get clientFlags(): string[] {
+    return ['--master', this.masterUrl, '--token', this.token, ...this.#caFlags()]
+  }
+
+  #caFlags(): string[] {
+    return this.tls ? ['--ca', this.tls.ca] : []
+  }
+
   /** Runs the CLI against this cluster's master, with its admin token (DFS_TOKEN). */
   dfs(args: string[]): Promise<RunResult> {
-    return dfs([...args, '--master', this.masterUrl, ...(this.tls ? ['--ca', this.tls.ca] : [])], {env: {DFS_TOKEN: this.token}})
+    return dfs([...args, '--master', this.masterUrl, ...this.#caFlags()], {env: {DFS_TOKEN: this.token}})
   }
 
   dfsJson<T>(args: string[]): Promise<T> {
-    return dfsJson<T>([...args, '--master', this.masterUrl, ...(this.tls ? ['--ca', this.tls.ca] : [])], {env: {DFS_TOKEN: this.token}})
+    return dfsJson<T>([...args, '--master', this.masterUrl, ...this.#caFlags()], {env: {DFS_TOKEN: this.token}})
   }
 
   /** json() on this cluster's master (`path`: /files, …), showing its admin token. */
@@ -314,12 +323,13 @@ export class TestCluster {
   }
 
   /**
-   * A read grant for generation `fileId` of `name` at one keeper, minted from the cluster key as
-   * the master mints them: for a test's own read of a file the master would hand out no grant for
-   * (one it never recorded or already forgot).
+   * A grant for `op` on generation `fileId` of `name` at one keeper, minted from the cluster key as
+   * the master mints them: for a test's own request about a file the master would grant nothing
+   * for (one it never recorded or already forgot, an upload it never ticketed).
    */
-  async readGrant(keeperId: string, name: string, fileId: string): Promise<string> {
-    return mintGrant(await ClusterKey.load(this.secretFile), {op: 'read', fileId, name, size: 0, sha256: '0'.repeat(64), keeperId})
+  async grant(op: GrantOp, keeperId: string, file: {name: string; fileId: string; size?: number; sha256?: string}): Promise<string> {
+    const {name, fileId, size = 0, sha256 = '0'.repeat(64)} = file
+    return mintGrant(await ClusterKey.load(this.secretFile), {op, fileId, name, size, sha256, keeperId})
   }
 
   async stat(name: string): Promise<{name: string; fileId: string; size: number; sha256: string; replicas: Array<{keeper: string; url: string; alive: boolean; path: string; grant?: string}>}> {
