@@ -64,7 +64,7 @@ export const caFlag = Flags.string({
 })
 
 export const tlsCertFlag = Flags.string({
-  description: "serve https with this PEM certificate (its chain may follow it in the file); needs --tls-key",
+  description: 'serve https with this PEM certificate (its chain may follow it in the file); needs --tls-key',
   env: 'DFS_TLS_CERT',
   helpValue: 'FILE',
 })

@@ -5,7 +5,7 @@ import {DEFAULTS} from '../../lib/config.js'
 
 export default class ClusterUpCommand extends DfsCommand {
   static override summary = 'Run a whole cluster on this machine: a master and N keepers as child processes.'
-  static override description = `Everything lives under --dir: the master's table in DIR/master, each keeper's files in DIR/keeper-N, every process's log in DIR/logs/, the cluster key in DIR/secret (made on the first run and given to every process) and an admin token in DIR/token (made at every start); both are mode 0600. Running it again on the same --dir brings back the same files and keeper ids. Each process counts as up once it serves (a keeper once it has registered with the master). Ctrl-C or SIGTERM stops the keepers, then the master, gracefully; a second Ctrl-C kills them at once and exits with code 130 once they are gone.`
+  static override description = `Everything lives under --dir: the master's table in DIR/master, each keeper's files in DIR/keeper-N, every process's log in DIR/logs/, the cluster key in DIR/secret (made on the first run and given to every process) and an admin token in DIR/token (made at every start); both are mode 0600. With --tls every process serves https, with a certificate signed by a private CA in DIR/tls (both made on the first run and kept). Running it again on the same --dir brings back the same files and keeper ids. Each process counts as up once it serves (a keeper once it has registered with the master). Ctrl-C or SIGTERM stops the keepers, then the master, gracefully; a second Ctrl-C kills them at once and exits with code 130 once they are gone.`
 
   static override examples = [
     '<%= config.bin %> cluster up',
