@@ -29,6 +29,11 @@ export class KeeperProxy {
   holding = 0
   /** GET bodies begun so far. */
   bodies = 0
+  /**
+   * Uploads (PUT) are answered 201 as if stored, with the name, upload id, size and sha256 they
+   * announced, and never reach the keeper: a keeper that claims what it did not do.
+   */
+  fakeStores = false
   /** The grant (x-dfs-grant) of each GET that carried one, in order. */
   readonly grants: string[] = []
   // The first body the hold applies to, counted by `bodies`.
@@ -74,6 +79,7 @@ export class KeeperProxy {
   }
 
   #forward(incoming: IncomingMessage, outgoing: ServerResponse): void {
+    if (this.fakeStores && incoming.method === 'PUT') return void this.#fakeStore(incoming, outgoing)
     const range = /^bytes=(\d+)-(\d+)$/.exec(incoming.headers.range ?? '')
     const grant = incoming.headers['x-dfs-grant']
     if (incoming.method === 'GET' && typeof grant === 'string') this.grants.push(grant)
@@ -93,6 +99,21 @@ export class KeeperProxy {
     })
     upstream.on('error', () => outgoing.destroy())
     incoming.pipe(upstream)
+  }
+
+  #fakeStore(incoming: IncomingMessage, outgoing: ServerResponse): void {
+    const url = new URL(incoming.url ?? '/', this.url)
+    const claim = {
+      name: decodeURIComponent(url.pathname.replace(/^\/files\//, '')),
+      fileId: url.searchParams.get('upload'),
+      size: Number(incoming.headers['x-dfs-size'] ?? incoming.headers['content-length']),
+      sha256: incoming.headers['x-dfs-sha256'],
+    }
+    incoming.resume()
+    incoming.on('end', () => {
+      outgoing.writeHead(201, {'content-type': 'application/json'})
+      outgoing.end(JSON.stringify(claim))
+    })
   }
 
   /** Passes an answer through, holding a GET body after `holdAfter` bytes while a hold is on. */

@@ -143,7 +143,17 @@ async function sendToKeeper(master: Peer, source: Buffer | string, name: string,
     headers: {'content-type': 'application/octet-stream', 'content-length': String(size), [SIZE_HEADER]: String(size), [SHA256_HEADER]: sha256},
     body: typeof source === 'string' ? createReadStream(source, {highWaterMark: CHUNK_SIZE}) : source,
   })
-  return {name: stored.name, fileId: stored.fileId, size: stored.size, sha256: stored.sha256, keeper: ticket.keeper.id, replicas: 1}
+  // The keeper's word is not enough (a keeper that lies, or is not what the ticket named): the file
+  // is stored once the master has recorded this very upload, with these bytes.
+  const recorded = await master.call(masterRoutes.stat, {params: {name}}).catch((error: unknown) => {
+    if (error instanceof DfsError && error.code === 'DFS_ERR_NOT_FOUND') return undefined
+    throw error
+  })
+  if (!recorded || recorded.fileId !== ticket.uploadId || recorded.size !== size || recorded.sha256 !== sha256 || stored.fileId !== ticket.uploadId) {
+    throw new DfsError('DFS_ERR_INTEGRITY', `keeper ${ticket.keeper.id} answered that "${name}" was stored, but the master has no record of this upload`)
+  }
+
+  return {name, fileId: recorded.fileId, size, sha256, keeper: ticket.keeper.id, replicas: recorded.replicas.filter((replica) => replica.alive).length}
 }
 
 /** Files up to this size are read into memory once, hashed, and sent from that buffer. */
