@@ -11,6 +11,7 @@ import {Agent, request} from 'undici'
 
 import {mintClientToken} from '../src/lib/client-tokens.js'
 import {ClusterKey, createKeyFile} from '../src/lib/cluster-key.js'
+import {grantUrl} from '../src/lib/grants.js'
 import type {FileInfo, FileSummary, KeeperInfo} from '../src/lib/protocol.js'
 import {NodeProcess, type NodeRole} from '../src/roles/cluster/node-process.js'
 
@@ -159,6 +160,16 @@ export class Cluster {
 
     if (response.statusCode !== 200) throw new Error(`master GET ${path} answered ${response.statusCode}: ${await response.body.text()}`)
     return (await response.body.json()) as T
+  }
+
+  /**
+   * A URL that reads `name` from one alive replica with nothing but HTTP, as a browser or curl
+   * would: with the read grant the master hands out (the bench's cluster has a key).
+   */
+  async readUrl(name: string): Promise<string> {
+    const replica = (await this.fileInfo(name))?.replicas.find((candidate) => candidate.alive)
+    if (!replica) throw new Error(`no alive replica of ${name}`)
+    return replica.grant ? grantUrl(replica.url, name, replica.grant) : `${replica.url}/files/${encodeURIComponent(name)}`
   }
 
   /** The master's record of a file, or undefined before it is committed. */

@@ -68,11 +68,9 @@ export async function runLargeOnce(context: Context, setup: LargeSetup, file: Da
     const replicatedMs = replicatedAt - putResult.startedAt
 
     // 3: downloads, each checked byte for byte against the generated file.
-    const info = await cluster.fileInfo(file.name)
-    const keeperUrl = info?.replicas.find((replica) => replica.alive)?.url
-    if (!keeperUrl) throw new Error(`no alive replica of ${file.name} after replication`)
+    const url = await cluster.readUrl(file.name)
     const bareOut = join(setup.outDir, `bare-get-${run}.bin`)
-    const bareGetMs = await timed(() => bareGet(`${keeperUrl}/files/${encodeURIComponent(file.name)}`, bareOut))
+    const bareGetMs = await timed(() => bareGet(url, bareOut))
     await verifyFile(bareOut, file, 'bare GET')
     await rm(bareOut, {force: true})
 

@@ -47,7 +47,7 @@ export async function runSmallOnce(context: Context, files: DataFile[], dataDir:
     const where = await locate(cluster, files)
     await mkdir(outDir, {recursive: true})
     const bareGetMs = await timed(() =>
-      eachConcurrently(files, BARE_CONCURRENCY, (file) => bareGetUndici(`${where.get(file.name)}/files/${encodeURIComponent(file.name)}`, join(outDir, file.name))),
+      eachConcurrently(files, BARE_CONCURRENCY, (file) => bareGetUndici(where.get(file.name)!, join(outDir, file.name))),
     )
     await verifyAll(files, outDir, 'bare GET')
     await rm(outDir, {recursive: true, force: true})
@@ -150,14 +150,11 @@ async function verifyAll(files: DataFile[], dir: string, what: string): Promise<
   await eachConcurrently(files, 16, (file) => verifyFile(join(dir, file.name), file, what))
 }
 
-/** For the bare GET baseline: one alive keeper URL per file (asked before the clock starts). */
+/** For the bare GET baseline: a URL of one alive replica per file, with its grant (asked before the clock starts). */
 async function locate(cluster: Cluster, files: DataFile[]): Promise<Map<string, string>> {
   const where = new Map<string, string>()
   await eachConcurrently(files, 4, async (file) => {
-    const info = await cluster.fileInfo(file.name)
-    const url = info?.replicas.find((replica) => replica.alive)?.url
-    if (!url) throw new Error(`no alive replica of ${file.name}`)
-    where.set(file.name, url)
+    where.set(file.name, await cluster.readUrl(file.name))
   })
   return where
 }
