@@ -12,11 +12,16 @@ import {blobIds} from './helpers/keeper-disk.js'
 
 const MiB = 1024 * 1024
 
-/** The number of files a keeper reported in its last registration, from the master's log. */
-function registeredFiles(master: ServerProcess, keeperId: string): number | undefined {
-  const lines = master.logs.filter((line) => line.includes(`keeper ${keeperId} registered at`))
-  const match = /with (\d+) files/.exec(lines.at(-1) ?? '')
-  return match ? Number(match[1]) : undefined
+/** The master's log lines of a keeper's registrations. */
+function registrations(master: ServerProcess, keeperId: string): string[] {
+  return master.logs.filter((line) => line.includes(`keeper ${keeperId} registered at`))
+}
+
+/** The number of files a keeper reports in its next registration (after `before` of them), from the master's log. */
+async function nextRegisteredFiles(master: ServerProcess, keeperId: string, before: number): Promise<number> {
+  // The master logs on its own stderr; that line may reach this process after the keeper's ready line.
+  const line = await waitFor('the registration in the master\'s log', () => registrations(master, keeperId)[before])
+  return Number(/with (\d+) files/.exec(line)![1])
 }
 
 /** Runs `dfs keeper` until it exits or says it is listening (then it is killed): its exit code and output. */
@@ -55,6 +60,7 @@ describe('a keeper starting on a blob whose description is bad', () => {
     // looked at; SIGKILL at the end of the test ends them paused or not.
     for (const other of others) other!.child.kill('SIGSTOP')
     t.after(() => void others.forEach((other) => other!.child.kill('SIGCONT')))
+    const registered = registrations(cluster.master, victim!.id).length
     const restarted = await cluster.addKeeper(dir)
     assert.equal(restarted.id, victim!.id)
 
@@ -63,8 +69,8 @@ describe('a keeper starting on a blob whose description is bad', () => {
     assert.equal(await sha256File(join(quarantine, info.fileId)), sha256, 'the quarantined bytes are the replica, untouched')
     assert.equal(await readFile(join(quarantine, `${info.fileId}.json`), 'utf8'), garbage)
     assert.deepEqual(await blobIds(dir), [])
-    assert.ok(restarted.logs.some((line) => line.includes(`blob ${info.fileId} quarantined`)), restarted.logs.join('\n'))
-    assert.equal(registeredFiles(cluster.master, restarted.id), 0, 'the quarantined blob is not in the inventory')
+    await waitFor('the quarantine in the keeper\'s log', () => restarted.logs.some((line) => line.includes(`blob ${info.fileId} quarantined`)))
+    assert.equal(await nextRegisteredFiles(cluster.master, restarted.id, registered), 0, 'the quarantined blob is not in the inventory')
     const grant = await cluster.grant('read', restarted.id, {name: 'described.bin', fileId: info.fileId})
     assert.equal((await fetch(`${restarted.url}/files/described.bin?fileId=${info.fileId}`, {headers: {[GRANT_HEADER]: grant}})).status, 404)
     assert.ok(!(await cluster.stat('described.bin')).replicas.some((replica) => replica.keeper === restarted.id))
@@ -107,8 +113,9 @@ describe('a keeper starting on a blob whose description is bad', () => {
     // Once the disk reads again, the keeper starts with the replica and serves it.
     await rmdir(description)
     await rename(join(clusters.work, 'description.json'), description)
+    const registered = registrations(cluster.master, keeper.id).length
     const restarted = await cluster.addKeeper(dir)
-    assert.equal(registeredFiles(cluster.master, restarted.id), 1)
+    assert.equal(await nextRegisteredFiles(cluster.master, restarted.id, registered), 1)
     await waitFor('the replica alive again', async () => (await cluster.stat('unreadable.bin')).replicas.some((replica) => replica.alive))
     const out = join(clusters.work, 'unreadable.copy')
     assert.equal((await cluster.dfs(['get', 'unreadable.bin', '-o', out])).code, 0)

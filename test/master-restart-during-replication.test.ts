@@ -94,6 +94,6 @@ describe('the master restarts while copies are being made', () => {
     await waitFor('the spare to hold a recorded copy', async () => (await cluster.stat('late.bin')).replicas.some((replica) => replica.keeper === spare.id && replica.alive))
     const keepers = [{id: holder.id, dataDir: holderDir}, ...clusterKeepers(cluster)]
     await assertSettled(cluster, keepers, [{name: 'late.bin', sha256}], 2, clusters.work)
-    assert.ok(copier.logs.some((line) => line.includes(`copy of \\"late.bin\\" (${fileId}) whose report found no master was reported`)), copier.logs.join('\n'))
+    await waitFor('the copier to say it reported its copy', () => copier.logs.some((line) => line.includes(`copy of \\"late.bin\\" (${fileId}) whose report found no master was reported`)))
   })
 })

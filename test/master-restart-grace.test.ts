@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict'
 import {join} from 'node:path'
 import {describe, test} from 'node:test'
-import {setTimeout as sleep} from 'node:timers/promises'
+
+import Database from 'better-sqlite3'
 
 import {clusterPerTest, randomFile, waitFor, type ServerProcess, type TestCluster} from './helpers/cluster.js'
 
@@ -11,6 +12,14 @@ const MiB = 1024 * 1024
 async function lastHeartbeat(cluster: TestCluster, id: string): Promise<number> {
   const keeper = (await cluster.keeperStatus()).find((candidate) => candidate.id === id) as {lastHeartbeat?: string | null} | undefined
   return keeper?.lastHeartbeat ? Date.parse(keeper.lastHeartbeat) : 0
+}
+
+/** The master's clock when it began to listen, from its log. */
+function masterClockAtListen(master: ServerProcess): number {
+  const line = master.logs.find((candidate) => candidate.includes('Server listening at'))
+  const time = line && (JSON.parse(line) as {time?: number}).time
+  if (!time) throw new Error(`no "Server listening" line with a time in the master's log:\n${master.logs.join('\n')}`)
+  return time
 }
 
 /** Master log lines that mention all these words. */
@@ -31,28 +40,29 @@ describe('the master\'s restart grace', () => {
   const clusters = clusterPerTest()
 
   test('right after a master restart keepers are not declared dead before they could send a heartbeat, and nothing is copied', async (t) => {
-    const timeoutMs = 4000
-    const cluster = await clusters.start({keepers: 4, masterArgs: ['--heartbeat-timeout', `${timeoutMs}ms`]})
+    const cluster = await clusters.start({keepers: 4, masterArgs: ['--heartbeat-timeout', '10s']})
     const holders = await putAll(cluster, clusters.work, 'graced.bin')
     const late = cluster.keeperById(holders[0]!)
 
+    // The master was down for an hour: every heartbeat its table remembers is that old.
     await cluster.master.stop('SIGKILL')
-    // Down for longer than the timeout: every heartbeat the table knows of is older than that.
-    await sleep(timeoutMs + 500)
-    // One holder is still silent when the master is back; it resumes well within one timeout.
+    const db = new Database(join(cluster.dir, 'master', 'master.sqlite3'))
+    db.prepare('UPDATE keepers SET last_heartbeat = ?').run(Date.now() - 3_600_000)
+    db.close()
+    // One holder is still silent when the master is back, until the master has run for a while.
     late.child.kill('SIGSTOP')
     t.after(() => void late.child.kill('SIGCONT'))
     await cluster.startMaster()
-    // While the late keeper is paused, its last heartbeat is the grace the new master gave it: the
-    // same moment for every keeper, so a later one is a real heartbeat.
-    const grace = await lastHeartbeat(cluster, late.id)
+    const listening = masterClockAtListen(cluster.master)
     const others = cluster.keepers.filter((keeper) => keeper !== late)
-    await waitFor('the other keepers heard by the new master', async () => {
-      for (const keeper of others) if ((await lastHeartbeat(cluster, keeper.id)) <= grace) return false
+    // Heartbeats the master stamped a second after it began to listen: its liveness sweep (every
+    // 500 ms here) has run since, with the late keeper still silent.
+    await waitFor('the other keepers heard a second after the restart', async () => {
+      for (const keeper of others) if ((await lastHeartbeat(cluster, keeper.id)) < listening + 1000) return false
       return true
     })
     late.child.kill('SIGCONT')
-    await waitFor('the late keeper heard by the new master', async () => (await lastHeartbeat(cluster, late.id)) > grace)
+    await waitFor('the late keeper heard by the new master', async () => (await lastHeartbeat(cluster, late.id)) >= listening)
 
     await putAll(cluster, clusters.work, 'after-restart.bin')
     assert.deepEqual(masterSaid(cluster.master, 'marked dead'), [])
