@@ -77,9 +77,9 @@ describe('the master restarts while copies are being made', () => {
     proxy.hold(64 * 1024)
     const copier = await cluster.addKeeper()
     await waitFor('the copy under way', () => proxy.holding === 1)
-    const spare = await cluster.addKeeper()
+    await cluster.addKeeper()
     // The copier is dead in the master's table when the master dies, so that the new master, which
-    // never heard of its copy, has the spare make the second one.
+    // never heard of its copy, may have the spare make the second one.
     copier.child.kill('SIGSTOP')
     t.after(() => void copier.child.kill('SIGCONT'))
     await waitFor('the paused copier declared dead', async () => (await cluster.keeperStatus()).find((keeper) => keeper.id === copier.id)?.alive === false)
@@ -91,9 +91,11 @@ describe('the master restarts while copies are being made', () => {
 
     await cluster.startMaster()
     await waitFor('the copier alive again', async () => (await cluster.keeperStatus()).find((keeper) => keeper.id === copier.id)?.alive)
-    await waitFor('the spare to hold a recorded copy', async () => (await cluster.stat('late.bin')).replicas.some((replica) => replica.keeper === spare.id && replica.alive))
+    await waitFor('the copier to say it reported its copy', () => copier.logs.some((line) => line.includes(`copy of \\"late.bin\\" (${fileId}) whose report found no master was reported`)))
+    // Whether the new master had the spare copy the file before the late report came in is a race
+    // (both are right); either way it ends with 2 recorded replicas, byte-exact, and no other blob:
+    // a surplus copy was trimmed.
     const keepers = [{id: holder.id, dataDir: holderDir}, ...clusterKeepers(cluster)]
     await assertSettled(cluster, keepers, [{name: 'late.bin', sha256}], 2, clusters.work)
-    await waitFor('the copier to say it reported its copy', () => copier.logs.some((line) => line.includes(`copy of \\"late.bin\\" (${fileId}) whose report found no master was reported`)))
   })
 })
