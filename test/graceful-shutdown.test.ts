@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict'
-import {createHash, randomBytes} from 'node:crypto'
 import {readdir} from 'node:fs/promises'
 import {join} from 'node:path'
 import {describe, test} from 'node:test'
 
-import {GRANT_HEADER} from '../src/lib/grants.js'
 import {clusterPerTest, randomFile, waitFor} from './helpers/cluster.js'
+import {holdUpload} from './helpers/held-upload.js'
 
 const MiB = 1024 * 1024
 
@@ -16,29 +15,7 @@ describe('graceful shutdown', () => {
   test('a keeper told to stop refuses new requests but finishes the upload under way, and exits 0', async () => {
     const cluster = await clusters.start({keepers: 1, replicas: 1})
     const keeper = cluster.keepers[0]!
-    const body = randomBytes(4 * MiB)
-    const sha256 = createHash('sha256').update(body).digest('hex')
-    const ticket = await cluster.masterJson<{uploadId: string; grant: string}>('/uploads', {
-      method: 'POST',
-      headers: {'content-type': 'application/json'},
-      body: JSON.stringify({name: 'last.bin', size: body.length, sha256}),
-    })
-    let release!: () => void
-    const released = new Promise<void>((resolve) => (release = resolve))
-    const upload = fetch(`${keeper.url}/files/last.bin?upload=${ticket.body.uploadId}`, {
-      method: 'PUT',
-      headers: {'x-dfs-sha256': sha256, 'x-dfs-size': String(body.length), 'content-type': 'application/octet-stream', [GRANT_HEADER]: ticket.body.grant},
-      body: new ReadableStream<Uint8Array>({
-        async start(controller) {
-          controller.enqueue(body.subarray(0, MiB))
-          await released
-          controller.enqueue(body.subarray(MiB))
-          controller.close()
-        },
-      }),
-      duplex: 'half',
-    } as RequestInit)
-    upload.catch(() => {})
+    const held = await holdUpload(cluster.masterUrl, cluster.token, 'last.bin')
     await waitFor('the upload to start', async () => (await readdir(join(cluster.dataDirOf(keeper), 'tmp'))).length > 0)
 
     const exit = keeper.stop('SIGTERM')
@@ -54,11 +31,11 @@ describe('graceful shutdown', () => {
       }
     })
 
-    release()
-    const response = await upload
-    assert.equal(response.status, 201, await response.clone().text())
+    held.release()
+    const answer = await held.response
+    assert.ok('status' in answer && answer.status === 201, JSON.stringify('error' in answer ? answer.error.message : answer))
     assert.equal(await exit, 0)
-    assert.equal((await cluster.stat('last.bin')).sha256, sha256)
+    assert.equal((await cluster.stat('last.bin')).sha256, held.sha256)
   })
 
   test('the master told to stop exits 0 and keeps its table', async () => {
