@@ -100,7 +100,9 @@ test('TestCluster.start failing half-way stops what it started and removes its d
     // The master starts; the keepers cannot (a flag they do not have), after it is up.
     await assert.rejects(TestCluster.start({keepers: 2, keeperArgs: ['--no-such-flag']}), /dfs keeper .* did not start/)
   } finally {
-    process.env.TMPDIR = saved
+    // Assigning undefined would set the string "undefined" (CI runs without TMPDIR).
+    if (saved === undefined) delete process.env.TMPDIR
+    else process.env.TMPDIR = saved
   }
 
   assert.deepEqual(await childrenOf(process.pid), [], 'no master or keeper is left running')
