@@ -285,8 +285,9 @@ describe('security: only members of the cluster speak as members', () => {
   })
 
   test('a keeper restarted at once comes back with its id once the master has seen its old process dead', async () => {
-    // A long timeout, so that the restart surely asks while the old process still counts as alive.
-    const cluster = await clusters.start({keepers: 2, replicas: 2, masterArgs: ['--heartbeat-timeout', '4s']})
+    // A long timeout, so that the restart asks while the old process still counts as alive: 4 s was
+    // not enough on a loaded machine (a node start took longer), 20 s leaves room for that.
+    const cluster = await clusters.start({keepers: 2, replicas: 2, masterArgs: ['--heartbeat-timeout', '20s']})
     const files = await storeFiles(cluster, clusters.work, 1, 2)
     const victim = cluster.keepers[0]!
     await victim.stop('SIGKILL')
