@@ -54,7 +54,7 @@ describe('a keeper starting on a blob whose description is bad', () => {
     const dir = cluster.dataDirOf(victim!)
     await victim!.stop('SIGKILL')
     const garbage = '{"fileId": "' + info.fileId + '", "name": "described.bin", "si'
-    await writeFile(join(dir, 'blobs', `${info.fileId}.json`), garbage)
+    await writeFile(`${cluster.blobPath(victim!.id, info.fileId)}.json`, garbage)
 
     // The other holders are paused so that no repair copy can land while the restarted keeper is
     // looked at; SIGKILL at the end of the test ends them paused or not.
@@ -78,7 +78,7 @@ describe('a keeper starting on a blob whose description is bad', () => {
     for (const other of others) other!.child.kill('SIGCONT')
     await cluster.waitForReplicas('described.bin', 3)
     for (const replica of (await cluster.stat('described.bin')).replicas) {
-      assert.equal(await sha256File(replica.path), sha256, `replica on ${replica.keeper}`)
+      assert.equal(await sha256File(cluster.blobPath(replica.keeper, info.fileId)), sha256, `replica on ${replica.keeper}`)
     }
 
     const out = join(clusters.work, 'described.copy')
@@ -98,7 +98,7 @@ describe('a keeper starting on a blob whose description is bad', () => {
     await keeper.stop('SIGKILL')
 
     // A description that is a directory fails to read (EISDIR) as one on a failing disk (EIO) would.
-    const description = join(dir, 'blobs', `${fileId}.json`)
+    const description = `${cluster.blobPath(keeper.id, fileId)}.json`
     await rename(description, join(clusters.work, 'description.json'))
     await mkdir(description)
     const attempt = await tryStartKeeper(['--master', cluster.masterUrl, '--data', dir])
@@ -107,7 +107,7 @@ describe('a keeper starting on a blob whose description is bad', () => {
     assert.equal(attempt.stderr.length, 1, attempt.stderr.join('\n'))
     assert.match(attempt.stderr[0]!, new RegExp(`^Error: cannot read \\S*${fileId}\\.json \\(EISDIR\\).*removed nothing`))
     assert.deepEqual(await blobIds(dir), [fileId])
-    assert.equal(await sha256File(join(dir, 'blobs', fileId)), sha256)
+    assert.equal(await sha256File(cluster.blobPath(keeper.id, fileId)), sha256)
     assert.deepEqual(await readdir(join(dir, 'quarantine')).catch(() => []), [])
 
     // Once the disk reads again, the keeper starts with the replica and serves it.

@@ -19,11 +19,12 @@ describe('a corrupt replica found while the master is down', () => {
     const source = join(clusters.work, 'rot.bin')
     const sha256 = await randomFile(source, MiB)
     assert.equal((await cluster.dfs(['put', source, '--wait', 'all'])).code, 0)
-    const bad = (await cluster.stat('rot.bin')).replicas[0]!
+    const {fileId, replicas} = await cluster.stat('rot.bin')
+    const bad = replicas[0]!
     const keeper = cluster.keeperById(bad.keeper)
 
     await cluster.master.stop('SIGKILL')
-    await flipBytes(bad.path, MiB, [0.5])
+    await flipBytes(cluster.blobPath(bad.keeper, fileId), MiB, [0.5])
     await waitFor('the keeper to drop the replica and fail to report it', () => keeper.logs.some((line) => line.includes('could not report the corrupt replica')))
     await cluster.startMaster()
 
@@ -33,7 +34,7 @@ describe('a corrupt replica found while the master is down', () => {
       async () => {
         const {replicas} = await cluster.stat('rot.bin')
         if (replicas.filter((replica) => replica.alive).length !== 3) return false
-        for (const replica of replicas) if ((await sha256File(replica.path).catch(() => 'missing')) !== sha256) return false
+        for (const replica of replicas) if ((await sha256File(cluster.blobPath(replica.keeper, fileId)).catch(() => 'missing')) !== sha256) return false
         return true
       },
       30_000,

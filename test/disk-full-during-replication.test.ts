@@ -51,7 +51,8 @@ describe('a keeper whose disk fills up while it receives a copy', () => {
       assert.equal(status?.files, 0)
       assert.equal(status?.storedBytes, 0)
 
-      for (const replica of (await cluster.stat('copied.bin')).replicas) assert.equal(await sha256File(replica.path), sha256, `replica on ${replica.keeper}`)
+      const copied = await cluster.stat('copied.bin')
+      for (const replica of copied.replicas) assert.equal(await sha256File(cluster.blobPath(replica.keeper, copied.fileId)), sha256, `replica on ${replica.keeper}`)
       const out = join(clusters.work, 'copied.copy')
       assert.equal((await cluster.dfs(['get', 'copied.bin', '-o', out])).code, 0)
       assert.equal(await sha256File(out), sha256)

@@ -12,8 +12,9 @@ const MiB = 1024 * 1024
 /** Every recorded replica of the file is alive, on disk and byte-exact. */
 async function assertAllReplicasGood(cluster: TestCluster, name: string, sha256: string, count: number): Promise<void> {
   await cluster.waitForReplicas(name, count)
-  for (const replica of (await cluster.stat(name)).replicas) {
-    assert.equal(await sha256File(replica.path), sha256, `replica on ${replica.keeper}`)
+  const {fileId, replicas} = await cluster.stat(name)
+  for (const replica of replicas) {
+    assert.equal(await sha256File(cluster.blobPath(replica.keeper, fileId)), sha256, `replica on ${replica.keeper}`)
   }
 }
 
@@ -27,9 +28,11 @@ describe('corrupt replicas are found, dropped and copied again', () => {
     const source = join(work(), 'rotten.bin')
     const sha256 = await randomFile(source, 8 * MiB)
     assert.equal((await cluster.dfs(['put', source, '--wait', 'all'])).code, 0)
-    const bad = (await cluster.stat('rotten.bin')).replicas[0]!
+    const stored = await cluster.stat('rotten.bin')
+    const bad = stored.replicas[0]!
+    const badBlob = cluster.blobPath(bad.keeper, stored.fileId)
     // Damage every 64 KiB, so that whichever ranges this replica serves are wrong.
-    await flipEvery(bad.path, 64 * 1024)
+    await flipEvery(badBlob, 64 * 1024)
 
     const out = join(work(), 'rotten.copy')
     const result = await cluster.dfsJson<{sha256: string; corruptReplicas: string[]}>(['get', 'rotten.bin', '-o', out, '--range-size', '256k'])
@@ -45,8 +48,10 @@ describe('corrupt replicas are found, dropped and copied again', () => {
     const source = join(work(), 'quiet.bin')
     const sha256 = await randomFile(source, 2 * MiB)
     assert.equal((await cluster.dfs(['put', source, '--wait', 'all'])).code, 0)
-    const bad = (await cluster.stat('quiet.bin')).replicas[1]!
-    await flipEvery(bad.path, 1024 * 1024)
+    const stored = await cluster.stat('quiet.bin')
+    const bad = stored.replicas[1]!
+    const badBlob = cluster.blobPath(bad.keeper, stored.fileId)
+    await flipEvery(badBlob, 1024 * 1024)
 
     const keeper = cluster.keeperById(bad.keeper)
     await waitFor('the scrubber to report the corrupt replica', () => keeper.logs.some((line) => line.includes('is corrupt')))
@@ -64,11 +69,13 @@ describe('corrupt replicas are found, dropped and copied again', () => {
     const source = join(work(), 'short.bin')
     const sha256 = await randomFile(source, 3 * MiB)
     assert.equal((await cluster.dfs(['put', source, '--wait', 'all'])).code, 0)
-    const bad = (await cluster.stat('short.bin')).replicas[2]!
-    await truncate(bad.path, MiB)
+    const stored = await cluster.stat('short.bin')
+    const bad = stored.replicas[2]!
+    const badBlob = cluster.blobPath(bad.keeper, stored.fileId)
+    await truncate(badBlob, MiB)
     const keeper = cluster.keeperById(bad.keeper)
     await waitFor('the scrubber to report the truncated replica', () => keeper.logs.some((line) => line.includes('is corrupt')))
-    await waitFor('the truncated replica to be replaced', async () => (await stat(bad.path).catch(() => undefined))?.size === 3 * MiB)
+    await waitFor('the truncated replica to be replaced', async () => (await stat(badBlob).catch(() => undefined))?.size === 3 * MiB)
     await assertAllReplicasGood(cluster, 'short.bin', sha256, 3)
   })
 

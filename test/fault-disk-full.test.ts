@@ -103,7 +103,7 @@ describe('a keeper whose disk fills up', () => {
       assert.equal(stored!.sha256, sha256)
       const recorded = await cluster.stat('big.bin')
       assert.deepEqual(recorded.replicas.map((replica) => replica.keeper), [roomy.id])
-      assert.equal(await sha256File(recorded.replicas[0]!.path), sha256)
+      assert.equal(await sha256File(cluster.blobPath(roomy.id, recorded.fileId)), sha256)
       // Nothing of it stayed on the small disk.
       assert.deepEqual(await readdir(join(disk.path, 'tmp')), [])
       assert.deepEqual(await readdir(join(disk.path, 'blobs')), [])

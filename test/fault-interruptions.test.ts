@@ -192,7 +192,7 @@ describe('interrupted uploads and restarts leave nothing half-done', () => {
     await cluster.waitForReplicas('remembered.bin', 3)
     const stat = await cluster.stat('remembered.bin')
     assert.equal(stat.fileId, fileId)
-    for (const replica of stat.replicas) assert.equal(await sha256File(replica.path), sha256)
+    for (const replica of stat.replicas) assert.equal(await sha256File(cluster.blobPath(replica.keeper, fileId)), sha256)
   })
 
   test('a master started on an empty --data does not make keepers destroy files it has no record of', async () => {
@@ -236,7 +236,7 @@ describe('interrupted uploads and restarts leave nothing half-done', () => {
       // … and they are there: recorded, alive, on three keepers' disks, byte-exact.
       const stat = await cluster.stat('waited.bin')
       assert.equal(stat.replicas.filter((replica) => replica.alive).length, 3)
-      for (const replica of stat.replicas) assert.equal(await sha256File(replica.path), sha256, `replica on ${replica.keeper}`)
+      for (const replica of stat.replicas) assert.equal(await sha256File(cluster.blobPath(replica.keeper, stat.fileId)), sha256, `replica on ${replica.keeper}`)
     } finally {
       await proxy.close()
     }

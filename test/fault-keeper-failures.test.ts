@@ -123,15 +123,16 @@ describe('keeper failures during transfers', () => {
     const source = join(work(), 'to-delete.bin')
     await randomFile(source, 3 * MiB)
     assert.equal((await cluster.dfs(['put', source, '--wait', 'all'])).code, 0)
-    const replica = (await cluster.stat('to-delete.bin')).replicas[0]!
-    const victim = cluster.keeperById(replica.keeper)
+    const {fileId, replicas} = await cluster.stat('to-delete.bin')
+    const victim = cluster.keeperById(replicas[0]!.keeper)
+    const blob = cluster.blobPath(victim.id, fileId)
     await victim.stop('SIGKILL')
     assert.equal((await cluster.dfs(['rm', 'to-delete.bin'])).code, 0)
     assert.equal((await cluster.dfs(['stat', 'to-delete.bin'])).code, 3)
-    assert.ok(await stat(replica.path), 'the dead keeper still has its copy')
+    assert.ok(await stat(blob), 'the dead keeper still has its copy')
 
     await cluster.addKeeper(cluster.dataDirOf(victim))
-    await waitFor('the returning keeper to delete its replica', async () => (await stat(replica.path).catch(() => undefined)) === undefined)
+    await waitFor('the returning keeper to delete its replica', async () => (await stat(blob).catch(() => undefined)) === undefined)
     await waitFor('status to show the space freed on every keeper', async () => (await cluster.keeperStatus()).every((keeper) => keeper.alive && keeper.storedBytes === 0 && keeper.files === 0))
   })
 

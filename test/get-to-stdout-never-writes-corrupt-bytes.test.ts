@@ -32,10 +32,11 @@ describe('dfs get -o - meeting corrupt replicas', () => {
     const source = join(work, 'rotten.bin')
     const sha256 = await randomFile(source, 8 * MiB)
     assert.equal((await cluster.dfs(['put', source, '--wait', 'all'])).code, 0)
-    const bad = (await cluster.stat('rotten.bin')).replicas[0]!
+    const {fileId, replicas} = await cluster.stat('rotten.bin')
+    const bad = replicas[0]!
     // Damage every 64 KiB: whichever 256 KiB ranges this replica serves (it serves some: every
     // replica gets the first ones) are wrong.
-    await flipEvery(bad.path, 64 * 1024)
+    await flipEvery(cluster.blobPath(bad.keeper, fileId), 64 * 1024)
 
     const got = await getToStdout(['get', 'rotten.bin', '-o', '-', '--range-size', '256k', ...cluster.clientFlags])
     assert.equal(got.code, 0, got.stderr)
@@ -46,7 +47,7 @@ describe('dfs get -o - meeting corrupt replicas', () => {
     assert.ok(cluster.keeperById(bad.keeper).logs.some((line) => line.includes('is corrupt')), 'the keeper found its replica corrupt')
     await cluster.waitForReplicas('rotten.bin', 3)
     for (const replica of (await cluster.stat('rotten.bin')).replicas) {
-      assert.equal(await sha256File(replica.path), sha256, `replica on ${replica.keeper} after the repair`)
+      assert.equal(await sha256File(cluster.blobPath(replica.keeper, fileId)), sha256, `replica on ${replica.keeper} after the repair`)
     }
   })
 
@@ -54,7 +55,8 @@ describe('dfs get -o - meeting corrupt replicas', () => {
     const source = join(work, 'lost.bin')
     await randomFile(source, 2 * MiB)
     assert.equal((await cluster.dfs(['put', source, '--wait', 'all'])).code, 0)
-    for (const replica of (await cluster.stat('lost.bin')).replicas) await flipEvery(replica.path, 256 * 1024)
+    const lost = await cluster.stat('lost.bin')
+    for (const replica of lost.replicas) await flipEvery(cluster.blobPath(replica.keeper, lost.fileId), 256 * 1024)
 
     const got = await getToStdout(['get', 'lost.bin', '-o', '-', '--range-size', '256k', ...cluster.clientFlags])
     assert.notEqual(got.code, 0)

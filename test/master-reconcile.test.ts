@@ -28,8 +28,8 @@ describe('a returning keeper is reconciled against the table', () => {
 
   const storeOn = async (name: string, keepers: string[]) => {
     const ticket = await master.beginUpload({name, size: 1, sha256})
-    master.commitUpload(ticket.uploadId, {keeperId: ticket.keeper.id, name, size: 1, sha256, path: `/data/${ticket.uploadId}`})
-    for (const keeperId of keepers) master.reportReplica(name, {keeperId, fileId: ticket.uploadId, size: 1, sha256, path: `/data/${ticket.uploadId}`})
+    master.commitUpload(ticket.uploadId, {keeperId: ticket.keeper.id, name, size: 1, sha256})
+    for (const keeperId of keepers) master.reportReplica(name, {keeperId, fileId: ticket.uploadId, size: 1, sha256})
     return {fileId: ticket.uploadId, holders: new Set([ticket.keeper.id, ...keepers])}
   }
 
@@ -39,7 +39,7 @@ describe('a returning keeper is reconciled against the table', () => {
     master.table.removeReplica(fileId, 'kA')
     master.table.addPendingDelete('kA', {fileId, name: 'trimmed.mp4'})
 
-    const response = master.register({id: 'kA', ...stats('http://127.0.0.1:1/kA'), inventory: [{fileId, name: 'trimmed.mp4', size: 1, sha256, path: `/data/${fileId}`}]})
+    const response = master.register({id: 'kA', ...stats('http://127.0.0.1:1/kA'), inventory: [{fileId, name: 'trimmed.mp4', size: 1, sha256}]})
     assert.deepEqual(response.deletes, [{fileId, name: 'trimmed.mp4'}])
     assert.ok(!(await master.stat('trimmed.mp4')).replicas.some((replica) => replica.keeper === 'kA'))
     // The order stands (and kA gets no new copy of the file) until kA says it carried it out.
@@ -54,9 +54,9 @@ describe('a returning keeper is reconciled against the table', () => {
     master.remove('gone.mp4')
 
     const inventory = [
-      {fileId: kept.fileId, name: 'kept.mp4', size: 1, sha256, path: '/data/kept'},
-      {fileId: gone.fileId, name: 'gone.mp4', size: 1, sha256, path: '/data/gone'},
-      {fileId: 'neverHeardOf', name: 'stranger.mp4', size: 1, sha256, path: '/data/stranger'},
+      {fileId: kept.fileId, name: 'kept.mp4', size: 1, sha256},
+      {fileId: gone.fileId, name: 'gone.mp4', size: 1, sha256},
+      {fileId: 'neverHeardOf', name: 'stranger.mp4', size: 1, sha256},
     ]
     const response = master.register({id: 'kB', ...stats('http://127.0.0.1:1/kB'), inventory})
     assert.ok((await master.stat('kept.mp4')).replicas.some((replica) => replica.keeper === 'kB'))

@@ -27,7 +27,7 @@ async function assertSettled(cluster: TestCluster, keepers: KeeperOnDisk[], file
   for (const file of files) {
     const info = await cluster.stat(file.name)
     assert.equal(info.replicas.length, target, `${file.name}: ${JSON.stringify(info.replicas)}`)
-    for (const replica of info.replicas) assert.equal(await sha256File(replica.path), file.sha256, `${file.name} on ${replica.keeper}`)
+    for (const replica of info.replicas) assert.equal(await sha256File(cluster.blobPath(replica.keeper, info.fileId)), file.sha256, `${file.name} on ${replica.keeper}`)
     const out = join(work, `${file.name}.copy`)
     assert.equal((await cluster.dfs(['get', file.name, '-o', out])).code, 0)
     assert.equal(await sha256File(out), file.sha256)

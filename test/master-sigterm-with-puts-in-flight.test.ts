@@ -93,14 +93,18 @@ async function assertNothingHalfRecorded(cluster: TestCluster, outcomes: PutOutc
 
   for (const file of listed) {
     await cluster.waitForReplicas(file.name, 3)
-    for (const replica of (await cluster.stat(file.name)).replicas) {
-      assert.equal(await sha256File(replica.path), file.sha256, `${file.name} on ${replica.keeper}`)
+    const {fileId, replicas} = await cluster.stat(file.name)
+    for (const replica of replicas) {
+      assert.equal(await sha256File(cluster.blobPath(replica.keeper, fileId)), file.sha256, `${file.name} on ${replica.keeper}`)
     }
   }
 
   await waitFor('every blob on a keeper to be a recorded replica', async () => {
     const recorded = new Set<string>()
-    for (const file of listed) for (const replica of (await cluster.stat(file.name)).replicas) recorded.add(`${replica.keeper}/${replica.path}`)
+    for (const file of listed) {
+      const {fileId, replicas} = await cluster.stat(file.name)
+      for (const replica of replicas) recorded.add(`${replica.keeper}/${fileId}`)
+    }
     const onDisk = await blobsOnKeepers(cluster)
     return onDisk.length === recorded.size && onDisk.every((blob) => recorded.has(blob))
   })
@@ -113,12 +117,12 @@ async function partsOnKeepers(cluster: TestCluster): Promise<number> {
   return count
 }
 
-/** `keeperId/path` of every blob on the keepers' disks. */
+/** `keeperId/fileId` of every blob on the keepers' disks. */
 async function blobsOnKeepers(cluster: TestCluster): Promise<string[]> {
   const blobs: string[] = []
   for (const keeper of cluster.keepers) {
     const dir = join(cluster.dataDirOf(keeper), 'blobs')
-    for (const entry of await readdir(dir)) if (!entry.endsWith('.json')) blobs.push(`${keeper.id}/${join(dir, entry)}`)
+    for (const entry of await readdir(dir)) if (!entry.endsWith('.json')) blobs.push(`${keeper.id}/${entry}`)
   }
 
   return blobs

@@ -22,7 +22,8 @@ interface Stat {
   name: string
   size: number
   sha256: string
-  replicas: Array<{keeper: string; alive: boolean; path: string}>
+  fileId: string
+  replicas: Array<{keeper: string; alive: boolean}>
 }
 
 describe('names of 255 bytes work end to end', () => {
@@ -53,7 +54,7 @@ describe('names of 255 bytes work end to end', () => {
       assert.equal(stat.name, name)
       assert.equal(stat.sha256, sha256.get(name))
       assert.equal(stat.replicas.filter((replica) => replica.alive).length, 3)
-      for (const replica of stat.replicas) assert.equal(await sha256File(replica.path), sha256.get(name), `replica on ${replica.keeper}`)
+      for (const replica of stat.replicas) assert.equal(await sha256File(cluster.blobPath(replica.keeper, stat.fileId)), sha256.get(name), `replica on ${replica.keeper}`)
     }
 
     // Into a directory: the files there are named by the stored names, nothing else is left beside them.

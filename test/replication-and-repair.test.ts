@@ -28,8 +28,9 @@ describe('replication and parallel download', () => {
     const holders = await cluster.waitForReplicas('copied.mp4', 3)
     assert.equal(new Set(holders).size, 3)
     // Each replica really is on that keeper's disk, and byte-exact.
-    for (const replica of (await cluster.stat('copied.mp4')).replicas) {
-      assert.equal(await sha256File(replica.path), SAMPLES['sample_1.mp4'].sha256)
+    const {fileId, replicas} = await cluster.stat('copied.mp4')
+    for (const replica of replicas) {
+      assert.equal(await sha256File(cluster.blobPath(replica.keeper, fileId)), SAMPLES['sample_1.mp4'].sha256)
     }
   })
 
@@ -88,10 +89,10 @@ describe('repair after a keeper dies', () => {
     const newcomer = cluster.keepers.find((keeper) => !holders.includes(keeper.id))!
     const repaired = await cluster.waitForReplicas('endangered.mp4', 3)
     assert.deepEqual(new Set(repaired), new Set([...survivors, newcomer.id]))
-    const replicas = (await cluster.stat('endangered.mp4')).replicas
+    const {fileId, replicas} = await cluster.stat('endangered.mp4')
     assert.deepEqual(replicas.filter((replica) => !replica.alive).map((replica) => replica.keeper), [victim.id])
     for (const replica of replicas.filter((candidate) => candidate.alive)) {
-      assert.equal(await sha256File(replica.path), SAMPLES['sample_1.mp4'].sha256, `replica on ${replica.keeper}`)
+      assert.equal(await sha256File(cluster.blobPath(replica.keeper, fileId)), SAMPLES['sample_1.mp4'].sha256, `replica on ${replica.keeper}`)
     }
 
     const out = join(clusters.work, 'after-kill.mp4')
@@ -126,11 +127,12 @@ describe('repair after a keeper dies', () => {
       return undefined
     })
     // … and its keeper deletes it from its disk, leaving 3 good replicas.
-    const blob = join(cluster.dataDirOf(cluster.keeperById(trimmed)), 'blobs', (await cluster.stat('returning.mp4')).fileId)
+    const {fileId} = await cluster.stat('returning.mp4')
+    const blob = cluster.blobPath(trimmed, fileId)
     await waitFor('the trimmed keeper to delete its copy', async () => (await stat(blob).catch(() => undefined)) === undefined)
     await cluster.waitForReplicas('returning.mp4', 3)
     for (const replica of (await cluster.stat('returning.mp4')).replicas.filter((candidate) => candidate.alive)) {
-      assert.equal(await sha256File(replica.path), SAMPLES['sample_1.mp4'].sha256, `replica on ${replica.keeper}`)
+      assert.equal(await sha256File(cluster.blobPath(replica.keeper, fileId)), SAMPLES['sample_1.mp4'].sha256, `replica on ${replica.keeper}`)
     }
   })
 })

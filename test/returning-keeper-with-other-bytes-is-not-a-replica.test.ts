@@ -24,7 +24,7 @@ async function staleReplicaOnADownKeeper(cluster: TestCluster, work: string, nam
   await stale.stop('SIGTERM')
   await waitFor(`${stale.id} to be dead`, async () => !(await cluster.keeperStatus()).find((keeper) => keeper.id === stale.id)!.alive)
 
-  const blob = join(dataDir, 'blobs', fileId)
+  const blob = cluster.blobPath(stale.id, fileId)
   const other = randomBytes(SIZE)
   const otherSha256 = createHash('sha256').update(other).digest('hex')
   await writeFile(blob, other)
@@ -56,7 +56,7 @@ describe('a keeper that comes back holding other bytes under a file\'s id', () =
     assert.equal(stat.sha256, sha256)
     assert.deepEqual(stat.replicas.map((replica) => replica.keeper).filter((keeper) => keeper === staleId), [], 'not a replica, alive or dead')
     assert.equal(stat.replicas.filter((replica) => replica.alive).length, 3)
-    for (const replica of stat.replicas) assert.equal(await sha256File(replica.path), sha256, `replica on ${replica.keeper}`)
+    for (const replica of stat.replicas) assert.equal(await sha256File(cluster.blobPath(replica.keeper, stat.fileId)), sha256, `replica on ${replica.keeper}`)
 
     const out = join(clusters.work, 'kept-apart.copy')
     const got = await cluster.dfsJson<{sha256: string; sources: Array<{keeper: string}>; corruptReplicas: string[]}>(['get', 'kept-apart.bin', '-o', out])

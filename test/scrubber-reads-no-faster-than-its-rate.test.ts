@@ -94,8 +94,8 @@ describe('the scrubber reads no faster than its rate', () => {
     assert.equal((await cluster.dfs(['put', path])).code, 0)
     // No scrub can have read this file before it was stored.
     const storedAt = Date.now()
-    const replica = (await cluster.stat('scrubbed.bin')).replicas[0]!
-    await flipLastByte(replica.path)
+    const {fileId, replicas} = await cluster.stat('scrubbed.bin')
+    await flipLastByte(cluster.blobPath(replicas[0]!.keeper, fileId))
 
     await waitFor('a scrub pass over the file to start', () => keeper.logs.some((line) => line.includes(`re-hashing 1 files, ${size} bytes, at up to ${rate} bytes/s`)))
     // Long enough for an unthrottled pass to read 4 MiB many times over.

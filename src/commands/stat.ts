@@ -20,8 +20,8 @@ export default class StatCommand extends DfsCommand {
     this.log(`created:  ${file.createdAt}`)
     this.log(`replicas: ${alive} alive of ${file.target} wanted`)
     if (file.replicas.length > 0) {
-      const rows = file.replicas.map((replica) => ({keeper: replica.keeper, url: replica.url, alive: replica.alive ? 'yes' : 'no', path: replica.path}))
-      this.log('\n' + formatTable(rows, ['keeper', 'url', 'alive', 'path']))
+      const rows = file.replicas.map((replica) => ({keeper: replica.keeper, url: replica.url, alive: replica.alive ? 'yes' : 'no'}))
+      this.log('\n' + formatTable(rows, ['keeper', 'url', 'alive']))
     }
   }
 }

@@ -28,13 +28,13 @@ const Id = Type.String({pattern: '^[A-Za-z0-9_-]{1,64}$'})
 const Sha256 = Type.String({pattern: '^[0-9a-f]{64}$'})
 const Bytes = Type.Integer({minimum: 0, maximum: Number.MAX_SAFE_INTEGER})
 const Url = Type.String({pattern: '^https?://[^\\s]+$', maxLength: 2048})
-const Path = Type.String({minLength: 1, maxLength: 4096})
 /** A grant (grants.ts), as it travels in a body. */
 const GrantToken = Type.String({minLength: 1, maxLength: 4096})
 /** A byte count in a header. */
 const ByteCount = Type.String({pattern: '^[0-9]{1,16}$'})
 
-// Request bodies refuse what they do not declare (fastify's ajv strips it); answers may carry more
+// Request bodies keep only what they declare: fastify's ajv removes undeclared properties before a
+// handler runs, so no handler can act on a field the protocol does not have. Answers may carry more
 // than declared, so that a newer server's extra fields do not break an older client.
 const closed = {additionalProperties: false} as const
 
@@ -47,9 +47,6 @@ export type ErrorBody = Static<typeof ErrorBody>
 export const InventoryItem = Type.Object({fileId: Id, name: Name, size: Bytes, sha256: Sha256}, closed)
 export type InventoryItem = Static<typeof InventoryItem>
 
-export const StoredFile = Type.Object({...InventoryItem.properties, path: Path}, closed)
-export type StoredFile = Static<typeof StoredFile>
-
 const keeperStats = {url: Url, freeBytes: Bytes, storedBytes: Bytes, fileCount: Bytes, activeTransfers: Bytes}
 
 export const KeeperStats = Type.Object(keeperStats, closed)
@@ -60,7 +57,7 @@ export const RegisterRequest = Type.Object(
     ...keeperStats,
     /** The id this keeper was given before; absent on its very first start. */
     id: Type.Optional(Id),
-    inventory: Type.Array(StoredFile),
+    inventory: Type.Array(InventoryItem),
   },
   closed,
 )
@@ -126,7 +123,6 @@ export const CommitRequest = Type.Object(
     name: Name,
     size: Bytes,
     sha256: Sha256,
-    path: Path,
   },
   closed,
 )
@@ -138,7 +134,6 @@ export const ReplicaReport = Type.Object(
     fileId: Id,
     size: Bytes,
     sha256: Sha256,
-    path: Path,
     /** The `replicate-from` grant of the copy order: a master restarted since the order still knows it ordered this copy. */
     grant: Type.Optional(GrantToken),
   },
@@ -148,7 +143,7 @@ export type ReplicaReport = Static<typeof ReplicaReport>
 
 // `url` is empty when the replica's keeper is no longer registered. `grant`: a `read` grant for
 // this replica, in a client's look-up (GET /files/:name) when the cluster has a key.
-export const ReplicaInfo = Type.Object({keeper: Id, url: Type.String(), alive: Type.Boolean(), path: Type.String(), grant: Type.Optional(GrantToken)})
+export const ReplicaInfo = Type.Object({keeper: Id, url: Type.String(), alive: Type.Boolean(), grant: Type.Optional(GrantToken)})
 export type ReplicaInfo = Static<typeof ReplicaInfo>
 
 const fileDescription = {name: Name, fileId: Id, size: Bytes, sha256: Sha256, createdAt: Type.String()}
@@ -253,9 +248,6 @@ export type ReplicateRequest = Static<typeof ReplicateRequest>
 /** A keeper's answer about a file it stored (an upload) or holds. */
 export const StoredAnswer = Type.Object({name: Name, fileId: Id, size: Bytes, sha256: Sha256})
 export type StoredAnswer = Static<typeof StoredAnswer>
-
-export const ReplicatedAnswer = Type.Object({...StoredAnswer.properties, path: Path})
-export type ReplicatedAnswer = Static<typeof ReplicatedAnswer>
 
 // `sha256` is empty when the file was missing.
 export const VerifyResult = Type.Object({ok: Type.Boolean(), sha256: Type.String(), size: Bytes})
@@ -363,7 +355,7 @@ export const keeperRoutes = {
     response: Type.Object({name: Name, fileId: Id, deleted: Type.Literal(true)}),
   }),
   verify: route({method: 'POST', url: '/files/:name/verify', params: ByName, querystring: OfGeneration, response: VerifyResult}),
-  replicate: route({method: 'POST', url: '/replicate', body: ReplicateRequest, response: ReplicatedAnswer}),
+  replicate: route({method: 'POST', url: '/replicate', body: ReplicateRequest, response: StoredAnswer}),
 } as const
 
 // ---- what a route's parts are in TypeScript ---------------------------------------------------

@@ -22,6 +22,7 @@ import {mintGrant, type GrantOp} from '../../src/lib/grants.js'
 import {connectionPool, type Peer} from '../../src/lib/peer-client.js'
 import {ensureLocalCertificates, type LocalCertificates} from '../../src/roles/cluster/local-certificates.js'
 import {DFS_BIN, NodeProcess} from '../../src/roles/cluster/node-process.js'
+import {blobPath} from '../../src/roles/keeper/file-store.js'
 import {installCleanup, killLeftovers, removeAtExit, reportOnSignal} from './cleanup.js'
 import {CLI_TIMEOUT_MS, runCli, type CliOptions} from './cli.js'
 
@@ -212,6 +213,8 @@ export class TestCluster {
   readonly #started: ServerProcess[] = []
   /** With tls: the CA, certificate and keys, and a connection pool that trusts the CA. */
   tls?: LocalCertificates & {agent: Peer['agent']}
+  /** The data dir of every keeper id this cluster has run, its own keepers and those a test started beside them. */
+  readonly #keeperDataDirs = new Map<string, string>()
 
   private constructor(
     readonly dir: string,
@@ -282,7 +285,13 @@ export class TestCluster {
     this.#started.push(keeper)
     const index = this.keeperDirs.indexOf(dir)
     this.keepers[index] = keeper
+    this.noteKeeperDataDir(keeper.id, dir)
     return keeper
+  }
+
+  /** Records where a keeper started outside addKeeper (behind a proxy, with odd flags) keeps its data, for blobPath. */
+  noteKeeperDataDir(keeperId: string, dataDir: string): void {
+    this.#keeperDataDirs.set(keeperId, dataDir)
   }
 
   #tlsArgs(): string[] {
@@ -297,6 +306,13 @@ export class TestCluster {
 
   dataDirOf(keeper: ServerProcess): string {
     return this.keeperDirs[this.keepers.indexOf(keeper)]!
+  }
+
+  /** The blob of file `fileId` on keeper `keeperId`'s disk (running or not): the master does not know where it is. */
+  blobPath(keeperId: string, fileId: string): string {
+    const dataDir = this.#keeperDataDirs.get(keeperId)
+    if (dataDir === undefined) throw new Error(`no keeper ${keeperId} ran in this cluster`)
+    return blobPath(dataDir, fileId)
   }
 
   /** The flags that point a dfs command this test runs itself at this cluster's master, with its admin token. */
@@ -332,7 +348,7 @@ export class TestCluster {
     return mintGrant(await ClusterKey.load(this.secretFile), {op, fileId, name, size, sha256, keeperId})
   }
 
-  async stat(name: string): Promise<{name: string; fileId: string; size: number; sha256: string; replicas: Array<{keeper: string; url: string; alive: boolean; path: string; grant?: string}>}> {
+  async stat(name: string): Promise<{name: string; fileId: string; size: number; sha256: string; replicas: Array<{keeper: string; url: string; alive: boolean; grant?: string}>}> {
     const {status, body} = await this.masterJson<any>(`/files/${encodeURIComponent(name)}`)
     if (status !== 200) throw new Error(`stat ${name}: ${status} ${JSON.stringify(body)}`)
     return body

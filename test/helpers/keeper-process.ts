@@ -12,6 +12,7 @@ export async function startKeeper(t: TestContext, cluster: TestCluster, dataDir:
   const defaults = args.includes('--heartbeat-interval') ? [] : ['--heartbeat-interval', FAST.heartbeatInterval]
   const keeper = await ServerProcess.start(['keeper', '--master', cluster.masterUrl, '--data', dataDir, '--secret-file', cluster.secretFile, ...defaults, ...args])
   t.after(() => keeper.stop('SIGKILL'))
+  cluster.noteKeeperDataDir(keeper.id, dataDir)
   return keeper
 }
 

@@ -8,7 +8,7 @@ import {CHUNK_SIZE, asStorageError, syncDirectory, writeDurably, writeFileDurabl
 import {DfsError} from '../../lib/errors.js'
 import {HashingStream, SHA256_HEX} from '../../lib/hashing.js'
 import {nameProblem} from '../../lib/names.js'
-import type {InventoryItem, StoredFile, VerifyResult} from '../../lib/protocol.js'
+import type {InventoryItem, VerifyResult} from '../../lib/protocol.js'
 
 const FILE_ID = /^[A-Za-z0-9_-]{1,64}$/
 // How long a statfs reading of the free space is used before the disk is asked again.
@@ -26,10 +26,10 @@ export class FileStore {
   readonly quarantineDir: string
   /** Blobs moved to quarantine/ when this store was opened, and why: the keeper logs them. */
   readonly quarantined: Array<{fileId: string; reason: string}> = []
-  readonly #byId = new Map<string, StoredFile>()
-  readonly #byName = new Map<string, StoredFile>()
+  readonly #byId = new Map<string, InventoryItem>()
+  readonly #byName = new Map<string, InventoryItem>()
   /** Files on disk that the master has not confirmed yet (an upload awaiting its commit). */
-  readonly #unpublished = new Map<string, StoredFile>()
+  readonly #unpublished = new Map<string, InventoryItem>()
   #storedBytes = 0
   /** Bytes promised to uploads and copies under way, so two of them cannot both count on the same free space. */
   #reserved = 0
@@ -62,12 +62,12 @@ export class FileStore {
    * Marks a stored file as waiting for the master's word (its commit had no answer), on disk too,
    * so that a restart does not publish it unasked.
    */
-  async markUndecided(file: StoredFile, undecided: boolean): Promise<void> {
-    await writeFileDurably(this.tmpDir, `${file.path}.json`, JSON.stringify({...pick(file), ...(undecided ? {undecided} : {})}))
+  async markUndecided(file: InventoryItem, undecided: boolean): Promise<void> {
+    await writeFileDurably(this.tmpDir, `${this.pathOf(file.fileId)}.json`, JSON.stringify({...pick(file), ...(undecided ? {undecided} : {})}))
   }
 
   /** Files whose commit had no answer before the last stop. */
-  undecided(): StoredFile[] {
+  undecided(): InventoryItem[] {
     return [...this.#unpublished.values()]
   }
 
@@ -99,7 +99,7 @@ export class FileStore {
    * invalid condemns its blob; one that cannot be read at all (EIO, EMFILE, EACCES) proves nothing
    * about the replica, so the keeper refuses to start rather than lose it.
    */
-  async #readDescription(fileId: string): Promise<{file: StoredFile; undecided: boolean} | {problem: string}> {
+  async #readDescription(fileId: string): Promise<{file: InventoryItem; undecided: boolean} | {problem: string}> {
     const path = join(this.blobDir, `${fileId}.json`)
     let text: string
     try {
@@ -125,7 +125,7 @@ export class FileStore {
       item.size >= 0 &&
       SHA256_HEX.test(item.sha256)
     if (!valid || !FILE_ID.test(fileId)) return {problem: 'its description does not describe a valid file of this id'}
-    return {file: {...pick(item), path: this.pathOf(fileId)}, undecided: item.undecided === true}
+    return {file: pick(item), undecided: item.undecided === true}
   }
 
   /**
@@ -144,23 +144,23 @@ export class FileStore {
     this.quarantined.push({fileId, reason: `${problem}; moved to ${join(this.quarantineDir, target)}`})
   }
 
+  /** Where the blob of a file id lives: only the keeper knows (the master never records it). */
   pathOf(fileId: string): string {
-    if (!FILE_ID.test(fileId)) throw new DfsError('DFS_ERR_BAD_REQUEST', `invalid file id "${fileId}"`)
-    return join(this.blobDir, fileId)
+    return blobPath(this.dataDir, fileId)
   }
 
   /**
    * Streams a file to disk durably and verified; it is kept but not published until `publish`.
    * Any failure (short body, wrong hash, full disk) leaves no trace.
    */
-  async receive(source: Readable, item: InventoryItem): Promise<StoredFile> {
+  async receive(source: Readable, item: InventoryItem): Promise<InventoryItem> {
     const path = this.pathOf(item.fileId)
     if (this.#byId.has(item.fileId) || this.#unpublished.has(item.fileId)) {
       throw new DfsError('DFS_ERR_EXISTS', `this keeper already holds file id ${item.fileId}`)
     }
 
     await this.#reserve(item.size)
-    const file: StoredFile = {...pick(item), path}
+    const file = pick(item)
     this.#unpublished.set(item.fileId, file)
     try {
       // Blob and description land together: both fsynced in tmp/, renamed, one directory fsync.
@@ -189,12 +189,12 @@ export class FileStore {
   }
 
   /** Makes a received file visible: served by name and reported to the master. */
-  publish(file: StoredFile): void {
+  publish(file: InventoryItem): void {
     this.#unpublished.delete(file.fileId)
     this.#publish(file)
   }
 
-  #publish(file: StoredFile): void {
+  #publish(file: InventoryItem): void {
     const previous = this.#byName.get(file.name)
     this.#byId.set(file.fileId, file)
     this.#storedBytes += file.size
@@ -229,11 +229,11 @@ export class FileStore {
    * Re-reads a stored file and checks it against its recorded size and sha256 (the scrubber's and
    * a suspicious reader's check). `pace` lets the caller throttle the read. A missing file is bad.
    */
-  async verify(file: StoredFile, pace?: Transform): Promise<VerifyResult> {
+  async verify(file: InventoryItem, pace?: Transform): Promise<VerifyResult> {
     const hashing = new HashingStream()
     try {
       const discard = new Writable({write: (_chunk, _encoding, done) => done()})
-      await pipeline(createReadStream(file.path, {highWaterMark: CHUNK_SIZE}), pace ?? new PassThrough(), hashing, discard)
+      await pipeline(createReadStream(this.pathOf(file.fileId), {highWaterMark: CHUNK_SIZE}), pace ?? new PassThrough(), hashing, discard)
     } catch (error) {
       if ((error as {code?: string}).code === 'ENOENT') return {ok: false, size: 0, sha256: ''}
       throw error
@@ -243,7 +243,7 @@ export class FileStore {
   }
 
   /** The published file of that name (and generation, when given). */
-  get(name: string, fileId?: string): StoredFile | undefined {
+  get(name: string, fileId?: string): InventoryItem | undefined {
     if (fileId !== undefined) {
       const file = this.#byId.get(fileId)
       return file?.name === name ? file : undefined
@@ -252,12 +252,12 @@ export class FileStore {
     return this.#byName.get(name)
   }
 
-  byId(fileId: string): StoredFile | undefined {
+  byId(fileId: string): InventoryItem | undefined {
     return this.#byId.get(fileId)
   }
 
   /** Every published file, as the master wants it in a registration (a block report). */
-  inventory(): StoredFile[] {
+  inventory(): InventoryItem[] {
     return [...this.#byId.values()]
   }
 
@@ -296,6 +296,12 @@ export class FileStore {
     })()
     return this.#statfs
   }
+}
+
+/** The blob of `fileId` in a keeper's data dir: `DATA/blobs/<fileId>`, never a name. */
+export function blobPath(dataDir: string, fileId: string): string {
+  if (!FILE_ID.test(fileId)) throw new DfsError('DFS_ERR_BAD_REQUEST', `invalid file id "${fileId}"`)
+  return join(dataDir, 'blobs', fileId)
 }
 
 function pick(item: InventoryItem): InventoryItem {

@@ -14,7 +14,6 @@ import {
   type InventoryItem,
   type KeeperStats,
   type ReplicateRequest,
-  type StoredFile,
   type VerifyResult,
 } from '../../lib/protocol.js'
 import {RetryPolicy} from '../../lib/retry-policy.js'
@@ -46,13 +45,13 @@ export class Keeper {
   #heartbeatTimer: NodeJS.Timeout | undefined
   readonly #stopping = new AbortController()
   #lastHeartbeatError: string | undefined
-  readonly #undecided = new Map<string, StoredFile>()
+  readonly #undecided = new Map<string, InventoryItem>()
   /** Copies made on the master's order whose report found no master, with the order's grant: reported with the next heartbeats. */
-  readonly #unreported = new Map<string, {file: StoredFile; grant?: string}>()
+  readonly #unreported = new Map<string, {file: InventoryItem; grant?: string}>()
   /** Delete orders carried out and not yet reported to the master. */
   #deleted = new Set<string>()
   /** Corrupt replicas dropped whose report has not reached the master yet; sent again with the heartbeats. */
-  readonly #unreportedCorrupt = new Map<string, StoredFile>()
+  readonly #unreportedCorrupt = new Map<string, InventoryItem>()
 
   private constructor(
     readonly options: KeeperOptions,
@@ -176,14 +175,14 @@ export class Keeper {
    * When the master cannot be reached the outcome is unknown (it may have recorded the file before
    * it went away): the bytes are kept, unpublished, until the master can say which it was.
    */
-  async acceptUpload(body: Readable, item: InventoryItem): Promise<StoredFile> {
+  async acceptUpload(body: Readable, item: InventoryItem): Promise<InventoryItem> {
     this.transferStarted()
     try {
       const file = await this.store.receive(body, item)
       try {
         await this.options.master.call(masterRoutes.commitUpload, {
           params: {id: item.fileId},
-          body: {keeperId: this.id, name: file.name, size: file.size, sha256: file.sha256, path: file.path},
+          body: {keeperId: this.id, name: file.name, size: file.size, sha256: file.sha256},
         })
       } catch (error) {
         // No answer, or one that cannot be read: the master may have recorded the file all the same.
@@ -229,7 +228,7 @@ export class Keeper {
   }
 
   /** Pulls a copy of a file from another keeper (the master's replication order) and reports it. */
-  async pullReplica(order: ReplicateRequest): Promise<StoredFile> {
+  async pullReplica(order: ReplicateRequest): Promise<InventoryItem> {
     const item: InventoryItem = {fileId: order.fileId, name: order.name, size: order.size, sha256: order.sha256}
     let file = this.store.byId(order.fileId)
     if (!file) {
@@ -263,11 +262,11 @@ export class Keeper {
   }
 
   /** Tells the master this keeper holds a copy; a copy of a file deleted or replaced meanwhile is garbage. */
-  async #reportCopy(file: StoredFile, grant: string | undefined): Promise<void> {
+  async #reportCopy(file: InventoryItem, grant: string | undefined): Promise<void> {
     try {
       await this.options.master.call(masterRoutes.reportReplica, {
         params: {name: file.name},
-        body: {keeperId: this.id, fileId: file.fileId, size: file.size, sha256: file.sha256, path: file.path, ...(grant ? {grant} : {})},
+        body: {keeperId: this.id, fileId: file.fileId, size: file.size, sha256: file.sha256, ...(grant ? {grant} : {})},
       })
     } catch (error) {
       if (error instanceof DfsError && (error.code === 'DFS_ERR_NOT_FOUND' || error.code === 'DFS_ERR_STALE_REPLICA')) {
@@ -305,7 +304,7 @@ export class Keeper {
    * throttles the read). A bad one that is still stored is dropped here and reported to the master,
    * which copies a good replica back; one deleted meanwhile is left to that delete.
    */
-  async verifyReplica(file: StoredFile, pace?: Transform): Promise<VerifyResult> {
+  async verifyReplica(file: InventoryItem, pace?: Transform): Promise<VerifyResult> {
     const result = await this.store.verify(file, pace)
     if (!result.ok && this.store.byId(file.fileId) === file) {
       await this.#dropCorrupt(file, `re-hashing read ${result.size} bytes with sha256 ${result.sha256 || '(none: file missing)'}`)
@@ -315,7 +314,7 @@ export class Keeper {
   }
 
   /** Removes a corrupt replica from disk and tells the master, so it stops counting and serving it. */
-  async #dropCorrupt(file: StoredFile, reason: string): Promise<void> {
+  async #dropCorrupt(file: InventoryItem, reason: string): Promise<void> {
     this.options.log(`replica of "${file.name}" (${file.fileId}) is corrupt: ${reason}; dropping it`)
     await this.store.remove(file.fileId)
     await this.#reportCorrupt(file)
@@ -325,7 +324,7 @@ export class Keeper {
    * Tells the master a replica was dropped. Until it hears, the master counts the replica as alive
    * (heartbeats carry no inventory), so a report that fails is sent again with the next heartbeats.
    */
-  async #reportCorrupt(file: StoredFile): Promise<void> {
+  async #reportCorrupt(file: InventoryItem): Promise<void> {
     // A good copy of the same generation came back meanwhile: there is nothing wrong to report.
     if (this.store.byId(file.fileId)) {
       this.#unreportedCorrupt.delete(file.fileId)

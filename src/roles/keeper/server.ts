@@ -58,7 +58,7 @@ export function createKeeperServer(keeper: Keeper, logLevel: string, tls?: Serve
     res.setHeader(SHA256_HEADER, file.sha256)
     // send passes its options on to fs.createReadStream: 1 MiB reads instead of 64 KiB ones.
     const options = {etag: false, dotfiles: 'allow', cacheControl: false, acceptRanges: true, highWaterMark: CHUNK_SIZE} as send.SendOptions
-    const stream = send(request.raw, file.path, options)
+    const stream = send(request.raw, keeper.store.pathOf(file.fileId), options)
     keeper.transferStarted()
     res.once('close', () => keeper.transferEnded())
     stream.on('error', (error: {status?: number; headers?: Record<string, string>; message?: string}) => {
@@ -91,7 +91,7 @@ export function createKeeperServer(keeper: Keeper, logLevel: string, tls?: Serve
     await fromMaster(request)
     assertValidName(request.body.name)
     const stored = await keeper.pullReplica(request.body)
-    return {name: stored.name, fileId: stored.fileId, size: stored.size, sha256: stored.sha256, path: stored.path}
+    return {name: stored.name, fileId: stored.fileId, size: stored.size, sha256: stored.sha256}
   })
 
   return app

@@ -134,7 +134,7 @@ export class Master {
         const file = this.table.fileById(item.fileId)
         if (doomed.has(item.fileId)) continue
         if (file && file.name === item.name && file.size === item.size && file.sha256 === item.sha256) {
-          this.table.addReplica({fileId: item.fileId, keeperId: id, path: item.path})
+          this.table.addReplica({fileId: item.fileId, keeperId: id})
           held.add(item.fileId)
         } else if (this.table.isDeleted(item.fileId)) {
           commands.push({fileId: item.fileId, name: item.name})
@@ -247,7 +247,7 @@ export class Master {
     this.#tickets.delete(uploadId)
     this.#assertFree(ticket.name)
     const file: FileRow = {fileId: uploadId, name: ticket.name, size: ticket.size, sha256: ticket.sha256, createdAt: Date.now()}
-    this.table.insertFile(file, {keeperId: request.keeperId, path: request.path})
+    this.table.insertFile(file, request.keeperId)
     this.replicator.trigger()
     return this.fileInfo(file)
   }
@@ -279,7 +279,7 @@ export class Master {
       throw new DfsError('DFS_ERR_FORBIDDEN', `the master ordered no copy of "${name}" (${file.fileId}) to keeper ${report.keeperId}`)
     }
 
-    this.table.addReplica({fileId: file.fileId, keeperId: report.keeperId, path: report.path})
+    this.table.addReplica({fileId: file.fileId, keeperId: report.keeperId})
     return this.fileInfo(file)
   }
 
@@ -396,7 +396,7 @@ export class Master {
   fileInfo(file: FileRow): FileInfo {
     const replicas = this.table.replicasOf(file.fileId).map((replica) => {
       const keeper = this.keepers.get(replica.keeperId)
-      return {keeper: replica.keeperId, url: keeper?.url ?? '', alive: keeper?.alive ?? false, path: replica.path}
+      return {keeper: replica.keeperId, url: keeper?.url ?? '', alive: keeper?.alive ?? false}
     })
     replicas.sort((a, b) => Number(b.alive) - Number(a.alive) || a.keeper.localeCompare(b.keeper))
     return {...describeFile(file), target: this.options.replicas, replicas}

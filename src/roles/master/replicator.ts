@@ -153,11 +153,11 @@ export class Replicator {
     try {
       const key = this.options.clusterKey
       if (key) order.grant = await mintGrant(key, {op: 'replicate-from', fileId: file.fileId, name: file.name, size: file.size, sha256: file.sha256, keeperId: source.id})
-      const stored = await this.options.keeperAt(destination).call(keeperRoutes.replicate, {body: order}, {timeout: Math.max(60_000, file.size / SLOWEST_COPY_BYTES_PER_MS)})
+      await this.options.keeperAt(destination).call(keeperRoutes.replicate, {body: order}, {timeout: Math.max(60_000, file.size / SLOWEST_COPY_BYTES_PER_MS)})
       // The destination reported the copy itself; recording it again here is harmless and closes
       // the gap if that report was lost.
       if (this.table.fileById(file.fileId)) {
-        this.table.addReplica({fileId: file.fileId, keeperId: task.destination, path: stored.path})
+        this.table.addReplica({fileId: file.fileId, keeperId: task.destination})
         const alive = this.keepers.countAlive(this.table.holdersOf(file.fileId)?.holders ?? [])
         if (alive >= this.options.replicas) this.table.clearCorrupt(file.fileId)
       }

@@ -26,7 +26,6 @@ export interface KeeperRow {
 export interface ReplicaRow {
   fileId: string
   keeperId: string
-  path: string
 }
 
 const SCHEMA = `
@@ -49,7 +48,6 @@ CREATE TABLE IF NOT EXISTS files (
 CREATE TABLE IF NOT EXISTS replicas (
   file_id    TEXT NOT NULL REFERENCES files(id) ON DELETE CASCADE,
   keeper_id  TEXT NOT NULL REFERENCES keepers(id),
-  path       TEXT NOT NULL,
   created_at INTEGER NOT NULL,
   PRIMARY KEY (file_id, keeper_id)
 );
@@ -91,8 +89,8 @@ export interface FileHolders {
 }
 
 /**
- * The master's durable table in SQLite: files, the keepers that hold their replicas (and where),
- * and the keepers themselves. WAL with synchronous=FULL: a confirmed upload survives a crash.
+ * The master's durable table in SQLite: files, the keepers that hold their replicas, and the
+ * keepers themselves. WAL with synchronous=FULL: a confirmed upload survives a crash.
  */
 export class MasterTable {
   readonly #db: Database.Database
@@ -115,6 +113,7 @@ export class MasterTable {
     this.#db.pragma('foreign_keys = ON')
     this.#db.pragma('busy_timeout = 5000')
     this.#db.exec(SCHEMA)
+    dropKeeperPaths(this.#db)
     const db = this.#db
     const fileColumns = 'id AS fileId, name, size, sha256, created_at AS createdAt'
     const keeperColumns = `id, url, alive, last_heartbeat AS lastHeartbeat, stored_bytes AS storedBytes,
@@ -127,11 +126,11 @@ export class MasterTable {
       deleteFile: db.prepare('DELETE FROM files WHERE id = ?'),
       addTombstone: db.prepare('INSERT OR IGNORE INTO tombstones (file_id, name, deleted_at) VALUES (?, ?, ?)'),
       isTombstoned: db.prepare('SELECT 1 FROM tombstones WHERE file_id = ?'),
-      replicasOf: db.prepare('SELECT file_id AS fileId, keeper_id AS keeperId, path FROM replicas WHERE file_id = ?'),
-      replicasOn: db.prepare('SELECT file_id AS fileId, keeper_id AS keeperId, path FROM replicas WHERE keeper_id = ?'),
-      replicas: db.prepare('SELECT file_id AS fileId, keeper_id AS keeperId, path FROM replicas'),
-      upsertReplica: db.prepare(`INSERT INTO replicas (file_id, keeper_id, path, created_at) VALUES (?, ?, ?, ?)
-        ON CONFLICT (file_id, keeper_id) DO UPDATE SET path = excluded.path`),
+      replicasOf: db.prepare('SELECT file_id AS fileId, keeper_id AS keeperId FROM replicas WHERE file_id = ?'),
+      replicasOn: db.prepare('SELECT file_id AS fileId, keeper_id AS keeperId FROM replicas WHERE keeper_id = ?'),
+      replicas: db.prepare('SELECT file_id AS fileId, keeper_id AS keeperId FROM replicas'),
+      insertReplica: db.prepare(`INSERT INTO replicas (file_id, keeper_id, created_at) VALUES (?, ?, ?)
+        ON CONFLICT (file_id, keeper_id) DO NOTHING`),
       deleteReplica: db.prepare('DELETE FROM replicas WHERE file_id = ? AND keeper_id = ?'),
       keeper: db.prepare(`SELECT ${keeperColumns} FROM keepers WHERE id = ?`),
       keepers: db.prepare(`SELECT ${keeperColumns} FROM keepers ORDER BY registered_at, id`),
@@ -201,11 +200,11 @@ export class MasterTable {
   }
 
   /** Records a file together with its first replica, in one transaction. */
-  insertFile(file: FileRow, replica: {keeperId: string; path: string}): void {
+  insertFile(file: FileRow, keeperId: string): void {
     this.transaction(() => {
       this.#statements.insertFile.run(file.fileId, file.name, file.size, file.sha256, file.createdAt)
-      this.#statements.upsertReplica.run(file.fileId, replica.keeperId, replica.path, Date.now())
-      this.#holders.set(file.fileId, {fileId: file.fileId, name: file.name, size: file.size, holders: new Set([replica.keeperId])})
+      this.#statements.insertReplica.run(file.fileId, keeperId, Date.now())
+      this.#holders.set(file.fileId, {fileId: file.fileId, name: file.name, size: file.size, holders: new Set([keeperId])})
     })
     this.#changed(file.fileId)
   }
@@ -243,7 +242,7 @@ export class MasterTable {
   }
 
   addReplica(replica: ReplicaRow): void {
-    this.#statements.upsertReplica.run(replica.fileId, replica.keeperId, replica.path, Date.now())
+    this.#statements.insertReplica.run(replica.fileId, replica.keeperId, Date.now())
     const file = this.#holders.get(replica.fileId)
     if (file && !file.holders.has(replica.keeperId)) {
       file.holders.add(replica.keeperId)
@@ -339,4 +338,14 @@ export class MasterTable {
   close(): void {
     this.#db.close()
   }
+}
+
+/**
+ * Tables made before the master stopped recording keeper-local paths have `replicas.path` (NOT
+ * NULL, so new rows without it would fail): drop it, keeping every row. Runs on each open; a
+ * table without the column is left alone.
+ */
+function dropKeeperPaths(db: Database.Database): void {
+  const columns = db.pragma('table_info(replicas)') as Array<{name: string}>
+  if (columns.some((column) => column.name === 'path')) db.exec('ALTER TABLE replicas DROP COLUMN path')
 }
