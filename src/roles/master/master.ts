@@ -502,11 +502,12 @@ function describeFile(file: FileRow): Omit<FileSummary, 'replicas' | 'target'> {
   return {name: file.name, fileId: file.fileId, size: file.size, sha256: file.sha256, createdAt: new Date(file.createdAt).toISOString()}
 }
 
-function noTarget(keepers: Array<{alive: boolean; freeBytes: number; id: string}>, size: number, exclude: ReadonlySet<string>): DfsError {
-  const alive = keepers.filter((keeper) => keeper.alive && !exclude.has(keeper.id))
+function noTarget(keepers: KeeperLoad[], size: number, exclude: ReadonlySet<string>): DfsError {
+  const alive = keepers.filter((keeper) => keeper.alive && !keeper.draining && !exclude.has(keeper.id))
   if (alive.length === 0) {
     const tried = exclude.size > 0 ? ` (besides the ${exclude.size} already tried)` : ''
-    return new DfsError('DFS_ERR_NO_KEEPERS', `no alive keepers to store the file${tried}`)
+    const drained = keepers.some((keeper) => keeper.alive && keeper.draining) ? ' (draining keepers take none)' : ''
+    return new DfsError('DFS_ERR_NO_KEEPERS', `no alive keepers to store the file${tried}${drained}`)
   }
 
   return new DfsError('DFS_ERR_INSUFFICIENT_STORAGE', `no alive keeper has ${size} bytes free`)
