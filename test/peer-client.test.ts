@@ -54,7 +54,7 @@ describe('a client pointed at something that is not a dfs master says so in one 
   }
 
   test('an answer that is JSON but misses a field the client reads', async () => {
-    const file = {name: 'a.mp4', fileId: 'f1', size: 10, sha256: 'a'.repeat(64), createdAt: new Date().toISOString(), target: 3}
+    const file = {name: 'a.mp4', fileId: 'f1', size: 10, sha256: 'a'.repeat(64), createdAt: new Date().toISOString(), target: 3, health: 'healthy'}
     const {url, server} = await foreignServer((_request, response) => {
       response.writeHead(200, {'content-type': 'application/json'})
       response.end(JSON.stringify(file))

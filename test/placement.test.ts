@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict'
 import {describe, test} from 'node:test'
 
-import {pickUploadTarget, planRepairs, planTrims, type FileReplicas, type KeeperLoad} from '../src/roles/master/placement.js'
+import {isSettled, pickUploadTarget, placementGoal, planRepairs, planTrims, standingOf, type FileReplicas, type KeeperLoad} from '../src/roles/master/placement.js'
 
 const GiB = 1024 ** 3
-const keeper = (id: string, overrides: Partial<KeeperLoad> = {}): KeeperLoad => ({id, alive: true, load: 0, storedBytes: 0, freeBytes: 10 * GiB, ...overrides})
+const keeper = (id: string, overrides: Partial<KeeperLoad> = {}): KeeperLoad => ({id, alive: true, load: 0, storedBytes: 0, freeBytes: 10 * GiB, zone: 'z', draining: false, ...overrides})
 const file = (fileId: string, holders: string[], size = 100): FileReplicas => ({fileId, name: `${fileId}.mp4`, size, holders})
 
 describe('pickUploadTarget: the least-loaded alive keeper', () => {
@@ -94,5 +94,89 @@ describe('planTrims: surplus replicas', () => {
     const keepers = [keeper('a', {alive: false}), keeper('b'), keeper('c'), keeper('d')]
     assert.deepEqual(planTrims([file('f', ['a', 'b', 'c', 'd'])], keepers, 3, new Map()), [])
     assert.deepEqual(planTrims([file('g', ['b', 'c', 'd'])], keepers, 2, new Map([['g', new Set(['x'])]])), [])
+  })
+})
+
+describe('zones: replicas spread over as many zones as there are', () => {
+  const base = {inFlight: new Map<string, Set<string>>(), maxPerDestination: 4}
+  const zoned = (spec: Record<string, string>, overrides: Record<string, Partial<KeeperLoad>> = {}) =>
+    Object.entries(spec).map(([id, zone]) => keeper(id, {zone, ...overrides[id]}))
+
+  test('placementGoal: the target capped at keepers that take copies, the zones capped at that', () => {
+    const keepers = zoned({a: 'x', b: 'x', c: 'y', d: 'z'}, {d: {draining: true}})
+    assert.deepEqual(placementGoal(keepers, 3), {replicas: 3, zones: 2})
+    assert.deepEqual(placementGoal(keepers, 1), {replicas: 1, zones: 1})
+    assert.deepEqual(placementGoal(zoned({a: 'x', b: 'y'}, {b: {alive: false}}), 3), {replicas: 1, zones: 1})
+  })
+
+  test('a repair copy goes into a zone the file lacks, even onto a busier keeper', () => {
+    const keepers = zoned({a: 'x', b: 'x', c: 'x', d: 'y'}, {d: {load: 9}})
+    const tasks = planRepairs({...base, files: [file('f', ['a', 'b'])], keepers, target: 3})
+    assert.deepEqual(tasks.map((task) => task.destination), ['d'])
+  })
+
+  test('copies of a file with one replica go to two zones before a second copy in the same zone', () => {
+    const keepers = zoned({a: 'x', b: 'x', c: 'y', d: 'y', e: 'z'}, {e: {load: 5}})
+    const tasks = planRepairs({...base, files: [file('f', ['a'])], keepers, target: 3})
+    assert.deepEqual(tasks.map((task) => task.destination).sort(), ['c', 'e'])
+  })
+
+  test('a file at its count but in one zone gets one copy into another zone, and nothing more', () => {
+    const keepers = zoned({a: 'x', b: 'x', c: 'x', d: 'y', e: 'y'}, {e: {load: 1}})
+    const tasks = planRepairs({...base, files: [file('f', ['a', 'b', 'c'])], keepers, target: 3})
+    assert.deepEqual(tasks.map((task) => [task.destination, task.aliveReplicas]), [['d', 3]])
+  })
+
+  test('a file whose zones are covered plans nothing; nor does one whose other zone has no room', () => {
+    const keepers = zoned({a: 'x', b: 'x', c: 'y', d: 'y'}, {d: {freeBytes: 1}})
+    assert.deepEqual(planRepairs({...base, files: [file('f', ['a', 'b', 'c'])], keepers, target: 3}), [])
+    assert.deepEqual(planRepairs({...base, files: [file('g', ['a', 'b'])], keepers: zoned({a: 'x', b: 'x', c: 'y'}, {c: {freeBytes: 1}}), target: 2}), [])
+  })
+
+  test('a copy under way into the missing zone settles the spread', () => {
+    const keepers = zoned({a: 'x', b: 'x', c: 'x', d: 'y'})
+    const inFlight = new Map([['f', new Set(['d'])]])
+    assert.deepEqual(planRepairs({...base, inFlight, files: [file('f', ['a', 'b', 'c'])], keepers, target: 3}), [])
+  })
+
+  test('a trim takes the surplus from the most crowded zone, never the only replica of a zone', () => {
+    const keepers = zoned({a: 'x', b: 'x', c: 'x', d: 'y'}, {d: {load: 9}})
+    const tasks = planTrims([file('f', ['a', 'b', 'c', 'd'])], keepers, 3, new Map())
+    assert.equal(tasks.length, 1)
+    assert.notEqual(tasks[0]!.keeper, 'd')
+    const two = planTrims([file('g', ['a', 'b', 'c', 'd'])], keepers, 2, new Map())
+    assert.deepEqual(two.map((task) => task.keeper).filter((id) => id === 'd'), [])
+    assert.equal(two.length, 2)
+  })
+
+  test('isSettled: at its count in enough zones; a file with no alive replica too (nothing can be done)', () => {
+    const keepers = new Map(zoned({a: 'x', b: 'x', c: 'y'}, {c: {alive: false}}).map((one) => [one.id, one]))
+    const goal = {replicas: 2, zones: 2}
+    assert.equal(isSettled(standingOf(['a', 'b'], keepers), new Set(), keepers, goal), false)
+    assert.equal(isSettled(standingOf(['c'], keepers), new Set(), keepers, goal), true)
+    assert.equal(isSettled(standingOf(['a', 'b'], keepers), new Set(), keepers, {replicas: 2, zones: 1}), true)
+  })
+})
+
+describe('draining keepers: sources, never destinations, not counted', () => {
+  const base = {inFlight: new Map<string, Set<string>>(), maxPerDestination: 4}
+
+  test('no upload goes to a draining keeper, however idle', () => {
+    assert.equal(pickUploadTarget([keeper('a', {draining: true}), keeper('b', {load: 9})], 10)?.id, 'b')
+    assert.equal(pickUploadTarget([keeper('a', {draining: true})], 10), undefined)
+  })
+
+  test("a draining keeper's replica does not count: the file is copied from it to a keeper that takes copies", () => {
+    const keepers = [keeper('a', {draining: true}), keeper('b'), keeper('c'), keeper('d')]
+    const tasks = planRepairs({...base, files: [file('f', ['a', 'b', 'c'])], keepers, target: 3})
+    assert.deepEqual(tasks.map((task) => task.destination), ['d'])
+    const only = planRepairs({...base, files: [file('g', ['a'])], keepers, target: 3})
+    assert.deepEqual(only.map((task) => task.source), ['a', 'a', 'a'])
+    assert.deepEqual(only.map((task) => task.destination).sort(), ['b', 'c', 'd'])
+  })
+
+  test('trims ignore draining holders: their copies go with the drain, not as surplus', () => {
+    const keepers = [keeper('a', {draining: true}), keeper('b'), keeper('c'), keeper('d')]
+    assert.deepEqual(planTrims([file('f', ['a', 'b', 'c', 'd'])], keepers, 3, new Map()), [])
   })
 })

@@ -62,6 +62,8 @@ describe('client tokens at the master', () => {
     ['POST', `/files/${name}/suspect`, {keeperId: 'k1', fileId: 'f1'}],
     ['DELETE', `/files/${name}`],
     ['POST', '/tokens/revoke', {id: 'someTokenId'}],
+    ['POST', '/keepers/kSomeKeeper/drain'],
+    ['DELETE', '/keepers/kSomeKeeper'],
   ]
   const call = (cluster: TestCluster, [method, path, body]: [string, string, unknown?], headers: Record<string, string> = {}) =>
     json<{error: string; message: string}>(`${cluster.masterUrl}${path}`, {

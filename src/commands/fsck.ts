@@ -4,7 +4,7 @@ import {DfsCommand, caFlag, formatBytes, formatTable, jsonFlag, masterFlag, toke
 
 export default class FsckCommand extends DfsCommand {
   static override summary = "Check every file's health: alive replicas against the target, corrupt and missing files."
-  static override description = `Like hdfs fsck: one line per file that is not healthy (all files with --verbose) and a summary. Exits 0 when every file has at least one alive replica, and 1 when any file is missing.`
+  static override description = `Like hdfs fsck: one line per file that is not healthy (all files with --verbose) and a summary. A file is SINGLE-ZONE when all its counted replicas sit in one zone while keepers of more zones are alive (losing that zone would lose it); replicas on draining keepers are shown apart and do not count. Exits 0 when every file has at least one alive replica (under-replicated and single-zone files included: the replicator is on them), and 1 when any file is missing.`
 
   static override examples = ['<%= config.bin %> fsck', '<%= config.bin %> fsck --json']
   static override flags = {
@@ -27,15 +27,17 @@ export default class FsckCommand extends DfsCommand {
           name: file.name,
           size: formatBytes(file.size),
           replicas: `${file.alive}/${file.target}`,
+          zones: file.zones.join(','),
+          draining: file.draining,
           dead: file.dead,
           corrupt: file.corrupt,
           health: file.health.toUpperCase(),
         }))
-        this.log(formatTable(rows, ['name', 'size', 'replicas', 'dead', 'corrupt', 'health']) + '\n')
+        this.log(formatTable(rows, ['name', 'size', 'replicas', 'zones', 'draining', 'dead', 'corrupt', 'health']) + '\n')
       }
 
       const {summary} = report
-      this.log(`files: ${summary.files}  healthy: ${summary.healthy}  under-replicated: ${summary.underReplicated}  over-replicated: ${summary.overReplicated}  missing: ${summary.missing}  corrupt replicas: ${summary.corrupt}`)
+      this.log(`files: ${summary.files}  healthy: ${summary.healthy}  under-replicated: ${summary.underReplicated}  single-zone: ${summary.singleZone}  over-replicated: ${summary.overReplicated}  missing: ${summary.missing}  corrupt replicas: ${summary.corrupt}`)
       this.log(`keepers: ${summary.aliveKeepers} alive of ${summary.keepers}`)
       this.log(`The filesystem is ${report.status.toUpperCase()}`)
     }

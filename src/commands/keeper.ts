@@ -2,11 +2,12 @@ import {Flags} from '@oclif/core'
 
 import {DfsCommand, caFlag, duration, insecureFlag, logLevelFlag, masterFlag, secretFileFlag, sizeFlag, tlsCertFlag, tlsKeyFlag} from '../lib/base-command.js'
 import {DEFAULTS, parseHttpUrl, resolveMasterUrl} from '../lib/config.js'
+import {DEFAULT_ZONE, ZONE_PATTERN} from '../lib/protocol.js'
 import {onShutdownSignal} from '../lib/http-server.js'
 
 export default class KeeperCommand extends DfsCommand {
   static override summary = 'Run a data keeper: stores whole files on its disk and serves them over HTTP.'
-  static override description = `A keeper registers with the master, keeps the id it is given in --data (so a restart keeps its identity and its files), and sends a heartbeat every --heartbeat-interval carrying its load and free space. Files are served at /files/NAME with Range support. On another machine, listen on --host 0.0.0.0 and give the address others must use with --advertise.`
+  static override description = `A keeper registers with the master, keeps the id it is given in --data (so a restart keeps its identity and its files), and sends a heartbeat every --heartbeat-interval carrying its load and free space. Files are served at /files/NAME with Range support. --zone names its failure domain, given again at every start (the master records the latest). On another machine, listen on --host 0.0.0.0 and give the address others must use with --advertise.`
 
   static override examples = [
     '<%= config.bin %> keeper --data ./keeper-1',
@@ -19,6 +20,15 @@ export default class KeeperCommand extends DfsCommand {
     port: Flags.integer({description: 'port to listen on (0 = any free port)', default: 0, min: 0, max: 65_535}),
     advertise: Flags.string({description: 'URL other machines reach this keeper at', helpValue: 'URL'}),
     data: Flags.string({description: 'directory for stored files and the keeper id', default: '.dfs/keeper'}),
+    zone: Flags.custom<string>({
+      description: "the failure domain it sits in (a rack, a room, a site): a file's replicas go into as many zones as there are",
+      helpValue: 'NAME',
+      default: DEFAULT_ZONE,
+      async parse(input) {
+        if (!ZONE_PATTERN.test(input)) throw new Error(`"${input}" is not a zone name: 1 to 64 letters, digits, ".", "_" or "-", starting with a letter or digit`)
+        return input
+      },
+    })(),
     'heartbeat-interval': duration('time between heartbeats', DEFAULTS.heartbeatIntervalMs),
     'scrub-interval': duration('pause between background re-hashes of every stored file', DEFAULTS.scrubIntervalMs),
     'scrub-rate': sizeFlag({description: 'bytes per second the scrubber may read', default: DEFAULTS.scrubBytesPerSecond, defaultHelp: async () => '32MiB'}),
@@ -38,6 +48,7 @@ export default class KeeperCommand extends DfsCommand {
     const keeper = await startKeeper({
       master: resolveMasterUrl(flags.master),
       dataDir: flags.data,
+      zone: flags.zone,
       host: flags.host,
       port: flags.port,
       advertise: flags.advertise === undefined ? undefined : parseHttpUrl(flags.advertise, '--advertise URL'),

@@ -1,7 +1,7 @@
 import {DfsCommand, caFlag, formatBytes, formatTable, jsonFlag, masterFlag, tokenFlag} from '../lib/base-command.js'
 
 export default class StatusCommand extends DfsCommand {
-  static override summary = 'Show the keepers: alive or not, last heartbeat, files, bytes stored and free.'
+  static override summary = 'Show the keepers: zone, alive or not, draining, last heartbeat, files, bytes stored and free.'
   static override examples = ['<%= config.bin %> status', '<%= config.bin %> status --json']
   static override flags = {master: masterFlag, token: tokenFlag, ca: caFlag, json: jsonFlag}
 
@@ -14,12 +14,14 @@ export default class StatusCommand extends DfsCommand {
     const rows = keepers.map((keeper) => ({
       id: keeper.id,
       url: keeper.url,
+      zone: keeper.zone,
       alive: keeper.alive ? 'yes' : 'no',
+      drain: keeper.drain ?? '',
       'last heartbeat': keeper.lastHeartbeat ?? 'never',
       files: keeper.files,
       stored: formatBytes(keeper.storedBytes),
       free: formatBytes(keeper.freeBytes),
     }))
-    this.log(formatTable(rows, ['id', 'url', 'alive', 'last heartbeat', 'files', 'stored', 'free']))
+    this.log(formatTable(rows, ['id', 'url', 'zone', 'alive', 'drain', 'last heartbeat', 'files', 'stored', 'free']))
   }
 }

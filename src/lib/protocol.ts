@@ -30,6 +30,11 @@ const Bytes = Type.Integer({minimum: 0, maximum: Number.MAX_SAFE_INTEGER})
 const Url = Type.String({pattern: '^https?://[^\\s]+$', maxLength: 2048})
 /** A grant (grants.ts), as it travels in a body. */
 const GrantToken = Type.String({minLength: 1, maxLength: 4096})
+/** A zone's name, as `dfs keeper --zone` takes it. */
+export const ZONE_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/
+const Zone = Type.String({pattern: ZONE_PATTERN.source})
+/** A keeper started without --zone is in this one: a cluster without zones is one zone. */
+export const DEFAULT_ZONE = 'default'
 /** A byte count in a header. */
 const ByteCount = Type.String({pattern: '^[0-9]{1,16}$'})
 
@@ -57,6 +62,8 @@ export const RegisterRequest = Type.Object(
     ...keeperStats,
     /** The id this keeper was given before; absent on its very first start. */
     id: Type.Optional(Id),
+    /** Its failure domain (DEFAULT_ZONE when absent). */
+    zone: Type.Optional(Zone),
     inventory: Type.Array(InventoryItem),
   },
   closed,
@@ -92,8 +99,15 @@ export const KeeperInfo = Type.Object({
   storedBytes: Bytes,
   freeBytes: Bytes,
   activeTransfers: Bytes,
+  zone: Type.String(),
+  /** Set by `dfs keeper drain`: draining while its files are copied away, drained once none is needed there. */
+  drain: Type.Union([Type.Literal('draining'), Type.Literal('drained'), Type.Null()]),
 })
 export type KeeperInfo = Static<typeof KeeperInfo>
+
+/** `replicas`: the replicas the table recorded on it, now forgotten. */
+export const ForgottenKeeper = Type.Object({id: Id, forgotten: Type.Literal(true), replicas: Bytes})
+export type ForgottenKeeper = Static<typeof ForgottenKeeper>
 
 export const StatusResponse = Type.Object({keepers: Type.Array(KeeperInfo)})
 export type StatusResponse = Static<typeof StatusResponse>
@@ -143,12 +157,35 @@ export type ReplicaReport = Static<typeof ReplicaReport>
 
 // `url` is empty when the replica's keeper is no longer registered. `grant`: a `read` grant for
 // this replica, in a client's look-up (GET /files/:name) when the cluster has a key.
-export const ReplicaInfo = Type.Object({keeper: Id, url: Type.String(), alive: Type.Boolean(), grant: Type.Optional(GrantToken)})
+// `zone` is empty, too, for an unregistered keeper; `draining`: its keeper is being drained (the
+// replica serves reads but does not count toward the target).
+export const ReplicaInfo = Type.Object({
+  keeper: Id,
+  url: Type.String(),
+  alive: Type.Boolean(),
+  zone: Type.String(),
+  draining: Type.Boolean(),
+  grant: Type.Optional(GrantToken),
+})
 export type ReplicaInfo = Static<typeof ReplicaInfo>
+
+/**
+ * `single-zone`: at its count, but every counted replica sits in one zone while keepers of more
+ * zones could hold one (losing that zone loses the file). Worse states win: missing, then
+ * under-replicated, then single-zone, then over-replicated.
+ */
+export const FileHealth = Type.Union([
+  Type.Literal('healthy'),
+  Type.Literal('under-replicated'),
+  Type.Literal('single-zone'),
+  Type.Literal('over-replicated'),
+  Type.Literal('missing'),
+])
+export type FileHealth = Static<typeof FileHealth>
 
 const fileDescription = {name: Name, fileId: Id, size: Bytes, sha256: Sha256, createdAt: Type.String()}
 
-export const FileInfo = Type.Object({...fileDescription, target: Bytes, replicas: Type.Array(ReplicaInfo)})
+export const FileInfo = Type.Object({...fileDescription, target: Bytes, health: FileHealth, replicas: Type.Array(ReplicaInfo)})
 export type FileInfo = Static<typeof FileInfo>
 
 export const FileSummary = Type.Object({
@@ -186,9 +223,6 @@ export type SuspectReport = CorruptReport
 export const SuspectVerdict = Type.Object({keeper: Id, corrupt: Type.Boolean()})
 export type SuspectVerdict = Static<typeof SuspectVerdict>
 
-export const FileHealth = Type.Union([Type.Literal('healthy'), Type.Literal('under-replicated'), Type.Literal('over-replicated'), Type.Literal('missing')])
-export type FileHealth = Static<typeof FileHealth>
-
 export const FsckFile = Type.Object({
   name: Name,
   fileId: Id,
@@ -199,18 +233,23 @@ export const FsckFile = Type.Object({
   dead: Bytes,
   /** Corrupt replicas found since the file was last at its target. */
   corrupt: Bytes,
+  /** Alive replicas on draining keepers: readable, not counted in `alive`. */
+  draining: Bytes,
+  /** The distinct zones of the counted replicas, sorted. */
+  zones: Type.Array(Type.String()),
   health: FileHealth,
 })
 export type FsckFile = Static<typeof FsckFile>
 
 export const FsckReport = Type.Object({
-  status: Type.Union([Type.Literal('healthy'), Type.Literal('under-replicated'), Type.Literal('missing')]),
+  status: Type.Union([Type.Literal('healthy'), Type.Literal('under-replicated'), Type.Literal('single-zone'), Type.Literal('missing')]),
   files: Type.Array(FsckFile),
   summary: Type.Object({
     files: Bytes,
     healthy: Bytes,
     underReplicated: Bytes,
     overReplicated: Bytes,
+    singleZone: Bytes,
     missing: Bytes,
     corrupt: Bytes,
     aliveKeepers: Bytes,
@@ -292,6 +331,10 @@ export const masterRoutes = {
   register: route({method: 'POST', url: '/keepers', body: RegisterRequest, response: RegisterResponse}),
   heartbeat: route({method: 'POST', url: '/keepers/:id/heartbeat', params: ById, body: HeartbeatRequest, response: HeartbeatResponse}),
   keepers: route({method: 'GET', url: '/keepers', response: StatusResponse}),
+  /** Admin: copy the keeper's files away, then have it delete them (see docs/architecture.md). Answered at once. */
+  drainKeeper: route({method: 'POST', url: '/keepers/:id/drain', params: ById, response: KeeperInfo}),
+  /** Admin: forget a dead or drained keeper and its replicas. */
+  forgetKeeper: route({method: 'DELETE', url: '/keepers/:id', params: ById, response: ForgottenKeeper}),
   beginUpload: route({method: 'POST', url: '/uploads', status: 201, body: UploadRequest, response: UploadTicket}),
   commitUpload: route({method: 'POST', url: '/uploads/:id/commit', status: 201, params: ById, body: CommitRequest, response: FileInfo}),
   list: route({method: 'GET', url: '/files', response: ListResponse}),

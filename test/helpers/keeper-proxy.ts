@@ -34,6 +34,10 @@ export class KeeperProxy {
    * announced, and never reach the keeper: a keeper that claims what it did not do.
    */
   fakeStores = false
+  /** Copy orders (POST /replicate) are answered 503 without reaching the keeper: a keeper that cannot take copies for now. */
+  refuseCopies = false
+  /** Copy orders refused so far. */
+  refused = 0
   /** The grant (x-dfs-grant) of each GET that carried one, in order. */
   readonly grants: string[] = []
   // The first body the hold applies to, counted by `bodies`.
@@ -80,6 +84,13 @@ export class KeeperProxy {
 
   #forward(incoming: IncomingMessage, outgoing: ServerResponse): void {
     if (this.fakeStores && incoming.method === 'PUT') return void this.#fakeStore(incoming, outgoing)
+    if (this.refuseCopies && incoming.method === 'POST' && incoming.url === '/replicate') {
+      this.refused++
+      incoming.resume()
+      outgoing.writeHead(503, {'content-type': 'application/json'})
+      return void outgoing.end(JSON.stringify({error: 'DFS_ERR_SHUTTING_DOWN', message: 'the test proxy refuses copies'}))
+    }
+
     const range = /^bytes=(\d+)-(\d+)$/.exec(incoming.headers.range ?? '')
     const grant = incoming.headers['x-dfs-grant']
     if (incoming.method === 'GET' && typeof grant === 'string') this.grants.push(grant)

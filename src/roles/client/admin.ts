@@ -2,7 +2,7 @@ import {TOKEN_ID} from '../../lib/client-tokens.js'
 import {DfsError} from '../../lib/errors.js'
 import {assertValidName} from '../../lib/names.js'
 import type {Peer} from '../../lib/peer-client.js'
-import {MAX_URL_TTL_SECONDS, masterRoutes, type FileInfo, type FileSummary, type FileUrl, type FsckReport, type KeeperInfo, type RemovedFile, type RevokeTokenResponse} from '../../lib/protocol.js'
+import {MAX_URL_TTL_SECONDS, masterRoutes, type FileInfo, type FileSummary, type FileUrl, type ForgottenKeeper, type FsckReport, type KeeperInfo, type RemovedFile, type RevokeTokenResponse} from '../../lib/protocol.js'
 
 // The client's read-and-delete calls: each is one request to the master.
 
@@ -17,6 +17,16 @@ export async function statFile(master: Peer, name: string): Promise<FileInfo> {
 
 export async function clusterStatus(master: Peer): Promise<KeeperInfo[]> {
   return (await master.call(masterRoutes.keepers, {})).keepers
+}
+
+/** Starts draining a keeper; answers at once, with the keeper as `status` shows it. */
+export async function drainKeeper(master: Peer, id: string): Promise<KeeperInfo> {
+  return master.call(masterRoutes.drainKeeper, {params: {id}})
+}
+
+/** Forgets a dead or drained keeper and its replicas. */
+export async function forgetKeeper(master: Peer, id: string): Promise<ForgottenKeeper> {
+  return master.call(masterRoutes.forgetKeeper, {params: {id}})
 }
 
 /** A URL of the file at one keeper that needs no credential but the read grant it carries. */

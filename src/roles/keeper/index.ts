@@ -11,6 +11,8 @@ import {createKeeperServer} from './server.js'
 export interface StartKeeperOptions {
   master: string
   dataDir: string
+  /** Its failure domain, told to the master at each registration. */
+  zone: string
   host: string
   port: number
   /** The URL other machines reach this keeper at; by default built from host and port. */
@@ -62,6 +64,7 @@ async function serve(options: StartKeeperOptions, unlock: () => Promise<void>): 
     master: new Peer({role: 'master', baseUrl: options.master, credentials, agent: options.ca ? connectionPool(options.ca) : undefined}),
     clusterKey: key,
     dataDir: options.dataDir,
+    zone: options.zone,
     heartbeatIntervalMs: options.heartbeatIntervalMs,
     log: (message) => app?.log.info(message),
   })

@@ -33,6 +33,8 @@ export interface KeeperOptions {
   /** The cluster key: with it, the master's orders must prove they come from the master (server.ts checks them), and reads and uploads need the master's grants. */
   clusterKey?: ClusterKey
   dataDir: string
+  /** Its failure domain; the master's default when absent. */
+  zone?: string
   heartbeatIntervalMs: number
   log: (message: string) => void
 }
@@ -107,7 +109,7 @@ export class Keeper {
     const response = await UNTIL_REGISTERED.run(
       async () =>
         this.options.master.call(masterRoutes.register, {
-          body: {...(await this.stats()), ...(this.id ? {id: this.id} : {}), inventory: this.store.inventory()},
+          body: {...(await this.stats()), ...(this.id ? {id: this.id} : {}), zone: this.options.zone, inventory: this.store.inventory()},
         }),
       {
         signal: this.#stopping.signal,

@@ -1,7 +1,7 @@
 import {DfsError} from '../../lib/errors.js'
 import type {KeeperStats} from '../../lib/protocol.js'
 import type {KeeperLoad} from './placement.js'
-import type {KeeperRow, MasterTable} from './table.js'
+import type {KeeperDrain, KeeperRow, MasterTable} from './table.js'
 
 interface KeeperState extends KeeperRow {
   /** Transfers the keeper reported in its last heartbeat. */
@@ -57,8 +57,8 @@ export class KeeperRegistry {
     }
   }
 
-  /** A keeper registers: known or new, it is alive from now on. */
-  upsert(id: string, stats: KeeperStats): void {
+  /** A keeper registers: known or new, it is alive from now on, in the zone it names; a drain begun goes on. */
+  upsert(id: string, stats: KeeperStats, zone: string): void {
     const now = Date.now()
     const existing = this.#keepers.get(id)
     const keeper: KeeperState = {
@@ -69,6 +69,8 @@ export class KeeperRegistry {
       storedBytes: stats.storedBytes,
       freeBytes: stats.freeBytes,
       registeredAt: existing?.registeredAt ?? now,
+      zone,
+      drain: existing?.drain ?? null,
       reportedTransfers: stats.activeTransfers,
       assignedSince: 0,
       persistedAt: now,
@@ -94,6 +96,19 @@ export class KeeperRegistry {
     })
     if (cameBack || now - keeper.persistedAt >= PERSIST_EVERY_MS) this.#persist(keeper)
     return cameBack
+  }
+
+  /** Marks a keeper draining or drained, durably. */
+  setDrain(id: string, drain: KeeperDrain): void {
+    const keeper = this.#keepers.get(id)
+    if (!keeper || keeper.drain === drain) return
+    keeper.drain = drain
+    this.#persist(keeper)
+  }
+
+  /** Drops a keeper from memory (the caller removes it from the table). */
+  forget(id: string): void {
+    this.#keepers.delete(id)
   }
 
   #persist(keeper: KeeperState): void {
@@ -135,6 +150,8 @@ export class KeeperRegistry {
       load: keeper.reportedTransfers + keeper.assignedSince,
       storedBytes: keeper.storedBytes,
       freeBytes: keeper.freeBytes,
+      zone: keeper.zone,
+      draining: keeper.drain !== null,
     }))
   }
 }

@@ -6,7 +6,9 @@ import {memberCredentials, newMember, type Member, type VerifiedMember} from '..
 import {assertValidName} from '../../lib/names.js'
 import {Peer} from '../../lib/peer-client.js'
 import {
+  DEFAULT_ZONE,
   keeperRoutes,
+  type ForgottenKeeper,
   type CommitRequest,
   type CorruptAnswer,
   type CorruptReport,
@@ -32,9 +34,9 @@ import {
 } from '../../lib/protocol.js'
 import {KeeperBindings, isCopyOrderOf} from './auth.js'
 import {KeeperRegistry} from './keeper-registry.js'
-import {pickUploadTarget} from './placement.js'
+import {pickUploadTarget, placementGoal, standingOf, type FileStanding, type KeeperLoad, type PlacementGoal} from './placement.js'
 import {Replicator} from './replicator.js'
-import {MasterTable, type FileRow} from './table.js'
+import {MasterTable, type FileRow, type KeeperRow} from './table.js'
 
 export interface MasterOptions {
   dataDir: string
@@ -123,7 +125,7 @@ export class Master {
     this.#bindings.bind(member, id)
     let unknown = 0
     const deletes: DeleteCommand[] = this.table.transaction(() => {
-      this.keepers.upsert(id, request)
+      this.keepers.upsert(id, request, request.zone ?? DEFAULT_ZONE)
       const pending = this.table.pendingDeletes(id)
       // A replica this keeper is about to be told to delete (a surplus copy trimmed, a file removed)
       // must not be counted again just because it is still on its disk.
@@ -149,7 +151,7 @@ export class Master {
 
       return commands
     })
-    this.options.log.info(`keeper ${id} registered at ${request.url} with ${request.inventory.length} files`)
+    this.options.log.info(`keeper ${id} registered at ${request.url} in zone ${request.zone ?? DEFAULT_ZONE} with ${request.inventory.length} files`)
     if (unknown > 0) this.options.log.warn(`keeper ${id} holds ${unknown} files this master has no record of; they are kept, not used`)
     this.replicator.trigger({full: true})
     return {id, deletes}
@@ -180,16 +182,64 @@ export class Master {
     const counts = new Map<string, number>()
     for (const {holders} of this.table.allHolders()) for (const id of holders) counts.set(id, (counts.get(id) ?? 0) + 1)
     const loads = new Map(this.keepers.loads().map((keeper) => [keeper.id, keeper.load]))
-    return this.keepers.list().map((keeper) => ({
+    return this.keepers.list().map((keeper) => this.#keeperInfo(keeper, counts.get(keeper.id) ?? 0, loads.get(keeper.id) ?? 0))
+  }
+
+  #keeperInfo(keeper: KeeperRow, files: number, load: number): KeeperInfo {
+    return {
       id: keeper.id,
       url: keeper.url,
       alive: keeper.alive,
       lastHeartbeat: keeper.lastHeartbeat === null ? null : new Date(keeper.lastHeartbeat).toISOString(),
-      files: counts.get(keeper.id) ?? 0,
+      files,
       storedBytes: keeper.storedBytes,
       freeBytes: keeper.freeBytes,
-      activeTransfers: loads.get(keeper.id) ?? 0,
-    }))
+      activeTransfers: load,
+      zone: keeper.zone,
+      drain: keeper.drain,
+    }
+  }
+
+  #knownKeeper(id: string): KeeperRow {
+    const keeper = this.keepers.get(id)
+    if (!keeper) throw new DfsError('DFS_ERR_UNKNOWN_KEEPER', `no keeper ${id} is registered`)
+    return keeper
+  }
+
+  /**
+   * Starts draining a keeper (like an HDFS decommission): it takes no new uploads or copies, its
+   * replicas stop counting toward their files' targets, so the replicator copies them elsewhere;
+   * once every file it holds has its full count elsewhere, its copies are deleted (replicator.ts).
+   * Draining a keeper already draining or drained changes nothing.
+   */
+  drainKeeper(id: string): KeeperInfo {
+    const keeper = this.#knownKeeper(id)
+    if (keeper.drain === null) {
+      this.keepers.setDrain(id, 'draining')
+      this.options.log.info(`keeper ${id} is draining: its files are copied to other keepers`)
+      this.replicator.trigger({full: true})
+    }
+
+    return this.status().find((info) => info.id === id)!
+  }
+
+  /**
+   * Forgets a keeper that is dead or drained: it leaves `status`, and its replicas leave the table
+   * (files short of their target are copied again). A live keeper that is not drained is refused:
+   * it still holds replicas the cluster counts on. One that still runs comes back as a new member
+   * at its next heartbeat.
+   */
+  forgetKeeper(id: string): ForgottenKeeper {
+    const keeper = this.#knownKeeper(id)
+    if (keeper.alive && keeper.drain !== 'drained') {
+      throw new DfsError('DFS_ERR_KEEPER_IN_USE', `keeper ${id} is alive and not drained; drain it first (dfs keeper drain ${id}), or stop it`)
+    }
+
+    const replicas = this.table.forgetKeeper(id)
+    this.keepers.forget(id)
+    this.options.log.info(`keeper ${id} forgotten with its ${replicas} replicas`)
+    this.replicator.trigger({full: true})
+    return {id, forgotten: true, replicas}
   }
 
   // ---- uploads --------------------------------------------------------------------------------
@@ -325,13 +375,22 @@ export class Master {
     const keepers = this.keepers.list()
     const corrupt = this.table.corruptCounts()
     const target = this.options.replicas
+    const placement = this.#placement()
     const files: FsckFile[] = this.table.files().map((file) => {
       const holders = this.table.holdersOf(file.fileId)?.holders ?? new Set<string>()
-      const alive = this.keepers.countAlive(holders)
-      const counts = {alive, dead: holders.size - alive}
-      const health: FileHealth =
-        counts.alive === 0 ? 'missing' : counts.alive < target ? 'under-replicated' : counts.alive > target ? 'over-replicated' : 'healthy'
-      return {name: file.name, fileId: file.fileId, size: file.size, alive: counts.alive, target, dead: counts.dead, corrupt: corrupt.get(file.fileId) ?? 0, health}
+      const standing = standingOf(holders, placement.keepers)
+      return {
+        name: file.name,
+        fileId: file.fileId,
+        size: file.size,
+        alive: standing.counted.length,
+        target,
+        dead: holders.size - standing.sources.length,
+        corrupt: corrupt.get(file.fileId) ?? 0,
+        draining: standing.sources.length - standing.counted.length,
+        zones: [...standing.zones].sort(),
+        health: healthOf(standing, target, placement.goal),
+      }
     })
     const count = (health: FileHealth) => files.filter((file) => file.health === health).length
     const summary = {
@@ -339,13 +398,20 @@ export class Master {
       healthy: count('healthy'),
       underReplicated: count('under-replicated'),
       overReplicated: count('over-replicated'),
+      singleZone: count('single-zone'),
       missing: count('missing'),
       corrupt: files.reduce((sum, file) => sum + file.corrupt, 0),
       aliveKeepers: keepers.filter((keeper) => keeper.alive).length,
       keepers: keepers.length,
     }
-    const status = summary.missing > 0 ? 'missing' : summary.underReplicated > 0 ? 'under-replicated' : 'healthy'
+    const status = summary.missing > 0 ? 'missing' : summary.underReplicated > 0 ? 'under-replicated' : summary.singleZone > 0 ? 'single-zone' : 'healthy'
     return {status, files, summary}
+  }
+
+  /** The keepers as placement sees them, and the goal every file is held to now. */
+  #placement(): {keepers: Map<string, KeeperLoad>; goal: PlacementGoal} {
+    const loads = this.keepers.loads()
+    return {keepers: new Map(loads.map((keeper) => [keeper.id, keeper])), goal: placementGoal(loads, this.options.replicas)}
   }
 
   // ---- files ----------------------------------------------------------------------------------
@@ -396,10 +462,12 @@ export class Master {
   fileInfo(file: FileRow): FileInfo {
     const replicas = this.table.replicasOf(file.fileId).map((replica) => {
       const keeper = this.keepers.get(replica.keeperId)
-      return {keeper: replica.keeperId, url: keeper?.url ?? '', alive: keeper?.alive ?? false}
+      return {keeper: replica.keeperId, url: keeper?.url ?? '', alive: keeper?.alive ?? false, zone: keeper?.zone ?? '', draining: (keeper?.drain ?? null) !== null}
     })
     replicas.sort((a, b) => Number(b.alive) - Number(a.alive) || a.keeper.localeCompare(b.keeper))
-    return {...describeFile(file), target: this.options.replicas, replicas}
+    const placement = this.#placement()
+    const health = healthOf(standingOf(this.table.holdersOf(file.fileId)?.holders ?? [], placement.keepers), this.options.replicas, placement.goal)
+    return {...describeFile(file), target: this.options.replicas, health, replicas}
   }
 
   list(): FileSummary[] {
@@ -421,15 +489,25 @@ export class Master {
   }
 }
 
+/** A file's health word (protocol.ts FileHealth): the worst thing true of it. */
+function healthOf(standing: FileStanding, target: number, goal: PlacementGoal): FileHealth {
+  const counted = standing.counted.length
+  if (standing.sources.length === 0) return 'missing'
+  if (counted < target) return 'under-replicated'
+  if (standing.zones.size === 1 && goal.zones > 1) return 'single-zone'
+  return counted > target ? 'over-replicated' : 'healthy'
+}
+
 function describeFile(file: FileRow): Omit<FileSummary, 'replicas' | 'target'> {
   return {name: file.name, fileId: file.fileId, size: file.size, sha256: file.sha256, createdAt: new Date(file.createdAt).toISOString()}
 }
 
-function noTarget(keepers: Array<{alive: boolean; freeBytes: number; id: string}>, size: number, exclude: ReadonlySet<string>): DfsError {
-  const alive = keepers.filter((keeper) => keeper.alive && !exclude.has(keeper.id))
+function noTarget(keepers: KeeperLoad[], size: number, exclude: ReadonlySet<string>): DfsError {
+  const alive = keepers.filter((keeper) => keeper.alive && !keeper.draining && !exclude.has(keeper.id))
   if (alive.length === 0) {
     const tried = exclude.size > 0 ? ` (besides the ${exclude.size} already tried)` : ''
-    return new DfsError('DFS_ERR_NO_KEEPERS', `no alive keepers to store the file${tried}`)
+    const drained = keepers.some((keeper) => keeper.alive && keeper.draining) ? ' (draining keepers take none)' : ''
+    return new DfsError('DFS_ERR_NO_KEEPERS', `no alive keepers to store the file${tried}${drained}`)
   }
 
   return new DfsError('DFS_ERR_INSUFFICIENT_STORAGE', `no alive keeper has ${size} bytes free`)

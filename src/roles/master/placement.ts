@@ -8,6 +8,10 @@ export interface KeeperLoad {
   load: number
   storedBytes: number
   freeBytes: number
+  /** Its failure domain (a rack, a room, a site): a file's replicas go into as many zones as there are. */
+  zone: string
+  /** Being drained (or drained): it takes no new replicas, and its own do not count toward a file's target, though they still serve as sources. */
+  draining: boolean
 }
 
 export interface FileReplicas {
@@ -41,15 +45,72 @@ export function byLoad(a: KeeperLoad, b: KeeperLoad): number {
   return a.load - b.load || a.storedBytes - b.storedBytes || b.freeBytes - a.freeBytes || a.id.localeCompare(b.id)
 }
 
-/** The least-loaded alive keeper with room for `size` bytes, not among `exclude`. */
+/** Whether new replicas may go to this keeper. */
+function takesReplicas(keeper: KeeperLoad): boolean {
+  return keeper.alive && !keeper.draining
+}
+
+/** The least-loaded alive keeper with room for `size` bytes, not draining, not among `exclude`. */
 export function pickUploadTarget(keepers: KeeperLoad[], size: number, exclude: ReadonlySet<string> = new Set()): KeeperLoad | undefined {
-  return keepers.filter((keeper) => keeper.alive && !exclude.has(keeper.id) && keeper.freeBytes >= size).sort(byLoad)[0]
+  return keepers.filter((keeper) => takesReplicas(keeper) && !exclude.has(keeper.id) && keeper.freeBytes >= size).sort(byLoad)[0]
+}
+
+/** What every file should have: `replicas` counted replicas, spread over `zones` distinct zones. */
+export interface PlacementGoal {
+  replicas: number
+  zones: number
+}
+
+/**
+ * The goal for every file: the wanted replicas capped at the keepers that can take one, and as
+ * many distinct zones as those keepers sit in, up to that count (like HDFS rack awareness).
+ */
+export function placementGoal(keepers: KeeperLoad[], wanted: number): PlacementGoal {
+  const usable = keepers.filter(takesReplicas)
+  const replicas = Math.min(wanted, usable.length)
+  return {replicas, zones: Math.min(replicas, new Set(usable.map((keeper) => keeper.zone)).size)}
+}
+
+/** Where a file stands: its replicas on alive keepers, which of them count (not draining), and the zones those cover. */
+export interface FileStanding {
+  /** Holders that are alive: each can be copied from. */
+  sources: string[]
+  /** Alive holders that are not draining: these count toward the target. */
+  counted: string[]
+  zones: Set<string>
+}
+
+export function standingOf(holders: Iterable<string>, keepers: ReadonlyMap<string, KeeperLoad>): FileStanding {
+  const sources: string[] = []
+  const counted: string[] = []
+  const zones = new Set<string>()
+  for (const id of holders) {
+    const keeper = keepers.get(id)
+    if (!keeper?.alive) continue
+    sources.push(id)
+    if (keeper.draining) continue
+    counted.push(id)
+    zones.add(keeper.zone)
+  }
+
+  return {sources, counted, zones}
+}
+
+/**
+ * Whether a file needs no copy and no trim: its counted replicas plus the copies landing on it
+ * make the goal, in enough zones. A file with no alive replica is settled too: nothing can be done.
+ */
+export function isSettled(standing: FileStanding, landing: ReadonlySet<string>, keepers: ReadonlyMap<string, KeeperLoad>, goal: PlacementGoal): boolean {
+  if (standing.sources.length === 0) return true
+  const zones = new Set(standing.zones)
+  for (const id of landing) zones.add(keepers.get(id)?.zone ?? '')
+  return standing.counted.length + landing.size === goal.replicas && zones.size >= goal.zones
 }
 
 export interface RepairPlanInput {
   files: FileReplicas[]
   keepers: KeeperLoad[]
-  /** Wanted replicas per file; capped at the number of alive keepers. */
+  /** Wanted replicas per file; capped at the number of keepers that can take one. */
   target: number
   /** Copies already under way: file id → destinations. */
   inFlight: ReadonlyMap<string, ReadonlySet<string>>
@@ -59,39 +120,45 @@ export interface RepairPlanInput {
 
 /**
  * Plans the copies that bring every file back to its target, most endangered files first (one
- * alive replica before two). Sources and destinations are spread by load; each planned copy
- * counts as load, so one plan does not pile every copy onto the same keeper.
+ * counted replica before two), each into a zone the file does not cover yet when there is one. A
+ * file at its count but in too few zones gets one more copy into a zone it lacks; planTrims then
+ * takes the surplus from its most crowded zone. Sources and destinations are spread by load; each
+ * planned copy counts as load, so one plan does not pile every copy onto the same keeper.
  */
 export function planRepairs(input: RepairPlanInput): CopyTask[] {
-  const alive = input.keepers.filter((keeper) => keeper.alive)
-  const target = Math.min(input.target, alive.length)
-  const load = new Map(alive.map((keeper) => [keeper.id, {...keeper}]))
+  const goal = placementGoal(input.keepers, input.target)
+  // Draining keepers are sources still: their copies move to the others.
+  const load = new Map(input.keepers.filter((keeper) => keeper.alive).map((keeper) => [keeper.id, {...keeper}]))
   const incoming = new Map<string, number>()
   for (const destinations of input.inFlight.values()) {
     for (const id of destinations) incoming.set(id, (incoming.get(id) ?? 0) + 1)
   }
 
-  // A copy into a keeper declared dead since it began will not land in time (its order may hang
-  // until it times out): it no longer counts toward the target.
-  const landing = (fileId: string) => [...(input.inFlight.get(fileId) ?? [])].filter((id) => load.has(id)).length
+  // A copy into a keeper declared dead (or draining) since it began will not count: it no longer
+  // counts toward the target.
+  const landing = (fileId: string) => new Set([...(input.inFlight.get(fileId) ?? [])].filter((id) => load.get(id)?.draining === false))
   const endangered = input.files
-    .map((file) => ({file, aliveHolders: file.holders.filter((id) => load.has(id))}))
-    .filter(({file, aliveHolders}) => aliveHolders.length > 0 && aliveHolders.length + landing(file.fileId) < target)
-    .sort((a, b) => a.aliveHolders.length - b.aliveHolders.length || a.file.name.localeCompare(b.file.name))
+    .map((file) => ({file, standing: standingOf(file.holders, load), landing: landing(file.fileId)}))
+    .filter(({standing, landing}) => !isSettled(standing, landing, load, goal))
+    .sort((a, b) => a.standing.counted.length - b.standing.counted.length || a.file.name.localeCompare(b.file.name))
 
   const tasks: CopyTask[] = []
-  for (const {file, aliveHolders} of endangered) {
+  for (const {file, standing, landing} of endangered) {
     const underWay = input.inFlight.get(file.fileId) ?? new Set<string>()
     const taken = new Set([...file.holders, ...underWay, ...(file.excluded ?? [])])
-    let missing = target - aliveHolders.length - landing(file.fileId)
-    while (missing > 0) {
+    const zones = new Set([...standing.zones, ...[...landing].map((id) => load.get(id)!.zone)])
+    let missing = goal.replicas - standing.counted.length - landing.size
+    while (missing > 0 || zones.size < goal.zones) {
       const destination = [...load.values()]
-        .filter((keeper) => !taken.has(keeper.id) && keeper.freeBytes >= file.size && (incoming.get(keeper.id) ?? 0) < input.maxPerDestination)
-        .sort(byLoad)[0]
+        .filter((keeper) => takesReplicas(keeper) && !taken.has(keeper.id) && keeper.freeBytes >= file.size && (incoming.get(keeper.id) ?? 0) < input.maxPerDestination)
+        // At its count, a copy is only worth making into a zone the file lacks.
+        .filter((keeper) => missing > 0 || !zones.has(keeper.zone))
+        .sort((a, b) => Number(zones.has(a.zone)) - Number(zones.has(b.zone)) || byLoad(a, b))[0]
       if (!destination) break
-      const source = aliveHolders.map((id) => load.get(id)!).sort(byLoad)[0]!
-      tasks.push({fileId: file.fileId, name: file.name, size: file.size, source: source.id, destination: destination.id, aliveReplicas: aliveHolders.length})
+      const source = standing.sources.map((id) => load.get(id)!).sort(byLoad)[0]!
+      tasks.push({fileId: file.fileId, name: file.name, size: file.size, source: source.id, destination: destination.id, aliveReplicas: standing.counted.length})
       taken.add(destination.id)
+      zones.add(destination.zone)
       source.load++
       destination.load++
       destination.freeBytes -= file.size
@@ -104,20 +171,23 @@ export function planRepairs(input: RepairPlanInput): CopyTask[] {
 }
 
 /**
- * Surplus replicas to delete where a file has more alive replicas than its target (a keeper came
- * back after its files were copied elsewhere). The most loaded holders give theirs up. Files with
- * copies under way are left alone until those settle.
+ * Surplus replicas to delete where a file has more counted replicas than its target (a keeper came
+ * back after its files were copied elsewhere, or a copy restored the zone spread). Each goes from
+ * the zone holding the most of the file's replicas, so the spread never shrinks; within a zone the
+ * most loaded holder gives its up. Files with copies under way are left alone until those settle.
  */
 export function planTrims(files: FileReplicas[], keepers: KeeperLoad[], target: number, inFlight: ReadonlyMap<string, ReadonlySet<string>>): TrimTask[] {
   const alive = new Map(keepers.filter((keeper) => keeper.alive).map((keeper) => [keeper.id, keeper]))
   const tasks: TrimTask[] = []
   for (const file of files) {
     if (inFlight.has(file.fileId)) continue
-    const holders = file.holders.filter((id) => alive.has(id)).map((id) => alive.get(id)!)
-    const surplus = holders.length - target
-    if (surplus <= 0) continue
-    for (const keeper of holders.sort(byLoad).reverse().slice(0, surplus)) {
-      tasks.push({fileId: file.fileId, name: file.name, keeper: keeper.id})
+    const holders = standingOf(file.holders, alive).counted.map((id) => alive.get(id)!)
+    for (let surplus = holders.length - target; surplus > 0; surplus--) {
+      const perZone = new Map<string, number>()
+      for (const keeper of holders) perZone.set(keeper.zone, (perZone.get(keeper.zone) ?? 0) + 1)
+      const victim = holders.sort((a, b) => perZone.get(b.zone)! - perZone.get(a.zone)! || byLoad(b, a))[0]!
+      holders.splice(holders.indexOf(victim), 1)
+      tasks.push({fileId: file.fileId, name: file.name, keeper: victim.id})
     }
   }
 

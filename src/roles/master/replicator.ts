@@ -3,7 +3,7 @@ import {mintGrant} from '../../lib/grants.js'
 import type {Peer} from '../../lib/peer-client.js'
 import {keeperRoutes, type DeleteCommand, type ReplicateRequest} from '../../lib/protocol.js'
 import type {KeeperRegistry} from './keeper-registry.js'
-import {planRepairs, planTrims, type CopyTask, type FileReplicas, type TrimTask} from './placement.js'
+import {isSettled, placementGoal, planRepairs, planTrims, standingOf, type CopyTask, type FileReplicas, type KeeperLoad, type PlacementGoal, type TrimTask} from './placement.js'
 import type {FileHolders, MasterTable} from './table.js'
 
 export interface ReplicatorOptions {
@@ -94,17 +94,41 @@ export class Replicator {
     // Surplus copies go only from keepers heard from just now, never from one that may be dying.
     const heard = keepers.filter((keeper) => this.keepers.heardWithin(keeper.id, this.options.heartbeatTimeoutMs / 2))
     for (const task of planTrims(files, heard, this.options.replicas, this.#inFlight)) this.#track(this.#trim(task))
-    // Files left short or in surplus (nothing to copy to yet, a keeper cooling down, a trim that
-    // must wait) are looked at again in the next pass; the copies started report back themselves.
-    const alive = new Set(keepers.filter((keeper) => keeper.alive).map((keeper) => keeper.id))
-    const target = Math.min(this.options.replicas, alive.size)
+    // Files left short, in surplus or in too few zones (nothing to copy to yet, a keeper cooling
+    // down, a trim that must wait) are looked at again in the next pass; the copies started report
+    // back themselves.
+    const byId = new Map(keepers.map((keeper) => [keeper.id, keeper]))
+    const goal = placementGoal(keepers, this.options.replicas)
     for (const {fileId} of files) {
       const file = this.table.holdersOf(fileId)
-      if (!file) continue
-      let aliveHolders = 0
-      for (const id of file.holders) if (alive.has(id)) aliveHolders++
-      if (aliveHolders > 0 && aliveHolders + (this.#inFlight.get(fileId)?.size ?? 0) !== target) this.#dirty.add(fileId)
+      if (file && !isSettled(standingOf(file.holders, byId), this.#inFlight.get(fileId) ?? new Set(), byId, goal)) this.#dirty.add(fileId)
     }
+
+    for (const keeper of keepers) if (keeper.draining) this.#finishDrain(keeper.id, byId, goal)
+  }
+
+  /**
+   * A draining keeper whose every file has its full count on other keepers is drained: its copies
+   * leave the table and it is told to delete them (as a trim is: now, and with its heartbeats until
+   * it has). Until then nothing of it is deleted, so no file ever has fewer copies than before the
+   * drain. A drained keeper that is handed a file anyway (an upload granted before the drain that
+   * commits late) gives it up the same way.
+   */
+  #finishDrain(keeperId: string, keepers: ReadonlyMap<string, KeeperLoad>, goal: PlacementGoal): void {
+    const held = this.table.replicasOn(keeperId)
+    const files = held.map((replica) => this.table.holdersOf(replica.fileId)).filter((file) => file !== undefined)
+    // Never below one copy elsewhere, even when no keeper is left to take copies (all draining).
+    const needed = Math.max(1, goal.replicas)
+    if (files.some((file) => standingOf(file.holders, keepers).counted.length < needed)) return
+    this.table.transaction(() => {
+      for (const file of files) {
+        this.table.removeReplica(file.fileId, keeperId)
+        this.table.addPendingDelete(keeperId, {fileId: file.fileId, name: file.name})
+      }
+    })
+    if (this.keepers.get(keeperId)?.drain !== 'drained') this.options.log.info(`keeper ${keeperId} is drained: every file it held has ${needed} replicas elsewhere`)
+    this.keepers.setDrain(keeperId, 'drained')
+    for (const file of files) this.#track(this.deleteReplica(keeperId, {fileId: file.fileId, name: file.name}))
   }
 
   /** The files this pass looks at: every one, or those that changed since the last pass. */

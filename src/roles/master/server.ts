@@ -26,6 +26,14 @@ export function createMasterServer(master: Master, logLevel: string, tls?: Serve
     await client(request, 'read')
     return {keepers: master.status()}
   })
+  serveRoute(app, masterRoutes.drainKeeper, async (request) => {
+    await client(request, 'admin')
+    return master.drainKeeper(request.params.id)
+  })
+  serveRoute(app, masterRoutes.forgetKeeper, async (request) => {
+    await client(request, 'admin')
+    return master.forgetKeeper(request.params.id)
+  })
 
   serveRoute(app, masterRoutes.beginUpload, async (request) => {
     await client(request, 'write')

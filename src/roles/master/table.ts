@@ -3,7 +3,7 @@ import {join} from 'node:path'
 
 import Database from 'better-sqlite3'
 
-import type {DeleteCommand} from '../../lib/protocol.js'
+import {DEFAULT_ZONE, type DeleteCommand} from '../../lib/protocol.js'
 
 export interface FileRow {
   fileId: string
@@ -21,7 +21,12 @@ export interface KeeperRow {
   storedBytes: number
   freeBytes: number
   registeredAt: number
+  zone: string
+  /** Set by an admin's drain: `draining` while its files are copied away, `drained` once it holds none the cluster needs. */
+  drain: KeeperDrain | null
 }
+
+export type KeeperDrain = 'draining' | 'drained'
 
 export interface ReplicaRow {
   fileId: string
@@ -36,7 +41,9 @@ CREATE TABLE IF NOT EXISTS keepers (
   last_heartbeat INTEGER,
   stored_bytes   INTEGER NOT NULL DEFAULT 0,
   free_bytes     INTEGER NOT NULL DEFAULT 0,
-  registered_at  INTEGER NOT NULL
+  registered_at  INTEGER NOT NULL,
+  zone           TEXT NOT NULL DEFAULT 'default',
+  drain          TEXT
 );
 CREATE TABLE IF NOT EXISTS files (
   id         TEXT PRIMARY KEY,
@@ -114,10 +121,14 @@ export class MasterTable {
     this.#db.pragma('busy_timeout = 5000')
     this.#db.exec(SCHEMA)
     dropKeeperPaths(this.#db)
+    // Tables made before zones and drains lack their columns.
+    const columns = new Set((this.#db.prepare('SELECT name FROM pragma_table_info(\'keepers\')').all() as Array<{name: string}>).map((column) => column.name))
+    if (!columns.has('zone')) this.#db.exec(`ALTER TABLE keepers ADD COLUMN zone TEXT NOT NULL DEFAULT '${DEFAULT_ZONE}'`)
+    if (!columns.has('drain')) this.#db.exec('ALTER TABLE keepers ADD COLUMN drain TEXT')
     const db = this.#db
     const fileColumns = 'id AS fileId, name, size, sha256, created_at AS createdAt'
     const keeperColumns = `id, url, alive, last_heartbeat AS lastHeartbeat, stored_bytes AS storedBytes,
-      free_bytes AS freeBytes, registered_at AS registeredAt`
+      free_bytes AS freeBytes, registered_at AS registeredAt, zone, drain`
     this.#statements = {
       fileByName: db.prepare(`SELECT ${fileColumns} FROM files WHERE name = ?`),
       fileById: db.prepare(`SELECT ${fileColumns} FROM files WHERE id = ?`),
@@ -134,10 +145,13 @@ export class MasterTable {
       deleteReplica: db.prepare('DELETE FROM replicas WHERE file_id = ? AND keeper_id = ?'),
       keeper: db.prepare(`SELECT ${keeperColumns} FROM keepers WHERE id = ?`),
       keepers: db.prepare(`SELECT ${keeperColumns} FROM keepers ORDER BY registered_at, id`),
-      upsertKeeper: db.prepare(`INSERT INTO keepers (id, url, alive, last_heartbeat, stored_bytes, free_bytes, registered_at)
-        VALUES (@id, @url, @alive, @lastHeartbeat, @storedBytes, @freeBytes, @registeredAt)
+      upsertKeeper: db.prepare(`INSERT INTO keepers (id, url, alive, last_heartbeat, stored_bytes, free_bytes, registered_at, zone, drain)
+        VALUES (@id, @url, @alive, @lastHeartbeat, @storedBytes, @freeBytes, @registeredAt, @zone, @drain)
         ON CONFLICT (id) DO UPDATE SET url = excluded.url, alive = excluded.alive, last_heartbeat = excluded.last_heartbeat,
-          stored_bytes = excluded.stored_bytes, free_bytes = excluded.free_bytes`),
+          stored_bytes = excluded.stored_bytes, free_bytes = excluded.free_bytes, zone = excluded.zone, drain = excluded.drain`),
+      deleteKeeper: db.prepare('DELETE FROM keepers WHERE id = ?'),
+      deleteReplicasOn: db.prepare('DELETE FROM replicas WHERE keeper_id = ?'),
+      clearPendingDeletesOf: db.prepare('DELETE FROM pending_deletes WHERE keeper_id = ?'),
       addCorrupt: db.prepare('INSERT OR IGNORE INTO corrupt_replicas (file_id, keeper_id, detected_at) VALUES (?, ?, ?)'),
       clearCorrupt: db.prepare('DELETE FROM corrupt_replicas WHERE file_id = ?'),
       corruptCounts: db.prepare('SELECT file_id AS fileId, COUNT(*) AS count FROM corrupt_replicas GROUP BY file_id'),
@@ -267,6 +281,20 @@ export class MasterTable {
 
   saveKeeper(keeper: KeeperRow): void {
     this.#statements.upsertKeeper.run({...keeper, alive: keeper.alive ? 1 : 0})
+  }
+
+  /** Forgets a keeper, its replicas and the deletes it still owed, in one transaction; returns how many replicas it had. */
+  forgetKeeper(id: string): number {
+    const fileIds = this.replicasOn(id).map((replica) => replica.fileId)
+    this.transaction(() => {
+      this.#statements.deleteReplicasOn.run(id)
+      this.#statements.clearPendingDeletesOf.run(id)
+      this.#statements.deleteKeeper.run(id)
+      for (const fileId of fileIds) this.#holders.get(fileId)?.holders.delete(id)
+      for (const [fileId, keepers] of this.#doomed) if (keepers.delete(id) && keepers.size === 0) this.#doomed.delete(fileId)
+    })
+    for (const fileId of fileIds) this.#changed(fileId)
+    return fileIds.length
   }
 
   /** Drops a corrupt replica from the table and remembers that it was found. */
