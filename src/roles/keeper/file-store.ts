@@ -299,5 +299,7 @@ export class FileStore {
 }
 
 function pick(item: InventoryItem): InventoryItem {
-  return {fileId: item.fileId, name: item.name, size: item.size, sha256: item.sha256}
+  // A description without a valid creation time (written before there was one) still describes its blob.
+  const createdAt = Number.isSafeInteger(item.createdAt) && item.createdAt! >= 0 ? {createdAt: item.createdAt} : {}
+  return {fileId: item.fileId, name: item.name, size: item.size, sha256: item.sha256, ...createdAt}
 }
