@@ -1,6 +1,8 @@
 import {mkdir, readdir, rename, rm} from 'node:fs/promises'
 import {join} from 'node:path'
 
+import Database from 'better-sqlite3'
+
 import {fsyncPath, syncDirectory} from '../../lib/durable-file.js'
 import {newId} from '../../lib/ids.js'
 import type {MasterTable} from './table.js'
@@ -56,6 +58,7 @@ export class TableBackups {
     const partial = join(dir, `.${name}.${newId(6)}.part`)
     try {
       await this.table.backup(partial)
+      selfContained(partial)
       await fsyncPath(partial)
       await rename(partial, join(dir, name))
       await syncDirectory(dir)
@@ -67,5 +70,18 @@ export class TableBackups {
     for (const old of backups.slice(0, Math.max(0, backups.length - this.options.keep))) await rm(join(dir, old), {force: true})
     this.options.log.info(`backed up the table to ${join(dir, name)}`)
     return join(dir, name)
+  }
+}
+
+/**
+ * A backup is made in the table's WAL mode; in rollback mode it is one file that a reader (sqlite3,
+ * a restore) opens without writing -wal and -shm files beside it.
+ */
+function selfContained(path: string): void {
+  const db = new Database(path)
+  try {
+    db.pragma('journal_mode = DELETE')
+  } finally {
+    db.close()
   }
 }
