@@ -11,6 +11,8 @@ export default class MasterCommand extends DfsCommand {
   static override examples = [
     '<%= config.bin %> master --data ./master-data',
     '<%= config.bin %> master --host 0.0.0.0 --port 7700 --data /var/lib/dfs/master',
+    '<%= config.bin %> master --data /var/lib/dfs/master --backup-interval 1h --backup-dir /var/backups/dfs',
+    '<%= config.bin %> master --data /var/lib/dfs/master --recover --recover-keepers 6',
   ]
 
   static override flags = {
