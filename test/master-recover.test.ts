@@ -131,6 +131,10 @@ describe('dfs master --recover', () => {
     await cluster.waitForReplicas('doc', 2)
     assert.equal(await sha256File(join(olderDir, 'blobs', old.fileId)), old.sha256, 'the set-aside generation is never deleted')
     assert.equal(JSON.parse(await readFile(join(olderDir, 'blobs', `${old.fileId}.json`), 'utf8')).name, 'doc')
+    // The copy's description carries the generation's creation time, for the next rebuild to weigh.
+    const [listed] = await cluster.dfsJson<Array<{createdAt: string}>>(['ls'])
+    const copy = JSON.parse(await readFile(join(olderDir, 'blobs', `${current.fileId}.json`), 'utf8')) as {createdAt?: number}
+    assert.equal(copy.createdAt, Date.parse(listed!.createdAt))
   })
 
   test('a keeper that registers after the table was built: its newer generation replaces the recorded one, which is set aside', async () => {
