@@ -28,8 +28,9 @@ async function staleReplicaOnADownKeeper(cluster: TestCluster, work: string, nam
   const other = randomBytes(SIZE)
   const otherSha256 = createHash('sha256').update(other).digest('hex')
   await writeFile(blob, other)
-  const description = JSON.parse(await readFile(`${blob}.json`, 'utf8')) as {fileId: string; name: string; size: number; sha256: string}
-  assert.deepEqual(description, {fileId, name, size: SIZE, sha256}, 'the description as the keeper wrote it')
+  const description = JSON.parse(await readFile(`${blob}.json`, 'utf8')) as {fileId: string; name: string; size: number; sha256: string; createdAt: number}
+  assert.ok(Number.isSafeInteger(description.createdAt), 'the description says when the generation was uploaded')
+  assert.deepEqual(description, {fileId, name, size: SIZE, sha256, createdAt: description.createdAt}, 'the description as the keeper wrote it')
   await writeFile(`${blob}.json`, JSON.stringify({...description, sha256: otherSha256}))
   return {sha256, fileId, staleId: stale.id, dataDir, blob}
 }

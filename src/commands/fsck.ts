@@ -4,7 +4,7 @@ import {DfsCommand, caFlag, formatBytes, formatTable, jsonFlag, masterFlag, toke
 
 export default class FsckCommand extends DfsCommand {
   static override summary = "Check every file's health: alive replicas against the target, corrupt and missing files."
-  static override description = `Like hdfs fsck: one line per file that is not healthy (all files with --verbose) and a summary. A file is SINGLE-ZONE when all its counted replicas sit in one zone while keepers of more zones are alive (losing that zone would lose it); replicas on draining keepers are shown apart and do not count. Exits 0 when every file has at least one alive replica (under-replicated and single-zone files included: the replicator is on them), and 1 when any file is missing.`
+  static override description = `Like hdfs fsck: one line per file that is not healthy (all files with --verbose) and a summary. A file is SINGLE-ZONE when all its counted replicas sit in one zone while keepers of more zones are alive (losing that zone would lose it); replicas on draining keepers are shown apart and do not count. Exits 0 when every file has at least one alive replica (under-replicated and single-zone files included: the replicator is on them), and 1 when any file is missing. Replicas that a rebuild of the table (dfs master --recover) found and did not use are listed with the reason.`
 
   static override examples = ['<%= config.bin %> fsck', '<%= config.bin %> fsck --json']
   static override flags = {
@@ -34,6 +34,13 @@ export default class FsckCommand extends DfsCommand {
           health: file.health.toUpperCase(),
         }))
         this.log(formatTable(rows, ['name', 'size', 'replicas', 'zones', 'draining', 'dead', 'corrupt', 'health']) + '\n')
+      }
+
+      if (report.recovering) this.log('The master is rebuilding its table from the keepers\' inventories (--recover): no file is known yet\n')
+      const setAside = report.setAside ?? []
+      if (setAside.length > 0) {
+        const rows = setAside.map((replica) => ({name: replica.name, 'file id': replica.fileId, keeper: replica.keeperId, size: formatBytes(replica.size), reason: replica.reason}))
+        this.log(`Set aside by the recovery of the table (kept on their keepers, not served):\n${formatTable(rows, ['name', 'file id', 'keeper', 'size', 'reason'])}\n`)
       }
 
       const {summary} = report

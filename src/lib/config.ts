@@ -16,6 +16,9 @@ export const DEFAULTS = {
   clusterDir: '.dfs',
   /** Lifetime of a client token (dfs token create, and the admin token of dfs cluster up). */
   tokenTtlMs: 30 * 24 * 60 * 60 * 1000,
+  /** How long `master --recover` listens to keepers registering before it builds the table. */
+  recoverWindowMs: 60_000,
+  backupKeep: 7,
 } as const
 
 /** The master a client talks to: `--master`, else `DFS_MASTER`, else the local default. */

@@ -154,7 +154,7 @@ export function syncDirectory(path: string): Promise<void> {
 }
 
 function startDirectorySync(path: string, state: DirectorySync): Promise<void> {
-  const sync = fsyncDirectory(path).finally(() => {
+  const sync = fsyncPath(path).finally(() => {
     if (state.running === sync) state.running = undefined
     if (!state.running && !state.next) directorySyncs.delete(path)
   })
@@ -162,7 +162,8 @@ function startDirectorySync(path: string, state: DirectorySync): Promise<void> {
   return sync
 }
 
-async function fsyncDirectory(path: string): Promise<void> {
+/** fsync of a file, or of a directory (its entries), opened by path. */
+export async function fsyncPath(path: string): Promise<void> {
   const handle = await open(path, 'r')
   try {
     await handle.sync()

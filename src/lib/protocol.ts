@@ -48,8 +48,12 @@ export type ErrorBody = Static<typeof ErrorBody>
 
 // ---- master: keepers -------------------------------------------------------------------------
 
-/** One stored file as a keeper reports it (like an HDFS block report entry). */
-export const InventoryItem = Type.Object({fileId: Id, name: Name, size: Bytes, sha256: Sha256}, closed)
+/**
+ * One stored file as a keeper reports it (like an HDFS block report entry). `createdAt` (ms since
+ * the epoch) is when this generation was uploaded: a master rebuilding its table (--recover) keeps
+ * the newest generation of a name. Descriptions written before it existed have none.
+ */
+export const InventoryItem = Type.Object({fileId: Id, name: Name, size: Bytes, sha256: Sha256, createdAt: Type.Optional(Bytes)}, closed)
 export type InventoryItem = Static<typeof InventoryItem>
 
 const keeperStats = {url: Url, freeBytes: Bytes, storedBytes: Bytes, fileCount: Bytes, activeTransfers: Bytes}
@@ -241,6 +245,17 @@ export const FsckFile = Type.Object({
 })
 export type FsckFile = Static<typeof FsckFile>
 
+export const SetAsideReplica = Type.Object({
+  fileId: Id,
+  keeperId: Id,
+  name: Name,
+  size: Bytes,
+  sha256: Sha256,
+  createdAt: Type.Optional(Bytes),
+  reason: Type.String(),
+})
+export type SetAsideReplica = Static<typeof SetAsideReplica>
+
 export const FsckReport = Type.Object({
   status: Type.Union([Type.Literal('healthy'), Type.Literal('under-replicated'), Type.Literal('single-zone'), Type.Literal('missing')]),
   files: Type.Array(FsckFile),
@@ -255,6 +270,10 @@ export const FsckReport = Type.Object({
     aliveKeepers: Bytes,
     keepers: Bytes,
   }),
+  /** The master is rebuilding its table (--recover) and knows no file yet. */
+  recovering: Type.Optional(Type.Boolean()),
+  /** Replicas a rebuild of the table found and did not use, and why; their keepers keep them. */
+  setAside: Type.Optional(Type.Array(SetAsideReplica)),
 })
 export type FsckReport = Static<typeof FsckReport>
 

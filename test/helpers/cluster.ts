@@ -254,8 +254,8 @@ export class TestCluster {
     return join(this.dir, 'secret')
   }
 
-  /** Starts the master; after the first start it comes back on the same port and data dir. */
-  async startMaster(): Promise<ServerProcess> {
+  /** Starts the master (with `extraArgs` besides the cluster's); after the first start it comes back on the same port and data dir. */
+  async startMaster(extraArgs: string[] = []): Promise<ServerProcess> {
     this.master = await ServerProcess.start([
       'master',
       '--port', String(this.masterPort),
@@ -264,6 +264,7 @@ export class TestCluster {
       '--secret-file', this.secretFile,
       ...this.#tlsArgs(),
       ...withDefaults(this.options.masterArgs, {'--heartbeat-timeout': FAST.heartbeatTimeout, '--replication-interval': FAST.replicationInterval}),
+      ...extraArgs,
     ], this.tls?.agent)
     this.#started.push(this.master)
     this.masterPort = Number(new URL(this.master.url).port)

@@ -305,5 +305,7 @@ export function blobPath(dataDir: string, fileId: string): string {
 }
 
 function pick(item: InventoryItem): InventoryItem {
-  return {fileId: item.fileId, name: item.name, size: item.size, sha256: item.sha256}
+  // A description without a valid creation time (written before there was one) still describes its blob.
+  const createdAt = Number.isSafeInteger(item.createdAt) && item.createdAt! >= 0 ? {createdAt: item.createdAt} : {}
+  return {fileId: item.fileId, name: item.name, size: item.size, sha256: item.sha256, ...createdAt}
 }

@@ -231,7 +231,7 @@ export class Keeper {
 
   /** Pulls a copy of a file from another keeper (the master's replication order) and reports it. */
   async pullReplica(order: ReplicateRequest): Promise<InventoryItem> {
-    const item: InventoryItem = {fileId: order.fileId, name: order.name, size: order.size, sha256: order.sha256}
+    const item: InventoryItem = {fileId: order.fileId, name: order.name, size: order.size, sha256: order.sha256, ...(order.createdAt === undefined ? {} : {createdAt: order.createdAt})}
     let file = this.store.byId(order.fileId)
     if (!file) {
       this.transferStarted()

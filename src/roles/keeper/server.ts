@@ -32,7 +32,7 @@ export function createKeeperServer(keeper: Keeper, logLevel: string, tls?: Serve
     const grant = await requireGrant(key, request, {ops: ['write'], keeperId: keeper.id, name, fileId: request.query.upload})
     const size = announcedSize(request)
     requireGrantedUpload(grant, {size, sha256: request.headers[SHA256_HEADER]})
-    const stored = await keeper.acceptUpload(request.raw, {fileId: request.query.upload, name, size, sha256: request.headers[SHA256_HEADER]})
+    const stored = await keeper.acceptUpload(request.raw, {fileId: request.query.upload, name, size, sha256: request.headers[SHA256_HEADER], createdAt: Date.now()})
     return {name: stored.name, fileId: stored.fileId, size: stored.size, sha256: stored.sha256}
   })
 

@@ -1,3 +1,5 @@
+import {access, constants, mkdir} from 'node:fs/promises'
+
 import {checkListenWithoutKey, type ClusterKey} from '../../lib/cluster-key.js'
 import {lockDataDir} from '../../lib/data-dir-lock.js'
 import {closeGracefully} from '../../lib/http-server.js'
@@ -5,6 +7,7 @@ import {connectionPool} from '../../lib/peer-client.js'
 import type {ServerTls} from '../../lib/tls.js'
 import {Master} from './master.js'
 import {createMasterServer} from './server.js'
+import {TableBackups} from './table-backups.js'
 
 export interface StartMasterOptions {
   host: string
@@ -22,6 +25,10 @@ export interface StartMasterOptions {
   tls?: ServerTls
   /** The authority keepers' https certificates must chain to; by default the system's. */
   ca?: Buffer
+  /** Rebuild a lost table from the keepers' inventories (see Master). */
+  recover?: {windowMs: number; keepers?: number}
+  /** Online backups of the table. */
+  backups?: {dir: string; intervalMs: number; keep: number}
 }
 
 export interface RunningMaster {
@@ -34,6 +41,7 @@ export interface RunningMaster {
 /** Locks the data dir, opens the table, starts serving and starts the liveness and replication loops. */
 export async function startMaster(options: StartMasterOptions): Promise<RunningMaster> {
   const warning = checkListenWithoutKey('master', options.host, options.clusterKey, options.insecure)
+  if (options.backups) await checkBackupDir(options.backups.dir)
   const lock = await lockDataDir(options.dataDir, 'master')
   try {
     return {...(await serve(options, lock.release)), warning}
@@ -45,6 +53,7 @@ export async function startMaster(options: StartMasterOptions): Promise<RunningM
 
 async function serve(options: StartMasterOptions, unlock: () => Promise<void>): Promise<RunningMaster> {
   let app: ReturnType<typeof createMasterServer> | undefined
+  const log = {info: (message: string) => app?.log.info(message), warn: (message: string) => app?.log.warn(message)}
   const master = new Master({
     dataDir: options.dataDir,
     replicas: options.replicas,
@@ -52,8 +61,10 @@ async function serve(options: StartMasterOptions, unlock: () => Promise<void>): 
     replicationIntervalMs: options.replicationIntervalMs,
     clusterKey: options.clusterKey,
     agent: options.ca ? connectionPool(options.ca) : undefined,
-    log: {info: (message) => app?.log.info(message), warn: (message) => app?.log.warn(message)},
+    log,
+    recover: options.recover,
   })
+  const backups = options.backups && new TableBackups(master.table, {...options.backups, log})
   app = createMasterServer(master, options.logLevel, options.tls)
   try {
     await app.listen({host: options.host, port: options.port})
@@ -63,6 +74,7 @@ async function serve(options: StartMasterOptions, unlock: () => Promise<void>): 
   }
 
   master.start()
+  backups?.start()
   const address = app.server.address()
   const port = typeof address === 'object' && address ? address.port : options.port
   const host = options.host.includes(':') ? `[${options.host}]` : options.host
@@ -71,8 +83,19 @@ async function serve(options: StartMasterOptions, unlock: () => Promise<void>): 
     url: `${options.tls ? 'https' : 'http'}://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${port}`,
     async stop() {
       await closeGracefully(server, 5000)
+      await backups?.stop()
       await master.stop()
       await unlock()
     },
+  }
+}
+
+/** A backup dir that cannot be written fails the start, not every backup later. */
+async function checkBackupDir(dir: string): Promise<void> {
+  try {
+    await mkdir(dir, {recursive: true})
+    await access(dir, constants.W_OK)
+  } catch (error) {
+    throw new Error(`--backup-dir ${dir} cannot be written: ${(error as {code?: string}).code ?? (error as Error).message}`, {cause: error})
   }
 }

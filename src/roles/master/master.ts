@@ -23,6 +23,7 @@ import {
   type FileUrl,
   type HeartbeatRequest,
   type HeartbeatResponse,
+  type InventoryItem,
   type KeeperInfo,
   type RegisterRequest,
   type RegisterResponse,
@@ -35,6 +36,7 @@ import {
 import {KeeperBindings, isCopyOrderOf} from './auth.js'
 import {KeeperRegistry} from './keeper-registry.js'
 import {pickUploadTarget, placementGoal, standingOf, type FileStanding, type KeeperLoad, type PlacementGoal} from './placement.js'
+import {asideRow, lateVerdict, olderGeneration, resolveInventories, type Sighting} from './recovery.js'
 import {Replicator} from './replicator.js'
 import {MasterTable, type FileRow, type KeeperRow} from './table.js'
 
@@ -49,6 +51,18 @@ export interface MasterOptions {
   log: {info(message: string): void; warn(message: string): void}
   /** The cluster key: with it, keepers must prove they are members (and the master proves it to them), and the master hands out grants that keepers ask for. */
   clusterKey?: ClusterKey
+  /**
+   * Rebuild a lost (empty) table from the keepers' inventories: listen for `windowMs`, or until
+   * `keepers` keepers registered, then build the table (recovery.ts); later inventories are merged.
+   */
+  recover?: {windowMs: number; keepers?: number}
+}
+
+/** The inventories heard while a rebuild of the table listens, before it builds the table. */
+interface RecoveryWindow {
+  sightings: Sighting[]
+  keepers: Set<string>
+  timer?: NodeJS.Timeout
 }
 
 interface Ticket extends UploadRequest {
@@ -74,9 +88,20 @@ export class Master {
   /** This master as a member of its cluster, for the credentials of its orders. */
   readonly #self: Member = newMember('master')
   readonly #bindings = new KeeperBindings()
+  /** Open while a rebuild of the table listens to inventories. */
+  #window: RecoveryWindow | undefined
 
   constructor(readonly options: MasterOptions) {
     this.table = new MasterTable(options.dataDir)
+    if (options.recover) {
+      if (!this.table.isEmpty()) {
+        this.table.close()
+        throw new DfsError('DFS_ERR_BAD_REQUEST', `--recover rebuilds a lost table, but the one in ${options.dataDir} holds files; start without --recover, or move it away first`)
+      }
+
+      this.#window = {sightings: [], keepers: new Set()}
+    }
+
     this.keepers = new KeeperRegistry(this.table, options.heartbeatTimeoutMs, (id) => {
       options.log.warn(`keeper ${id} missed its heartbeats for ${options.heartbeatTimeoutMs} ms: marked dead`)
       this.replicator.trigger({full: true})
@@ -101,10 +126,66 @@ export class Master {
 
   start(): void {
     this.keepers.start()
+    const window = this.#window
+    if (!window) {
+      this.replicator.start()
+      return
+    }
+
+    const {windowMs, keepers} = this.options.recover!
+    const until = keepers === undefined ? '' : ` or until ${keepers} keepers registered`
+    this.options.log.warn(`recovering the file table from the keepers' inventories: listening for ${windowMs} ms${until}`)
+    window.timer = setTimeout(() => this.#buildRecoveredTable(), windowMs)
+  }
+
+  /** Whether a rebuild of the table is still listening to inventories (files are not known yet). */
+  get recovering(): boolean {
+    return this.#window !== undefined
+  }
+
+  /** The window closes: the table is built from every inventory heard (recovery.ts), and repair starts. */
+  #buildRecoveredTable(): void {
+    const window = this.#window
+    if (!window) return
+    clearTimeout(window.timer)
+    this.#window = undefined
+    const {files, setAside} = resolveInventories(window.sightings)
+    this.table.transaction(() => {
+      for (const {file, replicas} of files) this.table.insertRecovered(file, replicas)
+      for (const row of setAside) this.table.addSetAside(row)
+    })
+    this.options.log.warn(`recovered ${files.length} files from the inventories of ${window.keepers.size} keepers; ${setAside.length} replicas set aside (dfs fsck lists them)`)
+    for (const row of setAside) this.options.log.warn(`set aside "${row.name}" (${row.fileId}) on ${row.keeperId}: ${row.reason}`)
     this.replicator.start()
   }
 
+  /**
+   * After a rebuild, a keeper reports a file the table does not have (it registered late, or
+   * restarted): it is merged by the rules of recovery.ts. Returns whether its replica is used.
+   */
+  #mergeLate(keeperId: string, item: InventoryItem, sameId: FileRow | undefined): boolean {
+    const setAside = (reason: string) => {
+      this.table.addSetAside(asideRow(keeperId, item, reason))
+      this.options.log.warn(`set aside "${item.name}" (${item.fileId}) on ${keeperId}: ${reason}`)
+      return false
+    }
+
+    if (sameId) return setAside(`differs from the recorded description of file id ${item.fileId}`)
+    if (this.table.isSetAside(item.fileId)) return setAside(`file id ${item.fileId} was set aside before`)
+    const recorded = this.table.fileByName(item.name)
+    const verdict = lateVerdict(item, recorded)
+    if (verdict === 'aside') return setAside(olderGeneration(item.name, recorded!.fileId))
+    if (verdict === 'replaces') {
+      this.table.moveAside(recorded!, olderGeneration(recorded!.name, item.fileId))
+      this.options.log.warn(`set aside "${recorded!.name}" (${recorded!.fileId}): ${olderGeneration(recorded!.name, item.fileId)}, which keeper ${keeperId} reported late`)
+    }
+
+    this.table.insertRecovered({fileId: item.fileId, name: item.name, size: item.size, sha256: item.sha256, createdAt: item.createdAt ?? 0}, [{keeperId}])
+    return true
+  }
+
   async stop(): Promise<void> {
+    clearTimeout(this.#window?.timer)
     clearInterval(this.#ticketSweep)
     this.keepers.stop()
     await this.replicator.stop()
@@ -123,6 +204,18 @@ export class Master {
     this.#bindings.checkRegistration(member, request.id, (id) => this.keepers.get(id)?.alive === true)
     const id = request.id ?? `k${newId(6)}`
     this.#bindings.bind(member, id)
+    const window = this.#window
+    if (window) {
+      this.keepers.upsert(id, request, request.zone ?? DEFAULT_ZONE)
+      // A keeper registering again (restarted) replaces what it said before.
+      window.sightings = [...window.sightings.filter((sighting) => sighting.keeperId !== id), ...request.inventory.map((item) => ({keeperId: id, item}))]
+      window.keepers.add(id)
+      this.options.log.info(`keeper ${id} registered at ${request.url} with ${request.inventory.length} files, heard for the recovery of the table`)
+      const expected = this.options.recover?.keepers
+      if (expected !== undefined && window.keepers.size >= expected) this.#buildRecoveredTable()
+      return {id, deletes: []}
+    }
+
     let unknown = 0
     const deletes: DeleteCommand[] = this.table.transaction(() => {
       this.keepers.upsert(id, request, request.zone ?? DEFAULT_ZONE)
@@ -140,6 +233,8 @@ export class Master {
           held.add(item.fileId)
         } else if (this.table.isDeleted(item.fileId)) {
           commands.push({fileId: item.fileId, name: item.name})
+        } else if (this.options.recover && !this.#tickets.has(item.fileId)) {
+          if (this.#mergeLate(id, item, file)) held.add(item.fileId)
         } else if (!this.#tickets.has(item.fileId)) {
           unknown++
         }
@@ -250,6 +345,7 @@ export class Master {
    */
   async beginUpload(request: UploadRequest): Promise<UploadTicket> {
     assertValidName(request.name)
+    this.#assertNotRecovering()
     this.#assertFree(request.name)
     const exclude = new Set(request.exclude ?? [])
     const keepers = this.keepers.loads()
@@ -300,6 +396,11 @@ export class Master {
     this.table.insertFile(file, request.keeperId)
     this.replicator.trigger()
     return this.fileInfo(file)
+  }
+
+  /** While the table is rebuilt, no name is known to be free or taken. */
+  #assertNotRecovering(): void {
+    if (this.#window) throw new DfsError('DFS_ERR_RECOVERING', 'the master is rebuilding its file table from the keepers\' inventories; try again in a moment')
   }
 
   #assertFree(name: string): void {
@@ -405,7 +506,7 @@ export class Master {
       keepers: keepers.length,
     }
     const status = summary.missing > 0 ? 'missing' : summary.underReplicated > 0 ? 'under-replicated' : summary.singleZone > 0 ? 'single-zone' : 'healthy'
-    return {status, files, summary}
+    return {status, files, summary, recovering: this.recovering, setAside: this.table.setAside()}
   }
 
   /** The keepers as placement sees them, and the goal every file is held to now. */
@@ -419,6 +520,7 @@ export class Master {
   #file(name: string): FileRow {
     assertValidName(name)
     const file = this.table.fileByName(name)
+    if (!file) this.#assertNotRecovering()
     if (!file) throw new DfsError('DFS_ERR_NOT_FOUND', `no file named "${name}"`)
     return file
   }
@@ -471,6 +573,7 @@ export class Master {
   }
 
   list(): FileSummary[] {
+    this.#assertNotRecovering()
     return this.table.files().map((file) => ({
       ...describeFile(file),
       replicas: this.keepers.countAlive(this.table.holdersOf(file.fileId)?.holders ?? []),

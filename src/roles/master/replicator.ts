@@ -173,7 +173,8 @@ export class Replicator {
     this.#inFlight.set(task.fileId, destinations.add(task.destination))
     this.keepers.assigned(task.source)
     this.keepers.assigned(task.destination)
-    const order: ReplicateRequest = {fileId: file.fileId, name: file.name, size: file.size, sha256: file.sha256, source: source.url}
+    // The copy's description carries the generation's creation time, as the first replica's does.
+    const order: ReplicateRequest = {fileId: file.fileId, name: file.name, size: file.size, sha256: file.sha256, createdAt: file.createdAt, source: source.url}
     try {
       const key = this.options.clusterKey
       if (key) order.grant = await mintGrant(key, {op: 'replicate-from', fileId: file.fileId, name: file.name, size: file.size, sha256: file.sha256, keeperId: source.id})

@@ -33,6 +33,18 @@ export interface ReplicaRow {
   keeperId: string
 }
 
+/** A replica a rebuild of the table did not use, and why. */
+export interface SetAsideRow {
+  fileId: string
+  keeperId: string
+  name: string
+  size: number
+  sha256: string
+  /** When its generation was uploaded, if its description says. */
+  createdAt?: number
+  reason: string
+}
+
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS keepers (
   id             TEXT PRIMARY KEY,
@@ -76,6 +88,19 @@ CREATE TABLE IF NOT EXISTS tombstones (
 CREATE TABLE IF NOT EXISTS revoked_tokens (
   id         TEXT PRIMARY KEY,
   revoked_at INTEGER NOT NULL
+);
+-- Replicas a rebuild of the table (--recover) found and did not use: an older generation of a name,
+-- or a description other keepers contradict. Their keepers keep them; an operator decides.
+CREATE TABLE IF NOT EXISTS set_aside (
+  file_id    TEXT NOT NULL,
+  keeper_id  TEXT NOT NULL,
+  name       TEXT NOT NULL,
+  size       INTEGER NOT NULL,
+  sha256     TEXT NOT NULL,
+  created_at INTEGER,
+  reason     TEXT NOT NULL,
+  found_at   INTEGER NOT NULL,
+  PRIMARY KEY (file_id, keeper_id)
 );
 -- Replicas of deleted files that a keeper still has to remove (it may be down when the file goes).
 CREATE TABLE IF NOT EXISTS pending_deletes (
@@ -159,6 +184,13 @@ export class MasterTable {
       pendingDeletes: db.prepare('SELECT file_id AS fileId, name FROM pending_deletes WHERE keeper_id = ?'),
       addPendingDelete: db.prepare('INSERT OR IGNORE INTO pending_deletes (keeper_id, file_id, name) VALUES (?, ?, ?)'),
       clearPendingDelete: db.prepare('DELETE FROM pending_deletes WHERE keeper_id = ? AND file_id = ?'),
+      countFiles: db.prepare('SELECT (SELECT COUNT(*) FROM files) + (SELECT COUNT(*) FROM tombstones) AS count'),
+      addSetAside: db.prepare(`INSERT INTO set_aside (file_id, keeper_id, name, size, sha256, created_at, reason, found_at)
+        VALUES (@fileId, @keeperId, @name, @size, @sha256, @createdAt, @reason, @foundAt)
+        ON CONFLICT (file_id, keeper_id) DO NOTHING`),
+      isSetAside: db.prepare('SELECT 1 FROM set_aside WHERE file_id = ?'),
+      setAside: db.prepare(`SELECT file_id AS fileId, keeper_id AS keeperId, name, size, sha256, created_at AS createdAt, reason
+        FROM set_aside ORDER BY name, file_id, keeper_id`),
       revokeToken: db.prepare('INSERT OR IGNORE INTO revoked_tokens (id, revoked_at) VALUES (?, ?)'),
       isTokenRevoked: db.prepare('SELECT 1 FROM revoked_tokens WHERE id = ?'),
     }
@@ -341,6 +373,59 @@ export class MasterTable {
     if (keepers?.size === 0) this.#doomed.delete(fileId)
     // The keeper may take a copy of this file again.
     if (changes > 0) this.#changed(fileId)
+  }
+
+  /** Whether the table never held a file (nor a deleted one): what --recover may rebuild. */
+  isEmpty(): boolean {
+    return (this.#statements.countFiles.get() as {count: number}).count === 0
+  }
+
+  /** Records a file rebuilt from keepers' inventories with every replica found, in one transaction. */
+  insertRecovered(file: FileRow, replicas: Array<{keeperId: string}>): void {
+    this.transaction(() => {
+      this.#statements.insertFile.run(file.fileId, file.name, file.size, file.sha256, file.createdAt)
+      for (const replica of replicas) this.#statements.insertReplica.run(file.fileId, replica.keeperId, Date.now())
+      this.#holders.set(file.fileId, {fileId: file.fileId, name: file.name, size: file.size, holders: new Set(replicas.map((replica) => replica.keeperId))})
+    })
+    this.#changed(file.fileId)
+  }
+
+  /** Records a replica a rebuild did not use (once per file and keeper). */
+  addSetAside(row: SetAsideRow): void {
+    this.#statements.addSetAside.run({...row, createdAt: row.createdAt ?? null, foundAt: Date.now()})
+  }
+
+  /**
+   * Takes a recorded file out of the table, every replica of it set aside for `reason`: no
+   * tombstone and no delete order, so its keepers keep it.
+   */
+  moveAside(file: FileRow, reason: string): void {
+    this.transaction(() => {
+      for (const replica of this.replicasOf(file.fileId)) {
+        this.addSetAside({fileId: file.fileId, keeperId: replica.keeperId, name: file.name, size: file.size, sha256: file.sha256, createdAt: file.createdAt, reason})
+      }
+
+      this.#statements.deleteFile.run(file.fileId)
+      this.#holders.delete(file.fileId)
+    })
+    this.#changed(file.fileId)
+  }
+
+  isSetAside(fileId: string): boolean {
+    return this.#statements.isSetAside.get(fileId) !== undefined
+  }
+
+  setAside(): SetAsideRow[] {
+    const rows = this.#statements.setAside.all() as Array<Omit<SetAsideRow, 'createdAt'> & {createdAt: number | null}>
+    return rows.map(({createdAt, ...row}) => (createdAt === null ? row : {...row, createdAt}))
+  }
+
+  /**
+   * Copies the whole database to `destination` while it stays in use (SQLite's online backup): a
+   * consistent snapshot, as of one moment, of every table.
+   */
+  async backup(destination: string): Promise<void> {
+    await this.#db.backup(destination)
   }
 
   /** Records a client token's id as revoked, durably; false if it already was. */
