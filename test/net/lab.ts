@@ -234,6 +234,23 @@ export class NetLab {
     return stdout.trim()
   }
 
+  /** From now on, counts the bytes `host` receives from `from` (bytesFrom reads the count). */
+  async countFrom(host: string, from: string): Promise<void> {
+    await nft(this.host(host), `add rule inet dfslab counted ip saddr ${this.host(from).address} counter comment "from ${from}"`)
+  }
+
+  /** The bytes (IP packets, headers included) that reached `host` from `from` since countFrom(host, from); dropped packets do not count. */
+  async bytesFrom(host: string, from: string): Promise<number> {
+    const {stdout} = await run('ip', ['netns', 'exec', this.host(host).ns, 'nft', '-j', 'list', 'chain', 'inet', 'dfslab', 'counted'])
+    for (const item of (JSON.parse(stdout) as {nftables: Array<{rule?: {comment?: string; expr: Array<{counter?: {bytes: number}}>}}>}).nftables) {
+      if (item.rule?.comment !== `from ${from}`) continue
+      const counter = item.rule.expr.find((expression) => expression.counter)
+      if (counter) return counter.counter!.bytes
+    }
+
+    throw new Error(`${host} does not count what it receives from ${from}: call countFrom first`)
+  }
+
   /** Deletes every namespace and link this lab made; safe to call twice. */
   async destroy(): Promise<void> {
     if (this.#destroyed) return
@@ -255,18 +272,20 @@ export class NetLab {
 }
 
 // Per host: packets from or to an address in @cut are dropped; `lossy` and `down` are filled by
-// loss() and link(). lo is never touched: a host always reaches itself.
+// loss() and link(), `counted` by countFrom(). lo is never touched: a host always reaches itself.
 const RULESET = `
 table inet dfslab {
   set cut { type ipv4_addr; }
   chain lossy {}
   chain down {}
+  chain counted {}
   chain input {
     type filter hook input priority 0; policy accept;
     iif "lo" accept
     ip saddr @cut drop
     jump down
     jump lossy
+    jump counted
   }
   chain output {
     type filter hook output priority 0; policy accept;
