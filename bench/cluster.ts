@@ -14,6 +14,7 @@ import {ClusterKey, createKeyFile} from '../src/lib/cluster-key.js'
 import {grantUrl} from '../src/lib/grants.js'
 import type {FileInfo, FileSummary, KeeperInfo} from '../src/lib/protocol.js'
 import {NodeProcess, type NodeRole} from '../src/roles/cluster/node-process.js'
+import type {ClusterPlacement, Placement} from '../test/helpers/cluster.js'
 
 import {lastLines, peakRssMB, removeTempDir, trackTempDir} from './processes.js'
 
@@ -28,6 +29,11 @@ export interface ClusterOptions {
   replicationInterval: string
   /** Extra node arguments per role (e.g. --cpu-prof). */
   nodeArgs?: {master?: string[]; keeper?: string[]}
+  /**
+   * Where the master and each keeper run (bench/net.ts: one network namespace each, see
+   * test/net/lab.ts); on loopback without it.
+   */
+  placement?: Omit<ClusterPlacement, 'client'>
 }
 
 export interface KeeperProcess {
@@ -85,11 +91,12 @@ export class Cluster {
     // The bench's dfs commands (its children inherit the environment) and its own master calls show an admin token.
     process.env.DFS_TOKEN = (await mintClientToken(await ClusterKey.load(secretFile), {scope: 'admin', ttlMs: 24 * 60 * 60 * 1000})).token
     const started: NodeProcess[] = []
-    const launch = async (name: string, role: NodeRole, args: string[]): Promise<NodeProcess> => {
+    const launch = async (name: string, role: NodeRole, args: string[], placement?: Placement): Promise<NodeProcess> => {
       const node = new NodeProcess({
         name,
         role,
-        args: [...args, '--log-level', 'warn'],
+        args: [...args, ...(placement?.args ?? []), '--log-level', 'warn'],
+        prefix: placement?.prefix,
         nodeArgs: options.nodeArgs?.[role],
         // --cpu-prof writes its profiles here unless told a directory.
         cwd: options.dir,
@@ -118,19 +125,21 @@ export class Cluster {
         '--heartbeat-timeout', options.heartbeatTimeout,
         '--replication-interval', options.replicationInterval,
         '--secret-file', secretFile,
-      ])
+      ], options.placement?.master)
       const masterUrl = master.url!
       const keepers = await Promise.all(
         Array.from({length: options.keepers}, async (_, index): Promise<KeeperProcess> => {
           const dir = join(options.dir, `keeper-${index + 1}`)
+          const placement = options.placement?.keeper(index)
           const node = await launch(`keeper ${index + 1}`, 'keeper', [
             'keeper',
             '--master', masterUrl,
             '--data', dir,
-            '--port', '0',
+            // A placed keeper has its port in its placement, to advertise it.
+            ...(placement ? [] : ['--port', '0']),
             '--heartbeat-interval', options.heartbeatInterval,
             '--secret-file', secretFile,
-          ])
+          ], placement)
           return {id: node.id!, url: node.url!, dir, node}
         }),
       )

@@ -95,6 +95,8 @@ export interface NodeRunOptions {
   /** Record the peak RSS through the probe (not for start-up timing, the probe costs a module load). */
   measureRss?: boolean
   timeoutMs?: number
+  /** A command that runs node for us, e.g. ['ip', 'netns', 'exec', NS]. */
+  prefix?: string[]
 }
 
 export interface RunResult {
@@ -121,7 +123,8 @@ export function startNode(script: string, args: string[], options: NodeRunOption
   }
 
   const started = performance.now()
-  const proc = spawnTracked(process.execPath, [...nodeArgs, script, ...args], {
+  const [command, ...commandArgs] = [...(options.prefix ?? []), process.execPath, ...nodeArgs, script, ...args]
+  const proc = spawnTracked(command!, commandArgs, {
     cwd: options.cwd,
     env: {...process.env, ...options.env, ...(rssFile ? {BENCH_RSS_FILE: rssFile} : {})},
   })

@@ -76,6 +76,17 @@ describe('planRepairs: copies that bring files back to their target', () => {
     assert.deepEqual(tasks.map((task) => task.destination), ['c'])
   })
 
+  test('copies from a holder no copy of the file failed from, while one is alive', () => {
+    // a is the least loaded holder, and the one a copy failed from.
+    const keepers = [keeper('a'), keeper('b', {load: 3}), keeper('c')]
+    const failedFromA = [{...file('f', ['a', 'b']), failedSources: ['a']}]
+    assert.deepEqual(planRepairs({...base, files: failedFromA, keepers, target: 3}).map((task) => task.source), ['b'])
+    assert.deepEqual(planRepairs({...base, files: [file('f', ['a', 'b'])], keepers, target: 3}).map((task) => task.source), ['a'])
+    // With no other holder alive, the one that failed is still tried.
+    const onlyA = [{...file('f', ['a']), failedSources: ['a']}]
+    assert.deepEqual(planRepairs({...base, files: onlyA, keepers, target: 3}).map((task) => task.source), ['a', 'a'])
+  })
+
   test('never places a copy on a keeper without room for it', () => {
     const keepers = [keeper('a'), keeper('b', {freeBytes: 10}), keeper('c')]
     const tasks = planRepairs({...base, files: [file('f', ['a'], 1000)], keepers, target: 3})

@@ -9,6 +9,7 @@ import {constants} from 'node:os'
 import {killTrackedChildren} from '../../src/roles/cluster/node-process.js'
 
 const dirs = new Set<string>()
+const exitHooks = new Set<() => void>()
 const reporters: Array<() => string> = []
 let installed = false
 
@@ -16,6 +17,17 @@ let installed = false
 export function removeAtExit(dir: string): void {
   installCleanup()
   dirs.add(dir)
+}
+
+/**
+ * Runs `hook` (synchronous) when this process exits, after its children were killed and before its
+ * temp dirs are removed: for what a test made outside the file system (network namespaces). Returns
+ * the function that unregisters it, for when the test undid it itself.
+ */
+export function runAtExit(hook: () => void): () => void {
+  installCleanup()
+  exitHooks.add(hook)
+  return () => exitHooks.delete(hook)
 }
 
 /** Adds what to print when this process is stopped by a signal (e.g. the logs of the servers still running). */
@@ -55,6 +67,14 @@ export function killLeftovers(when: string): void {
 /** Synchronous, for the 'exit' event: kills what still runs, then removes the dirs. */
 function cleanUpNow(): void {
   killLeftovers('test process exiting')
+  for (const hook of exitHooks) {
+    try {
+      hook()
+    } catch (error) {
+      process.stderr.write(`cleanup at exit failed: ${(error as Error).message}\n`)
+    }
+  }
+
   for (const dir of dirs) {
     try {
       // A child killed a moment ago may still add a file: retry on ENOTEMPTY.

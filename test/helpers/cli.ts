@@ -26,6 +26,8 @@ export interface CliOptions {
   /** What the command reads on stdin; nothing by default. */
   stdin?: string
   timeoutMs?: number
+  /** A command that runs node for us, e.g. ['ip', 'netns', 'exec', NS]: the client then runs in that network namespace. */
+  prefix?: string[]
 }
 
 const running = new Set<ChildProcess>()
@@ -34,7 +36,8 @@ const running = new Set<ChildProcess>()
 export async function runCli(args: string[], options: CliOptions = {}): Promise<CliResult> {
   installCleanup()
   const started = Date.now()
-  const child = spawn(process.execPath, [DFS_BIN, ...args], {env: {...process.env, ...options.env}, stdio: ['pipe', 'pipe', 'pipe']})
+  const [command, ...commandArgs] = [...(options.prefix ?? []), process.execPath, DFS_BIN, ...args]
+  const child = spawn(command!, commandArgs, {env: {...process.env, ...options.env}, stdio: ['pipe', 'pipe', 'pipe']})
   trackChild(child)
   running.add(child)
   const stdout: Buffer[] = []

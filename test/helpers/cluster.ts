@@ -160,11 +160,11 @@ export class ServerProcess {
    * Spawns `dfs <args>` (args[0] is master or keeper) and resolves once it prints its "listening on"
    * line and answers /health; fails with the tail of its output if it exits or is not ready in time.
    */
-  static async start(args: string[], agent?: Peer['agent']): Promise<ServerProcess> {
+  static async start(args: string[], agent?: Peer['agent'], prefix?: string[]): Promise<ServerProcess> {
     installCleanup()
     const role = args[0]
     if (role !== 'master' && role !== 'keeper') throw new Error(`ServerProcess starts a master or a keeper, not "${role}"`)
-    const node = new NodeProcess({name: role, role, args, detached: false, readyTimeoutMs: SERVER_READY_TIMEOUT_MS, stopTimeoutMs: SERVER_STOP_TIMEOUT_MS, agent})
+    const node = new NodeProcess({name: role, role, args, prefix, detached: false, readyTimeoutMs: SERVER_READY_TIMEOUT_MS, stopTimeoutMs: SERVER_STOP_TIMEOUT_MS, agent})
     try {
       await node.start()
     } catch (error) {
@@ -189,6 +189,21 @@ export class ServerProcess {
   }
 }
 
+/** Where a server runs: the command that runs node for it (a network namespace) and the flags that make it listen and be reached there. */
+export interface Placement {
+  prefix: string[]
+  args: string[]
+}
+
+/** Where each server of a cluster runs, and the CLI (test/net/lab.ts makes one per host). */
+export interface ClusterPlacement {
+  master: Placement
+  /** Keeper `index` (0-based, in the order they were added; a restart keeps its index). */
+  keeper(index: number): Placement
+  /** The prefix the cluster's dfs() runs the CLI with. */
+  client: string[]
+}
+
 export interface ClusterOptions {
   keepers?: number
   replicas?: number
@@ -196,6 +211,8 @@ export interface ClusterOptions {
   keeperArgs?: string[]
   /** Serve https, with the private CA and certificate `cluster up --tls` makes (in DIR/tls); the CLI gets --ca. */
   tls?: boolean
+  /** Servers and CLI elsewhere than on loopback in this process's namespace. */
+  placement?: ClusterPlacement
 }
 
 /**
@@ -265,7 +282,8 @@ export class TestCluster {
       ...this.#tlsArgs(),
       ...withDefaults(this.options.masterArgs, {'--heartbeat-timeout': FAST.heartbeatTimeout, '--replication-interval': FAST.replicationInterval}),
       ...extraArgs,
-    ], this.tls?.agent)
+      ...(this.options.placement?.master.args ?? []),
+    ], this.tls?.agent, this.options.placement?.master.prefix)
     this.#started.push(this.master)
     this.masterPort = Number(new URL(this.master.url).port)
     return this.master
@@ -275,6 +293,8 @@ export class TestCluster {
   async addKeeper(dataDir?: string): Promise<ServerProcess> {
     const dir = dataDir ?? join(this.dir, `keeper-${this.keeperDirs.length + 1}`)
     if (!this.keeperDirs.includes(dir)) this.keeperDirs.push(dir)
+    const index = this.keeperDirs.indexOf(dir)
+    const placement = this.options.placement?.keeper(index)
     const keeper = await ServerProcess.start([
       'keeper',
       '--master', this.masterUrl,
@@ -282,9 +302,9 @@ export class TestCluster {
       '--secret-file', this.secretFile,
       ...this.#tlsArgs(),
       ...withDefaults(this.options.keeperArgs, {'--heartbeat-interval': FAST.heartbeatInterval}),
-    ], this.tls?.agent)
+      ...(placement?.args ?? []),
+    ], this.tls?.agent, placement?.prefix)
     this.#started.push(keeper)
-    const index = this.keeperDirs.indexOf(dir)
     this.keepers[index] = keeper
     this.noteKeeperDataDir(keeper.id, dir)
     return keeper
@@ -327,11 +347,11 @@ export class TestCluster {
 
   /** Runs the CLI against this cluster's master, with its admin token (DFS_TOKEN). */
   dfs(args: string[]): Promise<RunResult> {
-    return dfs([...args, '--master', this.masterUrl, ...this.#caFlags()], {env: {DFS_TOKEN: this.token}})
+    return dfs([...args, '--master', this.masterUrl, ...this.#caFlags()], {env: {DFS_TOKEN: this.token}, prefix: this.options.placement?.client})
   }
 
   dfsJson<T>(args: string[]): Promise<T> {
-    return dfsJson<T>([...args, '--master', this.masterUrl, ...this.#caFlags()], {env: {DFS_TOKEN: this.token}})
+    return dfsJson<T>([...args, '--master', this.masterUrl, ...this.#caFlags()], {env: {DFS_TOKEN: this.token}, prefix: this.options.placement?.client})
   }
 
   /** json() on this cluster's master (`path`: /files, …), showing its admin token. */

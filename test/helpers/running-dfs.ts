@@ -16,10 +16,12 @@ export interface RunningDfs {
 
 /**
  * Starts `dfs <args>`. With `readStdout` the test reads the child's stdout itself (and controls
- * its pace); `done` then carries an empty stdout.
+ * its pace); `done` then carries an empty stdout. With `prefix` (['ip', 'netns', 'exec', NS]) it
+ * runs in that network namespace.
  */
-export function startDfs(args: string[], options: {readStdout?: boolean} = {}): RunningDfs {
-  const child = spawn(process.execPath, [BIN, ...args], {stdio: ['ignore', 'pipe', 'pipe']})
+export function startDfs(args: string[], options: {readStdout?: boolean; prefix?: string[]} = {}): RunningDfs {
+  const [command, ...commandArgs] = [...(options.prefix ?? []), process.execPath, BIN, ...args]
+  const child = spawn(command!, commandArgs, {stdio: ['ignore', 'pipe', 'pipe']})
   const stdout: Buffer[] = []
   const stderr: Buffer[] = []
   if (!options.readStdout) child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk))

@@ -31,6 +31,10 @@ export interface RangedDownloadOptions {
  * speed measurable on this 2-core machine, where the client is CPU-bound.
  */
 export const MAX_BUFFERED = 12 * 1024 * 1024
+// A replica cut off in the middle of a range sends nothing more and closes nothing (its packets
+// are lost, not refused): after this long without a byte its range goes to another replica,
+// instead of waiting undici's 300 s.
+export const RANGE_STALL_TIMEOUT_MS = 30_000
 
 export interface SourceReport {
   keeper: string
@@ -151,7 +155,7 @@ export class RangedDownload {
     const expect = first === 0 && last === size - 1 ? [206, 200] : [206]
     source.busy++
     try {
-      const response = await source.peer.open(keeperRoutes.read, input, {expect})
+      const response = await source.peer.open(keeperRoutes.read, input, {expect, timeout: RANGE_STALL_TIMEOUT_MS})
       if (response.headers[FILE_ID_HEADER] !== fileId) {
         await response.body.dump()
         throw new DfsError('DFS_ERR_INTEGRITY', `the keeper at ${source.url} served another generation of "${name}"`)

@@ -22,6 +22,12 @@ export interface FileReplicas {
   holders: string[]
   /** Keepers that must not get a copy now (they still have to delete an old one). */
   excluded?: string[]
+  /**
+   * Holders a copy of this file failed from since its last good copy (one the destination cannot
+   * reach, say): the source only when no other holder is alive, so that a partition between two
+   * keepers does not make every retry pick the same unreachable source.
+   */
+  failedSources?: string[]
 }
 
 export interface CopyTask {
@@ -155,7 +161,10 @@ export function planRepairs(input: RepairPlanInput): CopyTask[] {
         .filter((keeper) => missing > 0 || !zones.has(keeper.zone))
         .sort((a, b) => Number(zones.has(a.zone)) - Number(zones.has(b.zone)) || byLoad(a, b))[0]
       if (!destination) break
-      const source = standing.sources.map((id) => load.get(id)!).sort(byLoad)[0]!
+      const failed = new Set(file.failedSources ?? [])
+      const source = standing.sources
+        .map((id) => load.get(id)!)
+        .sort((a, b) => Number(failed.has(a.id)) - Number(failed.has(b.id)) || byLoad(a, b))[0]!
       tasks.push({fileId: file.fileId, name: file.name, size: file.size, source: source.id, destination: destination.id, aliveReplicas: standing.counted.length})
       taken.add(destination.id)
       zones.add(destination.zone)

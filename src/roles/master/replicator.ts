@@ -41,6 +41,8 @@ export class Replicator {
   readonly #inFlight = new Map<string, Set<string>>()
   readonly #running = new Set<Promise<void>>()
   readonly #failedAt = new Map<string, number>()
+  /** File id → the sources a copy of it failed from since its last good copy. */
+  readonly #failedSources = new Map<string, Set<string>>()
   /** Files to look at in the next pass. */
   readonly #dirty = new Set<string>()
   /** Whether the next pass looks at every file. */
@@ -139,7 +141,8 @@ export class Replicator {
     this.#dirty.clear()
     const files: FileReplicas[] = []
     const add = (file: FileHolders) => {
-      files.push({fileId: file.fileId, name: file.name, size: file.size, holders: [...file.holders], excluded: this.table.doomedHolders(file.fileId)})
+      const failedSources = [...(this.#failedSources.get(file.fileId) ?? [])]
+      files.push({fileId: file.fileId, name: file.name, size: file.size, holders: [...file.holders], excluded: this.table.doomedHolders(file.fileId), failedSources})
     }
 
     if (full) {
@@ -168,6 +171,7 @@ export class Replicator {
     const file = this.table.fileById(task.fileId)
     const source = this.keepers.get(task.source)
     const destination = this.keepers.get(task.destination)
+    if (!file) this.#failedSources.delete(task.fileId)
     if (!file || !source || !destination) return
     const destinations = this.#inFlight.get(task.fileId) ?? new Set<string>()
     this.#inFlight.set(task.fileId, destinations.add(task.destination))
@@ -186,11 +190,13 @@ export class Replicator {
         const alive = this.keepers.countAlive(this.table.holdersOf(file.fileId)?.holders ?? [])
         if (alive >= this.options.replicas) this.table.clearCorrupt(file.fileId)
       }
+      this.#failedSources.delete(file.fileId)
       this.options.log.info(`copied "${file.name}" from ${task.source} to ${task.destination} (${task.aliveReplicas + 1} alive replicas)`)
     } catch (error) {
       this.options.log.warn(`copy of "${file.name}" from ${task.source} to ${task.destination} failed: ${(error as Error).message}`)
       this.#failedAt.set(task.source, Date.now())
       this.#failedAt.set(task.destination, Date.now())
+      this.#failedSources.set(file.fileId, (this.#failedSources.get(file.fileId) ?? new Set()).add(task.source))
       this.#dirty.add(task.fileId)
       setTimeout(() => this.trigger(), COOL_DOWN_MS).unref()
       return

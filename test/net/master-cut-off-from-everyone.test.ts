@@ -1,0 +1,66 @@
+import assert from 'node:assert/strict'
+import {join} from 'node:path'
+import {test} from 'node:test'
+
+import {FIXTURES, SAMPLES, randomFile, sha256File, waitFor} from '../helpers/cluster.js'
+import {startDfs, whileRunning} from '../helpers/running-dfs.js'
+import {logMessages} from '../helpers/server-logs.js'
+import {assertAllReadBack, holdersOnDisk, replicasOf, startNetCluster} from './net-cluster.js'
+
+const MiB = 1024 * 1024
+
+test('the master cut off from every host and back: a get already granted finishes, and after the heal every file is whole, once, on 3 keepers', async (t) => {
+  const net = await startNetCluster(t, {keepers: 4})
+  if (!net) return
+  const {lab, cluster} = net
+  const files: Record<string, string> = Object.fromEntries(Object.entries(SAMPLES).map(([name, {sha256}]) => [name, sha256]))
+  for (const name of Object.keys(files)) {
+    const put = await cluster.dfs(['put', join(FIXTURES, name), '--wait', 'all'])
+    assert.equal(put.code, 0, put.stderr)
+  }
+
+  const source = join(net.work, 'movie.bin')
+  files['movie.bin'] = await randomFile(source, 16 * MiB)
+  const put = await cluster.dfs(['put', source, '--wait', 'all'])
+  assert.equal(put.code, 0, put.stderr)
+  const names = Object.keys(files)
+
+  // A get under way (slowed so that it lasts) when the master drops off the network.
+  const holders = (await replicasOf(cluster, ['movie.bin']))['movie.bin']!.alive.map((id) => net.hostOf(id).name)
+  for (const holder of holders) await lab.shape(holder, '16mbit')
+  await lab.countFrom('client', holders[0]!)
+  const out = join(net.work, 'movie.copy')
+  const get = startDfs(['get', 'movie.bin', '-o', out, '--range-size', '1m', ...cluster.clientFlags], {prefix: lab.host('client').prefix})
+  await whileRunning(get, 'the get to receive its first MiB', async () => (await lab.bytesFrom('client', holders[0]!)) > MiB)
+
+  const logBefore = cluster.master.logs.length
+  await lab.isolate('master')
+  // The test process still sees the master: it declares every keeper dead, having heard none.
+  await waitFor('the master to declare every keeper dead', async () => (await cluster.keeperStatus()).every((keeper) => !keeper.alive))
+  const got = await get.done
+  assert.equal(got.code, 0, got.stderr)
+  assert.equal(await sha256File(out), files['movie.bin'])
+
+  await lab.rejoin('master')
+  for (const holder of holders) await lab.unshape(holder)
+  await waitFor('every keeper alive again, and every file on exactly 3 keepers in the table and on disk', async () => {
+    if (!(await cluster.keeperStatus()).every((keeper) => keeper.alive)) return false
+    for (const name of names) {
+      const {fileId, replicas} = await cluster.stat(name)
+      if (replicas.length !== 3 || replicas.some((replica) => !replica.alive)) return false
+      if ((await holdersOnDisk(cluster, fileId)).join() !== replicas.map((replica) => replica.keeper).sort().join()) return false
+    }
+
+    return true
+  })
+  const masterLog = logMessages(cluster.master).slice(logBefore)
+  const copies = masterLog.filter((line) => line.startsWith('copied "'))
+  const trims = masterLog.filter((line) => line.startsWith('trimming surplus replica'))
+  t.diagnostic(`after the heal: ${copies.length} copies, ${trims.length} trims`)
+  assert.equal(trims.length, copies.length)
+  await assertAllReadBack(net, files)
+  // And the cluster takes new files again.
+  const after = await cluster.dfs(['put', join(FIXTURES, 'sample_1.mp4'), '--name', 'after.mp4', '--wait', 'all'])
+  assert.equal(after.code, 0, after.stderr)
+  await assertAllReadBack(net, {'after.mp4': files['sample_1.mp4']!})
+})
