@@ -22,6 +22,8 @@ export interface StartMasterOptions {
   tls?: ServerTls
   /** The authority keepers' https certificates must chain to; by default the system's. */
   ca?: Buffer
+  /** Uploads begun and not committed, at most; by default DEFAULTS.maxPendingUploads. */
+  maxPendingUploads?: number
 }
 
 export interface RunningMaster {
@@ -51,6 +53,7 @@ async function serve(options: StartMasterOptions, unlock: () => Promise<void>): 
     heartbeatTimeoutMs: options.heartbeatTimeoutMs,
     replicationIntervalMs: options.replicationIntervalMs,
     clusterKey: options.clusterKey,
+    maxPendingUploads: options.maxPendingUploads,
     agent: options.ca ? connectionPool(options.ca) : undefined,
     log: {info: (message) => app?.log.info(message), warn: (message) => app?.log.warn(message)},
   })
