@@ -28,6 +28,11 @@ export interface ClusterOptions {
   replicationInterval: string
   /** Extra node arguments per role (e.g. --cpu-prof). */
   nodeArgs?: {master?: string[]; keeper?: string[]}
+  /**
+   * With a cluster key (the default, as a real cluster runs): tokens, grants and member
+   * credentials. false: no key at all, which a master allows on loopback only; nothing is checked.
+   */
+  auth?: boolean
 }
 
 export interface KeeperProcess {
@@ -79,11 +84,19 @@ export class Cluster {
   static async start(options: ClusterOptions): Promise<Cluster> {
     trackTempDir(options.dir)
     await mkdir(options.dir, {recursive: true})
-    // Auth on, as in a real cluster: what the bench measures includes what credentials cost.
+    // Auth on unless asked otherwise, as in a real cluster: what the bench measures includes what credentials cost.
+    const auth = options.auth ?? true
     const secretFile = join(options.dir, 'secret')
-    await createKeyFile(secretFile)
-    // The bench's dfs commands (its children inherit the environment) and its own master calls show an admin token.
-    process.env.DFS_TOKEN = (await mintClientToken(await ClusterKey.load(secretFile), {scope: 'admin', ttlMs: 24 * 60 * 60 * 1000})).token
+    if (auth) {
+      await createKeyFile(secretFile)
+      // The bench's dfs commands (its children inherit the environment) and its own master calls show an admin token.
+      process.env.DFS_TOKEN = (await mintClientToken(await ClusterKey.load(secretFile), {scope: 'admin', ttlMs: 24 * 60 * 60 * 1000})).token
+    } else {
+      // No token either: a keyless cluster's clients send none.
+      delete process.env.DFS_TOKEN
+    }
+
+    const keyArgs = auth ? ['--secret-file', secretFile] : []
     const started: NodeProcess[] = []
     const launch = async (name: string, role: NodeRole, args: string[]): Promise<NodeProcess> => {
       const node = new NodeProcess({
@@ -117,7 +130,7 @@ export class Cluster {
         '--replicas', String(options.replicas),
         '--heartbeat-timeout', options.heartbeatTimeout,
         '--replication-interval', options.replicationInterval,
-        '--secret-file', secretFile,
+        ...keyArgs,
       ])
       const masterUrl = master.url!
       const keepers = await Promise.all(
@@ -129,7 +142,7 @@ export class Cluster {
             '--data', dir,
             '--port', '0',
             '--heartbeat-interval', options.heartbeatInterval,
-            '--secret-file', secretFile,
+            ...keyArgs,
           ])
           return {id: node.id!, url: node.url!, dir, node}
         }),
@@ -147,7 +160,8 @@ export class Cluster {
   async #get<T>(path: string): Promise<T | undefined> {
     let response
     try {
-      const headers = {authorization: `Bearer ${process.env.DFS_TOKEN}`}
+      const token = process.env.DFS_TOKEN
+      const headers = token ? {authorization: `Bearer ${token}`} : {}
       response = await request(`${this.masterUrl}${path}`, {dispatcher: agent, headers, headersTimeout: 30_000, bodyTimeout: 30_000})
     } catch (error) {
       throw new Error(`master GET ${path}: ${(error as Error).message}${this.crashReport()}`, {cause: error})
@@ -164,7 +178,7 @@ export class Cluster {
 
   /**
    * A URL that reads `name` from one alive replica with nothing but HTTP, as a browser or curl
-   * would: with the read grant the master hands out (the bench's cluster has a key).
+   * would: with the read grant the master hands out when the cluster has a key.
    */
   async readUrl(name: string): Promise<string> {
     const replica = (await this.fileInfo(name))?.replicas.find((candidate) => candidate.alive)
