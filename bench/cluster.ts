@@ -34,6 +34,11 @@ export interface ClusterOptions {
    * test/net/lab.ts); on loopback without it.
    */
   placement?: Omit<ClusterPlacement, 'client'>
+  /**
+   * With a cluster key (the default, as a real cluster runs): tokens, grants and member
+   * credentials. false: no key at all, which a master allows on loopback only; nothing is checked.
+   */
+  auth?: boolean
 }
 
 export interface KeeperProcess {
@@ -85,11 +90,19 @@ export class Cluster {
   static async start(options: ClusterOptions): Promise<Cluster> {
     trackTempDir(options.dir)
     await mkdir(options.dir, {recursive: true})
-    // Auth on, as in a real cluster: what the bench measures includes what credentials cost.
+    // Auth on unless asked otherwise, as in a real cluster: what the bench measures includes what credentials cost.
+    const auth = options.auth ?? true
     const secretFile = join(options.dir, 'secret')
-    await createKeyFile(secretFile)
-    // The bench's dfs commands (its children inherit the environment) and its own master calls show an admin token.
-    process.env.DFS_TOKEN = (await mintClientToken(await ClusterKey.load(secretFile), {scope: 'admin', ttlMs: 24 * 60 * 60 * 1000})).token
+    if (auth) {
+      await createKeyFile(secretFile)
+      // The bench's dfs commands (its children inherit the environment) and its own master calls show an admin token.
+      process.env.DFS_TOKEN = (await mintClientToken(await ClusterKey.load(secretFile), {scope: 'admin', ttlMs: 24 * 60 * 60 * 1000})).token
+    } else {
+      // No token either: a keyless cluster's clients send none.
+      delete process.env.DFS_TOKEN
+    }
+
+    const keyArgs = auth ? ['--secret-file', secretFile] : []
     const started: NodeProcess[] = []
     const launch = async (name: string, role: NodeRole, args: string[], placement?: Placement): Promise<NodeProcess> => {
       const node = new NodeProcess({
@@ -124,7 +137,7 @@ export class Cluster {
         '--replicas', String(options.replicas),
         '--heartbeat-timeout', options.heartbeatTimeout,
         '--replication-interval', options.replicationInterval,
-        '--secret-file', secretFile,
+        ...keyArgs,
       ], options.placement?.master)
       const masterUrl = master.url!
       const keepers = await Promise.all(
@@ -138,7 +151,7 @@ export class Cluster {
             // A placed keeper has its port in its placement, to advertise it.
             ...(placement ? [] : ['--port', '0']),
             '--heartbeat-interval', options.heartbeatInterval,
-            '--secret-file', secretFile,
+            ...keyArgs,
           ], placement)
           return {id: node.id!, url: node.url!, dir, node}
         }),
@@ -156,7 +169,8 @@ export class Cluster {
   async #get<T>(path: string): Promise<T | undefined> {
     let response
     try {
-      const headers = {authorization: `Bearer ${process.env.DFS_TOKEN}`}
+      const token = process.env.DFS_TOKEN
+      const headers = token ? {authorization: `Bearer ${token}`} : {}
       response = await request(`${this.masterUrl}${path}`, {dispatcher: agent, headers, headersTimeout: 30_000, bodyTimeout: 30_000})
     } catch (error) {
       throw new Error(`master GET ${path}: ${(error as Error).message}${this.crashReport()}`, {cause: error})
@@ -173,7 +187,7 @@ export class Cluster {
 
   /**
    * A URL that reads `name` from one alive replica with nothing but HTTP, as a browser or curl
-   * would: with the read grant the master hands out (the bench's cluster has a key).
+   * would: with the read grant the master hands out when the cluster has a key.
    */
   async readUrl(name: string): Promise<string> {
     const replica = (await this.fileInfo(name))?.replicas.find((candidate) => candidate.alive)

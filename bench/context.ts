@@ -6,7 +6,7 @@ import {join} from 'node:path'
 import {Cluster, type ClusterOptions} from './cluster.js'
 import type {Recorder} from './report.js'
 
-export const SCENARIOS = ['startup', 'large', 'memory', 'small', 'repair'] as const
+export const SCENARIOS = ['startup', 'large', 'memory', 'small', 'repair', 'auth'] as const
 export type ScenarioName = (typeof SCENARIOS)[number]
 
 export interface BenchOptions {
@@ -18,6 +18,11 @@ export interface BenchOptions {
   smallSize: number
   repairCount: number
   repairSize: number
+  /** Small files, and the size of the mid-size file, of the auth-cost scenario. */
+  authCount: number
+  midSize: number
+  /** Every cluster without a key (loopback only, nothing checked); the auth scenario compares both anyway. */
+  noKey: boolean
   runs: number
   /** Samples of each start-up command per run. */
   startupSamples: number
@@ -62,7 +67,7 @@ export class Context {
     return path
   }
 
-  /** A fresh master + 4 keepers with their own data directories. */
+  /** A fresh master + 4 keepers with their own data directories; with a cluster key unless --no-key. */
   async cluster(overrides: Partial<ClusterOptions> = {}): Promise<Cluster> {
     const dir = join(this.root, `cluster-${++this.#clusters}`)
     return Cluster.start({
@@ -73,6 +78,7 @@ export class Context {
       heartbeatInterval: '1s',
       replicationInterval: '10s',
       nodeArgs: {master: this.nodeArgs('master'), keeper: this.nodeArgs('keeper')},
+      auth: !this.options.noKey,
       ...overrides,
     })
   }

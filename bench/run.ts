@@ -3,7 +3,7 @@
 // are marked met or missed; the exit code is non-zero only when the bench itself breaks.
 //
 //   node dist/bench/run.js [--size 1GiB] [--small-count 1000] [--runs 3] [--json] [--short]
-//                          [--only large,small] [--cpu-prof DIR] [--tmp DIR]
+//                          [--only large,small] [--no-key] [--cpu-prof DIR] [--tmp DIR]
 
 import {mkdtemp, mkdir, writeFile} from 'node:fs/promises'
 import {availableParallelism, cpus, loadavg, release, tmpdir, totalmem} from 'node:os'
@@ -19,6 +19,7 @@ import {formatReport, Recorder} from './report.js'
 import {median, summarize} from './stats.js'
 import {bareGetTool, runLargeOnce, setUpLarge, tearDownLarge, type LargeRun} from './scenarios/large.js'
 import {REPAIR_HEARTBEAT_INTERVAL_MS, REPAIR_HEARTBEAT_TIMEOUT_MS, runRepairOnce} from './scenarios/repair.js'
+import {runAuthOnce} from './scenarios/auth.js'
 import {runSmallOnce} from './scenarios/small.js'
 import {runStartup} from './scenarios/startup.js'
 
@@ -28,6 +29,10 @@ const USAGE = `usage: node dist/bench/run.js [options]   (npm run bench -- [opti
   --memory-size SIZE   the smaller size peak RSS is compared at (default 256MiB; --short: 4MiB)
   --small-count N      number of 64 KiB files (default 1000; --short: 50)
   --repair-count N     number of 1 MiB files in the repair scenario (default 100; --short: 20)
+  --auth-count N       number of 64 KiB files in the auth-cost scenario (default 300; --short: 20)
+  --mid-size SIZE      the file the auth-cost scenario gets (default 64MiB; --short: 4MiB)
+  --no-key             every cluster without a cluster key (loopback only: no tokens, grants or
+                       member credentials); the auth scenario compares both in any case
   --runs N             runs of each scenario (default 3; --short: 1)
   --short              CI mode: small sizes, one run, targets shown but not checked
   --only LIST          scenarios to run, comma-separated: ${SCENARIOS.join(',')}
@@ -175,6 +180,22 @@ async function runScenarios(context: Context, dataDir: string): Promise<void> {
       target: {max: limit, text: `≤ ${REPAIR_HEARTBEAT_TIMEOUT_MS / 1000} s timeout + 2 s + ${copyS.toFixed(2)} s copy = ${limit.toFixed(2)} s`},
     })
   }
+
+  if (options.only.has('auth')) {
+    const authDir = join(dataDir, 'auth')
+    const small = await generateFiles(authDir, 'a', options.authCount, options.smallSize)
+    const mid = await generateFile(join(authDir, `mid-${options.midSize}.bin`), options.midSize)
+    for (let run = 1; run <= options.runs; run++) {
+      context.log(`8. what auth costs, run ${run}/${options.runs}`)
+      const {withKey, withoutKey} = await runAuthOnce(context, small, authDir, mid, run)
+      recorder.add('auth.put-open', withoutKey.putRate)
+      recorder.add('auth.put-key', withKey.putRate)
+      recorder.add('auth.get-open', withoutKey.getRate)
+      recorder.add('auth.get-key', withKey.getRate)
+      recorder.add('auth.mid-open', withoutKey.midGetMs / 1000)
+      recorder.add('auth.mid-key', withKey.midGetMs / 1000)
+    }
+  }
 }
 
 function machine() {
@@ -193,6 +214,9 @@ function notes(options: BenchOptions): string[] {
     `repair: master --heartbeat-timeout ${REPAIR_HEARTBEAT_TIMEOUT_MS / 1000}s, keepers --heartbeat-interval ${REPAIR_HEARTBEAT_INTERVAL_MS}ms; other clusters use 3s / 1s`,
     `large get baseline: ${bareGetTool()} of GET {keeper}/files/NAME into a file, then fsync (dfs get fsyncs too)`,
     `peak RSS: VmHWM of master and the largest keeper at the end of scenarios 1–3 on a fresh cluster per run; clients via an --import probe at exit`,
+    options.noKey
+      ? '--no-key: clusters without a cluster key (no tokens, grants or member credentials), except the "with key" rows of 8'
+      : 'clusters run with a cluster key (tokens, grants, member credentials), except the "no key" rows of 8',
     ...(options.short ? ['--short: tiny sizes and one run; targets are shown but not checked'] : []),
   ]
 }
@@ -258,6 +282,15 @@ function defineRows(recorder: Recorder, options: BenchOptions): void {
   recorder.define({id: 'repair.copy', section: repair, label: 'bare PUTs of the lost replicas, 4 at a time (copy time)', unit: 's', short: 'copy'})
   recorder.define({id: 'repair.detect', section: repair, label: 'SIGKILL → keeper marked dead', unit: 's'})
   recorder.define({id: 'repair.time', section: repair, label: 'SIGKILL → every file at 3 alive replicas', unit: 's', target: {max: REPAIR_HEARTBEAT_TIMEOUT_MS / 1000 + 2, text: 'timeout + 2 s + copy'}})
+
+  // Ratios are with key ÷ without: below 1× for a rate, above 1× for a time, is what auth costs.
+  const auth = `8. What auth costs (${options.authCount} × ${formatSize(options.smallSize)}, 1 process; get of ${formatSize(options.midSize)})`
+  recorder.define({id: 'auth.put-open', section: auth, label: 'dfs put, no key (baseline)', unit: 'files/s', short: 'no key'})
+  recorder.define({id: 'auth.put-key', section: auth, label: 'dfs put, with key', unit: 'files/s', baseline: 'auth.put-open'})
+  recorder.define({id: 'auth.get-open', section: auth, label: 'dfs get -o DIR, no key (baseline)', unit: 'files/s', short: 'no key'})
+  recorder.define({id: 'auth.get-key', section: auth, label: 'dfs get -o DIR, with key', unit: 'files/s', baseline: 'auth.get-open'})
+  recorder.define({id: 'auth.mid-open', section: auth, label: `dfs get of ${formatSize(options.midSize)}, no key (baseline)`, unit: 's', short: 'no key'})
+  recorder.define({id: 'auth.mid-key', section: auth, label: `dfs get of ${formatSize(options.midSize)}, with key`, unit: 's', baseline: 'auth.mid-open'})
 }
 
 /** Scenarios 1–3 are recorded at --size; at --memory-size only the peak RSS figures are. */
@@ -288,6 +321,9 @@ async function parseOptions(): Promise<BenchOptions> {
       'memory-size': {type: 'string'},
       'small-count': {type: 'string'},
       'repair-count': {type: 'string'},
+      'auth-count': {type: 'string'},
+      'mid-size': {type: 'string'},
+      'no-key': {type: 'boolean', default: false},
       runs: {type: 'string'},
       short: {type: 'boolean', default: false},
       only: {type: 'string'},
@@ -323,6 +359,8 @@ async function parseOptions(): Promise<BenchOptions> {
   const memorySize = values['memory-size'] ? parseSize(values['memory-size']) : short ? 4 * MiB : 256 * MiB
   const smallCount = count(values['small-count'], short ? 50 : 1000, '--small-count')
   const repairCount = count(values['repair-count'], short ? 20 : 100, '--repair-count')
+  const authCount = count(values['auth-count'], short ? 20 : 300, '--auth-count')
+  const midSize = values['mid-size'] ? parseSize(values['mid-size']) : short ? 4 * MiB : 64 * MiB
   const runs = count(values.runs, short ? 1 : 3, '--runs')
   const cpuProf = values['cpu-prof'] === undefined ? undefined : resolve(values['cpu-prof'])
   if (cpuProf) for (const role of ['master', 'keeper', 'client']) await mkdir(join(cpuProf, role), {recursive: true})
@@ -335,6 +373,9 @@ async function parseOptions(): Promise<BenchOptions> {
     smallSize: 64 * 1024,
     repairCount,
     repairSize: MiB,
+    authCount,
+    midSize,
+    noKey: values['no-key'] ?? false,
     runs,
     startupSamples: short ? 3 : 5,
     json: values.json ?? false,

@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict'
 import {randomBytes} from 'node:crypto'
 import {once} from 'node:events'
+import {rm} from 'node:fs/promises'
 import {createServer} from 'node:http'
 import {join} from 'node:path'
 import {describe, test} from 'node:test'
@@ -16,8 +17,8 @@ import {mintClientToken} from '../src/lib/client-tokens.js'
 import {verifyGrant} from '../src/lib/grants.js'
 import {MEMBER_HEADER, mintMemberCredential, newMember, type Member, type Recipient} from '../src/lib/member-auth.js'
 import {MAX_EXCLUDE} from '../src/lib/protocol.js'
-import {MAX_PENDING_UPLOADS} from '../src/roles/master/master.js'
-import {clusterPerTest, json, randomFile, sha256File, waitFor, type TestCluster} from './helpers/cluster.js'
+import {Master} from '../src/roles/master/master.js'
+import {clusterPerTest, json, randomFile, sha256File, tempDir, waitFor, type TestCluster} from './helpers/cluster.js'
 import {startProxiedKeeper} from './helpers/keeper-proxy.js'
 import {runRefusedStart} from './helpers/refused-start.js'
 
@@ -310,19 +311,33 @@ describe('security: only members of the cluster speak as members', () => {
     assert.equal((await ask(many.slice(0, MAX_EXCLUDE))).status, 201)
   })
 
-  test(`at most ${MAX_PENDING_UPLOADS} uploads are begun and not committed at once`, async () => {
-    const cluster = await clusters.start({keepers: 1, replicas: 1})
+  // The cap over HTTP, at a small size (--max-pending-uploads): 10,000 requests would take minutes.
+  test('uploads begun and not committed are capped: one past the cap is refused with 429', async () => {
+    const cap = 40
+    const cluster = await clusters.start({keepers: 1, replicas: 1, masterArgs: ['--max-pending-uploads', String(cap)]})
     const client = await clientHeaders(cluster)
     const begin = (index: number) =>
       json<any>(`${cluster.masterUrl}/uploads`, {method: 'POST', headers: client, body: JSON.stringify({name: `pending-${index}.bin`, size: 1, sha256: 'f'.repeat(64)})})
-    const BATCH = 50
-    for (let start = 0; start < MAX_PENDING_UPLOADS; start += BATCH) {
-      const answers = await Promise.all(Array.from({length: Math.min(BATCH, MAX_PENDING_UPLOADS - start)}, (_, offset) => begin(start + offset)))
-      for (const answer of answers) assert.equal(answer.status, 201, JSON.stringify(answer.body))
-    }
+    const answers = await Promise.all(Array.from({length: cap}, (_, index) => begin(index)))
+    for (const answer of answers) assert.equal(answer.status, 201, JSON.stringify(answer.body))
 
-    const refused = await begin(MAX_PENDING_UPLOADS)
+    const refused = await begin(cap)
     assert.equal(refused.status, 429, JSON.stringify(refused.body))
     assert.equal(refused.body.error, 'DFS_ERR_TOO_MANY_UPLOADS')
+  })
+
+  // The default cap, on the master's own logic (no HTTP): 10,000 tickets take well under a second.
+  test('without --max-pending-uploads the cap is 10,000', async () => {
+    const dir = await tempDir()
+    const master = new Master({dataDir: dir, replicas: 1, heartbeatTimeoutMs: 60_000, replicationIntervalMs: 3_600_000, log: {info() {}, warn() {}}})
+    try {
+      master.register({id: 'kA', url: 'http://127.0.0.1:1', freeBytes: 1e12, storedBytes: 0, fileCount: 0, activeTransfers: 0, inventory: []})
+      const upload = (index: number) => master.beginUpload({name: `pending-${index}.bin`, size: 1, sha256: 'f'.repeat(64)})
+      for (let index = 0; index < 10_000; index++) await upload(index)
+      await assert.rejects(upload(10_000), (error: {code?: string}) => error.code === 'DFS_ERR_TOO_MANY_UPLOADS')
+    } finally {
+      await master.stop()
+      await rm(dir, {recursive: true, force: true})
+    }
   })
 })

@@ -96,7 +96,7 @@ export async function runLargeOnce(context: Context, setup: LargeSetup, file: Da
   }
 }
 
-function checkPut(result: RunResult, file: DataFile): void {
+export function checkPut(result: RunResult, file: DataFile): void {
   if (result.code !== 0) throw new Error(`dfs put ${file.name} failed (exit ${result.code}): ${lastLines(result.stderr)}`)
   const [outcome] = JSON.parse(result.stdout) as Array<{name?: string; size?: number; sha256?: string}>
   if (outcome?.sha256 !== file.sha256 || outcome.size !== file.size) {
@@ -104,7 +104,7 @@ function checkPut(result: RunResult, file: DataFile): void {
   }
 }
 
-async function dfsGet(context: Context, cluster: Cluster, file: DataFile, output: string, extra: string[], timeoutMs: number): Promise<RunResult> {
+export async function dfsGet(context: Context, cluster: Cluster, file: DataFile, output: string, extra: string[], timeoutMs: number): Promise<RunResult> {
   const args = ['get', file.name, '-o', output, '--master', cluster.masterUrl, '--json', ...extra]
   const result = await startNode(DFS_BIN, args, {measureRss: true, nodeArgs: context.nodeArgs('client'), timeoutMs}, context.root).done
   if (result.code !== 0) throw new Error(`dfs get ${file.name} ${extra.join(' ')} failed (exit ${result.code}): ${lastLines(result.stderr)}`)

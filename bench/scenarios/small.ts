@@ -99,7 +99,7 @@ function span(results: RunResult[]): number {
  * replicated before it is committed), so that listing 1000 files 20 times a second does not load
  * the master while the puts are measured.
  */
-async function putAll(context: Context, cluster: Cluster, groups: DataFile[][], dataDir: string, timeoutMs: number): Promise<{put: RunResult[]; replicatedS: number}> {
+export async function putAll(context: Context, cluster: Cluster, groups: DataFile[][], dataDir: string, timeoutMs: number): Promise<{put: RunResult[]; replicatedS: number}> {
   const names = new Set(groups.flat().map((file) => file.name))
   const started = performance.now()
   const puts = groups.map((group) =>
@@ -127,7 +127,7 @@ function checkPuts(result: RunResult, files: DataFile[]): void {
 }
 
 /** One `dfs get NAME… -o DIR` process per group, all at once; every file checked afterwards. */
-async function getAll(context: Context, cluster: Cluster, groups: DataFile[][], outDir: string, timeoutMs: number): Promise<RunResult[]> {
+export async function getAll(context: Context, cluster: Cluster, groups: DataFile[][], outDir: string, timeoutMs: number): Promise<RunResult[]> {
   await mkdir(outDir, {recursive: true})
   const gets = groups.map((group) =>
     startNode(DFS_BIN, ['get', ...group.map((file) => file.name), '-o', outDir, '--master', cluster.masterUrl, '--json'], {

@@ -22,6 +22,8 @@ export default class MasterCommand extends DfsCommand {
     replicas: Flags.integer({description: 'alive replicas wanted per file', default: DEFAULTS.replicas, min: 1}),
     'heartbeat-timeout': duration('a keeper silent this long is dead', DEFAULTS.heartbeatTimeoutMs),
     'replication-interval': duration('how often the replication loop runs', DEFAULTS.replicationIntervalMs),
+    // For tests: the cap itself, not its size, is what they check.
+    'max-pending-uploads': Flags.integer({description: 'uploads begun and not committed, at most', default: DEFAULTS.maxPendingUploads, min: 1, hidden: true}),
     'log-level': logLevelFlag,
     'secret-file': secretFileFlag,
     insecure: insecureFlag,
@@ -53,6 +55,7 @@ export default class MasterCommand extends DfsCommand {
       replicas: flags.replicas,
       heartbeatTimeoutMs: flags['heartbeat-timeout'],
       replicationIntervalMs: flags['replication-interval'],
+      maxPendingUploads: flags['max-pending-uploads'],
       logLevel: flags['log-level'],
       clusterKey: flags['secret-file'] === undefined ? undefined : await ClusterKey.load(flags['secret-file']),
       insecure: flags.insecure,

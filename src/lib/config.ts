@@ -14,6 +14,8 @@ export const DEFAULTS = {
   scrubBytesPerSecond: 32 * 1024 * 1024,
   keepers: 4,
   clusterDir: '.dfs',
+  /** Uploads begun and not committed, at most: each ticket holds memory until it commits or expires. */
+  maxPendingUploads: 10_000,
   /** Lifetime of a client token (dfs token create, and the admin token of dfs cluster up). */
   tokenTtlMs: 30 * 24 * 60 * 60 * 1000,
   /** How long `master --recover` listens to keepers registering before it builds the table. */

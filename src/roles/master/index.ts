@@ -29,6 +29,8 @@ export interface StartMasterOptions {
   recover?: {windowMs: number; keepers?: number}
   /** Online backups of the table. */
   backups?: {dir: string; intervalMs: number; keep: number}
+  /** Uploads begun and not committed, at most; by default DEFAULTS.maxPendingUploads. */
+  maxPendingUploads?: number
 }
 
 export interface RunningMaster {
@@ -60,6 +62,7 @@ async function serve(options: StartMasterOptions, unlock: () => Promise<void>): 
     heartbeatTimeoutMs: options.heartbeatTimeoutMs,
     replicationIntervalMs: options.replicationIntervalMs,
     clusterKey: options.clusterKey,
+    maxPendingUploads: options.maxPendingUploads,
     agent: options.ca ? connectionPool(options.ca) : undefined,
     log,
     recover: options.recover,

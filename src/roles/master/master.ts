@@ -1,4 +1,5 @@
 import type {ClusterKey} from '../../lib/cluster-key.js'
+import {DEFAULTS} from '../../lib/config.js'
 import {DfsError} from '../../lib/errors.js'
 import {GRANT_TTL_SECONDS, grantUrl, mintGrant, type GrantOp} from '../../lib/grants.js'
 import {newId} from '../../lib/ids.js'
@@ -56,6 +57,8 @@ export interface MasterOptions {
    * `keepers` keepers registered, then build the table (recovery.ts); later inventories are merged.
    */
   recover?: {windowMs: number; keepers?: number}
+  /** Uploads begun and not committed, at most (default DEFAULTS.maxPendingUploads); more are refused with 429. */
+  maxPendingUploads?: number
 }
 
 /** The inventories heard while a rebuild of the table listens, before it builds the table. */
@@ -72,8 +75,6 @@ interface Ticket extends UploadRequest {
 
 // An upload that has not committed within a day is abandoned; its ticket goes.
 const TICKET_TTL_MS = 24 * 60 * 60 * 1000
-// Uploads begun and not committed, at most: each ticket holds memory until it commits or expires.
-export const MAX_PENDING_UPLOADS = 10_000
 
 /**
  * The master tracker: the file table, who is alive, where uploads go, and the repair of every
@@ -351,9 +352,10 @@ export class Master {
     const keepers = this.keepers.loads()
     const target = pickUploadTarget(keepers, request.size, exclude)
     if (!target) throw noTarget(keepers, request.size, exclude)
-    if (this.#tickets.size >= MAX_PENDING_UPLOADS) this.#sweepTickets()
-    if (this.#tickets.size >= MAX_PENDING_UPLOADS) {
-      throw new DfsError('DFS_ERR_TOO_MANY_UPLOADS', `${MAX_PENDING_UPLOADS} uploads are under way and not committed; try again later`)
+    const cap = this.options.maxPendingUploads ?? DEFAULTS.maxPendingUploads
+    if (this.#tickets.size >= cap) this.#sweepTickets()
+    if (this.#tickets.size >= cap) {
+      throw new DfsError('DFS_ERR_TOO_MANY_UPLOADS', `${cap} uploads are under way and not committed; try again later`)
     }
 
     const uploadId = newId()
