@@ -30,14 +30,19 @@ export async function startNetCluster(t: TestContext, options: Omit<ClusterOptio
 
   const keepers = Array.from({length: options.keepers ?? 4}, (_, index) => `k${index + 1}`)
   const lab = await NetLab.create(['master', ...keepers, 'client'])
-  t.after(() => lab.destroy())
-  const cluster = await TestCluster.start({...options, placement: lab.placement('master', keepers, 'client')})
-  t.after(() => cluster.stop())
-  const work = await tempDir()
-  // The cluster's dir is removed by its stop(); this one is the test's.
-  t.after(() => rm(work, {recursive: true, force: true}))
+  let cluster: TestCluster | undefined
+  let work: string | undefined
+  // One hook, in this order: the servers stop before their namespaces go.
+  t.after(async () => {
+    await cluster?.stop()
+    await lab.destroy()
+    if (work) await rm(work, {recursive: true, force: true})
+  })
+  cluster = await TestCluster.start({...options, placement: lab.placement('master', keepers, 'client')})
+  work = await tempDir()
+  const started = cluster
   const hostOf = (keeper: ServerProcess | string) => {
-    const server = typeof keeper === 'string' ? cluster.keeperById(keeper) : keeper
+    const server = typeof keeper === 'string' ? started.keeperById(keeper) : keeper
     const host = lab.hostAt(server.url)
     if (!host) throw new Error(`keeper ${server.id} at ${server.url} is on no host of the lab`)
     return host
