@@ -18,12 +18,12 @@ function assertOneLineError(result: RunResult, pattern: RegExp): void {
   assert.match(lines[0]!, pattern)
 }
 
-/** The names of the files a backup's table holds; undefined if it is gone (removed as one of the oldest) meanwhile. */
-function namesIn(backup: string): string[] | undefined {
+/** How many files and replicas a backup's table holds; undefined if it cannot be read. */
+function countsIn(backup: string): {files: number; replicas: number} | undefined {
   try {
     const db = new Database(backup, {readonly: true, fileMustExist: true})
     try {
-      return (db.prepare('SELECT name FROM files ORDER BY name').all() as Array<{name: string}>).map((row) => row.name)
+      return db.prepare('SELECT (SELECT COUNT(*) FROM files) AS files, (SELECT COUNT(*) FROM replicas) AS replicas').get() as {files: number; replicas: number}
     } finally {
       db.close()
     }
@@ -46,14 +46,15 @@ describe('online backups of the master table', () => {
       assert.equal((await cluster.dfs(['put', path, '--wait', 'all'])).code, 0)
     }
 
-    // A backup taken after the last put: copied aside at once, before it may be removed as one of the oldest.
+    // A backup taken after the last put and its copies: copied aside at once, before it may be removed as one of the oldest.
     const restored = join(clusters.work, 'restored.sqlite3')
-    await waitFor('a backup holding every file', async () => {
+    await waitFor('a backup holding every file with its 3 replicas', async () => {
       const newest = (await readdir(backups)).filter((name) => name.endsWith('.sqlite3')).sort().at(-1)
       if (newest === undefined) return false
       // Read from a copy: a reader beside the backups would leave files of its own there.
       await copyFile(join(backups, newest), restored).catch(() => rm(restored, {force: true}))
-      return namesIn(restored)?.length === names.length
+      const counts = countsIn(restored)
+      return counts?.files === names.length && counts.replicas === 3 * names.length
     })
     await waitFor('backups to be taken again', async () => (await readdir(backups)).filter((name) => name.endsWith('.sqlite3')).length === 2)
 
