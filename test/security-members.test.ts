@@ -93,6 +93,7 @@ async function assertIntact(cluster: TestCluster, work: string, files: StoredTes
     healthy: files.length,
     underReplicated: 0,
     overReplicated: 0,
+    singleZone: 0,
     missing: 0,
     corrupt: 0,
     aliveKeepers: counts.alive,

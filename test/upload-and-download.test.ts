@@ -168,17 +168,18 @@ describe('upload and download by the protocol', () => {
     assert.match(stat.stdout, /^name:\s+tables\.mp4$/m)
     assert.match(stat.stdout, new RegExp(`^sha256:\\s+${sha256}$`, 'm'))
     assert.match(stat.stdout, /^replicas: 3 alive of 3 wanted$/m)
-    assert.match(stat.stdout, /^KEEPER\s+URL\s+ALIVE$/m)
+    assert.match(stat.stdout, /^KEEPER\s+ZONE\s+URL\s+ALIVE$/m)
+    assert.match(stat.stdout, /^health:\s+HEALTHY$/m)
     for (const replica of (await cluster.stat('tables.mp4')).replicas) {
-      assert.match(stat.stdout, new RegExp(`^${replica.keeper}\\s+${replica.url}\\s+yes$`, 'm'))
+      assert.match(stat.stdout, new RegExp(`^${replica.keeper}\\s+default\\s+${replica.url}\\s+yes$`, 'm'))
     }
 
     const status = await cluster.dfs(['status'])
     assert.equal(status.code, 0, status.stderr)
     const lines = status.stdout.trim().split('\n')
-    assert.match(lines[0]!, /^ID\s+URL\s+ALIVE\s+LAST HEARTBEAT\s+FILES\s+STORED\s+FREE$/)
+    assert.match(lines[0]!, /^ID\s+URL\s+ZONE\s+ALIVE\s+DRAIN\s+LAST HEARTBEAT\s+FILES\s+STORED\s+FREE$/)
     assert.equal(lines.length, 1 + cluster.keepers.length)
-    for (const keeper of cluster.keepers) assert.ok(lines.some((line) => new RegExp(`^${keeper.id}\\s+${keeper.url}\\s+yes\\s`).test(line)), `${keeper.id} in\n${status.stdout}`)
+    for (const keeper of cluster.keepers) assert.ok(lines.some((line) => new RegExp(`^${keeper.id}\\s+${keeper.url}\\s+default\\s+yes\\s`).test(line)), `${keeper.id} in\n${status.stdout}`)
     const json = await cluster.dfsJson<{keepers: Array<{id: string; url: string; alive: boolean}>}>(['status'])
     assert.deepEqual(json.keepers.map((keeper) => keeper.id).sort(), cluster.keepers.map((keeper) => keeper.id).sort())
     assert.ok(json.keepers.every((keeper) => keeper.alive))
