@@ -116,6 +116,47 @@ describe('dfs keeper drain', () => {
   })
 })
 
+describe('dfs keeper drain with too few keepers', () => {
+  test('a drain that would leave files with fewer copies waits until a keeper joins, then finishes', async () => {
+    const cluster = await clusters.start({keepers: 3, replicas: 3})
+    const files = await storeFiles(cluster, 'waiting', 2)
+    const victim = cluster.keepers[0]!
+    const victimBlobs = join(cluster.dataDirOf(victim), 'blobs')
+    const before = (await readdir(victimBlobs)).length
+    assert.ok(before > 0, 'the keeper to drain holds files')
+
+    const drain = await cluster.dfs(['keeper', 'drain', victim.id])
+    assert.equal(drain.code, 0, drain.stderr)
+    // Two files stored one after the other, each waiting for its copy by the replicator: at least one
+    // whole replication pass (which is where a drain is judged finished) ran after the drain began.
+    for (const name of ['pass-1.bin', 'pass-2.bin']) {
+      const path = join(clusters.work, `${cluster.masterPort}-${name}`)
+      files.set(name, await randomFile(path, 50_000))
+      const put = await cluster.dfs(['put', path, '--name', name, '--wait', '2'])
+      assert.equal(put.code, 0, put.stderr)
+    }
+
+    // Two other keepers cannot hold three copies: the drain waits, nothing of it is deleted.
+    assert.equal((await keeperInfo(cluster, victim.id))?.drain, 'draining')
+    assert.equal((await readdir(victimBlobs)).length, before, 'the draining keeper keeps its blobs')
+    for (const name of ['waiting-0.bin', 'waiting-1.bin']) {
+      const {replicas} = await cluster.stat(name)
+      assert.equal(replicas.filter((replica) => replica.alive).length, 3, `${name} keeps its 3 copies`)
+    }
+
+    // A keeper joins: the copies go to it, and only then is the drained keeper emptied.
+    await cluster.addKeeper()
+    await waitFor('the keeper drained', async () => (await keeperInfo(cluster, victim.id))?.drain === 'drained')
+    await waitFor('no blob left on the drained keeper', async () => (await readdir(victimBlobs)).length === 0)
+    for (const name of ['waiting-0.bin', 'waiting-1.bin']) {
+      const replicas = await cluster.waitForReplicas(name, 3)
+      assert.ok(!replicas.includes(victim.id), `${name} is no longer on the drained keeper`)
+    }
+
+    await assertIntact(cluster, files)
+  })
+})
+
 describe('dfs keeper forget', () => {
   test('a live keeper is refused; a dead one leaves status and the table, and its files are copied again', async () => {
     const cluster = await clusters.start({keepers: 4, replicas: 3})

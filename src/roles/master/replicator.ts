@@ -3,7 +3,7 @@ import {mintGrant} from '../../lib/grants.js'
 import type {Peer} from '../../lib/peer-client.js'
 import {keeperRoutes, type DeleteCommand, type ReplicateRequest} from '../../lib/protocol.js'
 import type {KeeperRegistry} from './keeper-registry.js'
-import {isSettled, placementGoal, planRepairs, planTrims, standingOf, type CopyTask, type FileReplicas, type KeeperLoad, type PlacementGoal, type TrimTask} from './placement.js'
+import {isSettled, placementGoal, planRepairs, planTrims, standingOf, type CopyTask, type FileReplicas, type KeeperLoad, type TrimTask} from './placement.js'
 import type {FileHolders, MasterTable} from './table.js'
 
 export interface ReplicatorOptions {
@@ -106,7 +106,7 @@ export class Replicator {
       if (file && !isSettled(standingOf(file.holders, byId), this.#inFlight.get(fileId) ?? new Set(), byId, goal)) this.#dirty.add(fileId)
     }
 
-    for (const keeper of keepers) if (keeper.draining) this.#finishDrain(keeper.id, byId, goal)
+    for (const keeper of keepers) if (keeper.draining) this.#finishDrain(keeper.id, byId)
   }
 
   /**
@@ -116,19 +116,21 @@ export class Replicator {
    * drain. A drained keeper that is handed a file anyway (an upload granted before the drain that
    * commits late) gives it up the same way.
    */
-  #finishDrain(keeperId: string, keepers: ReadonlyMap<string, KeeperLoad>, goal: PlacementGoal): void {
+  #finishDrain(keeperId: string, keepers: ReadonlyMap<string, KeeperLoad>): void {
     const held = this.table.replicasOn(keeperId)
     const files = held.map((replica) => this.table.holdersOf(replica.fileId)).filter((file) => file !== undefined)
-    // Never below one copy elsewhere, even when no keeper is left to take copies (all draining).
-    const needed = Math.max(1, goal.replicas)
-    if (files.some((file) => standingOf(file.holders, keepers).counted.length < needed)) return
+    // Elsewhere, every file must have as many copies as it has with this keeper's, up to the
+    // target, and never fewer than one: a drain never lowers a file's count. With too few keepers
+    // left to take them the drain waits (as an HDFS decommission does) rather than finishing early.
+    const needed = (file: {holders: Iterable<string>}) => Math.max(1, Math.min(this.options.replicas, standingOf(file.holders, keepers).sources.length))
+    if (files.some((file) => standingOf(file.holders, keepers).counted.length < needed(file))) return
     this.table.transaction(() => {
       for (const file of files) {
         this.table.removeReplica(file.fileId, keeperId)
         this.table.addPendingDelete(keeperId, {fileId: file.fileId, name: file.name})
       }
     })
-    if (this.keepers.get(keeperId)?.drain !== 'drained') this.options.log.info(`keeper ${keeperId} is drained: every file it held has ${needed} replicas elsewhere`)
+    if (this.keepers.get(keeperId)?.drain !== 'drained') this.options.log.info(`keeper ${keeperId} is drained: every file it held has its replicas elsewhere`)
     this.keepers.setDrain(keeperId, 'drained')
     for (const file of files) this.#track(this.deleteReplica(keeperId, {fileId: file.fileId, name: file.name}))
   }
