@@ -21,6 +21,8 @@ export const DEFAULTS = {
   /** How long `master --recover` listens to keepers registering before it builds the table. */
   recoverWindowMs: 60_000,
   backupKeep: 7,
+  /** A heartbeat request gives up after this long at least (5 intervals if longer), and only then is the next one sent. */
+  heartbeatRequestTimeoutMs: 5000,
 } as const
 
 /** The master a client talks to: `--master`, else `DFS_MASTER`, else the local default. */

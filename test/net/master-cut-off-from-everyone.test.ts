@@ -9,7 +9,7 @@ import {assertAllReadBack, holdersOnDisk, replicasOf, startNetCluster} from './n
 
 const MiB = 1024 * 1024
 
-test('the master cut off from every host and back: a get already granted finishes, and after the heal every file is whole, once, on 3 keepers', async (t) => {
+test('the master cut off from every host and back: a get already granted finishes, and after the heal every file is whole, once, on 3 keepers, with no copy and no trim', async (t) => {
   const net = await startNetCluster(t, {keepers: 4})
   if (!net) return
   const {lab, cluster} = net
@@ -57,7 +57,9 @@ test('the master cut off from every host and back: a get already granted finishe
   const copies = masterLog.filter((line) => line.startsWith('copied "'))
   const trims = masterLog.filter((line) => line.startsWith('trimming surplus replica'))
   t.diagnostic(`after the heal: ${copies.length} copies, ${trims.length} trims`)
-  assert.equal(trims.length, copies.length)
+  // Every keeper died at once: the first one back brings the others back on grace, so the master
+  // copies nothing to the early returners and has nothing to trim when the rest check in.
+  assert.deepEqual({copies: copies.length, trims: trims.length}, {copies: 0, trims: 0})
   await assertAllReadBack(net, files)
   // And the cluster takes new files again.
   const after = await cluster.dfs(['put', join(FIXTURES, 'sample_1.mp4'), '--name', 'after.mp4', '--wait', 'all'])

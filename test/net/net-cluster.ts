@@ -20,8 +20,11 @@ export interface NetCluster {
   hostOf(keeper: ServerProcess | string): LabHost
 }
 
-/** Starts the lab and the cluster, or skips the test (and returns undefined) where that cannot be done. */
-export async function startNetCluster(t: TestContext, options: Omit<ClusterOptions, 'placement' | 'tls'> = {}): Promise<NetCluster | undefined> {
+/**
+ * Starts the lab and the cluster, or skips the test (and returns undefined) where that cannot be
+ * done; `zones[i]` is keeper i's --zone.
+ */
+export async function startNetCluster(t: TestContext, options: Omit<ClusterOptions, 'placement' | 'tls'> & {zones?: string[]} = {}): Promise<NetCluster | undefined> {
   const reason = NetLab.unavailable()
   if (reason) {
     skipOrFail(t, reason)
@@ -38,7 +41,13 @@ export async function startNetCluster(t: TestContext, options: Omit<ClusterOptio
     await lab.destroy()
     if (work) await rm(work, {recursive: true, force: true})
   })
-  cluster = await TestCluster.start({...options, placement: lab.placement('master', keepers, 'client')})
+  const {zones, ...clusterOptions} = options
+  const placement = lab.placement('master', keepers, 'client')
+  const zoned = zones ? {...placement, keeper: (index: number) => {
+    const at = placement.keeper(index)
+    return {...at, args: [...at.args, '--zone', zones[index] ?? 'default']}
+  }} : placement
+  cluster = await TestCluster.start({...clusterOptions, placement: zoned})
   work = await tempDir()
   const started = cluster
   const hostOf = (keeper: ServerProcess | string) => {

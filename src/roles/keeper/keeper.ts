@@ -3,6 +3,7 @@ import {join} from 'node:path'
 import type {Readable, Transform} from 'node:stream'
 
 import type {ClusterKey} from '../../lib/cluster-key.js'
+import {DEFAULTS} from '../../lib/config.js'
 import {writeFileDurably} from '../../lib/durable-file.js'
 import {DfsError} from '../../lib/errors.js'
 import {GRANT_HEADER} from '../../lib/grants.js'
@@ -134,7 +135,7 @@ export class Keeper {
         const response = await this.options.master.call(
           masterRoutes.heartbeat,
           {params: {id: this.id}, body: {...(await this.stats()), ...(deleted.length > 0 ? {deleted} : {})}},
-          {timeout: Math.max(5000, this.options.heartbeatIntervalMs * 5)},
+          {timeout: Math.max(DEFAULTS.heartbeatRequestTimeoutMs, this.options.heartbeatIntervalMs * 5)},
         )
         for (const fileId of deleted) this.#deleted.delete(fileId)
         if (this.#lastHeartbeatError) this.options.log('heartbeats reach the master again')

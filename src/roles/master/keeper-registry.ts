@@ -1,3 +1,4 @@
+import {DEFAULTS} from '../../lib/config.js'
 import {DfsError} from '../../lib/errors.js'
 import type {KeeperStats} from '../../lib/protocol.js'
 import type {KeeperLoad} from './placement.js'
@@ -9,6 +10,10 @@ interface KeeperState extends KeeperRow {
   /** Uploads and copies the master sent its way since that heartbeat. */
   assignedSince: number
   persistedAt: number
+  /** When the master declared it dead (memory only); null while alive. */
+  diedAt: number | null
+  /** Alive without heartbeats until then (memory only): the grace after a blackout. */
+  graceUntil: number
 }
 
 // Heartbeats arrive every second per keeper; the table needs their figures only now and then.
@@ -17,10 +22,17 @@ const PERSIST_EVERY_MS = 5000
 /**
  * Who is alive. Heartbeats update memory; the table is written when a keeper joins, dies or
  * comes back, and every few seconds otherwise. After a master restart every keeper that was alive
- * gets one heartbeat timeout of grace to check in before it is declared dead.
+ * gets one heartbeat timeout of grace to check in before it is declared dead. A like grace follows
+ * a blackout: when every keeper died within one timeout of the last one, the master was more
+ * likely cut off than the cluster dead, so the first keeper back brings the others back with it.
+ * Each gets one timeout to check in, plus the time a heartbeat sent into the cut may take to give
+ * up before its keeper sends the next. Otherwise they would return one at a time, and the master
+ * would copy files to the early ones, only to trim those copies as the rest came back.
  */
 export class KeeperRegistry {
   readonly #keepers = new Map<string, KeeperState>()
+  /** The keepers that died together when the last alive one went; empty unless none is alive. */
+  #blackout = new Set<string>()
   #timer: NodeJS.Timeout | undefined
 
   constructor(
@@ -30,7 +42,7 @@ export class KeeperRegistry {
   ) {
     const now = Date.now()
     for (const row of table.keepers()) {
-      this.#keepers.set(row.id, {...row, lastHeartbeat: row.alive ? now : row.lastHeartbeat, reportedTransfers: 0, assignedSince: 0, persistedAt: now})
+      this.#keepers.set(row.id, {...row, lastHeartbeat: row.alive ? now : row.lastHeartbeat, reportedTransfers: 0, assignedSince: 0, persistedAt: now, diedAt: null, graceUntil: 0})
     }
   }
 
@@ -47,14 +59,35 @@ export class KeeperRegistry {
   #sweep(): void {
     const now = Date.now()
     for (const keeper of this.#keepers.values()) {
-      if (keeper.alive && (keeper.lastHeartbeat === null || now - keeper.lastHeartbeat > this.timeoutMs)) {
+      if (keeper.alive && now > keeper.graceUntil && (keeper.lastHeartbeat === null || now - keeper.lastHeartbeat > this.timeoutMs)) {
         keeper.alive = false
         keeper.reportedTransfers = 0
         keeper.assignedSince = 0
+        keeper.diedAt = now
         this.#persist(keeper)
         this.onDead(keeper.id)
       }
     }
+
+    if (this.#blackout.size === 0 && this.#keepers.size > 0 && [...this.#keepers.values()].every((keeper) => !keeper.alive)) {
+      for (const keeper of this.#keepers.values()) {
+        if (keeper.diedAt !== null && now - keeper.diedAt <= this.timeoutMs) this.#blackout.add(keeper.id)
+      }
+    }
+  }
+
+  /** The first keeper back after a blackout: the others lost with it are alive again, on grace. */
+  #endBlackout(returning: string): void {
+    if (this.#blackout.size === 0) return
+    const now = Date.now()
+    for (const id of this.#blackout) {
+      const keeper = this.#keepers.get(id)
+      if (!keeper || keeper.alive || id === returning) continue
+      Object.assign(keeper, {alive: true, diedAt: null, graceUntil: now + this.timeoutMs + DEFAULTS.heartbeatRequestTimeoutMs})
+      this.#persist(keeper)
+    }
+
+    this.#blackout.clear()
   }
 
   /** A keeper registers: known or new, it is alive from now on, in the zone it names; a drain begun goes on. */
@@ -74,7 +107,10 @@ export class KeeperRegistry {
       reportedTransfers: stats.activeTransfers,
       assignedSince: 0,
       persistedAt: now,
+      diedAt: null,
+      graceUntil: 0,
     }
+    this.#endBlackout(id)
     this.#keepers.set(id, keeper)
     this.table.saveKeeper(keeper)
   }
@@ -85,6 +121,7 @@ export class KeeperRegistry {
     if (!keeper) throw new DfsError('DFS_ERR_UNKNOWN_KEEPER', `keeper ${id} is not registered; register first`)
     const now = Date.now()
     const cameBack = !keeper.alive
+    if (cameBack) this.#endBlackout(id)
     Object.assign(keeper, {
       url: stats.url,
       alive: true,
@@ -93,6 +130,8 @@ export class KeeperRegistry {
       freeBytes: stats.freeBytes,
       reportedTransfers: stats.activeTransfers,
       assignedSince: 0,
+      diedAt: null,
+      graceUntil: 0,
     })
     if (cameBack || now - keeper.persistedAt >= PERSIST_EVERY_MS) this.#persist(keeper)
     return cameBack
