@@ -10,32 +10,10 @@ import {describe, test} from 'node:test'
 import {mintClientToken, type Scope} from '../src/lib/client-tokens.js'
 import {ClusterKey} from '../src/lib/cluster-key.js'
 import type {FileInfo, KeeperInfo} from '../src/lib/protocol.js'
-import {bearer, clusterPerTest, json, randomFile, sha256File, waitFor, type TestCluster} from './helpers/cluster.js'
+import {bearer, clusterPerTest, json, randomFile, waitFor, type TestCluster} from './helpers/cluster.js'
+import {assertReadBack, storeRandomFiles} from './helpers/stored-files.js'
 
 const clusters = clusterPerTest()
-
-async function storeFiles(cluster: TestCluster, prefix: string, count: number): Promise<Map<string, string>> {
-  const files = new Map<string, string>()
-  for (let index = 0; index < count; index++) {
-    const name = `${prefix}-${index}.bin`
-    const path = join(clusters.work, `${cluster.masterPort}-${name}`)
-    files.set(name, await randomFile(path, 200_000 + index * 100_000))
-    const put = await cluster.dfs(['put', path, '--name', name])
-    assert.equal(put.code, 0, put.stderr)
-  }
-
-  for (const name of files.keys()) await cluster.waitForReplicas(name, 3)
-  return files
-}
-
-async function assertIntact(cluster: TestCluster, files: Map<string, string>): Promise<void> {
-  for (const [name, sha256] of files) {
-    const out = join(clusters.work, `${cluster.masterPort}-back-${name}`)
-    const get = await cluster.dfs(['get', name, '-o', out])
-    assert.equal(get.code, 0, get.stderr)
-    assert.equal(await sha256File(out), sha256, `${name} reads back byte for byte`)
-  }
-}
 
 async function keeperInfo(cluster: TestCluster, id: string): Promise<KeeperInfo | undefined> {
   return (await cluster.keeperStatus()).find((keeper) => keeper.id === id) as KeeperInfo | undefined
@@ -52,7 +30,7 @@ function assertRefused(result: {code: number | null; stderr: string}, exit: numb
 describe('dfs keeper drain', () => {
   test('every file keeps 3 alive replicas all through a drain of one of 4 keepers; the drained keeper ends with no blobs', async () => {
     const cluster = await clusters.start({keepers: 4, replicas: 3})
-    const files = await storeFiles(cluster, 'drained', 6)
+    const files = await storeRandomFiles(cluster, clusters.work, 'drained', 6, {baseSize: 200_000, step: 100_000, replicas: 3})
     const status = await cluster.keeperStatus()
     const victim = status.sort((a, b) => b.files - a.files)[0]!
     assert.ok(victim.files > 0, 'the keeper to drain holds files')
@@ -112,14 +90,14 @@ describe('dfs keeper drain', () => {
     const forget = await cluster.dfs(['keeper', 'forget', victim.id])
     assert.equal(forget.code, 0, forget.stderr)
     assert.equal(await keeperInfo(cluster, victim.id), undefined)
-    await assertIntact(cluster, files)
+    await assertReadBack(cluster, clusters.work, files)
   })
 })
 
 describe('dfs keeper drain with too few keepers', () => {
   test('a drain that would leave files with fewer copies waits until a keeper joins, then finishes', async () => {
     const cluster = await clusters.start({keepers: 3, replicas: 3})
-    const files = await storeFiles(cluster, 'waiting', 2)
+    const files = await storeRandomFiles(cluster, clusters.work, 'waiting', 2, {baseSize: 200_000, step: 100_000, replicas: 3})
     const victim = cluster.keepers[0]!
     const victimBlobs = join(cluster.dataDirOf(victim), 'blobs')
     const before = (await readdir(victimBlobs)).length
@@ -153,14 +131,14 @@ describe('dfs keeper drain with too few keepers', () => {
       assert.ok(!replicas.includes(victim.id), `${name} is no longer on the drained keeper`)
     }
 
-    await assertIntact(cluster, files)
+    await assertReadBack(cluster, clusters.work, files)
   })
 })
 
 describe('dfs keeper forget', () => {
   test('a live keeper is refused; a dead one leaves status and the table, and its files are copied again', async () => {
     const cluster = await clusters.start({keepers: 4, replicas: 3})
-    const files = await storeFiles(cluster, 'forgotten', 3)
+    const files = await storeRandomFiles(cluster, clusters.work, 'forgotten', 3, {baseSize: 200_000, step: 100_000, replicas: 3})
     const [alive, dead] = (await cluster.keeperStatus()).sort((a, b) => b.files - a.files)
     assertRefused(await cluster.dfs(['keeper', 'forget', alive!.id]), 1, new RegExp(`keeper ${alive!.id} is alive and not drained`))
     const refused = await cluster.masterJson<{error: string}>(`/keepers/${alive!.id}`, {method: 'DELETE'})
@@ -180,7 +158,7 @@ describe('dfs keeper forget', () => {
       })
     }
 
-    await assertIntact(cluster, files)
+    await assertReadBack(cluster, clusters.work, files)
   })
 })
 

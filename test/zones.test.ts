@@ -7,34 +7,12 @@ import {join} from 'node:path'
 import {describe, test, type TestContext} from 'node:test'
 
 import type {FileInfo, FsckReport, KeeperInfo} from '../src/lib/protocol.js'
-import {clusterPerTest, dfs, randomFile, sha256File, waitFor, type ServerProcess, type TestCluster} from './helpers/cluster.js'
+import {clusterPerTest, dfs, waitFor, type ServerProcess, type TestCluster} from './helpers/cluster.js'
 import {freePort, startKeeper} from './helpers/keeper-process.js'
 import {KeeperProxy} from './helpers/keeper-proxy.js'
+import {assertReadBack, storeRandomFiles} from './helpers/stored-files.js'
 
 const clusters = clusterPerTest()
-
-/** Stores `count` random files of a few hundred KiB; returns name → sha256. */
-async function storeFiles(cluster: TestCluster, prefix: string, count: number): Promise<Map<string, string>> {
-  const files = new Map<string, string>()
-  for (let index = 0; index < count; index++) {
-    const name = `${prefix}-${index}.bin`
-    const path = join(clusters.work, `${cluster.masterPort}-${name}`)
-    files.set(name, await randomFile(path, 100_000 + index * 50_000))
-    const put = await cluster.dfs(['put', path, '--name', name])
-    assert.equal(put.code, 0, put.stderr)
-  }
-
-  return files
-}
-
-async function assertIntact(cluster: TestCluster, files: Map<string, string>): Promise<void> {
-  for (const [name, sha256] of files) {
-    const out = join(clusters.work, `${cluster.masterPort}-back-${name}`)
-    const get = await cluster.dfs(['get', name, '-o', out])
-    assert.equal(get.code, 0, get.stderr)
-    assert.equal(await sha256File(out), sha256, `${name} reads back byte for byte`)
-  }
-}
 
 /** The file, once exactly `count` of its replicas are alive and they sit in exactly `zones`. */
 async function waitForPlacement(cluster: TestCluster, name: string, count: number, zones: string[]): Promise<FileInfo> {
@@ -62,7 +40,7 @@ describe('zones', () => {
     const table = await cluster.dfs(['status'])
     for (const keeper of status.keepers) assert.match(table.stdout, new RegExp(`^${keeper.id}\\s+\\S+\\s+${keeper.zone}\\s+yes\\s`, 'm'))
 
-    const files = await storeFiles(cluster, 'spread', 4)
+    const files = await storeRandomFiles(cluster, clusters.work, 'spread', 4, {baseSize: 100_000, step: 50_000})
     for (const name of files.keys()) {
       const info = await waitForPlacement(cluster, name, 3, ['x', 'y'])
       assert.equal(info.health, 'healthy')
@@ -71,7 +49,7 @@ describe('zones', () => {
     // Zone y goes away: every file still has a replica in x, and is repaired there.
     await Promise.all([keepers.get('y1')!.stop('SIGKILL'), keepers.get('y2')!.stop('SIGKILL')])
     for (const name of files.keys()) await waitForPlacement(cluster, name, 2, ['x'])
-    await assertIntact(cluster, files)
+    await assertReadBack(cluster, clusters.work, files)
 
     // Zone y is back: every file spans both zones again, at exactly 3 replicas.
     keepers.set('y1', await zoneKeeper(t, cluster, 'y1', 'y'))
@@ -82,12 +60,12 @@ describe('zones', () => {
       return report.status === 'healthy' ? report : undefined
     })
     assert.ok(fsck.files.every((file) => file.zones.join() === 'x,y'), JSON.stringify(fsck.files))
-    await assertIntact(cluster, files)
+    await assertReadBack(cluster, clusters.work, files)
   })
 
   test('a file held in one zone while another has keepers is SINGLE-ZONE in fsck and stat; it gains a copy there and is trimmed back to 3', async (t) => {
     const cluster = await clusters.start({keepers: 3, replicas: 3, keeperArgs: ['--zone', 'x']})
-    const files = await storeFiles(cluster, 'lonely', 2)
+    const files = await storeRandomFiles(cluster, clusters.work, 'lonely', 2, {baseSize: 100_000, step: 50_000})
     for (const name of files.keys()) await waitForPlacement(cluster, name, 3, ['x'])
     // One zone in all: nothing to spread over.
     assert.equal((await cluster.dfsJson<FsckReport>(['fsck'])).status, 'healthy')
@@ -118,7 +96,7 @@ describe('zones', () => {
     for (const name of files.keys()) await waitForPlacement(cluster, name, 3, ['x', 'y'])
     assert.ok(proxy.refused > 0, 'the copies into zone y were refused at first')
     assert.equal((await cluster.dfsJson<FsckReport>(['fsck'])).status, 'healthy')
-    await assertIntact(cluster, files)
+    await assertReadBack(cluster, clusters.work, files)
   })
 
   test('a bad zone name is refused with one line', async () => {

@@ -1,21 +1,16 @@
 import assert from 'node:assert/strict'
-import {join} from 'node:path'
 import {test} from 'node:test'
 
-import {FIXTURES, SAMPLES, waitFor} from '../helpers/cluster.js'
+import {waitFor} from '../helpers/cluster.js'
 import {logMessages} from '../helpers/server-logs.js'
-import {assertAllReadBack, holdersOnDisk, replicasOf, startNetCluster} from './net-cluster.js'
+import {assertAllReadBack, onExactlyThreeKeepers, replicasOf, startNetCluster, storeSamples} from './net-cluster.js'
 
 test('a keeper cut off from the master only is declared dead and its files copied elsewhere; healed, it rejoins, the surplus is trimmed and nothing is lost', async (t) => {
   const net = await startNetCluster(t, {keepers: 4})
   if (!net) return
   const {lab, cluster} = net
-  const files = Object.fromEntries(Object.entries(SAMPLES).map(([name, {sha256}]) => [name, sha256]))
+  const files = await storeSamples(cluster)
   const names = Object.keys(files)
-  for (const name of names) {
-    const put = await cluster.dfs(['put', join(FIXTURES, name), '--wait', 'all'])
-    assert.equal(put.code, 0, put.stderr)
-  }
 
   const before = await replicasOf(cluster, names)
   const victim = cluster.keeperById(before['sample_1.mp4']!.alive[0]!)
@@ -47,14 +42,7 @@ test('a keeper cut off from the master only is declared dead and its files copie
   await waitFor('the healed keeper to be alive again', async () => (await cluster.keeperStatus()).find((keeper) => keeper.id === victim.id)?.alive === true)
   // The surplus is trimmed: each file ends with exactly 3 replicas, in the table and on disk alike.
   await waitFor('each file on exactly 3 keepers, in the table and on disk', async () => {
-    for (const name of names) {
-      const {fileId, replicas} = await cluster.stat(name)
-      const recorded = replicas.map((replica) => replica.keeper).sort()
-      if (replicas.length !== 3 || replicas.some((replica) => !replica.alive)) return false
-      if ((await holdersOnDisk(cluster, fileId)).join() !== recorded.join()) return false
-    }
-
-    return true
+    return onExactlyThreeKeepers(cluster, names)
   })
   await assertAllReadBack(net, files)
 

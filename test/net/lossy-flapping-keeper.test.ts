@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict'
-import {join} from 'node:path'
 import {test} from 'node:test'
 
-import {FIXTURES, SAMPLES, waitFor} from '../helpers/cluster.js'
+import {waitFor} from '../helpers/cluster.js'
 import {logMessages} from '../helpers/server-logs.js'
-import {assertAllReadBack, holdersOnDisk, replicasOf, startNetCluster} from './net-cluster.js'
+import {assertAllReadBack, onExactlyThreeKeepers, replicasOf, startNetCluster, storeSamples} from './net-cluster.js'
 
 const FLAPS = 5
 
@@ -14,12 +13,8 @@ test('a keeper on a lossy, flapping link: no storm of false deaths and repeated 
   const net = await startNetCluster(t, {keepers: 4, masterArgs: ['--heartbeat-timeout', '5s'], keeperArgs: ['--heartbeat-interval', '500ms']})
   if (!net) return
   const {lab, cluster} = net
-  const files = Object.fromEntries(Object.entries(SAMPLES).map(([name, {sha256}]) => [name, sha256]))
+  const files = await storeSamples(cluster)
   const names = Object.keys(files)
-  for (const name of names) {
-    const put = await cluster.dfs(['put', join(FIXTURES, name), '--wait', 'all'])
-    assert.equal(put.code, 0, put.stderr)
-  }
 
   const before = await replicasOf(cluster, names)
   const victim = cluster.keeperById(before['sample_1.mp4']!.alive[0]!)
@@ -35,13 +30,7 @@ test('a keeper on a lossy, flapping link: no storm of false deaths and repeated 
   // Settled: the victim alive, every file on exactly 3 keepers in the table and on disk.
   await waitFor('the victim alive and every file on exactly 3 keepers, in the table and on disk', async () => {
     if ((await cluster.keeperStatus()).find((keeper) => keeper.id === victim.id)?.alive !== true) return false
-    for (const name of names) {
-      const {fileId, replicas} = await cluster.stat(name)
-      if (replicas.length !== 3 || replicas.some((replica) => !replica.alive)) return false
-      if ((await holdersOnDisk(cluster, fileId)).join() !== replicas.map((replica) => replica.keeper).sort().join()) return false
-    }
-
-    return true
+    return onExactlyThreeKeepers(cluster, names)
   })
 
   const masterLog = logMessages(cluster.master).slice(logBefore)

@@ -2,10 +2,10 @@ import assert from 'node:assert/strict'
 import {join} from 'node:path'
 import {test} from 'node:test'
 
-import {FIXTURES, SAMPLES, randomFile, sha256File, waitFor} from '../helpers/cluster.js'
+import {FIXTURES, randomFile, sha256File, waitFor} from '../helpers/cluster.js'
 import {startDfs, whileRunning} from '../helpers/running-dfs.js'
 import {logMessages} from '../helpers/server-logs.js'
-import {assertAllReadBack, holdersOnDisk, replicasOf, startNetCluster} from './net-cluster.js'
+import {assertAllReadBack, onExactlyThreeKeepers, replicasOf, startNetCluster, storeSamples} from './net-cluster.js'
 
 const MiB = 1024 * 1024
 
@@ -13,11 +13,7 @@ test('the master cut off from every host and back: a get already granted finishe
   const net = await startNetCluster(t, {keepers: 4})
   if (!net) return
   const {lab, cluster} = net
-  const files: Record<string, string> = Object.fromEntries(Object.entries(SAMPLES).map(([name, {sha256}]) => [name, sha256]))
-  for (const name of Object.keys(files)) {
-    const put = await cluster.dfs(['put', join(FIXTURES, name), '--wait', 'all'])
-    assert.equal(put.code, 0, put.stderr)
-  }
+  const files = await storeSamples(cluster)
 
   const source = join(net.work, 'movie.bin')
   files['movie.bin'] = await randomFile(source, 16 * MiB)
@@ -45,13 +41,7 @@ test('the master cut off from every host and back: a get already granted finishe
   for (const holder of holders) await lab.unshape(holder)
   await waitFor('every keeper alive again, and every file on exactly 3 keepers in the table and on disk', async () => {
     if (!(await cluster.keeperStatus()).every((keeper) => keeper.alive)) return false
-    for (const name of names) {
-      const {fileId, replicas} = await cluster.stat(name)
-      if (replicas.length !== 3 || replicas.some((replica) => !replica.alive)) return false
-      if ((await holdersOnDisk(cluster, fileId)).join() !== replicas.map((replica) => replica.keeper).sort().join()) return false
-    }
-
-    return true
+    return onExactlyThreeKeepers(cluster, names)
   })
   const masterLog = logMessages(cluster.master).slice(logBefore)
   const copies = masterLog.filter((line) => line.startsWith('copied "'))

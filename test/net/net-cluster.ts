@@ -7,7 +7,7 @@ import {access, rm} from 'node:fs/promises'
 import {join} from 'node:path'
 import type {TestContext} from 'node:test'
 
-import {ServerProcess, TestCluster, sha256File, tempDir, type ClusterOptions} from '../helpers/cluster.js'
+import {FIXTURES, SAMPLES, ServerProcess, TestCluster, sha256File, tempDir, type ClusterOptions} from '../helpers/cluster.js'
 import {skipOrFail} from '../helpers/skip.js'
 import {NetLab, type LabHost} from './lab.js'
 
@@ -88,9 +88,32 @@ export async function replicasOf(cluster: TestCluster, names: string[]): Promise
 export async function holdersOnDisk(cluster: TestCluster, fileId: string): Promise<string[]> {
   const holders: string[] = []
   for (const keeper of cluster.keepers) {
-    const exists = await access(join(cluster.dataDirOf(keeper), 'blobs', fileId)).then(() => true, () => false)
+    const exists = await access(cluster.blobPath(keeper.id, fileId)).then(() => true, () => false)
     if (exists) holders.push(keeper.id)
   }
 
   return holders.sort()
+}
+
+/** Stores every sample video with `put --wait all`; returns name → sha256. */
+export async function storeSamples(cluster: TestCluster): Promise<Record<string, string>> {
+  const files: Record<string, string> = {}
+  for (const [name, {sha256}] of Object.entries(SAMPLES)) {
+    const put = await cluster.dfs(['put', join(FIXTURES, name), '--wait', 'all'])
+    assert.equal(put.code, 0, put.stderr)
+    files[name] = sha256
+  }
+
+  return files
+}
+
+/** Whether each file has exactly 3 replicas, all alive, and the keepers holding its blob on disk are exactly those. */
+export async function onExactlyThreeKeepers(cluster: TestCluster, names: string[]): Promise<boolean> {
+  for (const name of names) {
+    const {fileId, replicas} = await cluster.stat(name)
+    if (replicas.length !== 3 || replicas.some((replica) => !replica.alive)) return false
+    if ((await holdersOnDisk(cluster, fileId)).join() !== replicas.map((replica) => replica.keeper).sort().join()) return false
+  }
+
+  return true
 }
