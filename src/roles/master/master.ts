@@ -152,7 +152,7 @@ export class Master {
     this.#window = undefined
     const {files, setAside} = resolveInventories(window.sightings)
     this.table.transaction(() => {
-      for (const {file, replicas} of files) this.table.insertRecovered(file, replicas)
+      for (const {file, replicas} of files) this.table.insertFile(file, replicas.map((replica) => replica.keeperId))
       for (const row of setAside) this.table.addSetAside(row)
     })
     this.options.log.warn(`recovered ${files.length} files from the inventories of ${window.keepers.size} keepers; ${setAside.length} replicas set aside (dfs fsck lists them)`)
@@ -181,7 +181,7 @@ export class Master {
       this.options.log.warn(`set aside "${recorded!.name}" (${recorded!.fileId}): ${olderGeneration(recorded!.name, item.fileId)}, which keeper ${keeperId} reported late`)
     }
 
-    this.table.insertRecovered({fileId: item.fileId, name: item.name, size: item.size, sha256: item.sha256, createdAt: item.createdAt ?? 0}, [{keeperId}])
+    this.table.insertFile({fileId: item.fileId, name: item.name, size: item.size, sha256: item.sha256, createdAt: item.createdAt ?? 0}, [keeperId])
     return true
   }
 
@@ -204,10 +204,11 @@ export class Master {
   register(request: RegisterRequest, member?: VerifiedMember): RegisterResponse {
     this.#bindings.checkRegistration(member, request.id, (id) => this.keepers.get(id)?.alive === true)
     const id = request.id ?? `k${newId(6)}`
+    const zone = request.zone ?? DEFAULT_ZONE
     this.#bindings.bind(member, id)
     const window = this.#window
     if (window) {
-      this.keepers.upsert(id, request, request.zone ?? DEFAULT_ZONE)
+      this.keepers.upsert(id, request, zone)
       // A keeper registering again (restarted) replaces what it said before.
       window.sightings = [...window.sightings.filter((sighting) => sighting.keeperId !== id), ...request.inventory.map((item) => ({keeperId: id, item}))]
       window.keepers.add(id)
@@ -219,7 +220,7 @@ export class Master {
 
     let unknown = 0
     const deletes: DeleteCommand[] = this.table.transaction(() => {
-      this.keepers.upsert(id, request, request.zone ?? DEFAULT_ZONE)
+      this.keepers.upsert(id, request, zone)
       const pending = this.table.pendingDeletes(id)
       // A replica this keeper is about to be told to delete (a surplus copy trimmed, a file removed)
       // must not be counted again just because it is still on its disk.
@@ -247,7 +248,7 @@ export class Master {
 
       return commands
     })
-    this.options.log.info(`keeper ${id} registered at ${request.url} in zone ${request.zone ?? DEFAULT_ZONE} with ${request.inventory.length} files`)
+    this.options.log.info(`keeper ${id} registered at ${request.url} in zone ${zone} with ${request.inventory.length} files`)
     if (unknown > 0) this.options.log.warn(`keeper ${id} holds ${unknown} files this master has no record of; they are kept, not used`)
     this.replicator.trigger({full: true})
     return {id, deletes}
@@ -395,7 +396,7 @@ export class Master {
     this.#tickets.delete(uploadId)
     this.#assertFree(ticket.name)
     const file: FileRow = {fileId: uploadId, name: ticket.name, size: ticket.size, sha256: ticket.sha256, createdAt: Date.now()}
-    this.table.insertFile(file, request.keeperId)
+    this.table.insertFile(file, [request.keeperId])
     this.replicator.trigger()
     return this.fileInfo(file)
   }

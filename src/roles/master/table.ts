@@ -146,10 +146,7 @@ export class MasterTable {
     this.#db.pragma('busy_timeout = 5000')
     this.#db.exec(SCHEMA)
     dropKeeperPaths(this.#db)
-    // Tables made before zones and drains lack their columns.
-    const columns = new Set((this.#db.prepare('SELECT name FROM pragma_table_info(\'keepers\')').all() as Array<{name: string}>).map((column) => column.name))
-    if (!columns.has('zone')) this.#db.exec(`ALTER TABLE keepers ADD COLUMN zone TEXT NOT NULL DEFAULT '${DEFAULT_ZONE}'`)
-    if (!columns.has('drain')) this.#db.exec('ALTER TABLE keepers ADD COLUMN drain TEXT')
+    addZonesAndDrains(this.#db)
     const db = this.#db
     const fileColumns = 'id AS fileId, name, size, sha256, created_at AS createdAt'
     const keeperColumns = `id, url, alive, last_heartbeat AS lastHeartbeat, stored_bytes AS storedBytes,
@@ -245,12 +242,15 @@ export class MasterTable {
     return this.#statements.files.all() as FileRow[]
   }
 
-  /** Records a file together with its first replica, in one transaction. */
-  insertFile(file: FileRow, keeperId: string): void {
+  /**
+   * Records a file with the keepers that hold it, in one transaction: its first replica after an
+   * upload, or every replica found by a rebuild of the table.
+   */
+  insertFile(file: FileRow, keeperIds: string[]): void {
     this.transaction(() => {
       this.#statements.insertFile.run(file.fileId, file.name, file.size, file.sha256, file.createdAt)
-      this.#statements.insertReplica.run(file.fileId, keeperId, Date.now())
-      this.#holders.set(file.fileId, {fileId: file.fileId, name: file.name, size: file.size, holders: new Set([keeperId])})
+      for (const keeperId of keeperIds) this.#statements.insertReplica.run(file.fileId, keeperId, Date.now())
+      this.#holders.set(file.fileId, {fileId: file.fileId, name: file.name, size: file.size, holders: new Set(keeperIds)})
     })
     this.#changed(file.fileId)
   }
@@ -380,16 +380,6 @@ export class MasterTable {
     return (this.#statements.countFiles.get() as {count: number}).count === 0
   }
 
-  /** Records a file rebuilt from keepers' inventories with every replica found, in one transaction. */
-  insertRecovered(file: FileRow, replicas: Array<{keeperId: string}>): void {
-    this.transaction(() => {
-      this.#statements.insertFile.run(file.fileId, file.name, file.size, file.sha256, file.createdAt)
-      for (const replica of replicas) this.#statements.insertReplica.run(file.fileId, replica.keeperId, Date.now())
-      this.#holders.set(file.fileId, {fileId: file.fileId, name: file.name, size: file.size, holders: new Set(replicas.map((replica) => replica.keeperId))})
-    })
-    this.#changed(file.fileId)
-  }
-
   /** Records a replica a rebuild did not use (once per file and keeper). */
   addSetAside(row: SetAsideRow): void {
     this.#statements.addSetAside.run({...row, createdAt: row.createdAt ?? null, foundAt: Date.now()})
@@ -459,6 +449,16 @@ export class MasterTable {
  * table without the column is left alone.
  */
 function dropKeeperPaths(db: Database.Database): void {
-  const columns = db.pragma('table_info(replicas)') as Array<{name: string}>
-  if (columns.some((column) => column.name === 'path')) db.exec('ALTER TABLE replicas DROP COLUMN path')
+  if (columnsOf(db, 'replicas').has('path')) db.exec('ALTER TABLE replicas DROP COLUMN path')
+}
+
+/** Tables made before zones and drains lack their columns in `keepers`. */
+function addZonesAndDrains(db: Database.Database): void {
+  const columns = columnsOf(db, 'keepers')
+  if (!columns.has('zone')) db.exec(`ALTER TABLE keepers ADD COLUMN zone TEXT NOT NULL DEFAULT '${DEFAULT_ZONE}'`)
+  if (!columns.has('drain')) db.exec('ALTER TABLE keepers ADD COLUMN drain TEXT')
+}
+
+function columnsOf(db: Database.Database, table: string): Set<string> {
+  return new Set((db.pragma(`table_info(${table})`) as Array<{name: string}>).map((column) => column.name))
 }
