@@ -6,7 +6,7 @@ import type {ClusterKey} from '../../lib/cluster-key.js'
 import {DEFAULTS} from '../../lib/config.js'
 import {writeFileDurably} from '../../lib/durable-file.js'
 import {DfsError} from '../../lib/errors.js'
-import {GRANT_HEADER} from '../../lib/grants.js'
+import {showingGrant} from '../../lib/grants.js'
 import {Peer} from '../../lib/peer-client.js'
 import {
   keeperRoutes,
@@ -351,8 +351,7 @@ export class Keeper {
 
   /** Another keeper, to pull a copy from, shown the master's grant for it if the order carried one. */
   #keeperAt(url: string, grant: string | undefined): Peer {
-    const credentials = grant ? () => ({[GRANT_HEADER]: grant}) : undefined
-    return new Peer({role: 'keeper', baseUrl: url, agent: this.options.master.agent, credentials})
+    return new Peer({role: 'keeper', baseUrl: url, agent: this.options.master.agent, credentials: showingGrant(grant)})
   }
 
   stop(): void {

@@ -154,6 +154,7 @@ export function planRepairs(input: RepairPlanInput): CopyTask[] {
     const taken = new Set([...file.holders, ...underWay, ...(file.excluded ?? [])])
     const zones = new Set([...standing.zones, ...[...landing].map((id) => load.get(id)!.zone)])
     let missing = goal.replicas - standing.counted.length - landing.size
+    const failed = new Set(file.failedSources ?? [])
     while (missing > 0 || zones.size < goal.zones) {
       const destination = [...load.values()]
         .filter((keeper) => takesReplicas(keeper) && !taken.has(keeper.id) && keeper.freeBytes >= file.size && (incoming.get(keeper.id) ?? 0) < input.maxPerDestination)
@@ -161,7 +162,6 @@ export function planRepairs(input: RepairPlanInput): CopyTask[] {
         .filter((keeper) => missing > 0 || !zones.has(keeper.zone))
         .sort((a, b) => Number(zones.has(a.zone)) - Number(zones.has(b.zone)) || byLoad(a, b))[0]
       if (!destination) break
-      const failed = new Set(file.failedSources ?? [])
       const source = standing.sources
         .map((id) => load.get(id)!)
         .sort((a, b) => Number(failed.has(a.id)) - Number(failed.has(b.id)) || byLoad(a, b))[0]!

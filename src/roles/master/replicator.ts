@@ -122,8 +122,11 @@ export class Replicator {
     // Elsewhere, every file must have as many copies as it has with this keeper's, up to the
     // target, and never fewer than one: a drain never lowers a file's count. With too few keepers
     // left to take them the drain waits (as an HDFS decommission does) rather than finishing early.
-    const needed = (file: {holders: Iterable<string>}) => Math.max(1, Math.min(this.options.replicas, standingOf(file.holders, keepers).sources.length))
-    if (files.some((file) => standingOf(file.holders, keepers).counted.length < needed(file))) return
+    const spared = (file: {holders: Iterable<string>}) => {
+      const {sources, counted} = standingOf(file.holders, keepers)
+      return counted.length >= Math.max(1, Math.min(this.options.replicas, sources.length))
+    }
+    if (!files.every(spared)) return
     this.table.transaction(() => {
       for (const file of files) {
         this.table.removeReplica(file.fileId, keeperId)
