@@ -18,7 +18,7 @@ test('a keeper cut off from the other keepers is no source of copies: the repair
   // that lacks the file, which the repair must copy to.
   const [cutOff, dying, staying] = (await replicasOf(cluster, [name]))[name]!.alive.map((id) => cluster.keeperById(id))
   const destination = cluster.keepers.find((keeper) => ![cutOff, dying, staying].includes(keeper))!
-  for (const other of [dying!, staying!, destination]) await lab.cut(net.hostOf(cutOff!).name, net.hostOf(other).name)
+  await lab.cut(net.hostOf(cutOff!).name, [dying!, staying!, destination].map((other) => net.hostOf(other).name))
   assert.equal(await lab.reach(net.hostOf(destination).name, `${cutOff!.url}/health`), 'timeout')
   assert.equal(await lab.reach('master', `${cutOff!.url}/health`), '200')
 

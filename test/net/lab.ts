@@ -145,26 +145,41 @@ export class NetLab {
     return this.hosts.find((host) => host.address === address)
   }
 
-  /** Drops every packet between `a` and `b`, both ways; the rest of their traffic flows. */
-  async cut(a: string, b: string): Promise<void> {
-    await nft(this.host(a), `add element inet dfslab cut { ${this.host(b).address} }`)
-    await nft(this.host(b), `add element inet dfslab cut { ${this.host(a).address} }`)
+  /**
+   * Drops every packet between the hosts of one side and those of the other, both ways; the rest
+   * of their traffic flows. Each host gets the other side's addresses in one command and every
+   * host at once, so the cut falls (nearly) at one moment, not host by host: a cut spread over
+   * seconds would be a series of smaller cuts, with outcomes of its own.
+   */
+  async cut(side: string | string[], others: string | string[]): Promise<void> {
+    await this.#cutSet('add', [side].flat(), [others].flat())
   }
 
-  /** Undoes cut(a, b). */
-  async heal(a: string, b: string): Promise<void> {
-    await nft(this.host(a), `delete element inet dfslab cut { ${this.host(b).address} }`)
-    await nft(this.host(b), `delete element inet dfslab cut { ${this.host(a).address} }`)
+  /** Undoes cut(side, others). */
+  async heal(side: string | string[], others: string | string[]): Promise<void> {
+    await this.#cutSet('delete', [side].flat(), [others].flat())
   }
 
-  /** Cuts `name` off from every other host of the lab (the observer still reaches it). */
+  /** Cuts `name` off from every other host of the lab (the observer still reaches it): its own rules alone cut it, in one command. */
   async isolate(name: string): Promise<void> {
-    for (const other of this.hosts) if (other.name !== name) await this.cut(name, other.name)
+    await this.cut(name, this.#othersThan(name))
   }
 
   /** Undoes isolate(name). */
   async rejoin(name: string): Promise<void> {
-    for (const other of this.hosts) if (other.name !== name) await this.heal(name, other.name)
+    await this.heal(name, this.#othersThan(name))
+  }
+
+  #othersThan(name: string): string[] {
+    return this.hosts.filter((host) => host.name !== name).map((host) => host.name)
+  }
+
+  async #cutSet(op: 'add' | 'delete', side: string[], others: string[]): Promise<void> {
+    const addresses = (names: string[]) => names.map((name) => this.host(name).address).join(', ')
+    await Promise.all([
+      ...side.map((name) => nft(this.host(name), `${op} element inet dfslab cut { ${addresses(others)} }`)),
+      ...others.map((name) => nft(this.host(name), `${op} element inet dfslab cut { ${addresses(side)} }`)),
+    ])
   }
 
   /** Drops `percent` % of the packets that `name` sends and of those it receives, at random; 0 ends it. */

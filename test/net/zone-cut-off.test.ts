@@ -50,7 +50,7 @@ test('a whole zone cut off: every file reads back from the other zone; when it r
 
   const logBefore = cluster.master.logs.length
   // The zone's hosts still reach each other, as a rack cut off by its uplink does.
-  for (const host of cutHosts) for (const other of otherHosts) await lab.cut(host, other)
+  await lab.cut(cutHosts, otherHosts)
   await waitFor(`zone ${cutZone} dead and every file on 2 alive keepers of zone ${stayZone}`, async () => {
     const status = await cluster.keeperStatus()
     if (status.some((keeper) => keeper.alive !== (zoneOf.get(keeper.id) === stayZone))) return false
@@ -65,7 +65,7 @@ test('a whole zone cut off: every file reads back from the other zone; when it r
   await assertAllReadBack(net, files)
 
   const logAtHeal = cluster.master.logs.length
-  for (const host of cutHosts) for (const other of otherHosts) await lab.heal(host, other)
+  await lab.heal(cutHosts, otherHosts)
   const report = await waitFor('every keeper alive, every file on exactly 3 keepers of both zones, in the table and on disk', async () => {
     if (!(await cluster.keeperStatus()).every((keeper) => keeper.alive)) return undefined
     const fsck = await cluster.dfsJson<FsckReport>(['fsck'])
