@@ -12,7 +12,7 @@ interface KeeperState extends KeeperRow {
   persistedAt: number
   /** When the master declared it dead (memory only); null while alive. */
   diedAt: number | null
-  /** Alive without heartbeats until then (memory only): the grace after a blackout. */
+  /** Alive without heartbeats until then (memory only): the grace after the master itself was cut off. */
   graceUntil: number
 }
 
@@ -22,17 +22,23 @@ const PERSIST_EVERY_MS = 5000
 /**
  * Who is alive. Heartbeats update memory; the table is written when a keeper joins, dies or
  * comes back, and every few seconds otherwise. After a master restart every keeper that was alive
- * gets one heartbeat timeout of grace to check in before it is declared dead. A like grace follows
- * a blackout: when every keeper died within one timeout of the last one, the master was more
- * likely cut off than the cluster dead, so the first keeper back brings the others back with it.
- * Each gets one timeout to check in, plus the time a heartbeat sent into the cut may take to give
- * up before its keeper sends the next. Otherwise they would return one at a time, and the master
- * would copy files to the early ones, only to trim those copies as the rest came back.
+ * gets one heartbeat timeout of grace to check in before it is declared dead.
+ *
+ * A missed heartbeat does not tell a dead keeper from a master that has lost its own link, so a
+ * death stays unconfirmed until the master hears from some keeper again (deathsUnconfirmed: no
+ * copies are planned meanwhile, or copies ordered into a cut would land as surplus when it heals).
+ * The next voice decides. A keeper that stayed alive: the master reaches the cluster, so the dead
+ * are dead and their files are copied. One of the dead itself: the master was the one cut off
+ * (every keeper goes silent at once, declared dead one by one as their timeouts run out, however
+ * far apart load spreads them), so the others that died unheard come back with it, on grace: one
+ * timeout to check in, plus the time a heartbeat sent into the cut may take to give up before its
+ * keeper sends the next. Otherwise they would return one at a time, and the master would copy
+ * files to the early ones, only to trim those copies as the rest came back.
  */
 export class KeeperRegistry {
   readonly #keepers = new Map<string, KeeperState>()
-  /** The keepers that died together when the last alive one went; empty unless none is alive. */
-  #blackout = new Set<string>()
+  /** Keepers declared dead since the master last heard from any keeper. */
+  #unconfirmedDeaths = new Set<string>()
   #timer: NodeJS.Timeout | undefined
 
   constructor(
@@ -64,30 +70,32 @@ export class KeeperRegistry {
         keeper.reportedTransfers = 0
         keeper.assignedSince = 0
         keeper.diedAt = now
+        this.#unconfirmedDeaths.add(keeper.id)
         this.#persist(keeper)
         this.onDead(keeper.id)
       }
     }
-
-    if (this.#blackout.size === 0 && this.#keepers.size > 0 && [...this.#keepers.values()].every((keeper) => !keeper.alive)) {
-      for (const keeper of this.#keepers.values()) {
-        if (keeper.diedAt !== null && now - keeper.diedAt <= this.timeoutMs) this.#blackout.add(keeper.id)
-      }
-    }
   }
 
-  /** The first keeper back after a blackout: the others lost with it are alive again, on grace. */
-  #endBlackout(returning: string): void {
-    if (this.#blackout.size === 0) return
-    const now = Date.now()
-    for (const id of this.#blackout) {
-      const keeper = this.#keepers.get(id)
-      if (!keeper || keeper.alive || id === returning) continue
-      Object.assign(keeper, {alive: true, diedAt: null, graceUntil: now + this.timeoutMs + DEFAULTS.heartbeatRequestTimeoutMs})
-      this.#persist(keeper)
+  /** Whether keepers were declared dead since the master last heard from any: repairs wait for the next voice. */
+  deathsUnconfirmed(): boolean {
+    return this.#unconfirmedDeaths.size > 0
+  }
+
+  /** The master hears from `voice`: the deaths since the last voice are confirmed, or undone if it is one of them. */
+  #heard(voice: string): void {
+    if (this.#unconfirmedDeaths.size === 0) return
+    if (this.#unconfirmedDeaths.has(voice)) {
+      const now = Date.now()
+      for (const id of this.#unconfirmedDeaths) {
+        const keeper = this.#keepers.get(id)
+        if (!keeper || keeper.alive || id === voice) continue
+        Object.assign(keeper, {alive: true, diedAt: null, graceUntil: now + this.timeoutMs + DEFAULTS.heartbeatRequestTimeoutMs})
+        this.#persist(keeper)
+      }
     }
 
-    this.#blackout.clear()
+    this.#unconfirmedDeaths.clear()
   }
 
   /** A keeper registers: known or new, it is alive from now on, in the zone it names; a drain begun goes on. */
@@ -110,7 +118,7 @@ export class KeeperRegistry {
       diedAt: null,
       graceUntil: 0,
     }
-    this.#endBlackout(id)
+    this.#heard(id)
     this.#keepers.set(id, keeper)
     this.table.saveKeeper(keeper)
   }
@@ -120,8 +128,8 @@ export class KeeperRegistry {
     const keeper = this.#keepers.get(id)
     if (!keeper) throw new DfsError('DFS_ERR_UNKNOWN_KEEPER', `keeper ${id} is not registered; register first`)
     const now = Date.now()
+    this.#heard(id)
     const cameBack = !keeper.alive
-    if (cameBack) this.#endBlackout(id)
     Object.assign(keeper, {
       url: stats.url,
       alive: true,
@@ -148,6 +156,7 @@ export class KeeperRegistry {
   /** Drops a keeper from memory (the caller removes it from the table). */
   forget(id: string): void {
     this.#keepers.delete(id)
+    this.#unconfirmedDeaths.delete(id)
   }
 
   #persist(keeper: KeeperState): void {

@@ -260,11 +260,10 @@ export class Master {
    */
   heartbeat(id: string, request: HeartbeatRequest, member?: VerifiedMember): HeartbeatResponse {
     this.#bindings.requireKeeper(member, id)
+    const heldRepairs = this.keepers.deathsUnconfirmed()
     const cameBack = this.keepers.heartbeat(id, request)
-    if (cameBack) {
-      this.options.log.info(`keeper ${id} is alive again`)
-      this.replicator.trigger({full: true})
-    }
+    if (cameBack) this.options.log.info(`keeper ${id} is alive again`)
+    if (cameBack || heldRepairs) this.replicator.trigger({full: true})
 
     if (request.deleted?.length) {
       this.table.transaction(() => {

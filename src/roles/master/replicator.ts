@@ -91,7 +91,9 @@ export class Replicator {
     // that died and is not declared dead yet, and retrying it at once only fails again.
     const now = Date.now()
     const usable = keepers.map((keeper) => ((this.#failedAt.get(keeper.id) ?? 0) > now - COOL_DOWN_MS ? {...keeper, alive: false} : keeper))
-    const copies = planRepairs({files, keepers: usable, target: this.options.replicas, inFlight: this.#inFlight, maxPerDestination: MAX_COPIES_PER_DESTINATION})
+    // Deaths the master declared without hearing from any keeper since may be its own link's:
+    // no copies until a heartbeat settles them (that heartbeat asks for a full pass).
+    const copies = !this.keepers.deathsUnconfirmed() ? planRepairs({files, keepers: usable, target: this.options.replicas, inFlight: this.#inFlight, maxPerDestination: MAX_COPIES_PER_DESTINATION}) : []
     for (const task of copies) this.#track(this.#copy(task))
     // Surplus copies go only from keepers heard from just now, never from one that may be dying.
     const heard = keepers.filter((keeper) => this.keepers.heardWithin(keeper.id, this.options.heartbeatTimeoutMs / 2))
