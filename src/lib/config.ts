@@ -23,6 +23,12 @@ export const DEFAULTS = {
   backupKeep: 7,
   /** A heartbeat request gives up after this long at least (5 intervals if longer), and only then is the next one sent. */
   heartbeatRequestTimeoutMs: 5000,
+  /**
+   * A peer that sends no answer, or no byte of a file, for this long is taken to be gone (a host cut
+   * off keeps its connections open and silent): a client moves the range to another replica, a
+   * keeper's copy fails and the master orders it from another holder. undici waits as long to connect.
+   */
+  stallTimeoutMs: 10_000,
 } as const
 
 /** The master a client talks to: `--master`, else `DFS_MASTER`, else the local default. */

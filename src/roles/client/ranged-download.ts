@@ -1,3 +1,4 @@
+import {DEFAULTS} from '../../lib/config.js'
 import {DfsError} from '../../lib/errors.js'
 import type {Peer} from '../../lib/peer-client.js'
 import {FILE_ID_HEADER, keeperRoutes} from '../../lib/protocol.js'
@@ -34,7 +35,7 @@ export const MAX_BUFFERED = 12 * 1024 * 1024
 // A replica cut off in the middle of a range sends nothing more and closes nothing (its packets
 // are lost, not refused): after this long without a byte its range goes to another replica,
 // instead of waiting undici's 300 s.
-export const RANGE_STALL_TIMEOUT_MS = 30_000
+export const RANGE_STALL_TIMEOUT_MS = DEFAULTS.stallTimeoutMs
 
 export interface SourceReport {
   keeper: string

@@ -237,7 +237,7 @@ export class Keeper {
     if (!file) {
       this.transferStarted()
       try {
-        const response = await this.#keeperAt(order.source, order.grant).open(keeperRoutes.read, {params: {name: order.name}, query: {fileId: order.fileId}})
+        const response = await this.#keeperAt(order.source, order.grant).open(keeperRoutes.read, {params: {name: order.name}, query: {fileId: order.fileId}}, {timeout: DEFAULTS.stallTimeoutMs})
         try {
           file = await this.store.receive(response.body, item)
         } catch (error) {
