@@ -21,7 +21,11 @@ export const DEFAULTS = {
   /** How long `master --recover` listens to keepers registering before it builds the table. */
   recoverWindowMs: 60_000,
   backupKeep: 7,
-  /** A heartbeat request gives up after this long at least (5 intervals if longer), and only then is the next one sent. */
+  /**
+   * The longest a keeper's heartbeat waits for its answer (two intervals, at least 1 s, at most
+   * this) before the next is sent: one stuck in a lossy link, behind TCP's backed-off
+   * retransmits, must not hold back the next until the master declares the keeper dead.
+   */
   heartbeatRequestTimeoutMs: 5000,
   /**
    * A peer that sends no answer, or no byte of a file, for this long is taken to be gone (a host cut

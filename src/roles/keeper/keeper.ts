@@ -135,7 +135,7 @@ export class Keeper {
         const response = await this.options.master.call(
           masterRoutes.heartbeat,
           {params: {id: this.id}, body: {...(await this.stats()), ...(deleted.length > 0 ? {deleted} : {})}},
-          {timeout: Math.max(DEFAULTS.heartbeatRequestTimeoutMs, this.options.heartbeatIntervalMs * 5)},
+          {timeout: Math.min(DEFAULTS.heartbeatRequestTimeoutMs, Math.max(1000, this.options.heartbeatIntervalMs * 2))},
         )
         for (const fileId of deleted) this.#deleted.delete(fileId)
         if (this.#lastHeartbeatError) this.options.log('heartbeats reach the master again')
