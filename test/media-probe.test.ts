@@ -1,0 +1,94 @@
+import assert from 'node:assert/strict'
+import {randomBytes} from 'node:crypto'
+import {open, readFile, rm, writeFile} from 'node:fs/promises'
+import {join} from 'node:path'
+import {after, before, describe, test} from 'node:test'
+
+import {PROBE_LIMITS, probeMedia} from '../src/roles/keeper/media-probe.js'
+import {FIXTURES, tempDir} from './helpers/cluster.js'
+import {topLevelTypes, withMoovAtEnd} from './helpers/mp4-boxes.js'
+
+// What the samples are (mp4box 2.4.1 reads the same; sample_1's movie header says 18316/600 s).
+export const SAMPLE_MEDIA = {
+  'sample_1.mp4': {container: 'mp4', durationSeconds: 30.527, width: 480, height: 270, videoCodec: 'avc1.42c01e', audioCodec: 'mp4a.40.2', bitrate: 411_445, fastStart: true},
+  'sample_2.mp4': {container: 'mp4', durationSeconds: 9.577, width: 898, height: 506, videoCodec: 'avc1.64001f', audioCodec: null, bitrate: 1_110_552, fastStart: true},
+  'sample_3.mp4': {container: 'mp4', durationSeconds: 27.29, width: 596, height: 336, videoCodec: 'avc1.64001e', audioCodec: 'mp4a.40.2', bitrate: 1_040_495, fastStart: true},
+} as const
+
+// sample_1's top-level boxes: ftyp (32 bytes), moov (11824), free, mdat.
+const SAMPLE_1_MOOV_BYTES = 11_824
+
+describe('a keeper reads what an mp4 is from its box headers, ftyp and moov', () => {
+  let dir: string
+  let sample1: Buffer
+  const write = async (name: string, bytes: Buffer | string) => {
+    const path = join(dir, name)
+    await writeFile(path, bytes)
+    return path
+  }
+
+  before(async () => {
+    dir = await tempDir()
+    sample1 = await readFile(join(FIXTURES, 'sample_1.mp4'))
+  })
+  after(() => rm(dir, {recursive: true, force: true}))
+
+  test('the samples: duration, resolution, codecs, bitrate, moov at the front', async () => {
+    for (const [name, media] of Object.entries(SAMPLE_MEDIA)) assert.deepEqual(await probeMedia(join(FIXTURES, name)), media, name)
+  })
+
+  test('the same movie with moov after the media data is described alike, and flagged as not fast-start', async () => {
+    const moved = withMoovAtEnd(sample1)
+    assert.deepEqual(topLevelTypes(moved), ['ftyp', 'free', 'mdat', 'moov'])
+    assert.deepEqual(await probeMedia(await write('moov-at-end.mp4', moved)), {...SAMPLE_MEDIA['sample_1.mp4'], fastStart: false})
+  })
+
+  test('what is not an mp4 has no metadata: random bytes, text, an empty file, ftyp alone', async () => {
+    assert.equal(await probeMedia(await write('random.bin', randomBytes(100_000))), null)
+    assert.equal(await probeMedia(await write('text.mp4', 'hello, this is not a movie\n'.repeat(1000))), null)
+    assert.equal(await probeMedia(await write('empty.mp4', Buffer.alloc(0))), null)
+    assert.equal(await probeMedia(await write('ftyp-only.mp4', sample1.subarray(0, 32))), null)
+  })
+
+  test('a file cut short has no metadata, even when its moov is whole', async () => {
+    assert.equal(await probeMedia(await write('half.mp4', sample1.subarray(0, sample1.length >> 1))), null)
+    assert.equal(await probeMedia(await write('one-byte-short.mp4', sample1.subarray(0, -1))), null)
+    const moved = withMoovAtEnd(sample1)
+    assert.equal(await probeMedia(await write('moov-cut.mp4', moved.subarray(0, -100))), null)
+    // Bytes after the last box are no box either.
+    assert.equal(await probeMedia(await write('trailing.mp4', Buffer.concat([sample1, Buffer.from('junk')]))), null)
+  })
+
+  test('a moov over the limit, or more boxes than the limit, give no metadata', async () => {
+    const path = join(FIXTURES, 'sample_1.mp4')
+    assert.equal((await probeMedia(path, {...PROBE_LIMITS, maxMoovBytes: SAMPLE_1_MOOV_BYTES}))?.durationSeconds, 30.527)
+    assert.equal(await probeMedia(path, {...PROBE_LIMITS, maxMoovBytes: SAMPLE_1_MOOV_BYTES - 1}), null)
+    assert.equal((await probeMedia(path, {...PROBE_LIMITS, maxBoxes: 4}))?.durationSeconds, 30.527)
+    assert.equal(await probeMedia(path, {...PROBE_LIMITS, maxBoxes: 3}), null)
+  })
+
+  test('a 5 GiB media data box (64-bit size) before moov is skipped by its header, not read', async () => {
+    // ftyp, then an mdat of 5 GiB that the file holds as a hole, then the sample's moov: the probe
+    // must seek over the mdat to find moov (its chunk offsets are wrong, which describing ignores).
+    const mdatSize = 5 * 1024 ** 3
+    const mdatHeader = Buffer.alloc(16)
+    mdatHeader.writeUInt32BE(1, 0)
+    mdatHeader.write('mdat', 4, 'latin1')
+    mdatHeader.writeBigUInt64BE(BigInt(mdatSize), 8)
+    const path = join(dir, 'huge.mp4')
+    const file = await open(path, 'w')
+    try {
+      await file.write(sample1, 0, 32, 0)
+      await file.write(mdatHeader, 0, 16, 32)
+      await file.write(sample1, 32, SAMPLE_1_MOOV_BYTES, 32 + mdatSize)
+    } finally {
+      await file.close()
+    }
+
+    const media = await probeMedia(path)
+    assert.equal(media?.fastStart, false)
+    assert.equal(media?.durationSeconds, 30.527)
+    assert.equal(media?.bitrate, Math.round(((32 + mdatSize + SAMPLE_1_MOOV_BYTES) * 8) / 30.527))
+    await rm(path)
+  })
+})
