@@ -6,14 +6,7 @@ import {after, before, describe, test} from 'node:test'
 
 import {PROBE_LIMITS, probeMedia} from '../src/roles/keeper/media-probe.js'
 import {FIXTURES, tempDir} from './helpers/cluster.js'
-import {topLevelTypes, withMoovAtEnd} from './helpers/mp4-boxes.js'
-
-// What the samples are (mp4box 2.4.1 reads the same; sample_1's movie header says 18316/600 s).
-export const SAMPLE_MEDIA = {
-  'sample_1.mp4': {container: 'mp4', durationSeconds: 30.527, width: 480, height: 270, videoCodec: 'avc1.42c01e', audioCodec: 'mp4a.40.2', bitrate: 411_445, fastStart: true},
-  'sample_2.mp4': {container: 'mp4', durationSeconds: 9.577, width: 898, height: 506, videoCodec: 'avc1.64001f', audioCodec: null, bitrate: 1_110_552, fastStart: true},
-  'sample_3.mp4': {container: 'mp4', durationSeconds: 27.29, width: 596, height: 336, videoCodec: 'avc1.64001e', audioCodec: 'mp4a.40.2', bitrate: 1_040_495, fastStart: true},
-} as const
+import {SAMPLE_MEDIA, topLevelTypes, withMoovAtEnd} from './helpers/mp4-files.js'
 
 // sample_1's top-level boxes: ftyp (32 bytes), moov (11824), free, mdat.
 const SAMPLE_1_MOOV_BYTES = 11_824

@@ -1,5 +1,13 @@
-// Rearranging the top-level boxes of a small mp4 held in memory, to make test files the samples
-// are not: the same movie with its `moov` box at the end (not "fast start"), still playable.
+// The mp4 samples of test/fixtures as a keeper must describe them, and test files made from them
+// by rearranging their top-level boxes in memory: the same movie with its `moov` box at the end
+// (not "fast start"), still playable.
+
+// What the samples are (mp4box 2.4.1 reads the same; sample_1's movie header says 18316/600 s).
+export const SAMPLE_MEDIA = {
+  'sample_1.mp4': {container: 'mp4', durationSeconds: 30.527, width: 480, height: 270, videoCodec: 'avc1.42c01e', audioCodec: 'mp4a.40.2', bitrate: 411_445, fastStart: true},
+  'sample_2.mp4': {container: 'mp4', durationSeconds: 9.577, width: 898, height: 506, videoCodec: 'avc1.64001f', audioCodec: null, bitrate: 1_110_552, fastStart: true},
+  'sample_3.mp4': {container: 'mp4', durationSeconds: 27.29, width: 596, height: 336, videoCodec: 'avc1.64001e', audioCodec: 'mp4a.40.2', bitrate: 1_040_495, fastStart: true},
+} as const
 
 interface Box {
   type: string
