@@ -43,6 +43,16 @@ describe('a keeper reads what an mp4 is from its box headers, ftyp and moov', ()
     assert.equal(await probeMedia(await write('ftyp-only.mp4', sample1.subarray(0, 32))), null)
   })
 
+  test('boxes that do not make an ISO-BMFF movie have no metadata: no ftyp first, two moov boxes', async () => {
+    // The ftyp box renamed to a free box: the rest is a whole movie, but nothing says it is ISO-BMFF.
+    const noFtyp = Buffer.from(sample1)
+    noFtyp.write('free', 4, 'latin1')
+    assert.equal(await probeMedia(await write('no-ftyp.mp4', noFtyp)), null)
+    // Which of two moov boxes a player takes is anyone's guess.
+    const moov = sample1.subarray(32, 32 + SAMPLE_1_MOOV_BYTES)
+    assert.equal(await probeMedia(await write('two-moovs.mp4', Buffer.concat([sample1, moov]))), null)
+  })
+
   test('a file cut short has no metadata, even when its moov is whole', async () => {
     assert.equal(await probeMedia(await write('half.mp4', sample1.subarray(0, sample1.length >> 1))), null)
     assert.equal(await probeMedia(await write('one-byte-short.mp4', sample1.subarray(0, -1))), null)
