@@ -209,8 +209,9 @@ export const FileHealth = Type.Union([
 ])
 export type FileHealth = Static<typeof FileHealth>
 
-// `media`: null for a file that is not an mp4 (or other ISO-BMFF) file a keeper could read.
-const fileDescription = {name: Name, fileId: Id, size: Bytes, sha256: Sha256, createdAt: Type.String(), media: Type.Union([MediaInfo, Type.Null()])}
+// `media`: null for a file that is not an mp4 (or other ISO-BMFF) file a keeper could read. This
+// master always sends it; a client does without it (it only shows it).
+const fileDescription = {name: Name, fileId: Id, size: Bytes, sha256: Sha256, createdAt: Type.String(), media: Type.Optional(Type.Union([MediaInfo, Type.Null()]))}
 
 export const FileInfo = Type.Object({...fileDescription, target: Bytes, health: FileHealth, replicas: Type.Array(ReplicaInfo)})
 export type FileInfo = Static<typeof FileInfo>
