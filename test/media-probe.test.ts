@@ -53,6 +53,27 @@ describe('a keeper reads what an mp4 is from its box headers, ftyp and moov', ()
     assert.equal(await probeMedia(await write('two-moovs.mp4', Buffer.concat([sample1, moov]))), null)
   })
 
+  test('a damaged moov gives no metadata, and nothing of the file reaches the console (the keeper\'s log)', async () => {
+    // The movie header's box type becomes an escape sequence, which mp4box would quote.
+    const damaged = Buffer.from(sample1)
+    assert.equal(damaged.toString('latin1', 44, 48), 'mvhd')
+    damaged.write('\u001b[2J', 44, 'latin1')
+    const path = await write('damaged.mp4', damaged)
+    const printed: unknown[][] = []
+    const methods = ['debug', 'info', 'log', 'warn', 'error'] as const
+    const saved = methods.map((method) => console[method])
+    for (const method of methods) console[method] = (...args: unknown[]) => printed.push(args)
+    let media
+    try {
+      media = await probeMedia(path)
+    } finally {
+      methods.forEach((method, index) => (console[method] = saved[index]!))
+    }
+
+    assert.equal(media, null)
+    assert.deepEqual(printed, [])
+  })
+
   test('a file cut short has no metadata, even when its moov is whole', async () => {
     assert.equal(await probeMedia(await write('half.mp4', sample1.subarray(0, sample1.length >> 1))), null)
     assert.equal(await probeMedia(await write('one-byte-short.mp4', sample1.subarray(0, -1))), null)

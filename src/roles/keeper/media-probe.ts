@@ -109,9 +109,28 @@ function parseMovie(head: Buffer): Movie | undefined {
     failed = true
   }
 
-  parser.appendBuffer(MP4BoxBuffer.fromArrayBuffer(head.buffer.slice(head.byteOffset, head.byteOffset + head.length), 0))
-  parser.flush()
+  silently(() => {
+    parser.appendBuffer(MP4BoxBuffer.fromArrayBuffer(head.buffer.slice(head.byteOffset, head.byteOffset + head.length), 0))
+    parser.flush()
+  })
   return failed ? undefined : movie
+}
+
+const CONSOLE_METHODS = ['debug', 'info', 'log', 'warn', 'error'] as const
+
+/**
+ * Runs `work` with the console muted. mp4box reports a damaged box on the console, quoting the
+ * box's type: bytes of an uploaded file (escape sequences too) would reach the keeper's log raw.
+ * Parsing is synchronous, so nothing else can log meanwhile.
+ */
+function silently(work: () => void): void {
+  const saved = CONSOLE_METHODS.map((method) => console[method])
+  for (const method of CONSOLE_METHODS) console[method] = () => {}
+  try {
+    work()
+  } finally {
+    CONSOLE_METHODS.forEach((method, index) => (console[method] = saved[index]!))
+  }
 }
 
 function describe(movie: Movie, file: {size: number; brand: string; fastStart: boolean}): MediaInfo {
