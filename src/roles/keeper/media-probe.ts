@@ -49,7 +49,7 @@ export async function probeMedia(path: string, limits: ProbeLimits = PROBE_LIMIT
     const movie = parseMovie(head)
     if (!movie || movie.tracks.length === 0) return null
     const firstMdat = boxes.find((box) => box.type === 'mdat')
-    return describe(movie, {size, brand: head.toString('latin1', 8, 12), fastStart: !firstMdat || moov.offset < firstMdat.offset})
+    return mediaOf(movie, {size, brand: head.toString('latin1', 8, 12), fastStart: !firstMdat || moov.offset < firstMdat.offset})
   } catch {
     return null
   } finally {
@@ -133,7 +133,7 @@ function silently(work: () => void): void {
   }
 }
 
-function describe(movie: Movie, file: {size: number; brand: string; fastStart: boolean}): MediaInfo {
+function mediaOf(movie: Movie, file: {size: number; brand: string; fastStart: boolean}): MediaInfo {
   const video = movie.videoTracks[0]
   const audio = movie.audioTracks[0]
   // A fragmented file's movie header may say 0; its fragments' total is in mvex/mehd then.
