@@ -134,6 +134,26 @@ export type UploadRequest = Static<typeof UploadRequest>
 export const UploadTicket = Type.Object({uploadId: Id, keeper: Type.Object({id: Id, url: Url}), grant: Type.Optional(GrantToken)})
 export type UploadTicket = Static<typeof UploadTicket>
 
+// What a keeper read of a stored ISO-BMFF file (mp4, mov, m4a…): display only. It is the keeper's
+// claim, so the master holds it to these bounds and nothing more. `width`, `height` and `videoCodec`
+// are null without a video track, `audioCodec` without an audio one, `bitrate` (bits per second,
+// the whole file's size over its duration) when the duration is 0. `fastStart`: the `moov` box comes
+// before the media data, so a browser can start playing from the first bytes.
+const Codec = Type.String({pattern: '^[A-Za-z0-9._+-]{1,64}$'})
+const Pixels = Type.Integer({minimum: 0, maximum: 65_535})
+const mediaInfo = {
+  container: Type.String({pattern: '^[a-z0-9]{1,8}$'}),
+  durationSeconds: Type.Number({minimum: 0, maximum: 1e9}),
+  width: Type.Union([Pixels, Type.Null()]),
+  height: Type.Union([Pixels, Type.Null()]),
+  videoCodec: Type.Union([Codec, Type.Null()]),
+  audioCodec: Type.Union([Codec, Type.Null()]),
+  bitrate: Type.Union([Type.Integer({minimum: 0, maximum: 1e12}), Type.Null()]),
+  fastStart: Type.Boolean(),
+}
+export const MediaInfo = Type.Object(mediaInfo)
+export type MediaInfo = Static<typeof MediaInfo>
+
 export const CommitRequest = Type.Object(
   {
     keeperId: Id,
@@ -141,6 +161,8 @@ export const CommitRequest = Type.Object(
     name: Name,
     size: Bytes,
     sha256: Sha256,
+    /** What the keeper read of the file if it is an mp4 (or other ISO-BMFF) file. */
+    media: Type.Optional(Type.Object(mediaInfo, closed)),
   },
   closed,
 )
@@ -187,7 +209,9 @@ export const FileHealth = Type.Union([
 ])
 export type FileHealth = Static<typeof FileHealth>
 
-const fileDescription = {name: Name, fileId: Id, size: Bytes, sha256: Sha256, createdAt: Type.String()}
+// `media`: null for a file that is not an mp4 (or other ISO-BMFF) file a keeper could read. This
+// master always sends it; a client does without it (it only shows it).
+const fileDescription = {name: Name, fileId: Id, size: Bytes, sha256: Sha256, createdAt: Type.String(), media: Type.Optional(Type.Union([MediaInfo, Type.Null()]))}
 
 export const FileInfo = Type.Object({...fileDescription, target: Bytes, health: FileHealth, replicas: Type.Array(ReplicaInfo)})
 export type FileInfo = Static<typeof FileInfo>

@@ -19,6 +19,7 @@ import {
 } from '../../lib/protocol.js'
 import {RetryPolicy} from '../../lib/retry-policy.js'
 import {FileStore} from './file-store.js'
+import {probeMedia} from './media-probe.js'
 
 /**
  * Registration is tried again until the master answers, and also while the master says another
@@ -182,10 +183,12 @@ export class Keeper {
     this.transferStarted()
     try {
       const file = await this.store.receive(body, item)
+      // Read back from the disk once the bytes are durable: box headers, ftyp and moov only.
+      const media = await probeMedia(this.store.pathOf(file.fileId))
       try {
         await this.options.master.call(masterRoutes.commitUpload, {
           params: {id: item.fileId},
-          body: {keeperId: this.id, name: file.name, size: file.size, sha256: file.sha256},
+          body: {keeperId: this.id, name: file.name, size: file.size, sha256: file.sha256, ...(media ? {media} : {})},
         })
       } catch (error) {
         // No answer, or one that cannot be read: the master may have recorded the file all the same.

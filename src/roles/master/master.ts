@@ -394,7 +394,8 @@ export class Master {
 
     this.#tickets.delete(uploadId)
     this.#assertFree(ticket.name)
-    const file: FileRow = {fileId: uploadId, name: ticket.name, size: ticket.size, sha256: ticket.sha256, createdAt: Date.now()}
+    // The media description is the keeper's claim, already held to the protocol's bounds: display only.
+    const file: FileRow = {fileId: uploadId, name: ticket.name, size: ticket.size, sha256: ticket.sha256, createdAt: Date.now(), media: request.media ?? null}
     this.table.insertFile(file, [request.keeperId])
     this.replicator.trigger()
     return this.fileInfo(file)
@@ -604,7 +605,7 @@ function healthOf(standing: FileStanding, target: number, goal: PlacementGoal): 
 }
 
 function describeFile(file: FileRow): Omit<FileSummary, 'replicas' | 'target'> {
-  return {name: file.name, fileId: file.fileId, size: file.size, sha256: file.sha256, createdAt: new Date(file.createdAt).toISOString()}
+  return {name: file.name, fileId: file.fileId, size: file.size, sha256: file.sha256, createdAt: new Date(file.createdAt).toISOString(), media: file.media ?? null}
 }
 
 function noTarget(keepers: KeeperLoad[], size: number, exclude: ReadonlySet<string>): DfsError {

@@ -3,7 +3,7 @@ import {join} from 'node:path'
 
 import Database from 'better-sqlite3'
 
-import {DEFAULT_ZONE, type DeleteCommand} from '../../lib/protocol.js'
+import {DEFAULT_ZONE, type DeleteCommand, type MediaInfo} from '../../lib/protocol.js'
 
 export interface FileRow {
   fileId: string
@@ -11,6 +11,8 @@ export interface FileRow {
   size: number
   sha256: string
   createdAt: number
+  /** What the keeper that took the upload read of it, if it is an mp4 (or other ISO-BMFF) file. */
+  media?: MediaInfo | null
 }
 
 export interface KeeperRow {
@@ -62,7 +64,8 @@ CREATE TABLE IF NOT EXISTS files (
   name       TEXT NOT NULL UNIQUE,
   size       INTEGER NOT NULL,
   sha256     TEXT NOT NULL,
-  created_at INTEGER NOT NULL
+  created_at INTEGER NOT NULL,
+  media      TEXT
 );
 CREATE TABLE IF NOT EXISTS replicas (
   file_id    TEXT NOT NULL REFERENCES files(id) ON DELETE CASCADE,
@@ -147,15 +150,16 @@ export class MasterTable {
     this.#db.exec(SCHEMA)
     dropKeeperPaths(this.#db)
     addZonesAndDrains(this.#db)
+    addMedia(this.#db)
     const db = this.#db
-    const fileColumns = 'id AS fileId, name, size, sha256, created_at AS createdAt'
+    const fileColumns = 'id AS fileId, name, size, sha256, created_at AS createdAt, media'
     const keeperColumns = `id, url, alive, last_heartbeat AS lastHeartbeat, stored_bytes AS storedBytes,
       free_bytes AS freeBytes, registered_at AS registeredAt, zone, drain`
     this.#statements = {
       fileByName: db.prepare(`SELECT ${fileColumns} FROM files WHERE name = ?`),
       fileById: db.prepare(`SELECT ${fileColumns} FROM files WHERE id = ?`),
       files: db.prepare(`SELECT ${fileColumns} FROM files ORDER BY name`),
-      insertFile: db.prepare('INSERT INTO files (id, name, size, sha256, created_at) VALUES (?, ?, ?, ?, ?)'),
+      insertFile: db.prepare('INSERT INTO files (id, name, size, sha256, created_at, media) VALUES (?, ?, ?, ?, ?, ?)'),
       deleteFile: db.prepare('DELETE FROM files WHERE id = ?'),
       addTombstone: db.prepare('INSERT OR IGNORE INTO tombstones (file_id, name, deleted_at) VALUES (?, ?, ?)'),
       isTombstoned: db.prepare('SELECT 1 FROM tombstones WHERE file_id = ?'),
@@ -231,15 +235,15 @@ export class MasterTable {
   }
 
   fileByName(name: string): FileRow | undefined {
-    return this.#statements.fileByName.get(name) as FileRow | undefined
+    return fileRow(this.#statements.fileByName.get(name) as StoredFileRow | undefined)
   }
 
   fileById(fileId: string): FileRow | undefined {
-    return this.#statements.fileById.get(fileId) as FileRow | undefined
+    return fileRow(this.#statements.fileById.get(fileId) as StoredFileRow | undefined)
   }
 
   files(): FileRow[] {
-    return this.#statements.files.all() as FileRow[]
+    return (this.#statements.files.all() as StoredFileRow[]).map((row) => fileRow(row))
   }
 
   /**
@@ -248,7 +252,7 @@ export class MasterTable {
    */
   insertFile(file: FileRow, keeperIds: string[]): void {
     this.transaction(() => {
-      this.#statements.insertFile.run(file.fileId, file.name, file.size, file.sha256, file.createdAt)
+      this.#statements.insertFile.run(file.fileId, file.name, file.size, file.sha256, file.createdAt, file.media ? JSON.stringify(file.media) : null)
       for (const keeperId of keeperIds) this.#statements.insertReplica.run(file.fileId, keeperId, Date.now())
       this.#holders.set(file.fileId, {fileId: file.fileId, name: file.name, size: file.size, holders: new Set(keeperIds)})
     })
@@ -457,6 +461,20 @@ function addZonesAndDrains(db: Database.Database): void {
   const columns = columnsOf(db, 'keepers')
   if (!columns.has('zone')) db.exec(`ALTER TABLE keepers ADD COLUMN zone TEXT NOT NULL DEFAULT '${DEFAULT_ZONE}'`)
   if (!columns.has('drain')) db.exec('ALTER TABLE keepers ADD COLUMN drain TEXT')
+}
+
+/** Tables made before the master kept what keepers read of mp4 files lack `files.media` (JSON). */
+function addMedia(db: Database.Database): void {
+  if (!columnsOf(db, 'files').has('media')) db.exec('ALTER TABLE files ADD COLUMN media TEXT')
+}
+
+/** A row of `files` as SQLite gives it: `media` is JSON text. */
+type StoredFileRow = Omit<FileRow, 'media'> & {media: string | null}
+
+function fileRow(row: StoredFileRow): FileRow
+function fileRow(row: StoredFileRow | undefined): FileRow | undefined
+function fileRow(row: StoredFileRow | undefined): FileRow | undefined {
+  return row && {...row, media: row.media === null ? null : (JSON.parse(row.media) as MediaInfo)}
 }
 
 function columnsOf(db: Database.Database, table: string): Set<string> {
