@@ -11,7 +11,7 @@ const TOKEN_KEY = 'dfs-token'
 const PLAYABLE = /\.(mp4|m4v|mov|webm|ogv|mkv|mp3|m4a|ogg|wav)$/i
 
 const $ = (id) => document.getElementById(id)
-const state = {prefix: '', search: '', after: '', pages: [], next: undefined, keepers: new Map(), timer: undefined, polling: false, again: false, pollFailed: false}
+const state = {prefix: '', search: '', after: '', pages: [], next: undefined, keepers: new Map(), timer: undefined, polling: false, again: false, pollFailed: false, open: undefined}
 
 // ---- talking to the master -------------------------------------------------------------------
 
@@ -89,6 +89,8 @@ function el(tag, attributes = {}, ...children) {
     if (value === undefined || value === false) continue
     if (key === 'class') element.className = value
     else if (key.startsWith('on')) element.addEventListener(key.slice(2), value)
+    // Through the CSSOM: the page's Content-Security-Policy refuses style attributes.
+    else if (key === 'width') element.style.width = value
     else element.setAttribute(key, value === true ? '' : value)
   }
 
@@ -151,7 +153,7 @@ function renderKeepers(keepers) {
       el('td', {}, badge(keeper.alive ? stateText : 'dead')),
       el('td', {}, ago(keeper.lastHeartbeat)),
       el('td', {}, String(keeper.files)),
-      el('td', {}, el('span', {class: 'bar', title: `${used.toFixed(1)}% of what this keeper may use`}, el('span', {style: `width:${used}%`})), `${bytes(keeper.storedBytes)} / ${bytes(keeper.freeBytes)} free`),
+      el('td', {}, el('span', {class: 'bar', title: `${used.toFixed(1)}% of what this keeper may use`}, el('span', {width: `${keeper.storedBytes > 0 ? Math.max(used, 1) : 0}%`})), `${bytes(keeper.storedBytes)} / ${bytes(keeper.freeBytes)} free`),
       el('td', {}, String(keeper.activeTransfers)),
     )
   })
@@ -246,6 +248,12 @@ async function refresh() {
     renderKeepers(keepers)
     renderSummary(report, keepers)
     renderFiles(page)
+    if (state.open) {
+      const gone = (error) => (error instanceof ApiError && error.status === 404 ? undefined : Promise.reject(error))
+      const info = await api('GET', fileUrl(state.open.name)).catch(gone)
+      if (info) showDetails(info, state.open.link)
+      else closePlayer()
+    }
     // A failed round's message goes once a round succeeds; others stay until replaced.
     if (state.pollFailed) say('')
     state.pollFailed = false
@@ -271,6 +279,7 @@ document.addEventListener('visibilitychange', () => {
 async function openFile(name) {
   try {
     const [info, link] = await Promise.all([api('GET', fileUrl(name)), api('GET', `${fileUrl(name)}/url?ttl=3600`)])
+    state.open = {name, link}
     showDetails(info, link)
     const player = $('player')
     if (PLAYABLE.test(name) || info.media) {
@@ -316,14 +325,18 @@ function showDetails(info, link) {
   $('details').replaceChildren(...rows.flatMap(([term, ...value]) => [el('dt', {}, term), el('dd', {}, ...value)]))
 }
 
+function closePlayer() {
+  state.open = undefined
+  $('player').pause()
+  $('player').removeAttribute('src')
+  $('player-section').hidden = true
+}
+
 async function remove(name) {
   if (!confirm(`Delete "${name}" from every keeper? This cannot be undone.`)) return
   try {
     await api('DELETE', fileUrl(name))
-    if ($('player').dataset.file === name) {
-      $('player').removeAttribute('src')
-      $('player-section').hidden = true
-    }
+    if (state.open?.name === name) closePlayer()
 
     say(`deleted "${name}"`)
     refresh()
