@@ -9,6 +9,7 @@ import {join} from 'node:path'
 import {after, before, describe, test, type TestContext} from 'node:test'
 
 import {chromium, type Browser, type Page} from 'playwright-core'
+import {request} from 'undici'
 
 import {mintClientToken} from '../src/lib/client-tokens.js'
 import {ClusterKey} from '../src/lib/cluster-key.js'
@@ -25,7 +26,9 @@ describe('the dashboard, in headless Chromium, against a real cluster of 4 keepe
 
   before(async () => {
     work = await tempDir('dfs-dashboard-')
-    if (existsSync(CHROMIUM)) browser = await chromium.launch({executablePath: CHROMIUM, args: ['--no-sandbox', '--autoplay-policy=no-user-gesture-required']})
+    // Chromium's own temp files (a PulseAudio runtime dir) go into the work dir, which goes at the end.
+    const env = {...process.env, TMPDIR: work}
+    if (existsSync(CHROMIUM)) browser = await chromium.launch({executablePath: CHROMIUM, args: ['--no-sandbox', '--autoplay-policy=no-user-gesture-required'], env})
   })
   after(async () => {
     await browser?.close()
@@ -193,6 +196,20 @@ describe('the dashboard, in headless Chromium, against a real cluster of 4 keepe
       await page.waitForSelector(`#uploads li[data-upload="${name}"][data-state="failed"]`)
       assert.match(await page.textContent(`#uploads li[data-upload="${name}"]`) ?? '', /scope/)
       assert.equal((await cluster.masterJson(`/files/${name}`)).status, 404, 'nothing was stored')
+
+      // Keepers answer CORS for their master's origin only: the dashboard's uploads, no other page's.
+      const keeper = cluster.keepers[0]!.url
+      const preflight = (origin: string) =>
+        request(`${keeper}/files/x.mp4?upload=u1`, {method: 'OPTIONS', headers: {origin, 'access-control-request-method': 'PUT', 'access-control-request-headers': 'x-dfs-grant'}})
+      const ours = await preflight(new URL(cluster.masterUrl).origin)
+      await ours.body.dump()
+      assert.equal(ours.statusCode, 204)
+      assert.equal(ours.headers['access-control-allow-origin'], new URL(cluster.masterUrl).origin)
+      assert.match(String(ours.headers['access-control-allow-headers']), /x-dfs-grant/)
+      const theirs = await preflight('http://elsewhere.example')
+      await theirs.body.dump()
+      assert.equal(theirs.statusCode, 404)
+      assert.equal(theirs.headers['access-control-allow-origin'], undefined)
 
       // The token lives in this tab's session only: a new tab of the same browser has none.
       const other = await page.context().newPage()
