@@ -71,6 +71,8 @@ describe(`GET /files pages through ${FILES} files`, () => {
       assert.equal(typeof answer.total, 'number', 'a total on every page')
       seen.push(...answer.files.map((file) => file.name))
       if (answer.next === undefined) return seen
+      // A page that does not move on would loop forever.
+      assert.ok(after === undefined || byBytes(answer.next, after) > 0, `the page after "${after}" moves on, not to "${answer.next}"`)
       assert.equal(answer.files.length, limit, 'only the last page is short')
       assert.equal(answer.next, answer.files.at(-1)!.name)
       after = answer.next
@@ -108,6 +110,14 @@ describe(`GET /files pages through ${FILES} files`, () => {
     assert.equal(all.files.length, FILES)
     assert.equal(all.next, undefined)
     assert.equal(all.total, undefined)
+  })
+
+  test('GET /fsck?brief=true counts every file and lists none (the dashboard polls it)', async () => {
+    const answer = await app.inject({method: 'GET', url: '/fsck?brief=true'})
+    assert.equal(answer.statusCode, 200, answer.body)
+    const report = answer.json<{status: string; files: unknown[]; summary: {files: number; missing: number}; setAside?: unknown}>()
+    assert.deepEqual({status: report.status, files: report.files, setAside: report.setAside}, {status: 'missing', files: [], setAside: undefined})
+    assert.deepEqual({files: report.summary.files, missing: report.summary.missing}, {files: FILES, missing: FILES})
   })
 
   test('a limit out of range is refused', async () => {

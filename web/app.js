@@ -15,9 +15,11 @@ const state = {prefix: '', search: '', after: '', pages: [], next: undefined, ke
 
 // ---- talking to the master -------------------------------------------------------------------
 
-/** The token of this tab's session: kept in sessionStorage only, so it leaves with the tab. */
+/** Where the token is kept: this tab's session only, so it leaves with the tab. */
+const tokens = sessionStorage
+
 function token() {
-  return sessionStorage.getItem(TOKEN_KEY) ?? ''
+  return tokens.getItem(TOKEN_KEY) ?? ''
 }
 
 class ApiError extends Error {
@@ -125,14 +127,14 @@ $('login').addEventListener('submit', (event) => {
   event.preventDefault()
   const value = $('token').value.trim()
   if (value === '') return
-  sessionStorage.setItem(TOKEN_KEY, value)
+  tokens.setItem(TOKEN_KEY, value)
   $('token').value = ''
   say('')
   showLogin()
   refresh()
 })
 $('logout').addEventListener('click', () => {
-  sessionStorage.removeItem(TOKEN_KEY)
+  tokens.removeItem(TOKEN_KEY)
   showLogin()
   refresh()
 })
