@@ -214,7 +214,8 @@ describe('the dashboard, in headless Chromium, against a real cluster of 4 keepe
       // The token lives in this tab's session only: a new tab of the same browser has none.
       const other = await page.context().newPage()
       await other.goto(`${cluster.masterUrl}/`)
-      assert.equal(await other.evaluate(() => sessionStorage.getItem('dfs-token')), null)
+      await other.waitForFunction(() => document.getElementById('summary')!.textContent === 'log in to see this cluster')
+      assert.equal(await other.textContent('#who'), '')
       await other.close()
 
       await page.click('#logout')
