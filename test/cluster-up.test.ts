@@ -132,6 +132,13 @@ test('cluster up makes the cluster key on its first run and keeps it, gives it t
     assert.equal((await verifyClientToken(key, firstToken, () => false)).scope, 'admin')
     assert.match(first.output(), /^ {2}key\s+\S*secret {2}\(--secret-file for more keepers\)$/m)
     assert.ok(!first.output().includes(secret.trim()) && !first.output().includes(firstToken), 'neither the key nor the token is printed')
+    // The first hint is the dashboard, and how to log in to it.
+    const hint = /^Open the dashboard: (http:\/\/127\.0\.0\.1:\d+)\/ {2}\(log in with the admin token in \S*token\)$/m.exec(first.output())
+    assert.ok(hint, `no dashboard hint in:\n${first.output()}`)
+    assert.ok(first.output().indexOf(hint[0]) < first.output().indexOf('Try it from another terminal'), 'the dashboard comes first')
+    const page = await fetch(`${hint[1]}/`)
+    assert.equal(page.status, 200)
+    assert.match(await page.text(), /<title>dfs<\/title>/)
 
     const state = await readClusterState(dir)
     const children = state!.nodes.filter((node) => node.pid !== undefined)

@@ -221,11 +221,36 @@ export const FileSummary = Type.Object({
   /** Replicas on alive keepers. */
   replicas: Bytes,
   target: Bytes,
+  health: FileHealth,
+  /** The keepers the table records a replica on, alive or not, by id. */
+  keepers: Type.Array(Type.String()),
 })
 export type FileSummary = Static<typeof FileSummary>
 
-export const ListResponse = Type.Object({files: Type.Array(FileSummary)})
+export const ListResponse = Type.Object({
+  files: Type.Array(FileSummary),
+  /** With `limit`: the name to pass as `after` for the next page, absent on the last one. */
+  next: Type.Optional(Name),
+  /** With `limit`: how many files match `prefix` and `search`, over every page. */
+  total: Type.Optional(Bytes),
+})
 export type ListResponse = Static<typeof ListResponse>
+
+/** The most files one page of `GET /files?limit=` holds. */
+export const MAX_PAGE_SIZE = 1000
+
+/**
+ * A page of the listing, for a dashboard over 100,000 files: names starting with `prefix` and
+ * containing `search` (case-insensitive for ASCII), after the name `after`, at most `limit` of them.
+ * Without `limit`, every matching file.
+ */
+export const ListQuery = Type.Object({
+  prefix: Type.Optional(Type.String({maxLength: 1024})),
+  search: Type.Optional(Type.String({maxLength: 1024})),
+  after: Type.Optional(Type.String({maxLength: 1024})),
+  limit: Type.Optional(Type.Integer({minimum: 1, maximum: MAX_PAGE_SIZE})),
+})
+export type ListQuery = Static<typeof ListQuery>
 
 /** The longest life a `dfs url` link may ask for, in seconds: a grant in a URL should not live long. */
 export const MAX_URL_TTL_SECONDS = 24 * 60 * 60
@@ -380,7 +405,7 @@ export const masterRoutes = {
   forgetKeeper: route({method: 'DELETE', url: '/keepers/:id', params: ById, response: ForgottenKeeper}),
   beginUpload: route({method: 'POST', url: '/uploads', status: 201, body: UploadRequest, response: UploadTicket}),
   commitUpload: route({method: 'POST', url: '/uploads/:id/commit', status: 201, params: ById, body: CommitRequest, response: FileInfo}),
-  list: route({method: 'GET', url: '/files', response: ListResponse}),
+  list: route({method: 'GET', url: '/files', querystring: ListQuery, response: ListResponse}),
   stat: route({method: 'GET', url: '/files/:name', params: ByName, response: FileInfo}),
   remove: route({method: 'DELETE', url: '/files/:name', params: ByName, response: RemovedFile}),
   /** `ttl`: seconds the URL's grant lives (an hour by default). */
@@ -394,8 +419,13 @@ export const masterRoutes = {
   reportReplica: route({method: 'POST', url: '/files/:name/replicas', params: ByName, body: ReplicaReport, response: FileInfo}),
   reportCorrupt: route({method: 'POST', url: '/files/:name/corrupt', params: ByName, body: CorruptReport, response: CorruptAnswer}),
   suspect: route({method: 'POST', url: '/files/:name/suspect', params: ByName, body: SuspectReport, response: SuspectVerdict}),
-  fsck: route({method: 'GET', url: '/fsck', response: FsckReport}),
+  /** `brief`: the status and summary only, no list of files (the dashboard asks it every few seconds). */
+  fsck: route({method: 'GET', url: '/fsck', querystring: Type.Object({brief: Type.Optional(Type.Boolean())}), response: FsckReport}),
   revokeToken: route({method: 'POST', url: '/tokens/revoke', body: RevokeTokenRequest, response: RevokeTokenResponse}),
+  /** The dashboard's page (docs/operations.md), open to anyone: it holds no data, and asks for a token to show any. */
+  dashboard: route({method: 'GET', url: '/', bytes: 'response'}),
+  /** The dashboard's scripts and styles, from the package's web/ directory. */
+  dashboardAsset: route({method: 'GET', url: '/dashboard/:asset', params: Type.Object({asset: Type.String({pattern: '^[a-z0-9-]{1,64}\\.(js|css|svg)$'})}), bytes: 'response'}),
 } as const
 
 export const keeperRoutes = {

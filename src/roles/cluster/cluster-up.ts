@@ -204,6 +204,9 @@ function usage(
     row('token', `${displayPath(paths.tokenPath)}  (admin; found by dfs commands from DFS_MASTER)`),
     ...(paths.caPath ? [row('CA', `${displayPath(paths.caPath)}  (--ca for clients)`)] : []),
     '',
+    // The token itself is never printed (it would sit in a terminal's scrollback); its file is.
+    `Open the dashboard: ${info.master.url}/  (log in with the admin token in ${displayPath(paths.tokenPath)})`,
+    '',
     'Try it from another terminal:',
     `  export DFS_MASTER=${info.master.url}`,
     ...(paths.caPath ? [`  export DFS_CA=${paths.caPath}`] : []),

@@ -3,6 +3,7 @@ import send from 'send'
 
 import {CHUNK_SIZE} from '../../lib/durable-file.js'
 import {DfsError} from '../../lib/errors.js'
+import {GRANT_HEADER} from '../../lib/grants.js'
 import {serveRoute} from '../../lib/http-routes.js'
 import {createServer} from '../../lib/http-server.js'
 import {contentTypeOf} from '../../lib/media-types.js'
@@ -23,6 +24,8 @@ export function createKeeperServer(keeper: Keeper, logLevel: string, tls?: Serve
   const fromMaster = async (request: FastifyRequest): Promise<void> => {
     if (gate) requireMaster(await gate.check(request))
   }
+
+  allowOrigin(app, new URL(keeper.options.master.baseUrl).origin)
 
   serveRoute(app, keeperRoutes.health, async () => ({role: 'keeper', id: keeper.id, url: keeper.url}) as const)
 
@@ -95,6 +98,28 @@ export function createKeeperServer(keeper: Keeper, logLevel: string, tls?: Serve
   })
 
   return app
+}
+
+/**
+ * Lets the master's dashboard, a page of the master's origin, upload straight to this keeper (a
+ * cross-origin PUT with the protocol's headers) and read its answers: CORS for that one origin,
+ * preflight included. Other origins get no CORS headers, so browsers keep their pages out. Every
+ * request still needs its grant; CORS only lets the dashboard show one.
+ */
+function allowOrigin(app: FastifyInstance, origin: string): void {
+  app.addHook('onRequest', async (request, reply) => {
+    if (request.headers.origin !== origin) return
+    // On the raw answer, so that the file reads (which write it themselves) carry them too.
+    reply.raw.setHeader('Access-Control-Allow-Origin', origin)
+    reply.raw.setHeader('Vary', 'Origin')
+    reply.raw.setHeader('Access-Control-Expose-Headers', [FILE_ID_HEADER, SHA256_HEADER, 'content-range', 'etag'].join(', '))
+    if (request.method === 'OPTIONS' && request.headers['access-control-request-method'] !== undefined) {
+      reply.raw.setHeader('Access-Control-Allow-Methods', 'GET, HEAD, PUT')
+      reply.raw.setHeader('Access-Control-Allow-Headers', ['content-type', 'range', SHA256_HEADER, SIZE_HEADER, GRANT_HEADER].join(', '))
+      reply.raw.setHeader('Access-Control-Max-Age', '600')
+      return reply.code(204).send()
+    }
+  })
 }
 
 function header(request: FastifyRequest, name: string): string | undefined {

@@ -26,6 +26,8 @@ import {
   type HeartbeatResponse,
   type InventoryItem,
   type KeeperInfo,
+  type ListQuery,
+  type ListResponse,
   type RegisterRequest,
   type RegisterResponse,
   type RemovedFile,
@@ -475,7 +477,7 @@ export class Master {
     return {id, revoked: true, newly: this.table.revokeToken(id)}
   }
 
-  fsck(): FsckReport {
+  fsck(options: {brief?: boolean} = {}): FsckReport {
     const keepers = this.keepers.list()
     const corrupt = this.table.corruptCounts()
     const target = this.options.replicas
@@ -509,6 +511,7 @@ export class Master {
       keepers: keepers.length,
     }
     const status = summary.missing > 0 ? 'missing' : summary.underReplicated > 0 ? 'under-replicated' : summary.singleZone > 0 ? 'single-zone' : 'healthy'
+    if (options.brief) return {status, files: [], summary, recovering: this.recovering}
     return {status, files, summary, recovering: this.recovering, setAside: this.table.setAside()}
   }
 
@@ -575,13 +578,25 @@ export class Master {
     return {...describeFile(file), target: this.options.replicas, health, replicas}
   }
 
-  list(): FileSummary[] {
+  /** The files matching `query` by name, with the name after which the next page starts (see ListQuery). */
+  list(query: ListQuery = {}): ListResponse {
     this.#assertNotRecovering()
-    return this.table.files().map((file) => ({
-      ...describeFile(file),
-      replicas: this.keepers.countAlive(this.table.holdersOf(file.fileId)?.holders ?? []),
-      target: this.options.replicas,
-    }))
+    // One row past the page says whether another page follows.
+    const {files, total} = this.table.filesPage(query.limit === undefined ? query : {...query, limit: query.limit + 1})
+    const more = query.limit !== undefined && files.length > query.limit
+    const placement = this.#placement()
+    const summaries = files.slice(0, query.limit).map((file): FileSummary => {
+      const holders = this.table.holdersOf(file.fileId)?.holders ?? new Set<string>()
+      return {
+        ...describeFile(file),
+        replicas: this.keepers.countAlive(holders),
+        target: this.options.replicas,
+        health: healthOf(standingOf(holders, placement.keepers), this.options.replicas, placement.goal),
+        keepers: [...holders].sort(),
+      }
+    })
+    if (query.limit === undefined) return {files: summaries}
+    return {files: summaries, total, ...(more ? {next: summaries.at(-1)!.name} : {})}
   }
 
   /** Forgets the file at once; every keeper holding a replica deletes it (now, or when it is back). */
@@ -604,7 +619,7 @@ function healthOf(standing: FileStanding, target: number, goal: PlacementGoal): 
   return counted > target ? 'over-replicated' : 'healthy'
 }
 
-function describeFile(file: FileRow): Omit<FileSummary, 'replicas' | 'target'> {
+function describeFile(file: FileRow): Omit<FileSummary, 'replicas' | 'target' | 'health' | 'keepers'> {
   return {name: file.name, fileId: file.fileId, size: file.size, sha256: file.sha256, createdAt: new Date(file.createdAt).toISOString(), media: file.media ?? null}
 }
 

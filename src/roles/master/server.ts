@@ -6,6 +6,7 @@ import {createServer} from '../../lib/http-server.js'
 import {masterRoutes} from '../../lib/protocol.js'
 import type {ServerTls} from '../../lib/tls.js'
 import {clientCheck} from './client-auth.js'
+import {sendDashboardFile} from './dashboard.js'
 import type {Master} from './master.js'
 
 /** The master's HTTP face: every route parses and validates, then calls one Master method. */
@@ -43,7 +44,7 @@ export function createMasterServer(master: Master, logLevel: string, tls?: Serve
 
   serveRoute(app, masterRoutes.list, async (request) => {
     await client(request, 'read')
-    return {files: master.list()}
+    return master.list(request.query)
   })
   serveRoute(app, masterRoutes.stat, async (request) => {
     await client(request, 'read', {orMember: true})
@@ -65,12 +66,15 @@ export function createMasterServer(master: Master, logLevel: string, tls?: Serve
   })
   serveRoute(app, masterRoutes.fsck, async (request) => {
     await client(request, 'read')
-    return master.fsck()
+    return master.fsck(request.query)
   })
   serveRoute(app, masterRoutes.revokeToken, async (request) => {
     await client(request, 'admin')
     return master.revokeToken(request.body.id)
   })
+
+  serveRoute(app, masterRoutes.dashboard, async (request, reply) => sendDashboardFile(request, reply, 'index.html'))
+  serveRoute(app, masterRoutes.dashboardAsset, async (request, reply) => sendDashboardFile(request, reply, request.params.asset))
 
   return app
 }

@@ -159,6 +159,14 @@ export class MasterTable {
       fileByName: db.prepare(`SELECT ${fileColumns} FROM files WHERE name = ?`),
       fileById: db.prepare(`SELECT ${fileColumns} FROM files WHERE id = ?`),
       files: db.prepare(`SELECT ${fileColumns} FROM files ORDER BY name`),
+      // A page walks the index of the unique name from max(prefix, after) and stops at the end of
+      // the prefix's range or at the limit; a search filters the rows on the way (LIKE: ASCII
+      // letters match either case).
+      filesPage: db.prepare(`SELECT ${fileColumns} FROM files
+        WHERE name >= @prefix AND name < @upto AND name > @after AND (@search = '' OR name LIKE @pattern ESCAPE '\\')
+        ORDER BY name LIMIT @limit`),
+      countPage: db.prepare(`SELECT COUNT(*) AS count FROM files
+        WHERE name >= @prefix AND name < @upto AND (@search = '' OR name LIKE @pattern ESCAPE '\\')`),
       insertFile: db.prepare('INSERT INTO files (id, name, size, sha256, created_at, media) VALUES (?, ?, ?, ?, ?, ?)'),
       deleteFile: db.prepare('DELETE FROM files WHERE id = ?'),
       addTombstone: db.prepare('INSERT OR IGNORE INTO tombstones (file_id, name, deleted_at) VALUES (?, ?, ?)'),
@@ -244,6 +252,20 @@ export class MasterTable {
 
   files(): FileRow[] {
     return (this.#statements.files.all() as StoredFileRow[]).map((row) => fileRow(row))
+  }
+
+  /**
+   * The files whose names start with `prefix` and contain `search`, by name, after the name
+   * `after`, at most `limit` (every one without), and how many match over every page.
+   */
+  filesPage(query: {prefix?: string; search?: string; after?: string; limit?: number}): {files: FileRow[]; total: number} {
+    const prefix = query.prefix ?? ''
+    const search = query.search ?? ''
+    // Names sort as UTF-8 bytes (BINARY); nothing that starts with the prefix sorts at or past it
+    // followed by the last code point.
+    const range = {prefix, upto: `${prefix}\u{10FFFF}`, search, pattern: `%${search.replace(/[\\%_]/g, (char) => `\\${char}`)}%`}
+    const files = (this.#statements.filesPage.all({...range, after: query.after ?? '', limit: query.limit ?? -1}) as StoredFileRow[]).map((row) => fileRow(row))
+    return {files, total: (this.#statements.countPage.get(range) as {count: number}).count}
   }
 
   /**
