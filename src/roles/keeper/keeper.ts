@@ -120,7 +120,7 @@ export class Keeper {
     }
 
     // A real write, as an upload makes: a read-only, full or immutable dir fails it where a mode check would not (root).
-    const probe = `${this.store.tmpDir}/ready-${randomBytes(6).toString('hex')}.probe`
+    const probe = join(this.store.tmpDir, `ready-${randomBytes(6).toString('hex')}.probe`)
     try {
       await writeFile(probe, 'ready', {flag: 'wx'})
     } catch (error) {
