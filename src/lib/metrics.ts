@@ -43,12 +43,13 @@ export function countRequests(app: FastifyInstance, registry: Registry): void {
   const sent = new Counter({name: 'dfs_http_sent_bytes_total', help: 'Bytes sent on HTTP connections (status lines, headers and bodies), by route pattern', labelNames: ['route'] as const, registers: [registry]})
   app.addHook('onRequest', (request, reply, done) => {
     const response = reply.raw
+    // Taken now: by the time the answer closes, node may have detached the socket from the request.
+    const socket = request.raw.socket
     response.once('close', () => {
       // Unknown paths share one label: the raw URL would make a series per probe of a scanner.
       const route = request.routeOptions.url ?? 'unmatched'
       const status = response.writableFinished ? String(response.statusCode) : 'aborted'
       requests.inc({method: request.method, route, status})
-      const socket = request.raw.socket
       const before = counted.get(socket) ?? {read: 0, written: 0}
       const now = {read: socket.bytesRead, written: socket.bytesWritten}
       counted.set(socket, now)
