@@ -1,6 +1,6 @@
 import {Flags} from '@oclif/core'
 
-import {DfsCommand, caFlag, duration, insecureFlag, logLevelFlag, masterFlag, secretFileFlag, sizeFlag, tlsCertFlag, tlsKeyFlag} from '../lib/base-command.js'
+import {DfsCommand, caFlag, duration, insecureFlag, logLevelFlag, masterFlag, metricsPublicFlag, secretFileFlag, sizeFlag, tlsCertFlag, tlsKeyFlag} from '../lib/base-command.js'
 import {DEFAULTS, parseHttpUrl, resolveMasterUrl} from '../lib/config.js'
 import {DEFAULT_ZONE, ZONE_PATTERN} from '../lib/protocol.js'
 import {onShutdownSignal} from '../lib/http-server.js'
@@ -35,6 +35,7 @@ export default class KeeperCommand extends DfsCommand {
     'log-level': logLevelFlag,
     'secret-file': secretFileFlag,
     insecure: insecureFlag,
+    'metrics-public': metricsPublicFlag,
     'tls-cert': tlsCertFlag,
     'tls-key': tlsKeyFlag,
     ca: caFlag,
@@ -58,6 +59,7 @@ export default class KeeperCommand extends DfsCommand {
       logLevel: flags['log-level'],
       clusterKey: flags['secret-file'] === undefined ? undefined : await ClusterKey.load(flags['secret-file']),
       insecure: flags.insecure,
+      metricsPublic: flags['metrics-public'],
       tls: await loadServerTls(flags['tls-cert'], flags['tls-key']),
       ca: flags.ca === undefined ? undefined : await loadCertificateAuthority(flags.ca),
     })

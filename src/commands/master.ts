@@ -1,6 +1,6 @@
 import {Flags} from '@oclif/core'
 
-import {DfsCommand, caFlag, duration, durationFlag, insecureFlag, logLevelFlag, secretFileFlag, tlsCertFlag, tlsKeyFlag} from '../lib/base-command.js'
+import {DfsCommand, caFlag, duration, durationFlag, insecureFlag, logLevelFlag, metricsPublicFlag, secretFileFlag, tlsCertFlag, tlsKeyFlag} from '../lib/base-command.js'
 import {DEFAULTS} from '../lib/config.js'
 import {onShutdownSignal} from '../lib/http-server.js'
 
@@ -27,6 +27,7 @@ export default class MasterCommand extends DfsCommand {
     'log-level': logLevelFlag,
     'secret-file': secretFileFlag,
     insecure: insecureFlag,
+    'metrics-public': metricsPublicFlag,
     'tls-cert': tlsCertFlag,
     'tls-key': tlsKeyFlag,
     ca: caFlag,
@@ -59,6 +60,7 @@ export default class MasterCommand extends DfsCommand {
       logLevel: flags['log-level'],
       clusterKey: flags['secret-file'] === undefined ? undefined : await ClusterKey.load(flags['secret-file']),
       insecure: flags.insecure,
+      metricsPublic: flags['metrics-public'],
       tls: await loadServerTls(flags['tls-cert'], flags['tls-key']),
       ca: flags.ca === undefined ? undefined : await loadCertificateAuthority(flags.ca),
       recover: flags.recover ? {windowMs: flags['recover-window'], keepers: flags['recover-keepers']} : undefined,

@@ -86,6 +86,11 @@ export const insecureFlag = Flags.boolean({
   default: false,
 })
 
+export const metricsPublicFlag = Flags.boolean({
+  description: 'serve GET /metrics without a client token even with --secret-file (counts and sizes, no file names), for a Prometheus that scrapes without credentials',
+  default: false,
+})
+
 export const jsonFlag = Flags.boolean({description: 'print JSON for scripts instead of a table', default: false})
 
 /** A duration flag: "500ms", "2s", "1m", "30d", or a plain number of seconds. Parsed to milliseconds. */

@@ -1,4 +1,5 @@
 import {randomBytes} from 'node:crypto'
+import {channel} from 'node:diagnostics_channel'
 import {createWriteStream} from 'node:fs'
 import {link, open, rename, rm, type FileHandle} from 'node:fs/promises'
 import {basename, dirname, join} from 'node:path'
@@ -43,7 +44,10 @@ export async function writeDurably(source: Readable, tmpDir: string, finalPath: 
   try {
     const hashing = new HashingStream()
     // flush: the file is fsynced before the stream closes, and pipeline resolves only after that.
-    await pipeline(source, hashing, createWriteStream(tmpPath, {flags: 'wx', flush: true, highWaterMark: CHUNK_SIZE}))
+    const file = createWriteStream(tmpPath, {flags: 'wx', flush: true, highWaterMark: CHUNK_SIZE})
+    // The fsync runs between the last write and the close: that span is its latency (and the close's).
+    if (fsyncs.hasSubscribers) file.once('finish', () => void timeFsync(new Promise<void>((resolve) => file.once('close', () => resolve()))))
+    await pipeline(source, hashing, file)
     verify(hashing, expected)
     await companionWritten
     await rename(tmpPath, finalPath)
@@ -63,7 +67,7 @@ async function writeSynced(path: string, data: string | Buffer, mode = 0o666): P
   try {
     handle = await open(path, 'wx', mode)
     await handle.writeFile(data)
-    await handle.sync()
+    await timeFsync(handle.sync())
     await handle.close()
     handle = undefined
   } catch (error) {
@@ -166,10 +170,26 @@ function startDirectorySync(path: string, state: DirectorySync): Promise<void> {
 export async function fsyncPath(path: string): Promise<void> {
   const handle = await open(path, 'r')
   try {
-    await handle.sync()
+    await timeFsync(handle.sync())
   } finally {
     await handle.close()
   }
+}
+
+/** Where each fsync's seconds are published (`{seconds}`), for a keeper's metrics (metrics.ts). */
+export const FSYNC_CHANNEL = 'dfs:fsync'
+const fsyncs = channel(FSYNC_CHANNEL)
+
+/** Waits for an fsync under way and, when anyone listens (a keeper's /metrics), publishes how long it took. */
+async function timeFsync(sync: Promise<unknown>): Promise<void> {
+  if (!fsyncs.hasSubscribers) {
+    await sync
+    return
+  }
+
+  const start = performance.now()
+  await sync
+  fsyncs.publish({seconds: (performance.now() - start) / 1000})
 }
 
 /** Maps disk errors to the catalogue, so that a full or read-only disk reads as such at the client. */

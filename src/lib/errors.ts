@@ -30,6 +30,7 @@ export const ERRORS = {
   DFS_ERR_INTEGRITY: {status: 502, exit: 7},
   DFS_ERR_SHUTTING_DOWN: {status: 503, exit: 1},
   DFS_ERR_RECOVERING: {status: 503, exit: 5},
+  DFS_ERR_NOT_READY: {status: 503, exit: 5},
   DFS_ERR_INTERNAL: {status: 500, exit: 1},
 } as const satisfies Record<string, {status: number; exit: number}>
 

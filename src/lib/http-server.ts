@@ -2,8 +2,10 @@ import {STATUS_CODES} from 'node:http'
 import type {Socket} from 'node:net'
 
 import Fastify, {LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest} from 'fastify'
+import type {Registry} from 'prom-client'
 
 import {DfsError, ERRORS, codeForStatus, type ErrorCode} from './errors.js'
+import {countRequests} from './metrics.js'
 import type {ServerTls} from './tls.js'
 
 export interface ServerOptions {
@@ -12,6 +14,8 @@ export interface ServerOptions {
   role: 'master' | 'keeper'
   /** Serve https with this certificate and key instead of plain http. */
   tls?: ServerTls
+  /** The role's metrics: every request answered is counted in it (its route, status and bytes). */
+  registry?: Registry
 }
 
 // Names travel in the path; leave room for 255 bytes of percent-encoded UTF-8.
@@ -43,6 +47,9 @@ export function createServer(options: ServerOptions): FastifyInstance {
     // Requests that are not even HTTP (headers too large, a malformed line, a body cut short).
     clientErrorHandler: answerClientError,
   })
+
+  // First, so that the refusals of the hooks below are counted too.
+  if (options.registry) countRequests(app, options.registry)
 
   app.addHook('onRequest', async (request, reply) => {
     if (closing.has(app)) {

@@ -393,8 +393,17 @@ const ByName = Type.Object({name: Type.String()})
 const ById = Type.Object({id: Id})
 const OfGeneration = Type.Object({fileId: Type.Optional(Id)})
 
+/** `GET /health`: the process answers (for an orchestrator's liveness probe). */
+const Alive = Type.Literal('ok')
+/** `GET /ready`: the role can do its work; otherwise 503 DFS_ERR_NOT_READY saying why. */
+const Ready = Type.Object({status: Type.Literal('ready')})
+/** `GET /metrics`: Prometheus text (not JSON), answered as bytes. */
+const metricsRoute = route({method: 'GET', url: '/metrics', bytes: 'response'})
+
 export const masterRoutes = {
-  health: route({method: 'GET', url: '/health', response: Type.Object({role: Type.Literal('master')})}),
+  health: route({method: 'GET', url: '/health', response: Type.Object({role: Type.Literal('master'), status: Alive})}),
+  ready: route({method: 'GET', url: '/ready', response: Ready}),
+  metrics: metricsRoute,
   /** Sent by a keeper when it starts, and whenever a heartbeat answers DFS_ERR_UNKNOWN_KEEPER. */
   register: route({method: 'POST', url: '/keepers', body: RegisterRequest, response: RegisterResponse}),
   heartbeat: route({method: 'POST', url: '/keepers/:id/heartbeat', params: ById, body: HeartbeatRequest, response: HeartbeatResponse}),
@@ -429,7 +438,9 @@ export const masterRoutes = {
 } as const
 
 export const keeperRoutes = {
-  health: route({method: 'GET', url: '/health', response: Type.Object({role: Type.Literal('keeper'), id: Type.String(), url: Type.String()})}),
+  health: route({method: 'GET', url: '/health', response: Type.Object({role: Type.Literal('keeper'), status: Alive, id: Type.String(), url: Type.String()})}),
+  ready: route({method: 'GET', url: '/ready', response: Ready}),
+  metrics: metricsRoute,
   upload: route({
     method: 'PUT',
     url: '/files/:name',

@@ -2,6 +2,7 @@ import {checkListenWithoutKey, type ClusterKey} from '../../lib/cluster-key.js'
 import {lockDataDir} from '../../lib/data-dir-lock.js'
 import {closeGracefully} from '../../lib/http-server.js'
 import {memberCredentials, newMember} from '../../lib/member-auth.js'
+import {createRegistry} from '../../lib/metrics.js'
 import {Peer, connectionPool} from '../../lib/peer-client.js'
 import type {ServerTls} from '../../lib/tls.js'
 import {Keeper} from './keeper.js'
@@ -31,6 +32,8 @@ export interface StartKeeperOptions {
   tls?: ServerTls
   /** The authority the master's and other keepers' https certificates must chain to; by default the system's. */
   ca?: Buffer
+  /** Serve /metrics without a client token even with a cluster key. */
+  metricsPublic?: boolean
 }
 
 export interface RunningKeeper {
@@ -67,6 +70,8 @@ async function serve(options: StartKeeperOptions, unlock: () => Promise<void>): 
     zone: options.zone,
     heartbeatIntervalMs: options.heartbeatIntervalMs,
     log: (message) => app?.log.info(message),
+    registry: createRegistry(),
+    metricsPublic: options.metricsPublic,
   })
   app = createKeeperServer(keeper, options.logLevel, options.tls)
   for (const {fileId, reason} of keeper.store.quarantined) app.log.warn(`blob ${fileId} quarantined, not served or reported: ${reason}`)

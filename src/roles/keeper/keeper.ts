@@ -1,12 +1,16 @@
-import {readFile} from 'node:fs/promises'
+import {randomBytes} from 'node:crypto'
+import {readFile, rm, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import type {Readable, Transform} from 'node:stream'
 
+import {Registry} from 'prom-client'
+
 import type {ClusterKey} from '../../lib/cluster-key.js'
 import {DEFAULTS} from '../../lib/config.js'
-import {writeFileDurably} from '../../lib/durable-file.js'
+import {asStorageError, writeFileDurably} from '../../lib/durable-file.js'
 import {DfsError} from '../../lib/errors.js'
 import {showingGrant} from '../../lib/grants.js'
+import {secondsSince} from '../../lib/metrics.js'
 import {Peer} from '../../lib/peer-client.js'
 import {
   keeperRoutes,
@@ -20,6 +24,7 @@ import {
 import {RetryPolicy} from '../../lib/retry-policy.js'
 import {FileStore} from './file-store.js'
 import {probeMedia} from './media-probe.js'
+import {KeeperMetrics} from './metrics.js'
 
 /**
  * Registration is tried again until the master answers, and also while the master says another
@@ -39,6 +44,10 @@ export interface KeeperOptions {
   zone?: string
   heartbeatIntervalMs: number
   log: (message: string) => void
+  /** Where its metrics go (one registry per keeper); a registry of its own when absent. */
+  registry?: Registry
+  /** Serve /metrics without a client token even with a cluster key (--metrics-public). */
+  metricsPublic?: boolean
 }
 
 /** A data keeper's state and duties, apart from HTTP: its identity, its store, its talks with the master. */
@@ -49,6 +58,8 @@ export class Keeper {
   #heartbeatTimer: NodeJS.Timeout | undefined
   readonly #stopping = new AbortController()
   #lastHeartbeatError: string | undefined
+  /** Whether the last registration or heartbeat reached the master (for GET /ready). */
+  #inTouch = false
   readonly #undecided = new Map<string, InventoryItem>()
   /** Copies made on the master's order whose report found no master, with the order's grant: reported with the next heartbeats. */
   readonly #unreported = new Map<string, {file: InventoryItem; grant?: string}>()
@@ -57,10 +68,14 @@ export class Keeper {
   /** Corrupt replicas dropped whose report has not reached the master yet; sent again with the heartbeats. */
   readonly #unreportedCorrupt = new Map<string, InventoryItem>()
 
+  readonly metrics: KeeperMetrics
+
   private constructor(
     readonly options: KeeperOptions,
     readonly store: FileStore,
-  ) {}
+  ) {
+    this.metrics = new KeeperMetrics(options.registry ?? new Registry(), this)
+  }
 
   static async open(options: KeeperOptions): Promise<Keeper> {
     const store = await FileStore.open(options.dataDir)
@@ -89,6 +104,32 @@ export class Keeper {
 
   transferEnded(): void {
     this.#activeTransfers--
+  }
+
+  get activeTransfers(): number {
+    return this.#activeTransfers
+  }
+
+  /**
+   * Throws DFS_ERR_NOT_READY unless this keeper is registered and its last heartbeat reached the
+   * master, and a file can be created in its data dir (GET /ready).
+   */
+  async assertReady(): Promise<void> {
+    if (!this.#inTouch) {
+      const why = this.#lastHeartbeatError ? `its heartbeats fail: ${this.#lastHeartbeatError}` : 'it has not registered with the master yet'
+      throw new DfsError('DFS_ERR_NOT_READY', `the keeper is not in touch with the master: ${why}`)
+    }
+
+    // A real write, as an upload makes: a read-only, full or immutable dir fails it where a mode check would not (root).
+    const probe = join(this.store.tmpDir, `ready-${randomBytes(6).toString('hex')}.probe`)
+    try {
+      await writeFile(probe, 'ready', {flag: 'wx'})
+    } catch (error) {
+      const why = (asStorageError(error) as Error).message
+      throw new DfsError('DFS_ERR_NOT_READY', `the keeper cannot write to its data dir: ${why}`, {cause: error})
+    } finally {
+      await rm(probe, {force: true})
+    }
   }
 
   async stats(): Promise<KeeperStats> {
@@ -125,6 +166,7 @@ export class Keeper {
       await writeFileDurably(this.store.tmpDir, this.#identityPath, JSON.stringify({id: this.id}) + '\n')
     }
 
+    this.#inTouch = true
     await this.#applyDeletes(response.deletes)
   }
 
@@ -139,6 +181,7 @@ export class Keeper {
           {timeout: Math.min(DEFAULTS.heartbeatRequestTimeoutMs, Math.max(1000, this.options.heartbeatIntervalMs * 2))},
         )
         for (const fileId of deleted) this.#deleted.delete(fileId)
+        this.#inTouch = true
         if (this.#lastHeartbeatError) this.options.log('heartbeats reach the master again')
         this.#lastHeartbeatError = undefined
         await this.#applyDeletes(response.deletes)
@@ -161,6 +204,7 @@ export class Keeper {
   }
 
   #heartbeatFailed(error: unknown): void {
+    this.#inTouch = false
     const message = error instanceof Error ? error.message : String(error)
     if (message !== this.#lastHeartbeatError) this.options.log(`heartbeat failed: ${message}`)
     this.#lastHeartbeatError = message
@@ -181,6 +225,8 @@ export class Keeper {
    */
   async acceptUpload(body: Readable, item: InventoryItem): Promise<InventoryItem> {
     this.transferStarted()
+    const start = performance.now()
+    let result = 'failed'
     try {
       const file = await this.store.receive(body, item)
       // Read back from the disk once the bytes are durable: box headers, ftyp and moov only.
@@ -203,9 +249,11 @@ export class Keeper {
       }
 
       this.store.publish(file)
+      result = 'ok'
       return file
     } finally {
       this.transferEnded()
+      this.metrics.uploads.observe({result}, secondsSince(start))
     }
   }
 
@@ -239,6 +287,8 @@ export class Keeper {
     let file = this.store.byId(order.fileId)
     if (!file) {
       this.transferStarted()
+      const start = performance.now()
+      let result = 'failed'
       try {
         const response = await this.#keeperAt(order.source, order.grant).open(keeperRoutes.read, {params: {name: order.name}, query: {fileId: order.fileId}}, {timeout: DEFAULTS.stallTimeoutMs})
         try {
@@ -250,8 +300,10 @@ export class Keeper {
         }
 
         this.store.publish(file)
+        result = 'ok'
       } finally {
         this.transferEnded()
+        this.metrics.copies.observe({result}, secondsSince(start))
       }
     }
 
@@ -322,6 +374,7 @@ export class Keeper {
   /** Removes a corrupt replica from disk and tells the master, so it stops counting and serving it. */
   async #dropCorrupt(file: InventoryItem, reason: string): Promise<void> {
     this.options.log(`replica of "${file.name}" (${file.fileId}) is corrupt: ${reason}; dropping it`)
+    this.metrics.corruptFound.inc()
     await this.store.remove(file.fileId)
     await this.#reportCorrupt(file)
   }
@@ -360,5 +413,6 @@ export class Keeper {
   stop(): void {
     this.#stopping.abort()
     clearTimeout(this.#heartbeatTimer)
+    this.metrics.stop()
   }
 }

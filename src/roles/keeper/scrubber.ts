@@ -46,6 +46,9 @@ export class Scrubber {
       if (files.length > 0) this.keeper.options.log(`scrub pass ${pass}: re-hashing ${files.length} files, ${total} bytes, at up to ${this.options.bytesPerSecond} bytes/s`)
       let checked = 0
       let corrupt = 0
+      let done = 0
+      const {metrics} = this.keeper
+      metrics.scrubProgress.set(total > 0 ? 0 : 1)
       for (const file of files) {
         if (this.#stopped) return
         // Deleted or replaced since the pass began: nothing to check.
@@ -53,11 +56,19 @@ export class Scrubber {
         try {
           const result = await this.keeper.verifyReplica(file, new Throttle(this.options.bytesPerSecond))
           checked++
+          metrics.scrubbedFiles.inc()
+          metrics.scrubbedBytes.inc(result.size)
           if (!result.ok) corrupt++
         } catch (error) {
           this.keeper.options.log(`scrubbing "${file.name}" failed: ${(error as Error).message}`)
         }
+
+        done += file.size
+        if (total > 0) metrics.scrubProgress.set(done / total)
       }
+
+      metrics.scrubProgress.set(1)
+      metrics.scrubPasses.inc()
 
       if (files.length > 0) {
         const seconds = ((Date.now() - started) / 1000).toFixed(1)

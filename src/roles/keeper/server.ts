@@ -6,17 +6,19 @@ import {DfsError} from '../../lib/errors.js'
 import {GRANT_HEADER} from '../../lib/grants.js'
 import {serveRoute} from '../../lib/http-routes.js'
 import {createServer} from '../../lib/http-server.js'
+import {secondsSince, sendMetrics} from '../../lib/metrics.js'
 import {contentTypeOf} from '../../lib/media-types.js'
 import {MemberGate, requireMaster} from '../../lib/member-auth.js'
 import {assertValidName} from '../../lib/names.js'
 import {FILE_ID_HEADER, SHA256_HEADER, SIZE_HEADER, keeperRoutes} from '../../lib/protocol.js'
 import type {ServerTls} from '../../lib/tls.js'
+import {clientCheck} from '../master/client-auth.js'
 import {requireGrant, requireGrantedUpload} from './grant-check.js'
 import type {Keeper} from './keeper.js'
 
 /** The keeper's HTTP face: uploads in, files out (with Range), replication pulls, deletes. */
 export function createKeeperServer(keeper: Keeper, logLevel: string, tls?: ServerTls): FastifyInstance {
-  const app = createServer({logLevel, role: 'keeper', tls})
+  const app = createServer({logLevel, role: 'keeper', tls, registry: keeper.metrics.registry})
   // The master's orders (copy, delete, verify): with a cluster key, only from the master (401
   // without a member credential, 403 from a keeper).
   const key = keeper.options.clusterKey
@@ -27,7 +29,18 @@ export function createKeeperServer(keeper: Keeper, logLevel: string, tls?: Serve
 
   allowOrigin(app, new URL(keeper.options.master.baseUrl).origin)
 
-  serveRoute(app, keeperRoutes.health, async () => ({role: 'keeper', id: keeper.id, url: keeper.url}) as const)
+  // Probes of orchestrators carry no credential, and these answers tell nothing but up or not.
+  serveRoute(app, keeperRoutes.health, async () => ({role: 'keeper', status: 'ok', id: keeper.id, url: keeper.url}) as const)
+  serveRoute(app, keeperRoutes.ready, async () => {
+    await keeper.assertReady()
+    return {status: 'ready'} as const
+  })
+  // The master's check of client tokens, offline: a keeper does not know which were revoked (docs/security.md).
+  const client = clientCheck(key, () => false, undefined)
+  serveRoute(app, keeperRoutes.metrics, async (request, reply) => {
+    if (!keeper.options.metricsPublic) await client(request, 'read')
+    await sendMetrics(keeper.metrics.registry, reply)
+  })
 
   serveRoute(app, keeperRoutes.upload, async (request) => {
     const {name} = request.params
@@ -63,7 +76,11 @@ export function createKeeperServer(keeper: Keeper, logLevel: string, tls?: Serve
     const options = {etag: false, dotfiles: 'allow', cacheControl: false, acceptRanges: true, highWaterMark: CHUNK_SIZE} as send.SendOptions
     const stream = send(request.raw, keeper.store.pathOf(file.fileId), options)
     keeper.transferStarted()
-    res.once('close', () => keeper.transferEnded())
+    const start = performance.now()
+    res.once('close', () => {
+      keeper.transferEnded()
+      if (request.method === 'GET') keeper.metrics.downloads.observe({result: res.writableFinished ? 'ok' : 'aborted'}, secondsSince(start))
+    })
     stream.on('error', (error: {status?: number; headers?: Record<string, string>; message?: string}) => {
       const status = error.status ?? 500
       if (res.headersSent) return res.destroy()

@@ -3,6 +3,7 @@ import {access, constants, mkdir} from 'node:fs/promises'
 import {checkListenWithoutKey, type ClusterKey} from '../../lib/cluster-key.js'
 import {lockDataDir} from '../../lib/data-dir-lock.js'
 import {closeGracefully} from '../../lib/http-server.js'
+import {createRegistry} from '../../lib/metrics.js'
 import {connectionPool} from '../../lib/peer-client.js'
 import type {ServerTls} from '../../lib/tls.js'
 import {Master} from './master.js'
@@ -31,6 +32,8 @@ export interface StartMasterOptions {
   backups?: {dir: string; intervalMs: number; keep: number}
   /** Uploads begun and not committed, at most; by default DEFAULTS.maxPendingUploads. */
   maxPendingUploads?: number
+  /** Serve /metrics without a client token even with a cluster key. */
+  metricsPublic?: boolean
 }
 
 export interface RunningMaster {
@@ -63,6 +66,8 @@ async function serve(options: StartMasterOptions, unlock: () => Promise<void>): 
     replicationIntervalMs: options.replicationIntervalMs,
     clusterKey: options.clusterKey,
     maxPendingUploads: options.maxPendingUploads,
+    registry: createRegistry(),
+    metricsPublic: options.metricsPublic,
     agent: options.ca ? connectionPool(options.ca) : undefined,
     log,
     recover: options.recover,

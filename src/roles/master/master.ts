@@ -1,3 +1,5 @@
+import {Registry} from 'prom-client'
+
 import type {ClusterKey} from '../../lib/cluster-key.js'
 import {DEFAULTS} from '../../lib/config.js'
 import {DfsError} from '../../lib/errors.js'
@@ -38,6 +40,7 @@ import {
 } from '../../lib/protocol.js'
 import {KeeperBindings, isCopyOrderOf} from './auth.js'
 import {KeeperRegistry} from './keeper-registry.js'
+import {MasterMetrics, type Census} from './metrics.js'
 import {pickUploadTarget, placementGoal, standingOf, type FileStanding, type KeeperLoad, type PlacementGoal} from './placement.js'
 import {asideRow, lateVerdict, olderGeneration, resolveInventories, type Sighting} from './recovery.js'
 import {Replicator} from './replicator.js'
@@ -59,6 +62,10 @@ export interface MasterOptions {
    * `keepers` keepers registered, then build the table (recovery.ts); later inventories are merged.
    */
   recover?: {windowMs: number; keepers?: number}
+  /** Where its metrics go (one registry per master); a registry of its own when absent. */
+  registry?: Registry
+  /** Serve /metrics without a client token even with a cluster key (--metrics-public). */
+  metricsPublic?: boolean
   /** Uploads begun and not committed, at most (default DEFAULTS.maxPendingUploads); more are refused with 429. */
   maxPendingUploads?: number
 }
@@ -86,6 +93,7 @@ export class Master {
   readonly table: MasterTable
   readonly keepers: KeeperRegistry
   readonly replicator: Replicator
+  readonly metrics: MasterMetrics
   readonly #tickets = new Map<string, Ticket>()
   readonly #ticketSweep: NodeJS.Timeout
   /** This master as a member of its cluster, for the credentials of its orders. */
@@ -105,6 +113,7 @@ export class Master {
       this.#window = {sightings: [], keepers: new Set()}
     }
 
+    this.metrics = new MasterMetrics(options.registry ?? new Registry(), () => this.census())
     this.keepers = new KeeperRegistry(this.table, options.heartbeatTimeoutMs, (id) => {
       options.log.warn(`keeper ${id} missed its heartbeats for ${options.heartbeatTimeoutMs} ms: marked dead`)
       this.replicator.trigger({full: true})
@@ -116,6 +125,7 @@ export class Master {
       intervalMs: options.replicationIntervalMs,
       heartbeatTimeoutMs: options.heartbeatTimeoutMs,
       log: options.log,
+      metrics: this.metrics,
     })
     this.#ticketSweep = setInterval(() => this.#sweepTickets(), 60_000).unref()
   }
@@ -139,6 +149,18 @@ export class Master {
     const until = keepers === undefined ? '' : ` or until ${keepers} keepers registered`
     this.options.log.warn(`recovering the file table from the keepers' inventories: listening for ${windowMs} ms${until}`)
     window.timer = setTimeout(() => this.#buildRecoveredTable(), windowMs)
+  }
+
+  /**
+   * Throws DFS_ERR_NOT_READY unless the table is open and answers a read (GET /ready). A master
+   * rebuilding its table is ready: keepers must reach it to send the inventories it waits for.
+   */
+  assertReady(): void {
+    try {
+      this.table.probe()
+    } catch (error) {
+      throw new DfsError('DFS_ERR_NOT_READY', `the master cannot read its table: ${(error as Error).message}`, {cause: error})
+    }
   }
 
   /** Whether a rebuild of the table is still listening to inventories (files are not known yet). */
@@ -399,6 +421,7 @@ export class Master {
     // The media description is the keeper's claim, already held to the protocol's bounds: display only.
     const file: FileRow = {fileId: uploadId, name: ticket.name, size: ticket.size, sha256: ticket.sha256, createdAt: Date.now(), media: request.media ?? null}
     this.table.insertFile(file, [request.keeperId])
+    this.metrics.uploadsCommitted.inc()
     this.replicator.trigger()
     return this.fileInfo(file)
   }
@@ -447,6 +470,7 @@ export class Master {
     // Only a holder's word drops a replica (a report sent again after its answer was lost finds none).
     if (member && !this.table.holdersOf(file.fileId)?.holders.has(report.keeperId)) return {dropped: false}
     this.table.markCorrupt(file.fileId, report.keeperId)
+    this.metrics.corruptReported.inc()
     this.options.log.warn(`replica of "${name}" on ${report.keeperId} is corrupt; it was dropped and will be copied again`)
     this.replicator.trigger()
     return {dropped: true}
@@ -513,6 +537,34 @@ export class Master {
     const status = summary.missing > 0 ? 'missing' : summary.underReplicated > 0 ? 'under-replicated' : summary.singleZone > 0 ? 'single-zone' : 'healthy'
     if (options.brief) return {status, files: [], summary, recovering: this.recovering}
     return {status, files, summary, recovering: this.recovering, setAside: this.table.setAside()}
+  }
+
+  /**
+   * The figures of the whole that /metrics shows, from memory (the holders index and the keeper
+   * registry, as fsck's verdicts), never a scan of the table: it runs at every scrape.
+   */
+  census(): Census {
+    const target = this.options.replicas
+    const placement = this.#placement()
+    const census: Census = {files: 0, bytes: 0, underReplicated: 0, missing: 0, copiesNeeded: 0, copiesInFlight: this.replicator.copiesInFlight, keepersAlive: 0, keepersDead: 0}
+    for (const file of this.table.allHolders()) {
+      census.files++
+      census.bytes += file.size
+      const standing = standingOf(file.holders, placement.keepers)
+      const health = healthOf(standing, target, placement.goal)
+      if (health === 'missing') census.missing++
+      if (health === 'under-replicated') {
+        census.underReplicated++
+        census.copiesNeeded += target - standing.counted.length
+      }
+    }
+
+    for (const keeper of this.keepers.list()) {
+      if (keeper.alive) census.keepersAlive++
+      else census.keepersDead++
+    }
+
+    return census
   }
 
   /** The keepers as placement sees them, and the goal every file is held to now. */

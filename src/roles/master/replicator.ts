@@ -3,6 +3,7 @@ import {mintGrant} from '../../lib/grants.js'
 import type {Peer} from '../../lib/peer-client.js'
 import {keeperRoutes, type DeleteCommand, type ReplicateRequest} from '../../lib/protocol.js'
 import type {KeeperRegistry} from './keeper-registry.js'
+import type {MasterMetrics} from './metrics.js'
 import {isSettled, placementGoal, planRepairs, planTrims, standingOf, type CopyTask, type FileReplicas, type KeeperLoad, type TrimTask} from './placement.js'
 import type {FileHolders, MasterTable} from './table.js'
 
@@ -15,6 +16,8 @@ export interface ReplicatorOptions {
   intervalMs: number
   heartbeatTimeoutMs: number
   log: {info(message: string): void; warn(message: string): void}
+  /** Where copies ordered and failed, and trims, are counted. */
+  metrics: Pick<MasterMetrics, 'copiesOrdered' | 'copiesFailed' | 'trims'>
 }
 
 // Copies into one keeper at once; more only queue on its disk.
@@ -164,6 +167,13 @@ export class Replicator {
     return files
   }
 
+  /** Copies ordered and not answered yet. */
+  get copiesInFlight(): number {
+    let count = 0
+    for (const destinations of this.#inFlight.values()) count += destinations.size
+    return count
+  }
+
   /** Whether a copy of the file to this keeper was ordered and has not answered yet. */
   isCopyUnderWay(fileId: string, keeperId: string): boolean {
     return this.#inFlight.get(fileId)?.has(keeperId) === true
@@ -189,6 +199,7 @@ export class Replicator {
     try {
       const key = this.options.clusterKey
       if (key) order.grant = await mintGrant(key, {op: 'replicate-from', fileId: file.fileId, name: file.name, size: file.size, sha256: file.sha256, keeperId: source.id})
+      this.options.metrics.copiesOrdered.inc()
       await this.options.keeperAt(destination).call(keeperRoutes.replicate, {body: order}, {timeout: Math.max(60_000, file.size / SLOWEST_COPY_BYTES_PER_MS)})
       // The destination reported the copy itself; recording it again here is harmless and closes
       // the gap if that report was lost.
@@ -201,6 +212,7 @@ export class Replicator {
       this.options.log.info(`copied "${file.name}" from ${task.source} to ${task.destination} (${task.aliveReplicas + 1} alive replicas)`)
     } catch (error) {
       this.options.log.warn(`copy of "${file.name}" from ${task.source} to ${task.destination} failed: ${(error as Error).message}`)
+      this.options.metrics.copiesFailed.inc()
       this.#failedAt.set(task.source, Date.now())
       this.#failedAt.set(task.destination, Date.now())
       this.#failedSources.set(file.fileId, (this.#failedSources.get(file.fileId) ?? new Set()).add(task.source))
@@ -221,6 +233,7 @@ export class Replicator {
       this.table.addPendingDelete(task.keeper, {fileId: task.fileId, name: task.name})
     })
     this.options.log.info(`trimming surplus replica of "${task.name}" on ${task.keeper}`)
+    this.options.metrics.trims.inc()
     await this.deleteReplica(task.keeper, {fileId: task.fileId, name: task.name})
   }
 

@@ -3,6 +3,7 @@ import type {FastifyInstance, FastifyRequest} from 'fastify'
 import {serveRoute} from '../../lib/http-routes.js'
 import {MemberGate, type VerifiedMember} from '../../lib/member-auth.js'
 import {createServer} from '../../lib/http-server.js'
+import {sendMetrics} from '../../lib/metrics.js'
 import {masterRoutes} from '../../lib/protocol.js'
 import type {ServerTls} from '../../lib/tls.js'
 import {clientCheck} from './client-auth.js'
@@ -11,7 +12,7 @@ import type {Master} from './master.js'
 
 /** The master's HTTP face: every route parses and validates, then calls one Master method. */
 export function createMasterServer(master: Master, logLevel: string, tls?: ServerTls): FastifyInstance {
-  const app = createServer({logLevel, role: 'master', tls})
+  const app = createServer({logLevel, role: 'master', tls, registry: master.metrics.registry})
   // The calls of keepers: with a cluster key, only from members (401 otherwise); the Master then
   // checks that each keeper speaks for itself.
   const gate = master.options.clusterKey ? new MemberGate(master.options.clusterKey, () => 'master') : undefined
@@ -19,7 +20,17 @@ export function createMasterServer(master: Master, logLevel: string, tls?: Serve
   // Client routes ask for a token of the scope named at each (read ⊂ write ⊂ admin), when the cluster has a key.
   const client = clientCheck(master.options.clusterKey, (id) => master.table.isTokenRevoked(id), gate)
 
-  serveRoute(app, masterRoutes.health, async () => ({role: 'master'}) as const)
+  // Probes of orchestrators carry no credential, and these answers tell nothing but up or not.
+  serveRoute(app, masterRoutes.health, async () => ({role: 'master', status: 'ok'}) as const)
+  serveRoute(app, masterRoutes.ready, async () => {
+    master.assertReady()
+    return {status: 'ready'} as const
+  })
+  // Counts and sizes, no names: a `read` token with a key, unless the operator opened it (docs/security.md).
+  serveRoute(app, masterRoutes.metrics, async (request, reply) => {
+    if (!master.options.metricsPublic) await client(request, 'read')
+    await sendMetrics(master.metrics.registry, reply)
+  })
 
   serveRoute(app, masterRoutes.register, async (request) => master.register(request.body, await member(request)))
   serveRoute(app, masterRoutes.heartbeat, async (request) => master.heartbeat(request.params.id, request.body, await member(request)))

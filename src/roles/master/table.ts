@@ -202,6 +202,7 @@ export class MasterTable {
         FROM set_aside ORDER BY name, file_id, keeper_id`),
       revokeToken: db.prepare('INSERT OR IGNORE INTO revoked_tokens (id, revoked_at) VALUES (?, ?)'),
       isTokenRevoked: db.prepare('SELECT 1 FROM revoked_tokens WHERE id = ?'),
+      probe: db.prepare('SELECT 1 FROM files LIMIT 1'),
     }
     this.#loadIndex()
   }
@@ -462,6 +463,11 @@ export class MasterTable {
       this.#loadIndex()
       throw error
     }
+  }
+
+  /** Throws unless the database is open and answers a read (the master's readiness). */
+  probe(): void {
+    this.#statements.probe.get()
   }
 
   close(): void {
