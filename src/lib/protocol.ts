@@ -356,7 +356,8 @@ export const masterRoutes = {
   forgetKeeper: route({method: 'DELETE', url: '/keepers/:id', params: ById, response: ForgottenKeeper}),
   beginUpload: route({method: 'POST', url: '/uploads', status: 201, body: UploadRequest, response: UploadTicket}),
   commitUpload: route({method: 'POST', url: '/uploads/:id/commit', status: 201, params: ById, body: CommitRequest, response: FileInfo}),
-  list: route({method: 'GET', url: '/files', response: ListResponse}),
+  /** `prefix`: only the names that start with it. */
+  list: route({method: 'GET', url: '/files', querystring: Type.Object({prefix: Type.Optional(Type.String({maxLength: MAX_NAME_BYTES}))}), response: ListResponse}),
   stat: route({method: 'GET', url: '/files/:name', params: ByName, response: FileInfo}),
   remove: route({method: 'DELETE', url: '/files/:name', params: ByName, response: RemovedFile}),
   /** `ttl`: seconds the URL's grant lives (an hour by default). */

@@ -1,13 +1,17 @@
 import {TOKEN_ID} from '../../lib/client-tokens.js'
 import {DfsError} from '../../lib/errors.js'
+import {folderPrefix, selectNames} from '../../lib/name-patterns.js'
 import {assertValidName} from '../../lib/names.js'
 import type {Peer} from '../../lib/peer-client.js'
 import {MAX_URL_TTL_SECONDS, masterRoutes, type FileInfo, type FileSummary, type FileUrl, type ForgottenKeeper, type FsckReport, type KeeperInfo, type RemovedFile, type RevokeTokenResponse} from '../../lib/protocol.js'
 
 // The client's read-and-delete calls: each is one request to the master.
 
-export async function listFiles(master: Peer): Promise<FileSummary[]> {
-  return (await master.call(masterRoutes.list, {})).files
+/** Every stored file, or those `pattern` selects (a prefix or a glob, name-patterns.ts). */
+export async function listFiles(master: Peer, pattern?: string): Promise<FileSummary[]> {
+  const selection = selectNames(pattern)
+  const {files} = await master.call(masterRoutes.list, {query: {prefix: selection.prefix || undefined}})
+  return files.filter((file) => selection.matches(file.name))
 }
 
 export async function statFile(master: Peer, name: string): Promise<FileInfo> {
@@ -43,6 +47,42 @@ export async function fileUrl(master: Peer, name: string, ttlMs?: number): Promi
 export async function removeFile(master: Peer, name: string): Promise<RemovedFile> {
   assertValidName(name)
   return master.call(masterRoutes.remove, {params: {name}})
+}
+
+export type RemoveOutcome = {ok: true; name: string; removed: RemovedFile} | {ok: false; name: string; error: DfsError}
+
+/**
+ * Removes each named file, or with `recursive` every file under each named folder (`videos` means
+ * `videos/`); each succeeds or fails on its own. A folder that holds no file is a failure.
+ */
+export async function removeFiles(master: Peer, names: string[], options: {recursive?: boolean} = {}): Promise<RemoveOutcome[]> {
+  const outcomes: RemoveOutcome[] = []
+  const attempt = async (name: string, work: () => Promise<RemovedFile>) => {
+    try {
+      outcomes.push({ok: true, name, removed: await work()})
+    } catch (error) {
+      outcomes.push({ok: false, name, error: asDfsError(error)})
+    }
+  }
+
+  for (const name of names) {
+    if (!options.recursive) {
+      await attempt(name, () => removeFile(master, name))
+      continue
+    }
+
+    const folder = folderPrefix(name)
+    const files = await listFiles(master, folder)
+    if (files.length === 0) outcomes.push({ok: false, name: folder, error: new DfsError('DFS_ERR_NOT_FOUND', `no files under "${folder}"`)})
+    // One request each, in turn: a removal is one small write of the master's table.
+    for (const file of files) await attempt(file.name, () => removeFile(master, file.name))
+  }
+
+  return outcomes
+}
+
+function asDfsError(error: unknown): DfsError {
+  return error instanceof DfsError ? error : new DfsError('DFS_ERR_INTERNAL', String((error as Error).message ?? error), {cause: error})
 }
 
 export async function fsck(master: Peer): Promise<FsckReport> {

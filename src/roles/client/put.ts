@@ -1,7 +1,7 @@
 import {createHash} from 'node:crypto'
 import {createReadStream} from 'node:fs'
-import {readFile, stat} from 'node:fs/promises'
-import {basename} from 'node:path'
+import {readFile, readdir, stat} from 'node:fs/promises'
+import {basename, join, posix, relative, resolve, sep} from 'node:path'
 import {pipeline} from 'node:stream/promises'
 import {setTimeout as sleep} from 'node:timers/promises'
 
@@ -156,6 +156,34 @@ async function sendToKeeper(master: Peer, source: Buffer | string, name: string,
   return {name, fileId: recorded.fileId, size, sha256, keeper: ticket.keeper.id, replicas: recorded.replicas.filter((replica) => replica.alive).length}
 }
 
+/**
+ * What to upload for the paths given: a file as itself, a directory (with `recursive`) as every
+ * regular file below it, named `DIRNAME/relative/path` (symbolic links and special files are left
+ * out). `prefix` replaces DIRNAME, and goes before a plain file's name too ("" for none).
+ */
+export async function itemsToPut(paths: string[], options: {recursive?: boolean; prefix?: string} = {}): Promise<PutItem[]> {
+  const under = (folder: string | undefined, name: string) => (folder ? posix.join(folder.replace(/\/+$/, ''), name) : name)
+  const items: PutItem[] = []
+  for (const path of paths) {
+    const info = await stat(path).catch(() => undefined)
+    if (!options.recursive || !info?.isDirectory()) {
+      items.push(options.prefix === undefined ? {path} : {path, name: under(options.prefix, basename(path))})
+      continue
+    }
+
+    const root = resolve(path)
+    const entries = await readdir(root, {recursive: true, withFileTypes: true}).catch((error: unknown) => {
+      throw localFileError(path, error)
+    })
+    const files = entries.filter((entry) => entry.isFile()).map((entry) => join(entry.parentPath, entry.name))
+    if (files.length === 0) throw new DfsError('DFS_ERR_LOCAL_FILE', `${path} holds no regular file to upload`)
+    const folder = options.prefix ?? basename(root)
+    for (const file of files.sort()) items.push({path: file, name: under(folder, relative(root, file).split(sep).join('/'))})
+  }
+
+  return items
+}
+
 /** Files up to this size are read into memory once, hashed, and sent from that buffer. */
 export const SMALL_FILE = 8 * 1024 * 1024
 
@@ -172,6 +200,7 @@ export async function describeLocalFile(path: string): Promise<{size: number; sh
     throw localFileError(path, error)
   }
 
+  if (info.isDirectory()) throw new DfsError('DFS_ERR_LOCAL_FILE', `${path} is a directory (put --recursive stores a folder)`)
   if (!info.isFile()) throw new DfsError('DFS_ERR_LOCAL_FILE', `${path} is not a regular file`)
   if (info.size <= SMALL_FILE) {
     let data

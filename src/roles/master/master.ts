@@ -575,9 +575,10 @@ export class Master {
     return {...describeFile(file), target: this.options.replicas, health, replicas}
   }
 
-  list(): FileSummary[] {
+  /** Every file, or those whose names start with `prefix`. */
+  list(prefix = ''): FileSummary[] {
     this.#assertNotRecovering()
-    return this.table.files().map((file) => ({
+    return this.table.filesUnder(prefix).map((file) => ({
       ...describeFile(file),
       replicas: this.keepers.countAlive(this.table.holdersOf(file.fileId)?.holders ?? []),
       target: this.options.replicas,

@@ -43,7 +43,7 @@ export function createMasterServer(master: Master, logLevel: string, tls?: Serve
 
   serveRoute(app, masterRoutes.list, async (request) => {
     await client(request, 'read')
-    return {files: master.list()}
+    return {files: master.list(request.query.prefix)}
   })
   serveRoute(app, masterRoutes.stat, async (request) => {
     await client(request, 'read', {orMember: true})

@@ -3,6 +3,7 @@ import {join} from 'node:path'
 
 import Database from 'better-sqlite3'
 
+import {prefixUpperBound} from '../../lib/name-patterns.js'
 import {DEFAULT_ZONE, type DeleteCommand} from '../../lib/protocol.js'
 
 export interface FileRow {
@@ -155,6 +156,8 @@ export class MasterTable {
       fileByName: db.prepare(`SELECT ${fileColumns} FROM files WHERE name = ?`),
       fileById: db.prepare(`SELECT ${fileColumns} FROM files WHERE id = ?`),
       files: db.prepare(`SELECT ${fileColumns} FROM files ORDER BY name`),
+      filesFrom: db.prepare(`SELECT ${fileColumns} FROM files WHERE name >= ? ORDER BY name`),
+      filesBetween: db.prepare(`SELECT ${fileColumns} FROM files WHERE name >= ? AND name < ? ORDER BY name`),
       insertFile: db.prepare('INSERT INTO files (id, name, size, sha256, created_at) VALUES (?, ?, ?, ?, ?)'),
       deleteFile: db.prepare('DELETE FROM files WHERE id = ?'),
       addTombstone: db.prepare('INSERT OR IGNORE INTO tombstones (file_id, name, deleted_at) VALUES (?, ?, ?)'),
@@ -240,6 +243,14 @@ export class MasterTable {
 
   files(): FileRow[] {
     return this.#statements.files.all() as FileRow[]
+  }
+
+  /** The files whose names start with `prefix`, by name: a range of the names' index, not a scan. */
+  filesUnder(prefix: string): FileRow[] {
+    if (prefix === '') return this.files()
+    const bound = prefixUpperBound(prefix)
+    const rows = bound === undefined ? this.#statements.filesFrom.all(prefix) : this.#statements.filesBetween.all(prefix, bound)
+    return rows as FileRow[]
   }
 
   /**
