@@ -4,7 +4,7 @@ import {DfsCommand, caFlag, duration, formatBytes, jsonFlag, masterFlag, tokenFl
 
 export default class PutCommand extends DfsCommand {
   static override summary = 'Upload files; each succeeds only once the master has recorded it.'
-  static override description = `Each file is hashed, sent to the least-loaded alive keeper the master names, verified and fsynced there, and recorded by the master; only then is it reported as stored. The master then copies it to more keepers in the background. Several files are uploaded concurrently. A name that already exists is refused and the stored file is kept.`
+  static override description = `Each file is hashed, sent to the least-loaded alive keeper the master names, verified and fsynced there, and recorded by the master; only then is it reported as stored. The master then copies it to more keepers in the background. Several files are uploaded concurrently. A name that already exists is refused and the stored file is kept, unless --force replaces it.`
 
   static override examples = [
     '<%= config.bin %> put video.mp4',
@@ -22,6 +22,7 @@ export default class PutCommand extends DfsCommand {
     ca: caFlag,
     name: Flags.string({description: 'store under this name (only with one file)'}),
     recursive: Flags.boolean({char: 'r', description: 'store every file under each directory given, as DIRNAME/relative/path', default: false}),
+    force: Flags.boolean({char: 'f', description: 'replace a file of the same name: readers get the old file or the new one whole, and the old one is deleted once the new one is recorded', default: false}),
     prefix: Flags.string({description: 'store under this folder instead of DIRNAME (--recursive), or before each file\'s name', helpValue: 'FOLDER'}),
     concurrency: Flags.integer({description: 'uploads under way at once', default: 8, min: 1}),
     wait: Flags.string({
@@ -45,6 +46,7 @@ export default class PutCommand extends DfsCommand {
     const items = flags.name === undefined ? await itemsToPut(files, {recursive: flags.recursive, prefix: flags.prefix}) : [{path: files[0]!, name: flags.name}]
     const outcomes = await putFiles(master, items, {
       concurrency: flags.concurrency,
+      replace: flags.force,
       wait,
       waitTimeoutMs: flags['wait-timeout'],
     })

@@ -31,6 +31,8 @@ export interface PutResult {
 }
 
 export interface PutOptions {
+  /** `put --force`: replace a file that has the name (a new generation), instead of failing. */
+  replace?: boolean
   /** Uploads under way at once when several files are given. */
   concurrency?: number
   /** Succeed only once this many replicas are durable and recorded ('all': the master's target). */
@@ -49,7 +51,7 @@ export async function putFiles(master: Peer, items: PutItem[], options: PutOptio
       const index = next++
       const item = items[index]!
       try {
-        const result = await putFile(master, item)
+        const result = await putFile(master, item, {replace: options.replace})
         if (options.wait !== undefined && options.wait !== 1) {
           result.replicas = await waitForReplicas(master, result.name, options.wait, options.waitTimeoutMs ?? 60_000)
         }
@@ -71,7 +73,7 @@ export async function putFiles(master: Peer, items: PutItem[], options: PutOptio
  * succeed only when the keeper says the master recorded it. A keeper that cannot be reached or
  * drops the upload is excluded and the upload starts again on another one, once per keeper.
  */
-export async function putFile(master: Peer, item: PutItem): Promise<PutResult> {
+export async function putFile(master: Peer, item: PutItem, options: {replace?: boolean} = {}): Promise<PutResult> {
   const name = item.name ?? basename(item.path)
   assertValidName(name)
   const {size, sha256, data} = await describeLocalFile(item.path)
@@ -79,7 +81,7 @@ export async function putFile(master: Peer, item: PutItem): Promise<PutResult> {
   for (;;) {
     let ticket: UploadTicket
     try {
-      ticket = await master.call(masterRoutes.beginUpload, {body: {name, size, sha256, exclude}})
+      ticket = await master.call(masterRoutes.beginUpload, {body: {name, size, sha256, exclude, ...(options.replace ? {replace: true} : {})}})
     } catch (error) {
       // An earlier attempt whose answer was lost may have been recorded after all: the same bytes
       // under the same name are this upload's success, not a conflict.
