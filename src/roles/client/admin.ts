@@ -49,6 +49,40 @@ export async function removeFile(master: Peer, name: string): Promise<RemovedFil
   return master.call(masterRoutes.remove, {params: {name}})
 }
 
+/** Space taken by some files: `bytes` once each, `replicaBytes` summed over their alive replicas. */
+export interface SpaceUsed {
+  name: string
+  files: number
+  bytes: number
+  replicaBytes: number
+}
+
+/**
+ * `dfs du`: the space the files `pattern` selects take, in total and per entry of the folder the
+ * pattern starts in (a file there, or a folder with everything below it, as `du -d 1` shows).
+ */
+export async function diskUsage(master: Peer, pattern = ''): Promise<{total: SpaceUsed; entries: SpaceUsed[]}> {
+  const files = await listFiles(master, pattern)
+  const {prefix} = selectNames(pattern)
+  const base = prefix.slice(0, prefix.lastIndexOf('/') + 1)
+  const total: SpaceUsed = {name: pattern, files: 0, bytes: 0, replicaBytes: 0}
+  const entries = new Map<string, SpaceUsed>()
+  for (const file of files) {
+    const rest = file.name.slice(base.length)
+    const slash = rest.indexOf('/')
+    const name = base + (slash === -1 ? rest : rest.slice(0, slash + 1))
+    let entry = entries.get(name)
+    if (!entry) entries.set(name, (entry = {name, files: 0, bytes: 0, replicaBytes: 0}))
+    for (const used of [entry, total]) {
+      used.files++
+      used.bytes += file.size
+      used.replicaBytes += file.size * file.replicas
+    }
+  }
+
+  return {total, entries: [...entries.values()]}
+}
+
 export type RemoveOutcome = {ok: true; name: string; removed: RemovedFile} | {ok: false; name: string; error: DfsError}
 
 /**
