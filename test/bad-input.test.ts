@@ -37,7 +37,7 @@ describe('bad input gets a clear error and changes nothing', () => {
 
   test('a missing local file', async () => {
     assertOneLineError(await cluster.dfs(['put', join(work, 'nope.mp4')]), /cannot read .*nope\.mp4: no such file/)
-    assertOneLineError(await cluster.dfs(['put', work]), /is not a regular file/)
+    assertOneLineError(await cluster.dfs(['put', work]), /is a directory \(put --recursive stores a folder\)/)
   })
 
   test('an unknown name', async () => {
