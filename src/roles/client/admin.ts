@@ -1,5 +1,5 @@
 import {TOKEN_ID} from '../../lib/client-tokens.js'
-import {DfsError} from '../../lib/errors.js'
+import {DfsError, asDfsError} from '../../lib/errors.js'
 import {folderPrefix, selectNames} from '../../lib/name-patterns.js'
 import {assertValidName} from '../../lib/names.js'
 import type {Peer} from '../../lib/peer-client.js'
@@ -113,10 +113,6 @@ export async function removeFiles(master: Peer, names: string[], options: {recur
   }
 
   return outcomes
-}
-
-function asDfsError(error: unknown): DfsError {
-  return error instanceof DfsError ? error : new DfsError('DFS_ERR_INTERNAL', String((error as Error).message ?? error), {cause: error})
 }
 
 export async function fsck(master: Peer): Promise<FsckReport> {

@@ -6,7 +6,7 @@ import {pipeline} from 'node:stream/promises'
 import {setTimeout as sleep} from 'node:timers/promises'
 
 import {CHUNK_SIZE} from '../../lib/durable-file.js'
-import {DfsError, type ErrorCode} from '../../lib/errors.js'
+import {DfsError, asDfsError, type ErrorCode} from '../../lib/errors.js'
 import {showingGrant} from '../../lib/grants.js'
 import {HashingStream} from '../../lib/hashing.js'
 import {assertValidName} from '../../lib/names.js'
@@ -58,8 +58,7 @@ export async function putFiles(master: Peer, items: PutItem[], options: PutOptio
 
         outcomes[index] = {ok: true, path: item.path, result}
       } catch (error) {
-        const dfsError = error instanceof DfsError ? error : new DfsError('DFS_ERR_INTERNAL', String((error as Error).message ?? error), {cause: error})
-        outcomes[index] = {ok: false, path: item.path, error: dfsError}
+        outcomes[index] = {ok: false, path: item.path, error: asDfsError(error)}
       }
     }
   }
