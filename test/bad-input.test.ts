@@ -37,7 +37,7 @@ describe('bad input gets a clear error and changes nothing', () => {
 
   test('a missing local file', async () => {
     assertOneLineError(await cluster.dfs(['put', join(work, 'nope.mp4')]), /cannot read .*nope\.mp4: no such file/)
-    assertOneLineError(await cluster.dfs(['put', work]), /is not a regular file/)
+    assertOneLineError(await cluster.dfs(['put', work]), /is a directory \(put --recursive stores a folder\)/)
   })
 
   test('an unknown name', async () => {
@@ -54,7 +54,7 @@ describe('bad input gets a clear error and changes nothing', () => {
 
   test('invalid names are refused by the CLI and by the master', async () => {
     const before = await listed(cluster)
-    const names = ['', '..', 'a/b.mp4', 'a\\b.mp4', 'bad\u0001name', 'line\nbreak', 'x'.repeat(256), '../etc/passwd']
+    const names = ['', '..', 'a//b.mp4', '/a.mp4', 'a/./b.mp4', 'a\\b.mp4', 'bad\u0001name', 'line\nbreak', 'x'.repeat(256), '../etc/passwd']
     for (const name of names) {
       assertOneLineError(await cluster.dfs(['put', join(FIXTURES, 'sample_2.mp4'), '--name', name]), /name/)
       const {status, body} = await cluster.masterJson<{error: string; message: string}>('/uploads', {

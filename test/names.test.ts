@@ -1,21 +1,23 @@
 import assert from 'node:assert/strict'
 import {createHash} from 'node:crypto'
 import {rm, writeFile} from 'node:fs/promises'
-import {join} from 'node:path'
+import {join, posix} from 'node:path'
 import {after, before, describe, test} from 'node:test'
+
+import fc from 'fast-check'
 
 import {nameProblem, printable} from '../src/lib/names.js'
 import {TestCluster, json, sha256File, tempDir} from './helpers/cluster.js'
 
 describe('file names are never usable as paths', () => {
   test('accepts ordinary names, with spaces, non-ASCII letters and dots inside', () => {
-    for (const name of ['video.mp4', 'holiday 2024.mp4', 'été.mp4', 'a', 'x'.repeat(255), 'ü'.repeat(127), 'a..b.mp4', '...', '.hidden', 'end.', 'עברית.mp4']) {
+    for (const name of ['video.mp4', 'holiday 2024.mp4', 'été.mp4', 'a', 'x'.repeat(255), 'ü'.repeat(127), 'a..b.mp4', '...', '.hidden', 'end.', 'עברית.mp4', 'videos/2024/a.mp4', 'a/b', '.config/x', 'a/.../b']) {
       assert.equal(nameProblem(name), undefined, name)
     }
   })
 
   test('refuses empty names, dot names, separators, control characters and names over 255 bytes', () => {
-    const bad = ['', '.', '..', '../x', 'a/..', 'a/b', 'a\\b', 'tab\there', 'nul\u0000', 'del\u007f', 'c1\u0085', 'x'.repeat(256), 'ü'.repeat(128), ' lead', 'trail ']
+    const bad = ['', '.', '..', '../x', 'a/..', 'a/./b', './a', '/a', 'a/', 'a//b', '/', 'a\\b', 'tab\there', 'nul\u0000', 'del\u007f', 'c1\u0085', 'x'.repeat(256), 'ü'.repeat(128), ' lead', 'trail ']
     for (const name of bad) assert.notEqual(nameProblem(name), undefined, JSON.stringify(name))
     assert.notEqual(nameProblem(42), undefined)
   })
@@ -37,6 +39,20 @@ describe('file names are never usable as paths', () => {
       // The error line shows the character escaped, never raw.
       assert.ok(!problem!.includes(char), `U+${char.charCodeAt(0).toString(16)} is printed raw`)
     }
+  })
+
+  test('a name that is accepted stays inside any directory it is joined to, and is its own normal form', () => {
+    const segment = fc.oneof(fc.constantFrom('.', '..', '', 'a', 'b.mp4', '...', ' ', '\\'), fc.string({maxLength: 6}))
+    fc.assert(
+      fc.property(fc.array(segment, {minLength: 1, maxLength: 5}), (segments) => {
+        const name = segments.join('/')
+        if (nameProblem(name) !== undefined) return
+        assert.equal(posix.normalize(name), name)
+        assert.ok(posix.resolve('/root/dir', name).startsWith('/root/dir/'), name)
+        assert.ok(!/[\\\u0000]/.test(name), name)
+      }),
+      {seed: 10, numRuns: 2000},
+    )
   })
 
   test('printable escapes what would hide in a terminal line', () => {

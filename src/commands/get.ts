@@ -12,6 +12,7 @@ export default class GetCommand extends DfsCommand {
     '<%= config.bin %> get video.mp4 -o /tmp/copy.mp4',
     '<%= config.bin %> get video.mp4 -o - | ffplay -',
     '<%= config.bin %> get a.mp4 b.mp4 -o downloads/',
+    '<%= config.bin %> get videos/ --recursive -o ~/videos',
   ]
 
   static override strict = false
@@ -20,7 +21,9 @@ export default class GetCommand extends DfsCommand {
     master: masterFlag,
     token: tokenFlag,
     ca: caFlag,
-    output: Flags.string({char: 'o', description: 'file to write, a directory for several names, or - for stdout'}),
+    output: Flags.string({char: 'o', description: 'file to write, a directory for several names (each by its base name), or - for stdout'}),
+    recursive: Flags.boolean({char: 'r', description: 'NAME is a folder: download every file under it into -o DIR (by default its last name), recreating its tree', default: false}),
+    'no-clobber': Flags.boolean({char: 'n', description: 'refuse to overwrite a local file that exists', default: false}),
     sources: Flags.integer({description: 'read from at most this many replicas', min: 1}),
     'range-size': sizeFlag({description: 'bytes per range request', default: DEFAULTS.rangeSize, defaultHelp: async () => '4MiB'}),
     json: jsonFlag,
@@ -29,11 +32,13 @@ export default class GetCommand extends DfsCommand {
   async run(): Promise<void> {
     const {argv, flags} = await this.parse(GetCommand)
     const names = argv as string[]
-    if (names.length > 1 && flags.output === '-') this.fail('-o - takes one name', 2)
+    if ((names.length > 1 || flags.recursive) && flags.output === '-') this.fail('-o - takes one name', 2)
+    if (flags.recursive && names.length > 1) this.fail('--recursive takes one folder', 2)
     const master = await this.master(flags)
-    const {getFiles} = await import('../roles/client/get.js')
-    const results = await getFiles(master, names, {output: flags.output, sources: flags.sources, rangeSize: flags['range-size']})
-    const report = names.length === 1 ? results[0] : results
+    const {getFiles, getFolder} = await import('../roles/client/get.js')
+    const options = {output: flags.output, sources: flags.sources, rangeSize: flags['range-size'], noClobber: flags['no-clobber']}
+    const results = flags.recursive ? await getFolder(master, names[0]!, options) : await getFiles(master, names, options)
+    const report = names.length === 1 && !flags.recursive ? results[0] : results
     // With -o - stdout carries the file's bytes; the report goes to stderr so that they stay intact.
     if (flags.json && flags.output === '-') this.logToStderr(JSON.stringify(report, null, 2))
     else if (flags.json) this.printJson(report)

@@ -1,16 +1,27 @@
+import {Args} from '@oclif/core'
+
 import {DfsCommand, caFlag, formatBytes, formatTable, jsonFlag, masterFlag, tokenFlag} from '../lib/base-command.js'
 
 export default class LsCommand extends DfsCommand {
   static override summary = 'List stored files with their size and alive replicas.'
-  static override examples = ['<%= config.bin %> ls', '<%= config.bin %> ls --json']
+  static override description = `Names may hold folders, as S3 keys do ("videos/2024/a.mp4"). A PATTERN without wildcards lists every name that starts with it ("videos/" lists that folder and all below it); with wildcards it lists the names it matches whole: "*" and "?" stay within one folder, "**" crosses folders. Quote a pattern so that the shell leaves it alone.`
+
+  static override examples = [
+    '<%= config.bin %> ls',
+    '<%= config.bin %> ls videos/',
+    "<%= config.bin %> ls 'videos/*.mp4'",
+    "<%= config.bin %> ls 'videos/**/*.mp4' --json",
+  ]
+
+  static override args = {pattern: Args.string({description: 'a prefix, or a glob (*, ?, **) of names', required: false})}
   static override flags = {master: masterFlag, token: tokenFlag, ca: caFlag, json: jsonFlag}
 
   async run(): Promise<void> {
-    const {flags} = await this.parse(LsCommand)
+    const {args, flags} = await this.parse(LsCommand)
     const {listFiles} = await import('../roles/client/admin.js')
-    const files = await listFiles(await this.master(flags))
+    const files = await listFiles(await this.master(flags), args.pattern)
     if (flags.json) return this.printJson(files)
-    if (files.length === 0) return this.log('no files')
+    if (files.length === 0) return this.log(args.pattern === undefined ? 'no files' : `no files match ${args.pattern}`)
     const rows = files.map((file) => ({name: file.name, size: formatBytes(file.size), replicas: `${file.replicas}/${file.target}`, created: file.createdAt}))
     this.log(formatTable(rows, ['name', 'size', 'replicas', 'created']))
   }

@@ -94,3 +94,8 @@ export function catalogueError(body: unknown): DfsError | undefined {
 
   return undefined
 }
+
+/** Any thrown value as a DfsError: ours pass unchanged, anything else is an internal error with its message. */
+export function asDfsError(error: unknown): DfsError {
+  return error instanceof DfsError ? error : new DfsError('DFS_ERR_INTERNAL', String((error as Error).message ?? error), {cause: error})
+}

@@ -2,8 +2,10 @@ import {DfsError} from './errors.js'
 
 export const MAX_NAME_BYTES = 255
 
-// Control characters (C0, DEL, C1) and both path separators; checked before a name reaches a path.
-const FORBIDDEN = /[\u0000-\u001f\u007f-\u009f/\\]/
+// Control characters (C0, DEL, C1) and the backslash. "/" separates a name's folders, as in an S3
+// key; names never become paths on a keeper (blobs are named by id), but a client's `get` makes
+// the folders, so the segments are checked too.
+const FORBIDDEN = /[\u0000-\u001f\u007f-\u009f\\]/
 // Characters that make a name display as another one (Trojan Source, CVE-2021-42574): bidi
 // embeddings, overrides and isolates, and the invisible marks (LRM, RLM, ALM); zero-width
 // characters and the byte-order mark; the Unicode line and paragraph separators.
@@ -16,9 +18,11 @@ export function nameProblem(name: unknown): string | undefined {
   if (typeof name !== 'string') return 'a file name must be a string'
   if (name.length === 0) return 'a file name must not be empty'
   if (Buffer.byteLength(name, 'utf8') > MAX_NAME_BYTES) return `file name is longer than ${MAX_NAME_BYTES} bytes`
-  // Without separators, ".." inside a name ("a..b.mp4") cannot climb anywhere; only these two can.
-  if (name === '.' || name === '..') return `"${name}" is not a file name`
-  if (FORBIDDEN.test(name)) return `file name "${printable(name)}" must not contain "/", "\\" or control characters`
+  if (FORBIDDEN.test(name)) return `file name "${printable(name)}" must not contain "\\" or control characters`
+  // ".." inside a segment ("a..b.mp4") cannot climb anywhere; only a whole "." or ".." segment can.
+  const segments = name.split('/')
+  if (segments.some((segment) => segment === '.' || segment === '..')) return `file name "${printable(name)}" must not have "." or ".." as a folder or name`
+  if (segments.includes('')) return `file name "${printable(name)}" must not start or end with "/" nor have "//"`
   if (DECEPTIVE.test(name)) return `file name "${printable(name)}" must not contain invisible or text-direction characters`
   if (name !== name.trim()) return `file name "${printable(name)}" must not start or end with white space`
   return undefined

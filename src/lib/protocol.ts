@@ -125,6 +125,8 @@ export const UploadRequest = Type.Object(
     sha256: Sha256,
     /** Keepers the client already failed to upload to. */
     exclude: Type.Optional(Type.Array(Id, {maxItems: MAX_EXCLUDE})),
+    /** `put --force`: a file of this name is replaced when this upload commits (else the name must be free). */
+    replace: Type.Optional(Type.Boolean()),
   },
   closed,
 )

@@ -19,14 +19,17 @@ export interface HeldUpload {
   response: Promise<{status: number; body: unknown} | {error: Error}>
 }
 
-/** Asks the master for a ticket (showing `token`) and sends the first MiB of `size` random bytes to the keeper it names, with the ticket's grant. */
-export async function holdUpload(masterUrl: string, token: string, name: string, size = 4 * MiB): Promise<HeldUpload> {
+/**
+ * Asks the master for a ticket (showing `token`) and sends the first MiB of `size` random bytes to
+ * the keeper it names, with the ticket's grant. `replace`: the upload replaces a file of the name (put --force).
+ */
+export async function holdUpload(masterUrl: string, token: string, name: string, size = 4 * MiB, options: {replace?: boolean} = {}): Promise<HeldUpload> {
   const body = randomBytes(size)
   const sha256 = createHash('sha256').update(body).digest('hex')
   const ticket = await json<{uploadId: string; keeper: {id: string; url: string}; grant?: string}>(`${masterUrl}/uploads`, {
     method: 'POST',
     headers: {'content-type': 'application/json', ...bearer(token)},
-    body: JSON.stringify({name, size, sha256}),
+    body: JSON.stringify({name, size, sha256, ...(options.replace ? {replace: true} : {})}),
   })
   if (ticket.status !== 201) throw new Error(`no upload ticket: ${ticket.status} ${JSON.stringify(ticket.body)}`)
   let release!: () => void

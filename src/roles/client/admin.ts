@@ -1,13 +1,17 @@
 import {TOKEN_ID} from '../../lib/client-tokens.js'
-import {DfsError} from '../../lib/errors.js'
+import {DfsError, asDfsError} from '../../lib/errors.js'
+import {folderPrefix, selectNames} from '../../lib/name-patterns.js'
 import {assertValidName} from '../../lib/names.js'
 import type {Peer} from '../../lib/peer-client.js'
 import {MAX_URL_TTL_SECONDS, masterRoutes, type FileInfo, type FileSummary, type FileUrl, type ForgottenKeeper, type FsckReport, type KeeperInfo, type RemovedFile, type RevokeTokenResponse} from '../../lib/protocol.js'
 
 // The client's read-and-delete calls: each is one request to the master.
 
-export async function listFiles(master: Peer): Promise<FileSummary[]> {
-  return (await master.call(masterRoutes.list, {})).files
+/** Every stored file, or those `pattern` selects (a prefix or a glob, name-patterns.ts). */
+export async function listFiles(master: Peer, pattern?: string): Promise<FileSummary[]> {
+  const selection = selectNames(pattern)
+  const {files} = await master.call(masterRoutes.list, {query: {prefix: selection.prefix || undefined}})
+  return files.filter((file) => selection.matches(file.name))
 }
 
 export async function statFile(master: Peer, name: string): Promise<FileInfo> {
@@ -43,6 +47,72 @@ export async function fileUrl(master: Peer, name: string, ttlMs?: number): Promi
 export async function removeFile(master: Peer, name: string): Promise<RemovedFile> {
   assertValidName(name)
   return master.call(masterRoutes.remove, {params: {name}})
+}
+
+/** Space taken by some files: `bytes` once each, `replicaBytes` summed over their alive replicas. */
+export interface SpaceUsed {
+  name: string
+  files: number
+  bytes: number
+  replicaBytes: number
+}
+
+/**
+ * `dfs du`: the space the files `pattern` selects take, in total and per entry of the folder the
+ * pattern starts in (a file there, or a folder with everything below it, as `du -d 1` shows).
+ */
+export async function diskUsage(master: Peer, pattern = ''): Promise<{total: SpaceUsed; entries: SpaceUsed[]}> {
+  const files = await listFiles(master, pattern)
+  const {prefix} = selectNames(pattern)
+  const base = prefix.slice(0, prefix.lastIndexOf('/') + 1)
+  const total: SpaceUsed = {name: pattern, files: 0, bytes: 0, replicaBytes: 0}
+  const entries = new Map<string, SpaceUsed>()
+  for (const file of files) {
+    const rest = file.name.slice(base.length)
+    const slash = rest.indexOf('/')
+    const name = base + (slash === -1 ? rest : rest.slice(0, slash + 1))
+    let entry = entries.get(name)
+    if (!entry) entries.set(name, (entry = {name, files: 0, bytes: 0, replicaBytes: 0}))
+    for (const used of [entry, total]) {
+      used.files++
+      used.bytes += file.size
+      used.replicaBytes += file.size * file.replicas
+    }
+  }
+
+  return {total, entries: [...entries.values()]}
+}
+
+export type RemoveOutcome = {ok: true; name: string; removed: RemovedFile} | {ok: false; name: string; error: DfsError}
+
+/**
+ * Removes each named file, or with `recursive` every file under each named folder (`videos` means
+ * `videos/`); each succeeds or fails on its own. A folder that holds no file is a failure.
+ */
+export async function removeFiles(master: Peer, names: string[], options: {recursive?: boolean} = {}): Promise<RemoveOutcome[]> {
+  const outcomes: RemoveOutcome[] = []
+  const attempt = async (name: string, work: () => Promise<RemovedFile>) => {
+    try {
+      outcomes.push({ok: true, name, removed: await work()})
+    } catch (error) {
+      outcomes.push({ok: false, name, error: asDfsError(error)})
+    }
+  }
+
+  for (const name of names) {
+    if (!options.recursive) {
+      await attempt(name, () => removeFile(master, name))
+      continue
+    }
+
+    const folder = folderPrefix(name)
+    const files = await listFiles(master, folder)
+    if (files.length === 0) outcomes.push({ok: false, name: folder, error: new DfsError('DFS_ERR_NOT_FOUND', `no files under "${folder}"`)})
+    // One request each, in turn: a removal is one small write of the master's table.
+    for (const file of files) await attempt(file.name, () => removeFile(master, file.name))
+  }
+
+  return outcomes
 }
 
 export async function fsck(master: Peer): Promise<FsckReport> {

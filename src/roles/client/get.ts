@@ -1,8 +1,8 @@
 import {createHash, randomBytes} from 'node:crypto'
 import {createReadStream} from 'node:fs'
-import {mkdir, open, rename, rm, stat, type FileHandle} from 'node:fs/promises'
+import {link, mkdir, open, rename, rm, stat, type FileHandle} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
-import {basename, dirname, join, resolve} from 'node:path'
+import {basename, dirname, join, posix, resolve, sep} from 'node:path'
 import type {Writable} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
 
@@ -13,7 +13,9 @@ import {showingGrant} from '../../lib/grants.js'
 import {Peer} from '../../lib/peer-client.js'
 import {masterRoutes, type FileInfo, type SuspectVerdict} from '../../lib/protocol.js'
 import {removeOnInterrupt} from '../../lib/remove-on-interrupt.js'
-import {statFile} from './admin.js'
+import {folderPrefix} from '../../lib/name-patterns.js'
+import {nameProblem, printable} from '../../lib/names.js'
+import {listFiles, statFile} from './admin.js'
 import {RangedDownload, type SourceReport} from './ranged-download.js'
 
 export interface GetOptions {
@@ -23,6 +25,13 @@ export interface GetOptions {
   /** Read from at most this many replicas (all alive ones by default). */
   sources?: number
   stdout?: Writable
+  /** Leave a local file that exists alone: fail for it instead (checked again at the rename, atomically). */
+  noClobber?: boolean
+  /**
+   * The folder the names are stored under (`get --recursive`): each goes to the output directory
+   * at its path below that folder, its local folders made. Without it, each goes there by its base name.
+   */
+  under?: string
 }
 
 export interface GetResult {
@@ -40,8 +49,17 @@ export interface GetResult {
  * tried; if any failed, the error names them all.
  */
 export async function getFiles(master: Peer, names: string[], options: GetOptions = {}): Promise<GetResult[]> {
-  if (names.length === 1) return [await getFile(master, names[0]!, options)]
+  if (names.length === 1 && options.under === undefined) return [await getFile(master, names[0]!, options)]
   const directory = resolve(options.output ?? '.')
+  if (options.under === undefined) {
+    const byBase = new Map<string, string>()
+    for (const name of names) {
+      const other = byBase.get(posix.basename(name))
+      if (other !== undefined && other !== name) throw new DfsError('DFS_ERR_BAD_REQUEST', `"${other}" and "${name}" would both be written to ${join(directory, posix.basename(name))}; get their folder with --recursive`)
+      byBase.set(posix.basename(name), name)
+    }
+  }
+
   await mkdir(directory, {recursive: true})
   const results: GetResult[] = []
   const failures: string[] = []
@@ -50,7 +68,7 @@ export async function getFiles(master: Peer, names: string[], options: GetOption
     while (next < names.length) {
       const name = names[next++]!
       try {
-        results.push(await getFile(master, name, {...options, output: join(directory, name)}))
+        results.push(await getFile(master, name, {...options, output: await localPathIn(directory, name, options.under)}))
       } catch (error) {
         failures.push(`${name}: ${(error as Error).message}`)
       }
@@ -63,6 +81,32 @@ export async function getFiles(master: Peer, names: string[], options: GetOption
   }
 
   return results.sort((a, b) => names.indexOf(a.name) - names.indexOf(b.name))
+}
+
+/**
+ * Downloads every file under a folder into a local directory (`get --recursive`), recreating its
+ * tree: `folder` "videos" means "videos/"; the directory is the folder's last name by default.
+ */
+export async function getFolder(master: Peer, folder: string, options: GetOptions = {}): Promise<GetResult[]> {
+  const under = folderPrefix(folder)
+  const names = (await listFiles(master, under)).map((file) => file.name)
+  if (names.length === 0) throw new DfsError('DFS_ERR_NOT_FOUND', `no files under "${under}"`)
+  return getFiles(master, names, {...options, output: options.output ?? (posix.basename(under) || '.'), under})
+}
+
+/**
+ * Where a file of a multi-file get goes in `directory`: at its path below `under`, or by its base
+ * name. A name that would land outside the directory (only a master that lies could list one) is refused.
+ */
+async function localPathIn(directory: string, name: string, under: string | undefined): Promise<string> {
+  const local = under === undefined ? posix.basename(name) : name.startsWith(under) ? name.slice(under.length) : ''
+  const path = resolve(directory, local)
+  if (nameProblem(local) !== undefined || !path.startsWith(directory + sep)) {
+    throw new DfsError('DFS_ERR_BAD_RESPONSE', `"${printable(name)}" would be written outside ${directory}; left alone`)
+  }
+
+  await mkdir(dirname(path), {recursive: true})
+  return path
 }
 
 /**
@@ -150,14 +194,20 @@ async function download(master: Peer, info: FileInfo, options: GetOptions, exclu
 
   const toStdout = options.output === '-'
   const path = toStdout ? '-' : await destinationPath(options.output, info.name)
+  if (options.noClobber && !toStdout) await refuseExisting(path)
   // A file's temp copy sits beside it, so that the rename is atomic; stdout's sits in the temp dir,
   // since stdout cannot take a byte back: it gets the file only once the whole was verified.
-  const tmpPath = join(toStdout ? tmpdir() : dirname(path), tempName(toStdout ? info.name : basename(path)))
+  const tmpPath = join(toStdout ? tmpdir() : dirname(path), tempName(toStdout ? posix.basename(info.name) : basename(path)))
   const release = removeOnInterrupt(tmpPath)
   try {
     await writeVerified(download, info, tmpPath, path)
     if (toStdout) await copyOut(tmpPath, options.stdout ?? process.stdout)
-    else {
+    else if (options.noClobber) {
+      // link() never replaces: a file made at `path` while this one downloaded is left alone too.
+      await link(tmpPath, path).catch((error: unknown) => {
+        throw (error as {code?: string}).code === 'EEXIST' ? clobbered(path) : localFileError(path, error)
+      })
+    } else {
       await rename(tmpPath, path).catch((error: unknown) => {
         throw localFileError(path, error)
       })
@@ -308,16 +358,27 @@ async function writeAll(handle: FileHandle, buffers: Buffer[], position: number,
   return position
 }
 
+/** A file goes by its base name ("videos/a.mp4" to "a.mp4"), as `cp` does, unless `output` names the file. */
 async function destinationPath(output: string | undefined, name: string): Promise<string> {
+  const base = posix.basename(name)
   // "downloads/" names a directory, made if needed.
   if (output !== undefined && /[/\\]$/.test(output)) {
     await mkdir(output, {recursive: true})
-    return join(resolve(output), name)
+    return join(resolve(output), base)
   }
 
-  const path = resolve(output ?? name)
+  const path = resolve(output ?? base)
   const info = await stat(path).catch(() => undefined)
-  return info?.isDirectory() ? join(path, name) : path
+  return info?.isDirectory() ? join(path, base) : path
+}
+
+async function refuseExisting(path: string): Promise<void> {
+  const existing = await stat(path).catch(() => undefined)
+  if (existing) throw clobbered(path)
+}
+
+function clobbered(path: string): DfsError {
+  return new DfsError('DFS_ERR_EXISTS', `${path} exists; --no-clobber leaves it alone`)
 }
 
 function shuffle<T>(items: T[]): T[] {

@@ -1,12 +1,12 @@
 import {createHash} from 'node:crypto'
 import {createReadStream} from 'node:fs'
-import {readFile, stat} from 'node:fs/promises'
-import {basename} from 'node:path'
+import {readFile, readdir, stat} from 'node:fs/promises'
+import {basename, join, posix, relative, resolve, sep} from 'node:path'
 import {pipeline} from 'node:stream/promises'
 import {setTimeout as sleep} from 'node:timers/promises'
 
 import {CHUNK_SIZE} from '../../lib/durable-file.js'
-import {DfsError, type ErrorCode} from '../../lib/errors.js'
+import {DfsError, asDfsError, type ErrorCode} from '../../lib/errors.js'
 import {showingGrant} from '../../lib/grants.js'
 import {HashingStream} from '../../lib/hashing.js'
 import {assertValidName} from '../../lib/names.js'
@@ -31,6 +31,8 @@ export interface PutResult {
 }
 
 export interface PutOptions {
+  /** `put --force`: replace a file that has the name (a new generation), instead of failing. */
+  replace?: boolean
   /** Uploads under way at once when several files are given. */
   concurrency?: number
   /** Succeed only once this many replicas are durable and recorded ('all': the master's target). */
@@ -49,15 +51,14 @@ export async function putFiles(master: Peer, items: PutItem[], options: PutOptio
       const index = next++
       const item = items[index]!
       try {
-        const result = await putFile(master, item)
+        const result = await putFile(master, item, {replace: options.replace})
         if (options.wait !== undefined && options.wait !== 1) {
           result.replicas = await waitForReplicas(master, result.name, options.wait, options.waitTimeoutMs ?? 60_000)
         }
 
         outcomes[index] = {ok: true, path: item.path, result}
       } catch (error) {
-        const dfsError = error instanceof DfsError ? error : new DfsError('DFS_ERR_INTERNAL', String((error as Error).message ?? error), {cause: error})
-        outcomes[index] = {ok: false, path: item.path, error: dfsError}
+        outcomes[index] = {ok: false, path: item.path, error: asDfsError(error)}
       }
     }
   }
@@ -71,7 +72,7 @@ export async function putFiles(master: Peer, items: PutItem[], options: PutOptio
  * succeed only when the keeper says the master recorded it. A keeper that cannot be reached or
  * drops the upload is excluded and the upload starts again on another one, once per keeper.
  */
-export async function putFile(master: Peer, item: PutItem): Promise<PutResult> {
+export async function putFile(master: Peer, item: PutItem, options: {replace?: boolean} = {}): Promise<PutResult> {
   const name = item.name ?? basename(item.path)
   assertValidName(name)
   const {size, sha256, data} = await describeLocalFile(item.path)
@@ -79,7 +80,7 @@ export async function putFile(master: Peer, item: PutItem): Promise<PutResult> {
   for (;;) {
     let ticket: UploadTicket
     try {
-      ticket = await master.call(masterRoutes.beginUpload, {body: {name, size, sha256, exclude}})
+      ticket = await master.call(masterRoutes.beginUpload, {body: {name, size, sha256, exclude, ...(options.replace ? {replace: true} : {})}})
     } catch (error) {
       // An earlier attempt whose answer was lost may have been recorded after all: the same bytes
       // under the same name are this upload's success, not a conflict.
@@ -156,6 +157,34 @@ async function sendToKeeper(master: Peer, source: Buffer | string, name: string,
   return {name, fileId: recorded.fileId, size, sha256, keeper: ticket.keeper.id, replicas: recorded.replicas.filter((replica) => replica.alive).length}
 }
 
+/**
+ * What to upload for the paths given: a file as itself, a directory (with `recursive`) as every
+ * regular file below it, named `DIRNAME/relative/path` (symbolic links and special files are left
+ * out). `prefix` replaces DIRNAME, and goes before a plain file's name too ("" for none).
+ */
+export async function itemsToPut(paths: string[], options: {recursive?: boolean; prefix?: string} = {}): Promise<PutItem[]> {
+  const under = (folder: string | undefined, name: string) => (folder ? posix.join(folder.replace(/\/+$/, ''), name) : name)
+  const items: PutItem[] = []
+  for (const path of paths) {
+    const info = await stat(path).catch(() => undefined)
+    if (!options.recursive || !info?.isDirectory()) {
+      items.push(options.prefix === undefined ? {path} : {path, name: under(options.prefix, basename(path))})
+      continue
+    }
+
+    const root = resolve(path)
+    const entries = await readdir(root, {recursive: true, withFileTypes: true}).catch((error: unknown) => {
+      throw localFileError(path, error)
+    })
+    const files = entries.filter((entry) => entry.isFile()).map((entry) => join(entry.parentPath, entry.name))
+    if (files.length === 0) throw new DfsError('DFS_ERR_LOCAL_FILE', `${path} holds no regular file to upload`)
+    const folder = options.prefix ?? basename(root)
+    for (const file of files.sort()) items.push({path: file, name: under(folder, relative(root, file).split(sep).join('/'))})
+  }
+
+  return items
+}
+
 /** Files up to this size are read into memory once, hashed, and sent from that buffer. */
 export const SMALL_FILE = 8 * 1024 * 1024
 
@@ -172,6 +201,7 @@ export async function describeLocalFile(path: string): Promise<{size: number; sh
     throw localFileError(path, error)
   }
 
+  if (info.isDirectory()) throw new DfsError('DFS_ERR_LOCAL_FILE', `${path} is a directory (put --recursive stores a folder)`)
   if (!info.isFile()) throw new DfsError('DFS_ERR_LOCAL_FILE', `${path} is not a regular file`)
   if (info.size <= SMALL_FILE) {
     let data

@@ -44,7 +44,7 @@ import {MasterMetrics, type Census} from './metrics.js'
 import {pickUploadTarget, placementGoal, standingOf, type FileStanding, type KeeperLoad, type PlacementGoal} from './placement.js'
 import {asideRow, lateVerdict, olderGeneration, resolveInventories, type Sighting} from './recovery.js'
 import {Replicator} from './replicator.js'
-import {MasterTable, type FileRow, type KeeperRow} from './table.js'
+import {MasterTable, type FileRow, type KeeperRow, type ReplicaRow} from './table.js'
 
 export interface MasterOptions {
   dataDir: string
@@ -371,7 +371,7 @@ export class Master {
   async beginUpload(request: UploadRequest): Promise<UploadTicket> {
     assertValidName(request.name)
     this.#assertNotRecovering()
-    this.#assertFree(request.name)
+    if (!request.replace) this.#assertFree(request.name)
     const exclude = new Set(request.exclude ?? [])
     const keepers = this.keepers.loads()
     const target = pickUploadTarget(keepers, request.size, exclude)
@@ -391,7 +391,10 @@ export class Master {
 
   /**
    * Step 2, from the keeper that stored the bytes: record the file with its first replica. Only
-   * now is the upload confirmed; the keeper passes the answer on to the client.
+   * now is the upload confirmed; the keeper passes the answer on to the client. An upload that
+   * replaces (`put --force`) takes the name from the file that held it in the same transaction,
+   * and only then are the old generation's replicas deleted, as `rm` deletes them: a reader sees
+   * the old file or the new one, each whole.
    */
   commitUpload(uploadId: string, request: CommitRequest, member?: VerifiedMember): FileInfo {
     this.#bindings.requireKeeper(member, request.keeperId)
@@ -417,10 +420,16 @@ export class Master {
     }
 
     this.#tickets.delete(uploadId)
-    this.#assertFree(ticket.name)
+    if (!ticket.replace) this.#assertFree(ticket.name)
     // The media description is the keeper's claim, already held to the protocol's bounds: display only.
     const file: FileRow = {fileId: uploadId, name: ticket.name, size: ticket.size, sha256: ticket.sha256, createdAt: Date.now(), media: request.media ?? null}
-    this.table.insertFile(file, [request.keeperId])
+    const old = ticket.replace ? this.table.fileByName(ticket.name) : undefined
+    const oldReplicas = this.table.transaction(() => {
+      const replicas = old ? this.table.deleteFile(old) : []
+      this.table.insertFile(file, [request.keeperId])
+      return replicas
+    })
+    if (old) this.#deleteReplicas(old, oldReplicas)
     this.metrics.uploadsCommitted.inc()
     this.replicator.trigger()
     return this.fileInfo(file)
@@ -654,11 +663,15 @@ export class Master {
   /** Forgets the file at once; every keeper holding a replica deletes it (now, or when it is back). */
   remove(name: string): RemovedFile {
     const file = this.#file(name)
-    for (const replica of this.table.deleteFile(file)) {
+    this.#deleteReplicas(file, this.table.deleteFile(file))
+    return {name: file.name, fileId: file.fileId}
+  }
+
+  /** Orders the alive keepers among a forgotten file's holders to delete it now; the others get the order with their next heartbeat. */
+  #deleteReplicas(file: FileRow, replicas: ReplicaRow[]): void {
+    for (const replica of replicas) {
       if (this.keepers.get(replica.keeperId)?.alive) void this.replicator.deleteReplica(replica.keeperId, {fileId: file.fileId, name: file.name})
     }
-
-    return {name: file.name, fileId: file.fileId}
   }
 }
 

@@ -3,7 +3,12 @@ import {join} from 'node:path'
 
 import Database from 'better-sqlite3'
 
+import {prefixUpperBound} from '../../lib/name-patterns.js'
+import {MAX_NAME_BYTES} from '../../lib/names.js'
 import {DEFAULT_ZONE, type DeleteCommand, type MediaInfo} from '../../lib/protocol.js'
+
+/** Sorts after every valid name (at most MAX_NAME_BYTES of UTF-8, and U+10FFFF is the last code point, 4 bytes). */
+const PAST_EVERY_NAME = '\u{10FFFF}'.repeat(Math.ceil((MAX_NAME_BYTES + 1) / 4))
 
 export interface FileRow {
   fileId: string
@@ -262,12 +267,14 @@ export class MasterTable {
   filesPage(query: {prefix?: string; search?: string; after?: string; limit?: number}): {files: FileRow[]; total: number} {
     const prefix = query.prefix ?? ''
     const search = query.search ?? ''
-    // Names sort as UTF-8 bytes (BINARY); nothing that starts with the prefix sorts at or past it
-    // followed by the last code point.
-    const range = {prefix, upto: `${prefix}\u{10FFFF}`, search, pattern: `%${search.replace(/[\\%_]/g, (char) => `\\${char}`)}%`}
+    // Names sort as UTF-8 bytes (BINARY), as code points do: the names that start with the prefix
+    // sort before the first string past all of them. Without one (an empty prefix), a string past
+    // every name a file may have keeps the index range bounded.
+    const range = {prefix, upto: prefixUpperBound(prefix) ?? PAST_EVERY_NAME, search, pattern: `%${search.replace(/[\\%_]/g, (char) => `\\${char}`)}%`}
     const files = (this.#statements.filesPage.all({...range, after: query.after ?? '', limit: query.limit ?? -1}) as StoredFileRow[]).map((row) => fileRow(row))
     return {files, total: (this.#statements.countPage.get(range) as {count: number}).count}
   }
+
 
   /**
    * Records a file with the keepers that hold it, in one transaction: its first replica after an
