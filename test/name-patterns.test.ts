@@ -68,7 +68,7 @@ describe('which names a pattern selects', () => {
       for (const [index, name] of stored.entries()) table.insertFile({fileId: `f${index}`, name, size: 1, sha256: '0'.repeat(64), createdAt: 0}, [])
       for (const prefix of ['', 'a', 'a/', 'a/b', 'a\u{10ffff}', 'é/', '\u{d7ff}', '\u{10ffff}', 'A', 'z']) {
         const expected = stored.filter((name) => name.startsWith(prefix)).sort(codePointCompare)
-        assert.deepEqual(table.filesUnder(prefix).map((file) => file.name), expected, JSON.stringify(prefix))
+        assert.deepEqual(table.filesPage({prefix}).files.map((file) => file.name), expected, JSON.stringify(prefix))
       }
     } finally {
       table.close()
