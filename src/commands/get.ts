@@ -26,22 +26,29 @@ export default class GetCommand extends DfsCommand {
     json: jsonFlag,
   }
 
+  protected override stdoutCarriesBytes(): boolean {
+    const at = this.argv.findIndex((arg) => arg === '-o' || arg === '--output')
+    return (at !== -1 && this.argv[at + 1] === '-') || this.argv.includes('--output=-') || this.argv.includes('-o=-')
+  }
+
   async run(): Promise<void> {
     const {argv, flags} = await this.parse(GetCommand)
     const names = argv as string[]
     if (names.length > 1 && flags.output === '-') this.fail('-o - takes one name', 2)
     const master = await this.master(flags)
     const {getFiles} = await import('../roles/client/get.js')
-    const results = await getFiles(master, names, {output: flags.output, sources: flags.sources, rangeSize: flags['range-size']})
-    const report = names.length === 1 ? results[0] : results
-    // With -o - stdout carries the file's bytes; the report goes to stderr so that they stay intact.
-    if (flags.json && flags.output === '-') this.logToStderr(JSON.stringify(report, null, 2))
-    else if (flags.json) this.printJson(report)
-    else if (flags.output !== '-') {
-      for (const result of results) {
+    const outcomes = await getFiles(master, names, {output: flags.output, sources: flags.sources, rangeSize: flags['range-size']})
+    this.reportEach(outcomes, {
+      json: flags.json,
+      subject: (index) => ({name: names[index]!}),
+      entry: (result) => result,
+      line: (result) => {
+        // With -o - stdout carries the file's bytes: nothing else goes there.
+        if (flags.output === '-') return undefined
         const used = result.sources.filter((source) => source.bytes > 0).length
-        this.log(`got ${result.name} (${formatBytes(result.size)}) into ${result.path} from ${used} replica${used === 1 ? '' : 's'}`)
-      }
-    }
+        return `got ${result.name} (${formatBytes(result.size)}) into ${result.path} from ${used} replica${used === 1 ? '' : 's'}`
+      },
+      what: 'downloads',
+    })
   }
 }

@@ -38,25 +38,12 @@ export default class PutCommand extends DfsCommand {
       wait,
       waitTimeoutMs: flags['wait-timeout'],
     })
-    const only = outcomes.length === 1 ? outcomes[0]! : undefined
-    if (only && !only.ok) throw only.error
-    if (flags.json) {
-      this.printJson(outcomes.map((outcome) => (outcome.ok ? {path: outcome.path, ...outcome.result} : {path: outcome.path, ...outcome.error.toJSON()})))
-    } else {
-      for (const outcome of outcomes) {
-        if (!outcome.ok) continue
-        const {name, size, sha256, keeper, replicas} = outcome.result
-        this.log(`stored ${name} (${formatBytes(size)}, sha256 ${sha256.slice(0, 12)}…) on ${keeper}${replicas > 1 ? `, ${replicas} replicas durable` : ''}`)
-      }
-    }
-
-    let failed = 0
-    for (const outcome of outcomes) {
-      if (outcome.ok) continue
-      failed++
-      if (!flags.json) this.logToStderr(`failed ${outcome.path}: ${outcome.error.message}`)
-    }
-
-    if (failed > 0) this.fail(`${failed} of ${outcomes.length} uploads failed`, 1)
+    this.reportEach(outcomes, {
+      json: flags.json,
+      subject: (index) => ({path: files[index]!}),
+      entry: (result) => result,
+      line: ({name, size, sha256, keeper, replicas}) => `stored ${name} (${formatBytes(size)}, sha256 ${sha256.slice(0, 12)}…) on ${keeper}${replicas > 1 ? `, ${replicas} replicas durable` : ''}`,
+      what: 'uploads',
+    })
   }
 }

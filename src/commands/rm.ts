@@ -1,5 +1,6 @@
 import {Args} from '@oclif/core'
 
+import {DfsError} from '../lib/errors.js'
 import {DfsCommand, caFlag, jsonFlag, masterFlag, tokenFlag} from '../lib/base-command.js'
 
 export default class RmCommand extends DfsCommand {
@@ -11,8 +12,14 @@ export default class RmCommand extends DfsCommand {
   async run(): Promise<void> {
     const {args, flags} = await this.parse(RmCommand)
     const {removeFile} = await import('../roles/client/admin.js')
-    const removed = await removeFile(await this.master(flags), args.name)
-    if (flags.json) return this.printJson(removed)
-    this.log(`removed ${removed.name}`)
+    const master = await this.master(flags)
+    const outcome = await removeFile(master, args.name).then(
+      (result) => ({ok: true as const, result}),
+      (error: unknown) => {
+        if (error instanceof DfsError) return {ok: false as const, error}
+        throw error
+      },
+    )
+    this.reportEach([outcome], {json: flags.json, subject: () => ({name: args.name}), entry: (result) => result, line: (result) => `removed ${result.name}`, what: 'removals'})
   }
 }

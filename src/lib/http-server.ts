@@ -4,6 +4,7 @@ import type {Socket} from 'node:net'
 import Fastify, {LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest} from 'fastify'
 
 import {DfsError, ERRORS, codeForStatus, type ErrorCode} from './errors.js'
+import {ROLE_HEADER} from './protocol.js'
 import type {ServerTls} from './tls.js'
 
 export interface ServerOptions {
@@ -45,6 +46,7 @@ export function createServer(options: ServerOptions): FastifyInstance {
   })
 
   app.addHook('onRequest', async (request, reply) => {
+    reply.header(ROLE_HEADER, options.role)
     if (closing.has(app)) {
       reply.header('connection', 'close')
       return reply.status(503).send({error: 'DFS_ERR_SHUTTING_DOWN', message: `the ${options.role} is shutting down`})

@@ -6,6 +6,7 @@ import {basename, dirname, join, resolve} from 'node:path'
 import type {Writable} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
 
+import type {Outcome} from '../../lib/base-command.js'
 import {DEFAULTS} from '../../lib/config.js'
 import {CHUNK_SIZE} from '../../lib/durable-file.js'
 import {DfsError} from '../../lib/errors.js'
@@ -35,34 +36,32 @@ export interface GetResult {
   corruptReplicas: string[]
 }
 
+export type GetOutcome = Outcome<GetResult> & {name: string}
+
 /**
- * Downloads several files into one directory (created if needed), a few at a time. Every name is
- * tried; if any failed, the error names them all.
+ * Downloads files, a few at a time: one name to `output` (a file, a directory, or '-'), several
+ * into the directory `output` (created if needed). Each name succeeds or fails on its own.
  */
-export async function getFiles(master: Peer, names: string[], options: GetOptions = {}): Promise<GetResult[]> {
-  if (names.length === 1) return [await getFile(master, names[0]!, options)]
-  const directory = resolve(options.output ?? '.')
-  await mkdir(directory, {recursive: true})
-  const results: GetResult[] = []
-  const failures: string[] = []
+export async function getFiles(master: Peer, names: string[], options: GetOptions = {}): Promise<GetOutcome[]> {
+  const directory = names.length > 1 ? resolve(options.output ?? '.') : undefined
+  if (directory) await mkdir(directory, {recursive: true})
+  const outcomes: GetOutcome[] = new Array(names.length)
   let next = 0
   const worker = async () => {
     while (next < names.length) {
-      const name = names[next++]!
+      const index = next++
+      const name = names[index]!
       try {
-        results.push(await getFile(master, name, {...options, output: join(directory, name)}))
+        outcomes[index] = {ok: true, name, result: await getFile(master, name, directory ? {...options, output: join(directory, name)} : options)}
       } catch (error) {
-        failures.push(`${name}: ${(error as Error).message}`)
+        const dfsError = error instanceof DfsError ? error : new DfsError('DFS_ERR_INTERNAL', String((error as Error).message ?? error), {cause: error})
+        outcomes[index] = {ok: false, name, error: dfsError}
       }
     }
   }
 
   await Promise.all(Array.from({length: Math.min(8, names.length)}, worker))
-  if (failures.length > 0) {
-    throw new DfsError('DFS_ERR_INTEGRITY', `${failures.length} of ${names.length} downloads failed: ${failures.join('; ')}`)
-  }
-
-  return results.sort((a, b) => names.indexOf(a.name) - names.indexOf(b.name))
+  return outcomes
 }
 
 /**

@@ -6,6 +6,7 @@ import {pipeline} from 'node:stream/promises'
 import {setTimeout as sleep} from 'node:timers/promises'
 
 import {CHUNK_SIZE} from '../../lib/durable-file.js'
+import type {Outcome} from '../../lib/base-command.js'
 import {DfsError, type ErrorCode} from '../../lib/errors.js'
 import {showingGrant} from '../../lib/grants.js'
 import {HashingStream} from '../../lib/hashing.js'
@@ -38,7 +39,7 @@ export interface PutOptions {
   waitTimeoutMs?: number
 }
 
-export type PutOutcome = {ok: true; path: string; result: PutResult} | {ok: false; path: string; error: DfsError}
+export type PutOutcome = Outcome<PutResult> & {path: string}
 
 /** Uploads several files concurrently; each succeeds or fails on its own. */
 export async function putFiles(master: Peer, items: PutItem[], options: PutOptions = {}): Promise<PutOutcome[]> {
