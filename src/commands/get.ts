@@ -1,6 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 
-import {DfsCommand, caFlag, formatBytes, jsonFlag, masterFlag, sizeFlag, tokenFlag} from '../lib/base-command.js'
+import {DfsCommand, caFlag, formatBytes, jsonFlag, masterFlag, quietFlag, sizeFlag, tokenFlag} from '../lib/base-command.js'
+import {TransferBars} from '../lib/transfer-progress.js'
 import {DEFAULTS} from '../lib/config.js'
 
 export default class GetCommand extends DfsCommand {
@@ -24,6 +25,7 @@ export default class GetCommand extends DfsCommand {
     sources: Flags.integer({description: 'read from at most this many replicas', min: 1}),
     'range-size': sizeFlag({description: 'bytes per range request', default: DEFAULTS.rangeSize, defaultHelp: async () => '4MiB'}),
     json: jsonFlag,
+    quiet: quietFlag,
   }
 
   protected override stdoutCarriesBytes(): boolean {
@@ -37,7 +39,8 @@ export default class GetCommand extends DfsCommand {
     if (names.length > 1 && flags.output === '-') this.fail('-o - takes one name', 2)
     const master = await this.master(flags)
     const {getFiles} = await import('../roles/client/get.js')
-    const outcomes = await getFiles(master, names, {output: flags.output, sources: flags.sources, rangeSize: flags['range-size']})
+    const bars = await TransferBars.open(names.length, flags.quiet || flags.json)
+    const outcomes = await getFiles(master, names, {output: flags.output, sources: flags.sources, rangeSize: flags['range-size'], onProgress: bars?.update}).finally(() => bars?.stop())
     this.reportEach(outcomes, {
       json: flags.json,
       subject: (index) => ({name: names[index]!}),

@@ -1,6 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 
-import {DfsCommand, caFlag, duration, formatBytes, jsonFlag, masterFlag, tokenFlag} from '../lib/base-command.js'
+import {DfsCommand, caFlag, duration, formatBytes, jsonFlag, masterFlag, quietFlag, tokenFlag} from '../lib/base-command.js'
+import {TransferBars} from '../lib/transfer-progress.js'
 
 export default class PutCommand extends DfsCommand {
   static override summary = 'Upload files; each succeeds only once the master has recorded it.'
@@ -23,6 +24,7 @@ export default class PutCommand extends DfsCommand {
     }),
     'wait-timeout': duration('how long --wait may wait', 60_000),
     json: jsonFlag,
+    quiet: quietFlag,
   }
 
   async run(): Promise<void> {
@@ -33,11 +35,13 @@ export default class PutCommand extends DfsCommand {
     if (wait !== 'all' && !(Number.isInteger(wait) && wait >= 1)) this.fail(`--wait takes a number of replicas (1 or more) or "all", not "${flags.wait}"`, 2)
     const master = await this.master(flags)
     const {putFiles} = await import('../roles/client/put.js')
+    const bars = await TransferBars.open(files.length, flags.quiet || flags.json)
     const outcomes = await putFiles(master, files.map((path) => ({path, name: flags.name})), {
       concurrency: flags.concurrency,
       wait,
       waitTimeoutMs: flags['wait-timeout'],
-    })
+      onProgress: bars?.update,
+    }).finally(() => bars?.stop())
     this.reportEach(outcomes, {
       json: flags.json,
       subject: (index) => ({path: files[index]!}),

@@ -162,6 +162,8 @@ export const insecureFlag = Flags.boolean({
 
 export const jsonFlag = Flags.boolean({description: 'print JSON for scripts instead of a table', default: false})
 
+export const quietFlag = Flags.boolean({char: 'q', description: 'no progress bars (they are drawn on stderr only when stdout and stderr are both terminals)', default: false})
+
 /** A duration flag: "500ms", "2s", "1m", "30d", or a plain number of seconds. Parsed to milliseconds. */
 export const durationFlag = Flags.custom<number>({
   helpValue: 'DURATION',

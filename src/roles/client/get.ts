@@ -14,6 +14,7 @@ import {showingGrant} from '../../lib/grants.js'
 import {Peer} from '../../lib/peer-client.js'
 import {masterRoutes, type FileInfo, type SuspectVerdict} from '../../lib/protocol.js'
 import {removeOnInterrupt} from '../../lib/remove-on-interrupt.js'
+import type {OnProgress} from '../../lib/transfer-progress.js'
 import {statFile} from './admin.js'
 import {RangedDownload, type SourceReport} from './ranged-download.js'
 
@@ -24,6 +25,8 @@ export interface GetOptions {
   /** Read from at most this many replicas (all alive ones by default). */
   sources?: number
   stdout?: Writable
+  /** Told how far each file's download is. */
+  onProgress?: OnProgress
 }
 
 export interface GetResult {
@@ -154,7 +157,7 @@ async function download(master: Peer, info: FileInfo, options: GetOptions, exclu
   const tmpPath = join(toStdout ? tmpdir() : dirname(path), tempName(toStdout ? info.name : basename(path)))
   const release = removeOnInterrupt(tmpPath)
   try {
-    await writeVerified(download, info, tmpPath, path)
+    await writeVerified(download, info, tmpPath, path, options.onProgress)
     if (toStdout) await copyOut(tmpPath, options.stdout ?? process.stdout)
     else {
       await rename(tmpPath, path).catch((error: unknown) => {
@@ -195,15 +198,17 @@ function tempName(name: string): string {
  * unless it is stdout's copy (`destination` '-'): that one is read back at once and then removed.
  * A failure leaves the file for the caller to remove.
  */
-async function writeVerified(download: RangedDownload, info: FileInfo, tmpPath: string, destination: string): Promise<void> {
+async function writeVerified(download: RangedDownload, info: FileInfo, tmpPath: string, destination: string, onProgress?: OnProgress): Promise<void> {
   let handle: FileHandle | undefined
   try {
     handle = await open(tmpPath, 'wx')
     const file = handle
     let position = 0
+    onProgress?.({file: info.name, phase: 'receiving', bytes: 0, total: info.size})
     await copyVerified(download, info, (range) => {
       const at = position
       position += byteLength(range)
+      onProgress?.({file: info.name, phase: 'receiving', bytes: position, total: info.size})
       return writeAt(file, range, at)
     })
     if (destination !== '-') await file.sync()

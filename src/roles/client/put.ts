@@ -2,6 +2,7 @@ import {createHash} from 'node:crypto'
 import {createReadStream} from 'node:fs'
 import {readFile, stat} from 'node:fs/promises'
 import {basename} from 'node:path'
+import {Transform, pipeline as connect, type Readable} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
 import {setTimeout as sleep} from 'node:timers/promises'
 
@@ -12,6 +13,7 @@ import {showingGrant} from '../../lib/grants.js'
 import {HashingStream} from '../../lib/hashing.js'
 import {assertValidName} from '../../lib/names.js'
 import {Peer} from '../../lib/peer-client.js'
+import type {OnProgress} from '../../lib/transfer-progress.js'
 import {MAX_EXCLUDE, SHA256_HEADER, SIZE_HEADER, keeperRoutes, masterRoutes, type UploadTicket} from '../../lib/protocol.js'
 
 export interface PutItem {
@@ -37,6 +39,8 @@ export interface PutOptions {
   /** Succeed only once this many replicas are durable and recorded ('all': the master's target). */
   wait?: number | 'all'
   waitTimeoutMs?: number
+  /** Told how far each file's hashing and sending is. */
+  onProgress?: OnProgress
 }
 
 export type PutOutcome = Outcome<PutResult> & {path: string}
@@ -50,7 +54,7 @@ export async function putFiles(master: Peer, items: PutItem[], options: PutOptio
       const index = next++
       const item = items[index]!
       try {
-        const result = await putFile(master, item)
+        const result = await putFile(master, item, options.onProgress)
         if (options.wait !== undefined && options.wait !== 1) {
           result.replicas = await waitForReplicas(master, result.name, options.wait, options.waitTimeoutMs ?? 60_000)
         }
@@ -72,10 +76,10 @@ export async function putFiles(master: Peer, items: PutItem[], options: PutOptio
  * succeed only when the keeper says the master recorded it. A keeper that cannot be reached or
  * drops the upload is excluded and the upload starts again on another one, once per keeper.
  */
-export async function putFile(master: Peer, item: PutItem): Promise<PutResult> {
+export async function putFile(master: Peer, item: PutItem, onProgress?: OnProgress): Promise<PutResult> {
   const name = item.name ?? basename(item.path)
   assertValidName(name)
-  const {size, sha256, data} = await describeLocalFile(item.path)
+  const {size, sha256, data} = await describeLocalFile(item.path, onProgress && ((bytes, total) => onProgress({file: name, phase: 'hashing', bytes, total})))
   const exclude: string[] = []
   for (;;) {
     let ticket: UploadTicket
@@ -90,7 +94,7 @@ export async function putFile(master: Peer, item: PutItem): Promise<PutResult> {
     }
 
     try {
-      return await sendToKeeper(master, data ?? item.path, name, size, sha256, ticket)
+      return await sendToKeeper(master, data ?? item.path, name, size, sha256, ticket, onProgress)
     } catch (error) {
       if (!(error instanceof DfsError && RETRY_ELSEWHERE.has(error.code)) || exclude.includes(ticket.keeper.id) || exclude.length >= MAX_EXCLUDE) throw error
       exclude.push(ticket.keeper.id)
@@ -136,14 +140,17 @@ export async function waitForReplicas(master: Peer, name: string, replicas: numb
 }
 
 /** `source`: the file's bytes, or the path to stream them from. */
-async function sendToKeeper(master: Peer, source: Buffer | string, name: string, size: number, sha256: string, ticket: UploadTicket): Promise<PutResult> {
+async function sendToKeeper(master: Peer, source: Buffer | string, name: string, size: number, sha256: string, ticket: UploadTicket, onProgress?: OnProgress): Promise<PutResult> {
   const keeper = new Peer({role: 'keeper', baseUrl: ticket.keeper.url, agent: master.agent, credentials: showingGrant(ticket.grant)})
+  const sent = (bytes: number) => onProgress?.({file: name, phase: 'sending', bytes, total: size})
+  sent(0)
   const stored = await keeper.call(keeperRoutes.upload, {
     params: {name},
     query: {upload: ticket.uploadId},
     headers: {'content-type': 'application/octet-stream', 'content-length': String(size), [SIZE_HEADER]: String(size), [SHA256_HEADER]: sha256},
-    body: typeof source === 'string' ? createReadStream(source, {highWaterMark: CHUNK_SIZE}) : source,
+    body: typeof source === 'string' ? counted(createReadStream(source, {highWaterMark: CHUNK_SIZE}), onProgress && sent) : source,
   })
+  sent(size)
   // The keeper's word is not enough (a keeper that lies, or is not what the ticket named): the file
   // is stored once the master has recorded this very upload, with these bytes.
   const recorded = await master.call(masterRoutes.stat, {params: {name}}).catch((error: unknown) => {
@@ -157,6 +164,22 @@ async function sendToKeeper(master: Peer, source: Buffer | string, name: string,
   return {name, fileId: recorded.fileId, size, sha256, keeper: ticket.keeper.id, replicas: recorded.replicas.filter((replica) => replica.alive).length}
 }
 
+/** `stream`, telling `sent` how many of its bytes have passed; `stream` itself without `sent`. */
+function counted(stream: Readable, sent: ((bytes: number) => void) | undefined): Readable {
+  if (!sent) return stream
+  let bytes = 0
+  const counter = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      bytes += chunk.length
+      sent(bytes)
+      done(null, chunk)
+    },
+  })
+  // A read error fails the upload through the counter, and an upload given up closes the file.
+  connect(stream, counter, () => {})
+  return counter
+}
+
 /** Files up to this size are read into memory once, hashed, and sent from that buffer. */
 export const SMALL_FILE = 8 * 1024 * 1024
 
@@ -165,7 +188,7 @@ export const SMALL_FILE = 8 * 1024 * 1024
  * SMALL_FILE bytes is read once and its bytes are returned too (`data`), so that the upload does not
  * read it again; a larger one is hashed in 1 MiB reads and streamed again by the upload, never held.
  */
-export async function describeLocalFile(path: string): Promise<{size: number; sha256: string; data?: Buffer}> {
+export async function describeLocalFile(path: string, hashed?: (bytes: number, total: number) => void): Promise<{size: number; sha256: string; data?: Buffer}> {
   let info
   try {
     info = await stat(path)
@@ -174,6 +197,7 @@ export async function describeLocalFile(path: string): Promise<{size: number; sh
   }
 
   if (!info.isFile()) throw new DfsError('DFS_ERR_LOCAL_FILE', `${path} is not a regular file`)
+  hashed?.(0, info.size)
   if (info.size <= SMALL_FILE) {
     let data
     try {
@@ -183,14 +207,18 @@ export async function describeLocalFile(path: string): Promise<{size: number; sh
     }
 
     if (data.length !== info.size) throw new DfsError('DFS_ERR_LOCAL_FILE', `${path} changed while it was read`)
+    hashed?.(data.length, info.size)
     return {size: data.length, sha256: createHash('sha256').update(data).digest('hex'), data}
   }
 
   const hashing = new HashingStream()
   try {
     await pipeline(createReadStream(path, {highWaterMark: CHUNK_SIZE}), hashing, async function* (source) {
-      for await (const _chunk of source) {
-        // Only the hash is wanted; the bytes are dropped as they pass.
+      let bytes = 0
+      // Only the hash is wanted; the bytes are dropped as they pass.
+      for await (const chunk of source as AsyncIterable<Buffer>) {
+        bytes += chunk.length
+        hashed?.(bytes, info.size)
       }
     })
   } catch (error) {
