@@ -63,8 +63,6 @@ export class TransferBars {
     }
 
     const moving = event.phase !== 'hashing'
-    // A finished file says so once more at its end (and an upload tried on another keeper starts from zero again).
-    if (!file.bar && file.phase === event.phase && moving && event.bytes >= event.total && file.moved >= event.total) return
     if (file.phase !== event.phase) {
       file.phase = event.phase
       file.started = Date.now()
