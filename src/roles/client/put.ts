@@ -1,7 +1,8 @@
-import {createHash} from 'node:crypto'
-import {createReadStream} from 'node:fs'
-import {readFile, stat} from 'node:fs/promises'
-import {basename} from 'node:path'
+import {createHash, randomBytes} from 'node:crypto'
+import {createReadStream, createWriteStream} from 'node:fs'
+import {readFile, rm, stat} from 'node:fs/promises'
+import {tmpdir} from 'node:os'
+import {basename, join} from 'node:path'
 import {Transform, pipeline as connect, type Readable} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
 import {setTimeout as sleep} from 'node:timers/promises'
@@ -13,6 +14,7 @@ import {showingGrant} from '../../lib/grants.js'
 import {HashingStream} from '../../lib/hashing.js'
 import {assertValidName} from '../../lib/names.js'
 import {Peer} from '../../lib/peer-client.js'
+import {removeOnInterrupt} from '../../lib/remove-on-interrupt.js'
 import type {OnProgress} from '../../lib/transfer-progress.js'
 import {MAX_EXCLUDE, SHA256_HEADER, SIZE_HEADER, keeperRoutes, masterRoutes, type UploadTicket} from '../../lib/protocol.js'
 
@@ -69,6 +71,30 @@ export async function putFiles(master: Peer, items: PutItem[], options: PutOptio
 
   await Promise.all(Array.from({length: Math.min(options.concurrency ?? 8, items.length)}, worker))
   return outcomes
+}
+
+/**
+ * Stores what `input` (stdin) yields under `name`: its size is not known before its end, and the
+ * master and keeper want size and sha256 up front, so it is spooled to a temp file first (memory
+ * stays flat) and then uploaded as a file is. The spool is removed in any case, Ctrl-C included.
+ */
+export async function putStream(master: Peer, input: Readable, name: string, options: PutOptions = {}): Promise<PutOutcome> {
+  assertValidName(name)
+  const spool = join(tmpdir(), `.dfs-stdin.${randomBytes(8).toString('hex')}`)
+  const release = removeOnInterrupt(spool)
+  try {
+    try {
+      await pipeline(input, createWriteStream(spool, {flags: 'wx', highWaterMark: CHUNK_SIZE}))
+    } catch (error) {
+      throw new DfsError('DFS_ERR_LOCAL_FILE', `cannot spool stdin to ${spool}: ${(error as Error).message}`, {cause: error})
+    }
+
+    const [outcome] = await putFiles(master, [{path: spool, name}], options)
+    return {...outcome!, path: '-'}
+  } finally {
+    await rm(spool, {force: true}).catch(() => {})
+    release()
+  }
 }
 
 /**
