@@ -238,3 +238,13 @@ function flagError(message: string): string {
     .trim()
     .replaceAll(/\s+/g, ' ')
 }
+
+/** How long ago a moment was, for people: "12s ago", "5m ago", "3h ago", "2d ago"; "never" for none. */
+export function formatAge(iso: string | null, now = Date.now()): string {
+  if (iso === null) return 'never'
+  const seconds = Math.max(0, Math.round((now - Date.parse(iso)) / 1000))
+  if (seconds < 120) return `${seconds}s ago`
+  if (seconds < 7200) return `${Math.round(seconds / 60)}m ago`
+  if (seconds < 172_800) return `${Math.round(seconds / 3600)}h ago`
+  return `${Math.round(seconds / 86_400)}d ago`
+}
