@@ -111,17 +111,28 @@ describe('one output contract for the client commands', () => {
     [['ls', 'sample*'], /^Error: dfs ls takes no argument "sample\*" \(see dfs ls --help\)$/],
     [['status', 'now'], /^Error: dfs status takes no argument "now" \(see dfs status --help\)$/],
     [['frobnicate'], /^Error: "frobnicate" is not a dfs command \(see dfs --help\)$/],
+    [['get', 'x', '--range-size', '1'], /^Error: --range-size must be at least 64KiB, not 1 bytes$/],
+    [['cluster', 'up', '--keepers', '2', '--replicas', '5'], /^Error: --replicas 5 is more than the 2 keepers can hold/],
   ]
   for (const [args, pattern] of flagErrors) {
     test(`dfs ${args.join(' ')}: one line, exit 2, and a JSON error with --json`, async () => {
       assertOneLine(await dfs(args), 2, pattern)
+      // A server command has no --json.
+      if (args[0] === 'cluster') return
       const json = await dfs([...args, '--json'])
       if (args[0] === 'frobnicate' || args[0] === 'status' || args[0] === 'ls') {
         // oclif reads these before any command; --json is seen all the same.
         assertJsonError(json, 2, 'DFS_ERR_BAD_REQUEST', /dfs/)
-      } else assertJsonError(json, 2, 'DFS_ERR_BAD_REQUEST', /\(see dfs \w+ --help\)$/)
+      } else assertJsonError(json, 2, 'DFS_ERR_BAD_REQUEST', /\(see dfs \w+ --help\)$|at least|more than/)
     })
   }
+
+  test('put --wait above the master\'s target fails at once, the file stored', async () => {
+    const result = await cluster.dfs(['put', join(FIXTURES, 'sample_3.mp4'), '--wait', '5'])
+    assert.equal(result.code, 2, result.stderr)
+    assert.equal(result.stderr, 'Error: "sample_3.mp4" is stored, but --wait 5 is above the master\'s target of 2 replicas, which it never copies beyond\n')
+    assert.equal((await cluster.stat('sample_3.mp4')).sha256, SAMPLES['sample_3.mp4'].sha256)
+  })
 
   test('a client command that reaches a keeper, or no dfs node, says the URL is not a dfs master', async () => {
     const keeperUrl = cluster.keepers[0]!.url

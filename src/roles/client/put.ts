@@ -155,6 +155,8 @@ export async function waitForReplicas(master: Peer, name: string, replicas: numb
   for (;;) {
     const info = await master.call(masterRoutes.stat, {params: {name}})
     const wanted = replicas === 'all' ? info.target : replicas
+    // The master stops copying at its target: more would be waited for until the deadline, in vain.
+    if (wanted > info.target) throw new DfsError('DFS_ERR_BAD_REQUEST', `"${name}" is stored, but --wait ${replicas} is above the master's target of ${info.target} replicas, which it never copies beyond`)
     const alive = info.replicas.filter((replica) => replica.alive).length
     if (alive >= wanted) return alive
     if (Date.now() > deadline) {
