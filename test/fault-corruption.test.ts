@@ -35,7 +35,7 @@ describe('corrupt replicas are found, dropped and copied again', () => {
     await flipEvery(badBlob, 64 * 1024)
 
     const out = join(work(), 'rotten.copy')
-    const result = await cluster.dfsJson<{sha256: string; corruptReplicas: string[]}>(['get', 'rotten.bin', '-o', out, '--range-size', '256k'])
+    const [result] = await cluster.dfsJson<[{sha256: string; corruptReplicas: string[]}]>(['get', 'rotten.bin', '-o', out, '--range-size', '256k'])
     assert.equal(await sha256File(out), sha256)
     assert.deepEqual(result.corruptReplicas, [bad.keeper])
     // Its keeper verified it, dropped it and told the master; a good copy takes its place.

@@ -92,7 +92,7 @@ describe('keeper failures during transfers', () => {
     const result = await get.done
     assert.equal(result.code, 0, result.stderr)
     assert.equal(await sha256File(target), sha256)
-    const report = JSON.parse(result.stdout) as {sources: Array<{keeper: string; bytes: number; failed?: string}>}
+    const [report] = JSON.parse(result.stdout) as [{sources: Array<{keeper: string; bytes: number; failed?: string}>}]
     const sources = report.sources
     assert.deepEqual(sources.map((used) => used.keeper).sort(), [...cluster.keepers.map((keeper) => keeper.id), victim.id].sort())
     const killed = sources.find((used) => used.keeper === victim.id)!

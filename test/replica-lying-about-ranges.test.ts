@@ -39,7 +39,7 @@ describe('a replica that answers ranges with the wrong bytes', () => {
       proxy.rangeLie = lie
       proxy.lies = 0
       const out = join(clusters.work, `ranged.${lie}`)
-      const report = await cluster.dfsJson<GetReport>(['get', 'ranged.bin', '-o', out, '--range-size', String(RANGE)])
+      const [report] = await cluster.dfsJson<[GetReport]>(['get', 'ranged.bin', '-o', out, '--range-size', String(RANGE)])
       assert.ok(proxy.lies > 0, `${lie}: the liar was asked for ranges and lied`)
       assert.equal(await sha256File(out), sha256, lie)
       assert.equal(report.sha256, sha256, lie)

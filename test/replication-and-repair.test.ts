@@ -40,7 +40,7 @@ describe('replication and parallel download', () => {
     const sha256 = await randomFile(source, size)
     assert.equal((await cluster.dfs(['put', source, '--wait', 'all'])).code, 0)
     const out = join(work, 'ranged.copy')
-    const result = await cluster.dfsJson<{sha256: string; sources: Array<{keeper: string; bytes: number; ranges: number}>}>([
+    const [result] = await cluster.dfsJson<[{sha256: string; sources: Array<{keeper: string; bytes: number; ranges: number}>}]>([
       'get', 'ranged.bin', '-o', out, '--range-size', '256k',
     ])
     assert.equal(await sha256File(out), sha256)
@@ -55,7 +55,7 @@ describe('replication and parallel download', () => {
     const sha256 = await randomFile(source, 3 * MiB)
     assert.equal((await cluster.dfs(['put', source, '--wait', 'all'])).code, 0)
     const out = join(work, 'single.copy')
-    const result = await cluster.dfsJson<{sources: Array<{bytes: number}>}>(['get', 'single.bin', '-o', out, '--sources', '1', '--range-size', '256k'])
+    const [result] = await cluster.dfsJson<[{sources: Array<{bytes: number}>}]>(['get', 'single.bin', '-o', out, '--sources', '1', '--range-size', '256k'])
     assert.equal(result.sources.length, 1)
     assert.equal(result.sources[0]!.bytes, 3 * MiB)
     assert.equal(await sha256File(out), sha256)

@@ -60,7 +60,7 @@ describe('a keeper that comes back holding other bytes under a file\'s id', () =
     for (const replica of stat.replicas) assert.equal(await sha256File(cluster.blobPath(replica.keeper, stat.fileId)), sha256, `replica on ${replica.keeper}`)
 
     const out = join(clusters.work, 'kept-apart.copy')
-    const got = await cluster.dfsJson<{sha256: string; sources: Array<{keeper: string}>; corruptReplicas: string[]}>(['get', 'kept-apart.bin', '-o', out])
+    const [got] = await cluster.dfsJson<[{sha256: string; sources: Array<{keeper: string}>; corruptReplicas: string[]}]>(['get', 'kept-apart.bin', '-o', out])
     assert.equal(await sha256File(out), sha256)
     assert.deepEqual(got.sources.map((source) => source.keeper).filter((keeper) => keeper === staleId), [], 'no reader is sent to it')
     assert.deepEqual(got.corruptReplicas, [])

@@ -44,7 +44,7 @@ describe('a cluster over TLS with a private CA', () => {
     for (const replica of info.replicas) assert.match(replica.url, /^https:/)
 
     const copy = join(work, 'flow-copy.bin')
-    const got = await cluster.dfsJson<{sha256: string; sources: Array<{keeper: string; url: string; bytes: number; ranges: number}>}>([
+    const [got] = await cluster.dfsJson<[{sha256: string; sources: Array<{keeper: string; url: string; bytes: number; ranges: number}>}]>([
       'get', 'flow.bin', '-o', copy, '--range-size', '64KiB',
     ])
     assert.equal(await sha256File(copy), sha256)

@@ -1,10 +1,12 @@
 import {Args, Flags} from '@oclif/core'
 
-import {DfsCommand, caFlag, duration, formatBytes, jsonFlag, masterFlag, tokenFlag} from '../lib/base-command.js'
+import {DfsCommand, caFlag, duration, formatBytes, jsonFlag, masterFlag, quietFlag, tokenFlag} from '../lib/base-command.js'
+import {TransferBars} from '../lib/transfer-progress.js'
+import type {PutOptions} from '../roles/client/put.js'
 
 export default class PutCommand extends DfsCommand {
   static override summary = 'Upload files; each succeeds only once the master has recorded it.'
-  static override description = `Each file is hashed, sent to the least-loaded alive keeper the master names, verified and fsynced there, and recorded by the master; only then is it reported as stored. The master then copies it to more keepers in the background. Several files are uploaded concurrently. A name that already exists is refused and the stored file is kept, unless --force replaces it.`
+  static override description = `Each file is hashed, sent to the least-loaded alive keeper the master names, verified and fsynced there, and recorded by the master; only then is it reported as stored. The master then copies it to more keepers in the background. Several files are uploaded concurrently. A name that already exists is refused and the stored file is kept, unless --force replaces it. FILE - reads stdin (with --name): it is spooled to a temp file in $TMPDIR while it arrives, then uploaded like a file.`
 
   static override examples = [
     '<%= config.bin %> put video.mp4',
@@ -12,10 +14,11 @@ export default class PutCommand extends DfsCommand {
     '<%= config.bin %> put *.mp4 --json',
     '<%= config.bin %> put ~/videos --recursive                  # as videos/…',
     '<%= config.bin %> put ~/videos --recursive --prefix 2024/trip # as 2024/trip/…',
+    'ffmpeg -i in.mov -f mp4 -movflags frag_keyframe - | <%= config.bin %> put - --name out.mp4',
   ]
 
   static override strict = false
-  static override args = {file: Args.string({description: 'local files to upload', required: true})}
+  static override args = {file: Args.string({description: 'local files to upload, or - for stdin', required: true})}
   static override flags = {
     master: masterFlag,
     token: tokenFlag,
@@ -32,43 +35,30 @@ export default class PutCommand extends DfsCommand {
     }),
     'wait-timeout': duration('how long --wait may wait', 60_000),
     json: jsonFlag,
+    quiet: quietFlag,
   }
 
   async run(): Promise<void> {
     const {argv, flags} = await this.parse(PutCommand)
     const files = argv as string[]
+    if (files.includes('-') && (files.length !== 1 || flags.name === undefined)) this.fail('put - (stdin) takes no other file and needs --name', 2)
     if (flags.name !== undefined && files.length !== 1) this.fail('--name needs exactly one file', 2)
     if (flags.name !== undefined && (flags.recursive || flags.prefix !== undefined)) this.fail('--name stores one file; --recursive and --prefix name many', 2)
     const wait = flags.wait === 'all' ? 'all' : Number(flags.wait)
     if (wait !== 'all' && !(Number.isInteger(wait) && wait >= 1)) this.fail(`--wait takes a number of replicas (1 or more) or "all", not "${flags.wait}"`, 2)
     const master = await this.master(flags)
-    const {itemsToPut, putFiles} = await import('../roles/client/put.js')
-    const items = flags.name === undefined ? await itemsToPut(files, {recursive: flags.recursive, prefix: flags.prefix}) : [{path: files[0]!, name: flags.name}]
-    const outcomes = await putFiles(master, items, {
-      concurrency: flags.concurrency,
-      replace: flags.force,
-      wait,
-      waitTimeoutMs: flags['wait-timeout'],
+    const {itemsToPut, putFiles, putStream} = await import('../roles/client/put.js')
+    const stdin = files[0] === '-'
+    const items = stdin ? [] : flags.name === undefined ? await itemsToPut(files, {recursive: flags.recursive, prefix: flags.prefix}) : [{path: files[0]!, name: flags.name}]
+    const bars = await TransferBars.open(stdin ? 1 : items.length, flags.quiet || flags.json)
+    const options: PutOptions = {concurrency: flags.concurrency, replace: flags.force, wait, waitTimeoutMs: flags['wait-timeout'], onProgress: bars?.update}
+    const outcomes = await (stdin ? putStream(master, process.stdin, flags.name!, options).then((outcome) => [outcome]) : putFiles(master, items, options)).finally(() => bars?.stop())
+    this.reportEach(outcomes, {
+      json: flags.json,
+      subject: (index) => ({path: outcomes[index]!.path}),
+      entry: (result) => result,
+      line: ({name, size, sha256, keeper, replicas}) => `stored ${name} (${formatBytes(size)}, sha256 ${sha256.slice(0, 12)}…) on ${keeper}${replicas > 1 ? `, ${replicas} replicas durable` : ''}`,
+      what: 'uploads',
     })
-    const only = outcomes.length === 1 ? outcomes[0]! : undefined
-    if (only && !only.ok) throw only.error
-    if (flags.json) {
-      this.printJson(outcomes.map((outcome) => (outcome.ok ? {path: outcome.path, ...outcome.result} : {path: outcome.path, ...outcome.error.toJSON()})))
-    } else {
-      for (const outcome of outcomes) {
-        if (!outcome.ok) continue
-        const {name, size, sha256, keeper, replicas} = outcome.result
-        this.log(`stored ${name} (${formatBytes(size)}, sha256 ${sha256.slice(0, 12)}…) on ${keeper}${replicas > 1 ? `, ${replicas} replicas durable` : ''}`)
-      }
-    }
-
-    let failed = 0
-    for (const outcome of outcomes) {
-      if (outcome.ok) continue
-      failed++
-      if (!flags.json) this.logToStderr(`failed ${outcome.path}: ${outcome.error.message}`)
-    }
-
-    if (failed > 0) this.fail(`${failed} of ${outcomes.length} uploads failed`, 1)
   }
 }

@@ -4,7 +4,7 @@ import {DfsCommand, caFlag, jsonFlag, masterFlag, tokenFlag} from '../lib/base-c
 
 export default class RmCommand extends DfsCommand {
   static override summary = 'Delete files: each record goes at once, every keeper deletes its replica.'
-  static override description = `With --recursive each NAME is a folder ("videos" means "videos/", never "videos.mp4") and every file under it is deleted. Each name succeeds or fails on its own; if any failed, the command says how many and exits non-zero.`
+  static override description = `With --recursive each NAME is a folder ("videos" means "videos/", never "videos.mp4") and every file under it is deleted. Each name succeeds or fails on its own; every one is reported, and if any of several failed the command exits 10.`
 
   static override examples = ['<%= config.bin %> rm video.mp4', '<%= config.bin %> rm a.mp4 b.mp4', '<%= config.bin %> rm --recursive videos/2024/']
   static override strict = false
@@ -22,17 +22,9 @@ export default class RmCommand extends DfsCommand {
     const names = argv as string[]
     const {removeFiles} = await import('../roles/client/admin.js')
     const outcomes = await removeFiles(await this.master(flags), names, {recursive: flags.recursive})
-    const only = names.length === 1 && !flags.recursive ? outcomes[0]! : undefined
-    if (only && !only.ok) throw only.error
-    if (flags.json) {
-      const report = outcomes.map((outcome) => (outcome.ok ? outcome.removed : {name: outcome.name, ...outcome.error.toJSON()}))
-      this.printJson(only ? report[0] : report)
-    } else {
-      for (const outcome of outcomes) if (outcome.ok) this.log(`removed ${outcome.removed.name}`)
-    }
-
-    const failed = outcomes.filter((outcome) => !outcome.ok)
-    if (!flags.json) for (const outcome of failed) if (!outcome.ok) this.logToStderr(`failed ${outcome.name}: ${outcome.error.message}`)
-    if (failed.length > 0) this.fail(`${failed.length} of ${outcomes.length} removals failed`, 1)
+    this.reportEach(
+      outcomes.map((outcome) => (outcome.ok ? {ok: true as const, result: outcome.removed} : {ok: false as const, error: outcome.error})),
+      {json: flags.json, subject: (index) => ({name: outcomes[index]!.name}), entry: (result) => result, line: (result) => `removed ${result.name}`, what: 'removals'},
+    )
   }
 }

@@ -1,25 +1,99 @@
 import {Command, Flags} from '@oclif/core'
 
 import {resolveMasterUrl} from './config.js'
-import {DfsError} from './errors.js'
+import {DfsError, type ErrorCode} from './errors.js'
 import type {Peer} from './peer-client.js'
+
+/** The exit code of a command given several names when not every one succeeded (each file's report says why). */
+export const SOME_FAILED_EXIT = 10
+
+/** What a command did with one of the names (or files) it was given: its result, or the error that stopped it. */
+export type Outcome<T> = {ok: true; result: T} | {ok: false; error: DfsError}
 
 /**
  * The base of every dfs command: any failure ends as one line on stderr and a non-zero exit
- * code picked from the error catalogue, never a stack trace.
+ * code picked from the error catalogue, never a stack trace; with --json, as a JSON error object
+ * (`{"error": code, "message": text}`) on stdout.
  */
 export abstract class DfsCommand extends Command {
-  protected override async catch(error: Error & {exitCode?: number; oclif?: {exit?: number}}): Promise<unknown> {
-    if (error instanceof DfsError) return this.fail(error.message, error.exitCode)
-    // oclif's own errors (unknown flag, missing argument) and exits already speak for themselves.
-    if (error.oclif) return super.catch(error)
+  protected override async catch(error: Error & {exitCode?: number; code?: string; oclif?: {exit?: number}}): Promise<unknown> {
+    // this.exit() and this.fail() end a command by throwing oclif's ExitError: already reported.
+    if (error.code === 'EEXIT') return super.catch(error)
+    if (error instanceof DfsError) return this.fail(error.message, error.exitCode, error.code)
+    // oclif's parse errors (unknown flag, missing argument, a flag value its parser refused) are
+    // multi-line and end with a hint; they are all bad input: exit 2.
+    if (error.oclif || error.message?.startsWith('Parsing --')) {
+      return this.fail(`${flagError(error.message)} (see ${this.config.bin} ${(this.id ?? '').replaceAll(':', ' ')} --help)`, 2)
+    }
     return this.fail(error.message || String(error), 1)
   }
 
-  /** Ends the command with one unwrapped line on stderr (oclif's own errors wrap at 80 columns). */
-  protected fail(message: string, exit: number): never {
-    process.stderr.write(`Error: ${message.trim().replaceAll(/\s*\n\s*/g, ' ')}\n`)
+  /**
+   * Ends the command with one unwrapped line on stderr (oclif's own errors wrap at 80 columns),
+   * or with --json the catalogue's error object on stdout (stderr when stdout carries a file).
+   */
+  protected fail(message: string, exit: number, code: ErrorCode = exit === 2 ? 'DFS_ERR_BAD_REQUEST' : 'DFS_ERR_INTERNAL'): never {
+    const line = message.trim().replaceAll(/\s*\n\s*/g, ' ')
+    if (this.wantsJson()) {
+      const stream = this.stdoutCarriesBytes() ? process.stderr : process.stdout
+      stream.write(`${JSON.stringify({error: code, message: line})}\n`)
+    } else process.stderr.write(`Error: ${line}\n`)
     return this.exit(exit)
+  }
+
+  /** --json was asked for; known before the flags are parsed, so that a parse error is reported as JSON too. */
+  protected wantsJson(): boolean {
+    const end = this.argv.indexOf('--')
+    return (end === -1 ? this.argv : this.argv.slice(0, end)).includes('--json') && Object.hasOwn(this.ctor.flags ?? {}, 'json')
+  }
+
+  /** stdout carries a file's bytes (`get -o -`, `cat`): JSON reports then go to stderr. */
+  protected stdoutCarriesBytes(): boolean {
+    return false
+  }
+
+  /**
+   * Reports what a command did with each of several names: with --json one array of entries in
+   * the order given (a failure's entry carries `error` and `message`), else a line per success on
+   * stdout and per failure on stderr. Exits non-zero if any failed: with one name, its error's
+   * code; with several, SOME_FAILED_EXIT.
+   */
+  protected reportEach<T>(
+    outcomes: Array<Outcome<T>>,
+    options: {
+      json: boolean
+      /** What names one outcome in its entry and failure line, e.g. {path} or {name}. */
+      subject: (index: number) => Record<string, string>
+      /** The JSON entry of a success. */
+      entry: (result: T) => object
+      /** The line a person reads for a success; undefined: none. */
+      line: (result: T) => string | undefined
+      /** What was done, plural, for the closing error: "uploads". */
+      what: string
+    },
+  ): void {
+    const failed = outcomes.flatMap((outcome, index) => (outcome.ok ? [] : [{index, error: outcome.error}]))
+    if (options.json) {
+      const entries = outcomes.map((outcome, index) => (outcome.ok ? {...options.subject(index), ...options.entry(outcome.result)} : {...options.subject(index), ...outcome.error.toJSON()}))
+      const text = JSON.stringify(entries, null, 2)
+      if (this.stdoutCarriesBytes()) this.logToStderr(text)
+      else this.log(text)
+    } else {
+      for (const outcome of outcomes) {
+        const line = outcome.ok ? options.line(outcome.result) : undefined
+        if (line !== undefined) this.log(line)
+      }
+    }
+
+    if (failed.length === 0) return
+    if (outcomes.length === 1) {
+      if (options.json) return this.exit(failed[0]!.error.exitCode)
+      return this.fail(failed[0]!.error.message, failed[0]!.error.exitCode, failed[0]!.error.code)
+    }
+
+    if (options.json) return this.exit(SOME_FAILED_EXIT)
+    for (const {index, error} of failed) this.logToStderr(`failed ${Object.values(options.subject(index))[0]}: ${error.message.trim().replaceAll(/\s*\n\s*/g, ' ')}`)
+    this.fail(`${failed.length} of ${outcomes.length} ${options.what} failed`, SOME_FAILED_EXIT)
   }
 
   /**
@@ -93,6 +167,8 @@ export const metricsPublicFlag = Flags.boolean({
 
 export const jsonFlag = Flags.boolean({description: 'print JSON for scripts instead of a table', default: false})
 
+export const quietFlag = Flags.boolean({char: 'q', description: 'no progress bars (they are drawn on stderr only when stdout and stderr are both terminals)', default: false})
+
 /** A duration flag: "500ms", "2s", "1m", "30d", or a plain number of seconds. Parsed to milliseconds. */
 export const durationFlag = Flags.custom<number>({
   helpValue: 'DURATION',
@@ -157,4 +233,23 @@ export function formatBytes(bytes: number): string {
   }
 
   return unit === 0 ? `${bytes} B` : `${value.toFixed(1)} ${units[unit]}`
+}
+
+/** An oclif parse error as one line: "Parsing --range-size \n\t"abc" is not a size…\nSee more help with --help" → "--range-size: "abc" is not a size…". */
+function flagError(message: string): string {
+  return message
+    .replace(/\s*See more help with --help\s*$/, '')
+    .replace(/^Parsing (--[\w-]+)\s*/, '$1: ')
+    .trim()
+    .replaceAll(/\s+/g, ' ')
+}
+
+/** How long ago a moment was, for people: "12s ago", "5m ago", "3h ago", "2d ago"; "never" for none. */
+export function formatAge(iso: string | null, now = Date.now()): string {
+  if (iso === null) return 'never'
+  const seconds = Math.max(0, Math.round((now - Date.parse(iso)) / 1000))
+  if (seconds < 120) return `${seconds}s ago`
+  if (seconds < 7200) return `${Math.round(seconds / 60)}m ago`
+  if (seconds < 172_800) return `${Math.round(seconds / 3600)}h ago`
+  return `${Math.round(seconds / 86_400)}d ago`
 }

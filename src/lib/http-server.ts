@@ -6,6 +6,7 @@ import type {Registry} from 'prom-client'
 
 import {DfsError, ERRORS, codeForStatus, type ErrorCode} from './errors.js'
 import {countRequests} from './metrics.js'
+import {ROLE_HEADER} from './protocol.js'
 import type {ServerTls} from './tls.js'
 
 export interface ServerOptions {
@@ -52,6 +53,7 @@ export function createServer(options: ServerOptions): FastifyInstance {
   if (options.registry) countRequests(app, options.registry)
 
   app.addHook('onRequest', async (request, reply) => {
+    reply.header(ROLE_HEADER, options.role)
     if (closing.has(app)) {
       reply.header('connection', 'close')
       return reply.status(503).send({error: 'DFS_ERR_SHUTTING_DOWN', message: `the ${options.role} is shutting down`})

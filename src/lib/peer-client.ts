@@ -8,7 +8,7 @@ import {Agent, request, type Dispatcher} from 'undici'
 
 import {parseHttpUrl} from './config.js'
 import {DfsError, ERRORS, catalogueError, type ErrorCode} from './errors.js'
-import type {AnswerOf, Route, RouteInput} from './protocol.js'
+import {ROLE_HEADER, type AnswerOf, type Route, type RouteInput} from './protocol.js'
 import {RetryPolicy} from './retry-policy.js'
 import {describeTlsFailure} from './tls.js'
 
@@ -166,7 +166,7 @@ export class Peer {
     const url = new URL(path, this.baseUrl)
     // A stream cannot be sent twice.
     const retry = body instanceof Readable ? RetryPolicy.never : (options.retry ?? this.retry)
-    return retry.run(
+    const response = await retry.run(
       async () => {
         try {
           return await request(url, {
@@ -183,6 +183,15 @@ export class Peer {
       },
       {signal: options.signal},
     )
+    // A dfs server of another role (a keeper's URL given as --master) answers even the routes it
+    // does not have in dfs's format; its role header tells it apart.
+    const role = response.headers[ROLE_HEADER]
+    if (role !== undefined && role !== this.role) {
+      await response.body.dump()
+      throw new DfsError('DFS_ERR_BAD_RESPONSE', `${this.baseUrl} is not a dfs ${this.role}: it is a dfs ${String(role)}`)
+    }
+
+    return response
   }
 
   /** The error an answer of status >= 400 stands for: the one its body names, if it is a dfs error. */

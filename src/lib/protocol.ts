@@ -17,6 +17,8 @@ export const SHA256_HEADER = 'x-dfs-sha256'
 export const SIZE_HEADER = 'x-dfs-size'
 /** Header in which a keeper names the generation of the file it serves. */
 export const FILE_ID_HEADER = 'x-dfs-file-id'
+/** Header in which every dfs server names its role, so that a client that reached the wrong one says so. */
+export const ROLE_HEADER = 'x-dfs-role'
 
 /** The most keepers a client may ask the master to leave out of an upload (it tried them already). */
 export const MAX_EXCLUDE = 64

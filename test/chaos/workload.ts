@@ -177,7 +177,7 @@ export class Worker {
     if (result.code === 0) {
       let fileId: string | undefined
       try {
-        fileId = (JSON.parse(result.stdout) as {fileId?: string}).fileId
+        fileId = (JSON.parse(result.stdout) as [{fileId?: string}])[0].fileId
       } catch {
         // The fileId is only for the record.
       }

@@ -34,7 +34,7 @@ test('the client cut off from one replica in the middle of a get fails over to t
   const result = await get.done
   assert.equal(result.code, 0, result.stderr)
   assert.equal(await sha256File(out), sha256)
-  const report = JSON.parse(result.stdout) as {sources: Array<{url: string; bytes: number; ranges: number; failed?: string}>}
+  const [report] = JSON.parse(result.stdout) as [{sources: Array<{url: string; bytes: number; ranges: number; failed?: string}>}]
   const fromVictim = report.sources.find((entry) => lab.hostAt(entry.url)?.name === victim)
   assert.ok(fromVictim, `the victim is not among the sources: ${result.stdout}`)
   // It served whole ranges before the cut, and the range it was sending then went to another replica.

@@ -28,6 +28,8 @@ export default class ClusterUpCommand extends DfsCommand {
 
   async run(): Promise<void> {
     const {flags} = await this.parse(ClusterUpCommand)
+    // More replicas than keepers could never be reached: every file would stay under-replicated.
+    if (flags.replicas !== undefined && flags.replicas > flags.keepers) this.fail(`--replicas ${flags.replicas} is more than the ${flags.keepers} keepers can hold (one replica per keeper): give --keepers ${flags.replicas} or fewer replicas`, 2)
     const {runClusterUp} = await import('../../roles/cluster/cluster-up.js')
 
     // Only the flags given are passed on, so each child otherwise keeps its own default.

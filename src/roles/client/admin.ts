@@ -23,6 +23,32 @@ export async function clusterStatus(master: Peer): Promise<KeeperInfo[]> {
   return (await master.call(masterRoutes.keepers, {})).keepers
 }
 
+export interface Space {
+  capacity: number
+  used: number
+  free: number
+}
+
+/** The space of each keeper (used: its replicas' bytes; free: its disk's) and of the alive ones together. */
+export async function clusterSpace(master: Peer): Promise<{keepers: Array<Space & {id: string; zone: string; alive: boolean}>; total: Space}> {
+  const keepers = (await clusterStatus(master)).map((keeper) => ({
+    id: keeper.id,
+    zone: keeper.zone,
+    alive: keeper.alive,
+    capacity: keeper.storedBytes + keeper.freeBytes,
+    used: keeper.storedBytes,
+    free: keeper.freeBytes,
+  }))
+  const total = {capacity: 0, used: 0, free: 0}
+  for (const keeper of keepers.filter((one) => one.alive)) {
+    total.capacity += keeper.capacity
+    total.used += keeper.used
+    total.free += keeper.free
+  }
+
+  return {keepers, total}
+}
+
 /** Starts draining a keeper; answers at once, with the keeper as `status` shows it. */
 export async function drainKeeper(master: Peer, id: string): Promise<KeeperInfo> {
   return master.call(masterRoutes.drainKeeper, {params: {id}})

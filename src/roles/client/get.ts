@@ -6,15 +6,17 @@ import {basename, dirname, join, posix, resolve, sep} from 'node:path'
 import type {Writable} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
 
+import type {Outcome} from '../../lib/base-command.js'
 import {DEFAULTS} from '../../lib/config.js'
 import {CHUNK_SIZE} from '../../lib/durable-file.js'
-import {DfsError} from '../../lib/errors.js'
+import {DfsError, asDfsError} from '../../lib/errors.js'
 import {showingGrant} from '../../lib/grants.js'
 import {Peer} from '../../lib/peer-client.js'
 import {masterRoutes, type FileInfo, type SuspectVerdict} from '../../lib/protocol.js'
 import {removeOnInterrupt} from '../../lib/remove-on-interrupt.js'
 import {folderPrefix} from '../../lib/name-patterns.js'
 import {nameProblem, printable} from '../../lib/names.js'
+import type {OnProgress} from '../../lib/transfer-progress.js'
 import {listFiles, statFile} from './admin.js'
 import {RangedDownload, type SourceReport} from './ranged-download.js'
 
@@ -32,6 +34,8 @@ export interface GetOptions {
    * at its path below that folder, its local folders made. Without it, each goes there by its base name.
    */
   under?: string
+  /** Told how far each file's download is. */
+  onProgress?: OnProgress
 }
 
 export interface GetResult {
@@ -44,14 +48,15 @@ export interface GetResult {
   corruptReplicas: string[]
 }
 
+export type GetOutcome = Outcome<GetResult> & {name: string}
+
 /**
- * Downloads several files into one directory (created if needed), a few at a time. Every name is
- * tried; if any failed, the error names them all.
+ * Downloads files, a few at a time: one name to `output` (a file, a directory, or '-'), several
+ * into the directory `output` (created if needed). Each name succeeds or fails on its own.
  */
-export async function getFiles(master: Peer, names: string[], options: GetOptions = {}): Promise<GetResult[]> {
-  if (names.length === 1 && options.under === undefined) return [await getFile(master, names[0]!, options)]
-  const directory = resolve(options.output ?? '.')
-  if (options.under === undefined) {
+export async function getFiles(master: Peer, names: string[], options: GetOptions = {}): Promise<GetOutcome[]> {
+  const directory = names.length > 1 || options.under !== undefined ? resolve(options.output ?? '.') : undefined
+  if (directory && options.under === undefined) {
     const byBase = new Map<string, string>()
     for (const name of names) {
       const other = byBase.get(posix.basename(name))
@@ -60,34 +65,30 @@ export async function getFiles(master: Peer, names: string[], options: GetOption
     }
   }
 
-  await mkdir(directory, {recursive: true})
-  const results: GetResult[] = []
-  const failures: string[] = []
+  if (directory) await mkdir(directory, {recursive: true})
+  const outcomes: GetOutcome[] = new Array(names.length)
   let next = 0
   const worker = async () => {
     while (next < names.length) {
-      const name = names[next++]!
+      const index = next++
+      const name = names[index]!
       try {
-        results.push(await getFile(master, name, {...options, output: await localPathIn(directory, name, options.under)}))
+        outcomes[index] = {ok: true, name, result: await getFile(master, name, directory ? {...options, output: await localPathIn(directory, name, options.under)} : options)}
       } catch (error) {
-        failures.push(`${name}: ${(error as Error).message}`)
+        outcomes[index] = {ok: false, name, error: asDfsError(error)}
       }
     }
   }
 
   await Promise.all(Array.from({length: Math.min(8, names.length)}, worker))
-  if (failures.length > 0) {
-    throw new DfsError('DFS_ERR_INTEGRITY', `${failures.length} of ${names.length} downloads failed: ${failures.join('; ')}`)
-  }
-
-  return results.sort((a, b) => names.indexOf(a.name) - names.indexOf(b.name))
+  return outcomes
 }
 
 /**
  * Downloads every file under a folder into a local directory (`get --recursive`), recreating its
  * tree: `folder` "videos" means "videos/"; the directory is the folder's last name by default.
  */
-export async function getFolder(master: Peer, folder: string, options: GetOptions = {}): Promise<GetResult[]> {
+export async function getFolder(master: Peer, folder: string, options: GetOptions = {}): Promise<GetOutcome[]> {
   const under = folderPrefix(folder)
   const names = (await listFiles(master, under)).map((file) => file.name)
   if (names.length === 0) throw new DfsError('DFS_ERR_NOT_FOUND', `no files under "${under}"`)
@@ -200,7 +201,7 @@ async function download(master: Peer, info: FileInfo, options: GetOptions, exclu
   const tmpPath = join(toStdout ? tmpdir() : dirname(path), tempName(toStdout ? posix.basename(info.name) : basename(path)))
   const release = removeOnInterrupt(tmpPath)
   try {
-    await writeVerified(download, info, tmpPath, path)
+    await writeVerified(download, info, tmpPath, path, options.onProgress)
     if (toStdout) await copyOut(tmpPath, options.stdout ?? process.stdout)
     else if (options.noClobber) {
       // link() never replaces: a file made at `path` while this one downloaded is left alone too.
@@ -246,15 +247,17 @@ function tempName(name: string): string {
  * unless it is stdout's copy (`destination` '-'): that one is read back at once and then removed.
  * A failure leaves the file for the caller to remove.
  */
-async function writeVerified(download: RangedDownload, info: FileInfo, tmpPath: string, destination: string): Promise<void> {
+async function writeVerified(download: RangedDownload, info: FileInfo, tmpPath: string, destination: string, onProgress?: OnProgress): Promise<void> {
   let handle: FileHandle | undefined
   try {
     handle = await open(tmpPath, 'wx')
     const file = handle
     let position = 0
+    onProgress?.({file: info.name, phase: 'receiving', bytes: 0, total: info.size})
     await copyVerified(download, info, (range) => {
       const at = position
       position += byteLength(range)
+      onProgress?.({file: info.name, phase: 'receiving', bytes: position, total: info.size})
       return writeAt(file, range, at)
     })
     if (destination !== '-') await file.sync()

@@ -1,16 +1,21 @@
-import {createHash} from 'node:crypto'
-import {createReadStream} from 'node:fs'
-import {readFile, readdir, stat} from 'node:fs/promises'
+import {createHash, randomBytes} from 'node:crypto'
+import {createReadStream, createWriteStream} from 'node:fs'
+import {readFile, readdir, rm, stat} from 'node:fs/promises'
+import {tmpdir} from 'node:os'
 import {basename, join, posix, relative, resolve, sep} from 'node:path'
+import {Transform, pipeline as connect, type Readable} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
 import {setTimeout as sleep} from 'node:timers/promises'
 
 import {CHUNK_SIZE} from '../../lib/durable-file.js'
+import type {Outcome} from '../../lib/base-command.js'
 import {DfsError, asDfsError, type ErrorCode} from '../../lib/errors.js'
 import {showingGrant} from '../../lib/grants.js'
 import {HashingStream} from '../../lib/hashing.js'
 import {assertValidName} from '../../lib/names.js'
 import {Peer} from '../../lib/peer-client.js'
+import {removeOnInterrupt} from '../../lib/remove-on-interrupt.js'
+import type {OnProgress} from '../../lib/transfer-progress.js'
 import {MAX_EXCLUDE, SHA256_HEADER, SIZE_HEADER, keeperRoutes, masterRoutes, type UploadTicket} from '../../lib/protocol.js'
 
 export interface PutItem {
@@ -38,9 +43,11 @@ export interface PutOptions {
   /** Succeed only once this many replicas are durable and recorded ('all': the master's target). */
   wait?: number | 'all'
   waitTimeoutMs?: number
+  /** Told how far each file's hashing and sending is. */
+  onProgress?: OnProgress
 }
 
-export type PutOutcome = {ok: true; path: string; result: PutResult} | {ok: false; path: string; error: DfsError}
+export type PutOutcome = Outcome<PutResult> & {path: string}
 
 /** Uploads several files concurrently; each succeeds or fails on its own. */
 export async function putFiles(master: Peer, items: PutItem[], options: PutOptions = {}): Promise<PutOutcome[]> {
@@ -51,7 +58,7 @@ export async function putFiles(master: Peer, items: PutItem[], options: PutOptio
       const index = next++
       const item = items[index]!
       try {
-        const result = await putFile(master, item, {replace: options.replace})
+        const result = await putFile(master, item, {replace: options.replace, onProgress: options.onProgress})
         if (options.wait !== undefined && options.wait !== 1) {
           result.replicas = await waitForReplicas(master, result.name, options.wait, options.waitTimeoutMs ?? 60_000)
         }
@@ -68,14 +75,39 @@ export async function putFiles(master: Peer, items: PutItem[], options: PutOptio
 }
 
 /**
+ * Stores what `input` (stdin) yields under `name`: its size is not known before its end, and the
+ * master and keeper want size and sha256 up front, so it is spooled to a temp file first (memory
+ * stays flat) and then uploaded as a file is. The spool is removed in any case, Ctrl-C included.
+ */
+export async function putStream(master: Peer, input: Readable, name: string, options: PutOptions = {}): Promise<PutOutcome> {
+  assertValidName(name)
+  const spool = join(tmpdir(), `.dfs-stdin.${randomBytes(8).toString('hex')}`)
+  const release = removeOnInterrupt(spool)
+  try {
+    try {
+      await pipeline(input, createWriteStream(spool, {flags: 'wx', highWaterMark: CHUNK_SIZE}))
+    } catch (error) {
+      throw new DfsError('DFS_ERR_LOCAL_FILE', `cannot spool stdin to ${spool}: ${(error as Error).message}`, {cause: error})
+    }
+
+    const [outcome] = await putFiles(master, [{path: spool, name}], options)
+    return {...outcome!, path: '-'}
+  } finally {
+    await rm(spool, {force: true}).catch(() => {})
+    release()
+  }
+}
+
+/**
  * Uploads one file by the protocol: ask the master for a keeper, stream the file to it, and
  * succeed only when the keeper says the master recorded it. A keeper that cannot be reached or
  * drops the upload is excluded and the upload starts again on another one, once per keeper.
  */
-export async function putFile(master: Peer, item: PutItem, options: {replace?: boolean} = {}): Promise<PutResult> {
+export async function putFile(master: Peer, item: PutItem, options: {replace?: boolean; onProgress?: OnProgress} = {}): Promise<PutResult> {
+  const {onProgress} = options
   const name = item.name ?? basename(item.path)
   assertValidName(name)
-  const {size, sha256, data} = await describeLocalFile(item.path)
+  const {size, sha256, data} = await describeLocalFile(item.path, onProgress && ((bytes, total) => onProgress({file: name, phase: 'hashing', bytes, total})))
   const exclude: string[] = []
   for (;;) {
     let ticket: UploadTicket
@@ -90,7 +122,7 @@ export async function putFile(master: Peer, item: PutItem, options: {replace?: b
     }
 
     try {
-      return await sendToKeeper(master, data ?? item.path, name, size, sha256, ticket)
+      return await sendToKeeper(master, data ?? item.path, name, size, sha256, ticket, onProgress)
     } catch (error) {
       if (!(error instanceof DfsError && RETRY_ELSEWHERE.has(error.code)) || exclude.includes(ticket.keeper.id) || exclude.length >= MAX_EXCLUDE) throw error
       exclude.push(ticket.keeper.id)
@@ -125,6 +157,8 @@ export async function waitForReplicas(master: Peer, name: string, replicas: numb
   for (;;) {
     const info = await master.call(masterRoutes.stat, {params: {name}})
     const wanted = replicas === 'all' ? info.target : replicas
+    // The master stops copying at its target: more would be waited for until the deadline, in vain.
+    if (wanted > info.target) throw new DfsError('DFS_ERR_BAD_REQUEST', `"${name}" is stored, but --wait ${replicas} is above the master's target of ${info.target} replicas, which it never copies beyond`)
     const alive = info.replicas.filter((replica) => replica.alive).length
     if (alive >= wanted) return alive
     if (Date.now() > deadline) {
@@ -136,14 +170,17 @@ export async function waitForReplicas(master: Peer, name: string, replicas: numb
 }
 
 /** `source`: the file's bytes, or the path to stream them from. */
-async function sendToKeeper(master: Peer, source: Buffer | string, name: string, size: number, sha256: string, ticket: UploadTicket): Promise<PutResult> {
+async function sendToKeeper(master: Peer, source: Buffer | string, name: string, size: number, sha256: string, ticket: UploadTicket, onProgress?: OnProgress): Promise<PutResult> {
   const keeper = new Peer({role: 'keeper', baseUrl: ticket.keeper.url, agent: master.agent, credentials: showingGrant(ticket.grant)})
+  const sent = (bytes: number) => onProgress?.({file: name, phase: 'sending', bytes, total: size})
+  sent(0)
   const stored = await keeper.call(keeperRoutes.upload, {
     params: {name},
     query: {upload: ticket.uploadId},
     headers: {'content-type': 'application/octet-stream', 'content-length': String(size), [SIZE_HEADER]: String(size), [SHA256_HEADER]: sha256},
-    body: typeof source === 'string' ? createReadStream(source, {highWaterMark: CHUNK_SIZE}) : source,
+    body: typeof source === 'string' ? counted(createReadStream(source, {highWaterMark: CHUNK_SIZE}), onProgress && sent) : source,
   })
+  sent(size)
   // The keeper's word is not enough (a keeper that lies, or is not what the ticket named): the file
   // is stored once the master has recorded this very upload, with these bytes.
   const recorded = await master.call(masterRoutes.stat, {params: {name}}).catch((error: unknown) => {
@@ -185,6 +222,22 @@ export async function itemsToPut(paths: string[], options: {recursive?: boolean;
   return items
 }
 
+/** `stream`, telling `sent` how many of its bytes have passed; `stream` itself without `sent`. */
+function counted(stream: Readable, sent: ((bytes: number) => void) | undefined): Readable {
+  if (!sent) return stream
+  let bytes = 0
+  const counter = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      bytes += chunk.length
+      sent(bytes)
+      done(null, chunk)
+    },
+  })
+  // A read error fails the upload through the counter, and an upload given up closes the file.
+  connect(stream, counter, () => {})
+  return counter
+}
+
 /** Files up to this size are read into memory once, hashed, and sent from that buffer. */
 export const SMALL_FILE = 8 * 1024 * 1024
 
@@ -193,7 +246,7 @@ export const SMALL_FILE = 8 * 1024 * 1024
  * SMALL_FILE bytes is read once and its bytes are returned too (`data`), so that the upload does not
  * read it again; a larger one is hashed in 1 MiB reads and streamed again by the upload, never held.
  */
-export async function describeLocalFile(path: string): Promise<{size: number; sha256: string; data?: Buffer}> {
+export async function describeLocalFile(path: string, hashed?: (bytes: number, total: number) => void): Promise<{size: number; sha256: string; data?: Buffer}> {
   let info
   try {
     info = await stat(path)
@@ -203,6 +256,7 @@ export async function describeLocalFile(path: string): Promise<{size: number; sh
 
   if (info.isDirectory()) throw new DfsError('DFS_ERR_LOCAL_FILE', `${path} is a directory (put --recursive stores a folder)`)
   if (!info.isFile()) throw new DfsError('DFS_ERR_LOCAL_FILE', `${path} is not a regular file`)
+  hashed?.(0, info.size)
   if (info.size <= SMALL_FILE) {
     let data
     try {
@@ -212,14 +266,18 @@ export async function describeLocalFile(path: string): Promise<{size: number; sh
     }
 
     if (data.length !== info.size) throw new DfsError('DFS_ERR_LOCAL_FILE', `${path} changed while it was read`)
+    hashed?.(data.length, info.size)
     return {size: data.length, sha256: createHash('sha256').update(data).digest('hex'), data}
   }
 
   const hashing = new HashingStream()
   try {
     await pipeline(createReadStream(path, {highWaterMark: CHUNK_SIZE}), hashing, async function* (source) {
-      for await (const _chunk of source) {
-        // Only the hash is wanted; the bytes are dropped as they pass.
+      let bytes = 0
+      // Only the hash is wanted; the bytes are dropped as they pass.
+      for await (const chunk of source as AsyncIterable<Buffer>) {
+        bytes += chunk.length
+        hashed?.(bytes, info.size)
       }
     })
   } catch (error) {
