@@ -108,7 +108,7 @@ describe('one output contract for the client commands', () => {
     [['get', 'x', '--bogus'], /^Error: Nonexistent flag: --bogus \(see dfs get --help\)$/],
     [['get'], /^Error: Missing 1 required arg: name names of stored files \(see dfs get --help\)$/],
     [['put', 'x', '--concurrency', '0'], /^Error: .*concurrency.* \(see dfs put --help\)$/],
-    [['ls', 'sample*'], /^Error: dfs ls takes no argument "sample\*" \(see dfs ls --help\)$/],
+    [['stat', 'a.mp4', 'b.mp4'], /^Error: Unexpected argument: b\.mp4 \(see dfs stat --help\)$/],
     [['status', 'now'], /^Error: dfs status takes no argument "now" \(see dfs status --help\)$/],
     [['frobnicate'], /^Error: "frobnicate" is not a dfs command \(see dfs --help\)$/],
     [['get', 'x', '--range-size', '1'], /^Error: --range-size must be at least 64KiB, not 1 bytes$/],
