@@ -12,7 +12,7 @@ import {MemberGate, requireMaster} from '../../lib/member-auth.js'
 import {assertValidName} from '../../lib/names.js'
 import {FILE_ID_HEADER, SHA256_HEADER, SIZE_HEADER, keeperRoutes} from '../../lib/protocol.js'
 import type {ServerTls} from '../../lib/tls.js'
-import {clientCheck} from '../master/client-auth.js'
+import {clientCheck} from '../../lib/client-auth.js'
 import {requireGrant, requireGrantedUpload} from './grant-check.js'
 import type {Keeper} from './keeper.js'
 

@@ -6,7 +6,7 @@ import {createServer} from '../../lib/http-server.js'
 import {sendMetrics} from '../../lib/metrics.js'
 import {masterRoutes} from '../../lib/protocol.js'
 import type {ServerTls} from '../../lib/tls.js'
-import {clientCheck} from './client-auth.js'
+import {clientCheck} from '../../lib/client-auth.js'
 import {sendDashboardFile} from './dashboard.js'
 import type {Master} from './master.js'
 

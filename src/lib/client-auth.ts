@@ -1,9 +1,9 @@
 import type {FastifyRequest} from 'fastify'
 
-import type {ClusterKey} from '../../lib/cluster-key.js'
-import {bearerToken, requireScope, verifyClientToken, type Scope} from '../../lib/client-tokens.js'
-import {DfsError} from '../../lib/errors.js'
-import {MEMBER_HEADER, type MemberGate} from '../../lib/member-auth.js'
+import type {ClusterKey} from './cluster-key.js'
+import {bearerToken, requireScope, verifyClientToken, type Scope} from './client-tokens.js'
+import {DfsError} from './errors.js'
+import {MEMBER_HEADER, type MemberGate} from './member-auth.js'
 
 /**
  * Checks that a request to a client route carries a client token (`Authorization: Bearer`) that
