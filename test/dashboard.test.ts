@@ -134,6 +134,12 @@ describe('the dashboard, in headless Chromium, against a real cluster of 4 keepe
         const player = document.getElementById('player') as HTMLVideoElement
         return !player.seeking && player.currentTime > from + 0.5
       }, middle)
+      // Its poster frame: a still drawn from the keeper's bytes, of the video's size scaled to 320 wide.
+      const poster = await page.waitForFunction(() => {
+        const image = document.getElementById('poster') as HTMLImageElement | null
+        return image?.complete && image.naturalWidth > 0 ? {width: image.naturalWidth, height: image.naturalHeight, src: image.src.slice(0, 23)} : undefined
+      })
+      assert.deepEqual(await poster.jsonValue(), {width: 320, height: 180, src: 'data:image/jpeg;base64,'})
       await screenshot(page, 'playing')
       await page.evaluate(() => (document.getElementById('player') as HTMLVideoElement).pause())
 

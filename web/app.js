@@ -284,6 +284,17 @@ async function openFile(name) {
     state.open = {name, link}
     showDetails(info, link)
     const player = $('player')
+    player.removeAttribute('poster')
+    if (info.media?.width) {
+      // A still at a tenth of the video (5 s in at most): its poster frame, in the details and on the player.
+      void posterFrame(link.url, Math.min(5, (info.media.durationSeconds ?? 0) / 10)).then((image) => {
+        if (!image || state.open?.name !== name) return
+        player.poster = image
+        state.open.poster = image
+        showDetails(info, link)
+      })
+    }
+
     if (PLAYABLE.test(name) || info.media) {
       $('player-section').hidden = false
       $('player-title').textContent = name
@@ -324,7 +335,46 @@ function showDetails(info, link) {
     if (media.fastStart === false) rows.push(['playback', el('span', {class: 'warning'}, 'moov at the end: a browser must fetch the end before it plays')])
   }
 
+  // The open file's poster frame, once drawn (the details are drawn again as the file changes).
+  if (state.open?.poster && state.open.name === info.name) rows.push(['poster', el('img', {id: 'poster', src: state.open.poster, alt: `a frame of ${info.name}`})])
   $('details').replaceChildren(...rows.flatMap(([term, ...value]) => [el('dt', {}, term), el('dd', {}, ...value)]))
+}
+
+/**
+ * A still of the video at `seconds`, as a data: URL (undefined if it cannot be had): the keeper
+ * serves the bytes to the page's origin with CORS, so the frame may be drawn and read back.
+ */
+function posterFrame(url, seconds) {
+  return new Promise((resolve) => {
+    const video = document.createElement('video')
+    video.muted = true
+    video.preload = 'auto'
+    video.crossOrigin = 'anonymous'
+    // In the document (out of sight): Chromium decodes no frame for a video outside it.
+    Object.assign(video.style, {position: 'fixed', left: '-10000px', width: '320px'})
+    document.body.append(video)
+    const done = (image) => {
+      video.remove()
+      video.removeAttribute('src')
+      video.load()
+      resolve(image)
+    }
+    // The media fragment starts the video at that time: its first decoded frame is the still.
+    video.addEventListener('loadeddata', () => {
+      try {
+        const canvas = document.createElement('canvas')
+        const scale = Math.min(1, 320 / video.videoWidth)
+        canvas.width = Math.round(video.videoWidth * scale)
+        canvas.height = Math.round(video.videoHeight * scale)
+        canvas.getContext('2d').drawImage(video, 0, 0, canvas.width, canvas.height)
+        done(canvas.toDataURL('image/jpeg', 0.8))
+      } catch {
+        done(undefined)
+      }
+    }, {once: true})
+    video.addEventListener('error', () => done(undefined), {once: true})
+    video.src = `${url}#t=${seconds}`
+  })
 }
 
 function closePlayer() {
