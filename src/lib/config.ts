@@ -30,9 +30,9 @@ export const DEFAULTS = {
   /**
    * A peer that sends no answer, or no byte of a file, for this long is taken to be gone (a host cut
    * off keeps its connections open and silent): a client moves the range to another replica, a
-   * keeper's copy fails and the master orders it from another holder. undici waits as long to connect.
+   * keeper's copy fails and the master orders it from another holder.
    */
-  stallTimeoutMs: 10_000,
+  stallTimeoutMs: 30_000,
 } as const
 
 /** The master a client talks to: `--master`, else `DFS_MASTER`, else the local default. */

@@ -296,6 +296,9 @@ export class Keeper {
         } catch (error) {
           // Refused before the body was read (no room, a copy already here): free the connection.
           response.body.destroy()
+          if ((error as {code?: string}).code === 'UND_ERR_BODY_TIMEOUT') {
+            throw new DfsError('DFS_ERR_KEEPER_UNREACHABLE', `the keeper at ${order.source} sent no byte of "${order.name}" for ${DEFAULTS.stallTimeoutMs / 1000} s`, {cause: error})
+          }
           throw error
         }
 
