@@ -421,6 +421,8 @@ export const masterRoutes = {
   list: route({method: 'GET', url: '/files', querystring: ListQuery, response: ListResponse}),
   stat: route({method: 'GET', url: '/files/:name', params: ByName, response: FileInfo}),
   remove: route({method: 'DELETE', url: '/files/:name', params: ByName, response: RemovedFile}),
+  /** Renames a file in the master's table (dfs mv): no bytes move; answers the file under its new name. */
+  move: route({method: 'POST', url: '/files/:name/move', params: ByName, body: Type.Object({to: Type.String()}, closed), response: FileInfo}),
   /** `ttl`: seconds the URL's grant lives (an hour by default). */
   fileUrl: route({
     method: 'GET',

@@ -242,12 +242,12 @@ export class FileStore {
     return {ok: hashing.bytes === file.size && hashing.digest === file.sha256, size: hashing.bytes, sha256: hashing.digest}
   }
 
-  /** The published file of that name (and generation, when given). */
+  /**
+   * The published file of that name, or of that generation when one is given: a generation is
+   * found by its id alone, as the master may have renamed it (dfs mv) since this keeper stored it.
+   */
   get(name: string, fileId?: string): InventoryItem | undefined {
-    if (fileId !== undefined) {
-      const file = this.#byId.get(fileId)
-      return file?.name === name ? file : undefined
-    }
+    if (fileId !== undefined) return this.#byId.get(fileId)
 
     return this.#byName.get(name)
   }

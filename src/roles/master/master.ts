@@ -254,7 +254,8 @@ export class Master {
       for (const item of request.inventory) {
         const file = this.table.fileById(item.fileId)
         if (doomed.has(item.fileId)) continue
-        if (file && file.name === item.name && file.size === item.size && file.sha256 === item.sha256) {
+        // By generation, not by name: a renamed file keeps its id (dfs mv moves no bytes).
+        if (file && file.size === item.size && file.sha256 === item.sha256) {
           this.table.addReplica({fileId: item.fileId, keeperId: id})
           held.add(item.fileId)
         } else if (this.table.isDeleted(item.fileId)) {
@@ -658,6 +659,19 @@ export class Master {
     })
     if (query.limit === undefined) return {files: summaries}
     return {files: summaries, total, ...(more ? {next: summaries.at(-1)!.name} : {})}
+  }
+
+  /**
+   * Renames a file in the table alone: no bytes move, and keepers serve a generation by its id
+   * whatever name their description still holds. Synchronous, so no other request sees the name
+   * half taken.
+   */
+  move(name: string, to: string): FileInfo {
+    assertValidName(to)
+    const file = this.#file(name)
+    if (to !== name) this.#assertFree(to)
+    this.table.renameFile(file, to)
+    return this.fileInfo({...file, name: to})
   }
 
   /** Forgets the file at once; every keeper holding a replica deletes it (now, or when it is back). */

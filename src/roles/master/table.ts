@@ -174,6 +174,7 @@ export class MasterTable {
         WHERE name >= @prefix AND name < @upto AND (@search = '' OR name LIKE @pattern ESCAPE '\\')`),
       insertFile: db.prepare('INSERT INTO files (id, name, size, sha256, created_at, media) VALUES (?, ?, ?, ?, ?, ?)'),
       deleteFile: db.prepare('DELETE FROM files WHERE id = ?'),
+      renameFile: db.prepare('UPDATE files SET name = ? WHERE id = ?'),
       addTombstone: db.prepare('INSERT OR IGNORE INTO tombstones (file_id, name, deleted_at) VALUES (?, ?, ?)'),
       isTombstoned: db.prepare('SELECT 1 FROM tombstones WHERE file_id = ?'),
       replicasOf: db.prepare('SELECT file_id AS fileId, keeper_id AS keeperId FROM replicas WHERE file_id = ?'),
@@ -285,6 +286,16 @@ export class MasterTable {
       this.#statements.insertFile.run(file.fileId, file.name, file.size, file.sha256, file.createdAt, file.media ? JSON.stringify(file.media) : null)
       for (const keeperId of keeperIds) this.#statements.insertReplica.run(file.fileId, keeperId, Date.now())
       this.#holders.set(file.fileId, {fileId: file.fileId, name: file.name, size: file.size, holders: new Set(keeperIds)})
+    })
+    this.#changed(file.fileId)
+  }
+
+  /** Gives a file another name; the name index (UNIQUE) refuses one that is taken. */
+  renameFile(file: FileRow, name: string): void {
+    this.transaction(() => {
+      this.#statements.renameFile.run(name, file.fileId)
+      const holders = this.#holders.get(file.fileId)
+      if (holders) holders.name = name
     })
     this.#changed(file.fileId)
   }
