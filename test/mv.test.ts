@@ -3,7 +3,7 @@ import {rm, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {after, before, describe, test} from 'node:test'
 
-import {TestCluster, randomFile, sha256File, tempDir, waitFor} from './helpers/cluster.js'
+import {TestCluster, randomFile, readJson, sha256File, tempDir, waitFor} from './helpers/cluster.js'
 
 // One cluster for the suite (secure: reads carry grants for the name); every test uses names of its own.
 describe('dfs mv renames a file in the master, no bytes move', () => {
@@ -76,19 +76,42 @@ describe('dfs mv renames a file in the master, no bytes move', () => {
     assert.ok(names.includes('first.txt') && names.includes('second.txt') && !names.includes('third.txt'), names.join(', '))
   })
 
-  test('a keeper that restarts after a rename still counts as holding the file', async () => {
-    await put('restarted.txt', 'kept bytes')
-    await cluster.waitForReplicas('restarted.txt', 2)
-    await cluster.dfs(['mv', 'restarted.txt', 'restarted-renamed.txt'])
+  test('every keeper holding a replica rewrites its description to the new name (what master --recover reads)', async () => {
+    await put('described.txt', 'described bytes')
+    const holders = await cluster.waitForReplicas('described.txt', 2)
+    const {fileId} = await cluster.stat('described.txt')
+    assert.equal((await cluster.dfs(['mv', 'described.txt', 'notes/described.txt'])).code, 0)
+    for (const keeper of holders) {
+      await waitFor(`keeper ${keeper}'s description to hold the new name`, async () => (await readJson<{name: string}>(`${cluster.blobPath(keeper, fileId)}.json`)).name === 'notes/described.txt')
+    }
+  })
+})
+
+// A cluster of one keeper: no other replica to copy back from, so only the keeper's own
+// registration can make it count as the holder again.
+test('a keeper down during a rename is counted as the holder when it registers, and then learns the new name', async () => {
+  const cluster = await TestCluster.start({keepers: 1, replicas: 1})
+  const work = await tempDir()
+  try {
+    const path = join(work, 'away.txt')
+    await writeFile(path, 'kept bytes')
+    assert.equal((await cluster.dfs(['put', path, '--name', 'away.txt'])).code, 0)
+    const {fileId} = await cluster.stat('away.txt')
     const victim = cluster.keepers[0]!
     const dataDir = cluster.dataDirOf(victim)
     await victim.stop()
     cluster.keepers.splice(0, 1)
+
+    const moved = await cluster.dfs(['mv', 'away.txt', 'back.txt'])
+    assert.equal(moved.code, 0, moved.stderr)
+    assert.equal((await readJson<{name: string}>(`${cluster.blobPath(victim.id, fileId)}.json`)).name, 'away.txt', 'the keeper was down: its description still holds the old name')
+
     const back = await cluster.addKeeper(dataDir)
-    await waitFor('the returning keeper to be counted as a holder again', async () => {
-      const info = await cluster.stat('restarted-renamed.txt')
-      return info.replicas.filter((replica) => replica.alive).length === 2 && info.replicas.some((replica) => replica.keeper === back.id && replica.alive)
-    })
-    assert.equal((await cluster.dfs(['get', 'restarted-renamed.txt', '-o', '-'])).stdout, 'kept bytes')
-  })
+    await waitFor('the returning keeper to be counted as the holder', async () => (await cluster.stat('back.txt')).replicas.some((replica) => replica.keeper === back.id && replica.alive))
+    assert.equal((await cluster.dfs(['get', 'back.txt', '-o', '-'])).stdout, 'kept bytes')
+    await waitFor('the returning keeper to rewrite its description', async () => (await readJson<{name: string}>(`${cluster.blobPath(back.id, fileId)}.json`)).name === 'back.txt')
+  } finally {
+    await cluster.stop()
+    await rm(work, {recursive: true, force: true})
+  }
 })

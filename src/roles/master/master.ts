@@ -257,6 +257,7 @@ export class Master {
         // By generation, not by name: a renamed file keeps its id (dfs mv moves no bytes).
         if (file && file.size === item.size && file.sha256 === item.sha256) {
           this.table.addReplica({fileId: item.fileId, keeperId: id})
+          if (file.name !== item.name) this.table.addPendingRename(id, {fileId: item.fileId, name: file.name})
           held.add(item.fileId)
         } else if (this.table.isDeleted(item.fileId)) {
           commands.push({fileId: item.fileId, name: item.name})
@@ -296,7 +297,14 @@ export class Master {
       })
     }
 
-    return {deletes: this.table.pendingDeletes(id)}
+    if (request.renamed?.length) {
+      this.table.transaction(() => {
+        for (const command of request.renamed!) this.table.clearPendingRename(id, command)
+      })
+    }
+
+    const renames = this.table.pendingRenames(id)
+    return {deletes: this.table.pendingDeletes(id), ...(renames.length > 0 ? {renames} : {})}
   }
 
   status(): KeeperInfo[] {
