@@ -68,7 +68,8 @@ describe('dfs mv renames a file in the master, no bytes move', () => {
 
     // The server refuses an invalid name too, not only the CLI.
     const raw = await cluster.masterJson<{error: string}>(`/files/first.txt/move`, {method: 'POST', headers: {'content-type': 'application/json'}, body: JSON.stringify({to: 'a//b.txt'})})
-    assert.ok(raw.status >= 400 && raw.status < 500, `status ${raw.status}`)
+    assert.equal(raw.status, 400)
+    assert.equal(raw.body.error, 'DFS_ERR_INVALID_NAME')
 
     assert.equal((await cluster.dfs(['get', 'first.txt', '-o', '-'])).stdout, 'first bytes')
     assert.equal((await cluster.dfs(['get', 'second.txt', '-o', '-'])).stdout, 'second bytes')
