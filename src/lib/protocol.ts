@@ -80,6 +80,10 @@ export type RegisterRequest = Static<typeof RegisterRequest>
 export const DeleteCommand = Type.Object({fileId: Id, name: Type.String()})
 export type DeleteCommand = Static<typeof DeleteCommand>
 
+/** A replica whose file the master renamed (dfs mv): the keeper rewrites its description to the new name. */
+export const RenameCommand = Type.Object({fileId: Id, name: Name})
+export type RenameCommand = Static<typeof RenameCommand>
+
 export const RegisterResponse = Type.Object({id: Id, deletes: Type.Array(DeleteCommand)})
 export type RegisterResponse = Static<typeof RegisterResponse>
 
@@ -88,12 +92,14 @@ export const HeartbeatRequest = Type.Object(
     ...keeperStats,
     /** Delete orders carried out since the last heartbeat (file ids): the master stops sending them. */
     deleted: Type.Optional(Type.Array(Id, {maxItems: 100_000})),
+    /** Rename orders carried out since the last heartbeat: the master stops sending each while its name is current. */
+    renamed: Type.Optional(Type.Array(RenameCommand, {maxItems: 100_000})),
   },
   closed,
 )
 export type HeartbeatRequest = Static<typeof HeartbeatRequest>
 
-export const HeartbeatResponse = Type.Object({deletes: Type.Array(DeleteCommand)})
+export const HeartbeatResponse = Type.Object({deletes: Type.Array(DeleteCommand), renames: Type.Optional(Type.Array(RenameCommand))})
 export type HeartbeatResponse = Static<typeof HeartbeatResponse>
 
 export const KeeperInfo = Type.Object({
@@ -421,6 +427,8 @@ export const masterRoutes = {
   list: route({method: 'GET', url: '/files', querystring: ListQuery, response: ListResponse}),
   stat: route({method: 'GET', url: '/files/:name', params: ByName, response: FileInfo}),
   remove: route({method: 'DELETE', url: '/files/:name', params: ByName, response: RemovedFile}),
+  /** Renames a file in the master's table (dfs mv): no bytes move; answers the file under its new name. */
+  move: route({method: 'POST', url: '/files/:name/move', params: ByName, body: Type.Object({to: Type.String()}, closed), response: FileInfo}),
   /** `ttl`: seconds the URL's grant lives (an hour by default). */
   fileUrl: route({
     method: 'GET',

@@ -75,6 +75,13 @@ export async function removeFile(master: Peer, name: string): Promise<RemovedFil
   return master.call(masterRoutes.remove, {params: {name}})
 }
 
+/** Renames a stored file in the master's table: no bytes move. */
+export async function moveFile(master: Peer, name: string, to: string): Promise<FileInfo> {
+  assertValidName(name)
+  assertValidName(to)
+  return master.call(masterRoutes.move, {params: {name}, body: {to}})
+}
+
 /** Space taken by some files: `bytes` once each, `replicaBytes` summed over their alive replicas. */
 export interface SpaceUsed {
   name: string

@@ -202,6 +202,30 @@ export class FileStore {
     if (!previous || previous.fileId !== file.fileId) this.#byName.set(file.name, file)
   }
 
+  /**
+   * Gives a published file the name the master now knows it by (dfs mv): its description is
+   * rewritten durably, so a table rebuilt from keepers (master --recover) finds the new name.
+   * Returns whether this keeper holds that generation.
+   */
+  async rename(fileId: string, name: string): Promise<boolean> {
+    const file = this.#byId.get(fileId)
+    if (!file) return false
+    if (file.name === name) return true
+    const renamed = {...file, name}
+    await writeFileDurably(this.tmpDir, `${this.pathOf(fileId)}.json`, JSON.stringify(pick(renamed)))
+    this.#byId.set(fileId, renamed)
+    if (this.#byName.get(file.name)?.fileId === fileId) {
+      this.#byName.delete(file.name)
+      const older = [...this.#byId.values()].find((other) => other.name === file.name)
+      if (older) this.#byName.set(older.name, older)
+    }
+
+    const current = this.#byName.get(name)
+    // As at publish: the newer generation of a name is the one served by name alone.
+    if (!current || (current.createdAt ?? 0) <= (renamed.createdAt ?? 0)) this.#byName.set(name, renamed)
+    return true
+  }
+
   /** Removes a file, published or not, from the index and the disk. Returns whether it existed. */
   async remove(fileId: string): Promise<boolean> {
     const file = this.#byId.get(fileId) ?? this.#unpublished.get(fileId)
@@ -242,12 +266,12 @@ export class FileStore {
     return {ok: hashing.bytes === file.size && hashing.digest === file.sha256, size: hashing.bytes, sha256: hashing.digest}
   }
 
-  /** The published file of that name (and generation, when given). */
+  /**
+   * The published file of that name, or of that generation when one is given: a generation is
+   * found by its id alone, as the master may have renamed it (dfs mv) since this keeper stored it.
+   */
   get(name: string, fileId?: string): InventoryItem | undefined {
-    if (fileId !== undefined) {
-      const file = this.#byId.get(fileId)
-      return file?.name === name ? file : undefined
-    }
+    if (fileId !== undefined) return this.#byId.get(fileId)
 
     return this.#byName.get(name)
   }

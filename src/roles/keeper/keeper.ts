@@ -16,6 +16,7 @@ import {
   keeperRoutes,
   masterRoutes,
   type DeleteCommand,
+  type RenameCommand,
   type InventoryItem,
   type KeeperStats,
   type ReplicateRequest,
@@ -65,6 +66,8 @@ export class Keeper {
   readonly #unreported = new Map<string, {file: InventoryItem; grant?: string}>()
   /** Delete orders carried out and not yet reported to the master. */
   #deleted = new Set<string>()
+  /** Rename orders carried out and not yet acknowledged to the master, by file id. */
+  #renamed = new Map<string, string>()
   /** Corrupt replicas dropped whose report has not reached the master yet; sent again with the heartbeats. */
   readonly #unreportedCorrupt = new Map<string, InventoryItem>()
 
@@ -175,16 +178,19 @@ export class Keeper {
     const beat = async () => {
       try {
         const deleted = [...this.#deleted]
+        const renamed = [...this.#renamed].map(([fileId, name]) => ({fileId, name}))
         const response = await this.options.master.call(
           masterRoutes.heartbeat,
-          {params: {id: this.id}, body: {...(await this.stats()), ...(deleted.length > 0 ? {deleted} : {})}},
+          {params: {id: this.id}, body: {...(await this.stats()), ...(deleted.length > 0 ? {deleted} : {}), ...(renamed.length > 0 ? {renamed} : {})}},
           {timeout: Math.min(DEFAULTS.heartbeatRequestTimeoutMs, Math.max(1000, this.options.heartbeatIntervalMs * 2))},
         )
         for (const fileId of deleted) this.#deleted.delete(fileId)
+        for (const {fileId, name} of renamed) if (this.#renamed.get(fileId) === name) this.#renamed.delete(fileId)
         this.#inTouch = true
         if (this.#lastHeartbeatError) this.options.log('heartbeats reach the master again')
         this.#lastHeartbeatError = undefined
         await this.#applyDeletes(response.deletes)
+        await this.#applyRenames(response.renames ?? [])
         if (this.#undecided.size > 0) await this.#settleUndecided()
         if (this.#unreported.size > 0) await this.#reportCopiesAgain()
         for (const file of [...this.#unreportedCorrupt.values()]) await this.#reportCorrupt(file)
@@ -208,6 +214,14 @@ export class Keeper {
     const message = error instanceof Error ? error.message : String(error)
     if (message !== this.#lastHeartbeatError) this.options.log(`heartbeat failed: ${message}`)
     this.#lastHeartbeatError = message
+  }
+
+  async #applyRenames(renames: RenameCommand[]): Promise<void> {
+    for (const {fileId, name} of renames) {
+      // A generation this keeper no longer holds is acknowledged too: there is nothing left to rename.
+      if (await this.store.rename(fileId, name)) this.options.log(`renamed replica ${fileId} to "${name}" as the master asked`)
+      this.#renamed.set(fileId, name)
+    }
   }
 
   async #applyDeletes(deletes: DeleteCommand[]): Promise<void> {

@@ -254,8 +254,10 @@ export class Master {
       for (const item of request.inventory) {
         const file = this.table.fileById(item.fileId)
         if (doomed.has(item.fileId)) continue
-        if (file && file.name === item.name && file.size === item.size && file.sha256 === item.sha256) {
+        // By generation, not by name: a renamed file keeps its id (dfs mv moves no bytes).
+        if (file && file.size === item.size && file.sha256 === item.sha256) {
           this.table.addReplica({fileId: item.fileId, keeperId: id})
+          if (file.name !== item.name) this.table.addPendingRename(id, {fileId: item.fileId, name: file.name})
           held.add(item.fileId)
         } else if (this.table.isDeleted(item.fileId)) {
           commands.push({fileId: item.fileId, name: item.name})
@@ -295,7 +297,14 @@ export class Master {
       })
     }
 
-    return {deletes: this.table.pendingDeletes(id)}
+    if (request.renamed?.length) {
+      this.table.transaction(() => {
+        for (const command of request.renamed!) this.table.clearPendingRename(id, command)
+      })
+    }
+
+    const renames = this.table.pendingRenames(id)
+    return {deletes: this.table.pendingDeletes(id), ...(renames.length > 0 ? {renames} : {})}
   }
 
   status(): KeeperInfo[] {
@@ -658,6 +667,19 @@ export class Master {
     })
     if (query.limit === undefined) return {files: summaries}
     return {files: summaries, total, ...(more ? {next: summaries.at(-1)!.name} : {})}
+  }
+
+  /**
+   * Renames a file in the table alone: no bytes move, and keepers serve a generation by its id
+   * whatever name their description still holds. Synchronous, so no other request sees the name
+   * half taken.
+   */
+  move(name: string, to: string): FileInfo {
+    assertValidName(to)
+    const file = this.#file(name)
+    if (to !== name) this.#assertFree(to)
+    this.table.renameFile(file, to)
+    return this.fileInfo({...file, name: to})
   }
 
   /** Forgets the file at once; every keeper holding a replica deletes it (now, or when it is back). */

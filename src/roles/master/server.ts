@@ -65,6 +65,10 @@ export function createMasterServer(master: Master, logLevel: string, tls?: Serve
     await client(request, 'admin')
     return master.remove(request.params.name)
   })
+  serveRoute(app, masterRoutes.move, async (request) => {
+    await client(request, 'write')
+    return master.move(request.params.name, request.body.to)
+  })
   serveRoute(app, masterRoutes.fileUrl, async (request) => {
     await client(request, 'read')
     return master.fileUrl(request.params.name, request.query.ttl)

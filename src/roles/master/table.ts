@@ -5,7 +5,7 @@ import Database from 'better-sqlite3'
 
 import {prefixUpperBound} from '../../lib/name-patterns.js'
 import {MAX_NAME_BYTES} from '../../lib/names.js'
-import {DEFAULT_ZONE, type DeleteCommand, type MediaInfo} from '../../lib/protocol.js'
+import {DEFAULT_ZONE, type DeleteCommand, type MediaInfo, type RenameCommand} from '../../lib/protocol.js'
 
 /** Sorts after every valid name (at most MAX_NAME_BYTES of UTF-8, and U+10FFFF is the last code point, 4 bytes). */
 const PAST_EVERY_NAME = '\u{10FFFF}'.repeat(Math.ceil((MAX_NAME_BYTES + 1) / 4))
@@ -117,6 +117,13 @@ CREATE TABLE IF NOT EXISTS pending_deletes (
   name      TEXT NOT NULL,
   PRIMARY KEY (keeper_id, file_id)
 );
+-- Replicas whose file was renamed (dfs mv) and whose keeper has not yet rewritten its description.
+CREATE TABLE IF NOT EXISTS pending_renames (
+  keeper_id TEXT NOT NULL,
+  file_id   TEXT NOT NULL,
+  name      TEXT NOT NULL,
+  PRIMARY KEY (keeper_id, file_id)
+);
 `
 
 /** What the replicator needs of one file, kept in memory beside the table. */
@@ -174,6 +181,13 @@ export class MasterTable {
         WHERE name >= @prefix AND name < @upto AND (@search = '' OR name LIKE @pattern ESCAPE '\\')`),
       insertFile: db.prepare('INSERT INTO files (id, name, size, sha256, created_at, media) VALUES (?, ?, ?, ?, ?, ?)'),
       deleteFile: db.prepare('DELETE FROM files WHERE id = ?'),
+      renameFile: db.prepare('UPDATE files SET name = ? WHERE id = ?'),
+      addPendingRename: db.prepare('INSERT OR REPLACE INTO pending_renames (keeper_id, file_id, name) VALUES (?, ?, ?)'),
+      pendingRenames: db.prepare('SELECT file_id AS fileId, name FROM pending_renames WHERE keeper_id = ?'),
+      // Only the order for the name that is current: an ack of an older rename leaves the newer one queued.
+      clearPendingRename: db.prepare('DELETE FROM pending_renames WHERE keeper_id = ? AND file_id = ? AND name = ?'),
+      clearPendingRenamesOfFile: db.prepare('DELETE FROM pending_renames WHERE file_id = ?'),
+      clearPendingRenamesOf: db.prepare('DELETE FROM pending_renames WHERE keeper_id = ?'),
       addTombstone: db.prepare('INSERT OR IGNORE INTO tombstones (file_id, name, deleted_at) VALUES (?, ?, ?)'),
       isTombstoned: db.prepare('SELECT 1 FROM tombstones WHERE file_id = ?'),
       replicasOf: db.prepare('SELECT file_id AS fileId, keeper_id AS keeperId FROM replicas WHERE file_id = ?'),
@@ -289,12 +303,27 @@ export class MasterTable {
     this.#changed(file.fileId)
   }
 
+  /**
+   * Gives a file another name (the name index, UNIQUE, refuses one that is taken) and orders every
+   * keeper holding a replica to rewrite its description, in one transaction.
+   */
+  renameFile(file: FileRow, name: string): void {
+    this.transaction(() => {
+      this.#statements.renameFile.run(name, file.fileId)
+      for (const replica of this.replicasOf(file.fileId)) this.#statements.addPendingRename.run(replica.keeperId, file.fileId, name)
+      const holders = this.#holders.get(file.fileId)
+      if (holders) holders.name = name
+    })
+    this.#changed(file.fileId)
+  }
+
   /** Forgets a file and queues the removal of every replica; returns the replicas it had. */
   deleteFile(file: FileRow): ReplicaRow[] {
     const replicas = this.transaction(() => {
       const replicas = this.replicasOf(file.fileId)
       for (const replica of replicas) this.#statements.addPendingDelete.run(replica.keeperId, file.fileId, file.name)
       this.#statements.deleteFile.run(file.fileId)
+      this.#statements.clearPendingRenamesOfFile.run(file.fileId)
       this.#statements.addTombstone.run(file.fileId, file.name, Date.now())
       this.#holders.delete(file.fileId)
       for (const replica of replicas) this.#doomSet(file.fileId).add(replica.keeperId)
@@ -355,6 +384,7 @@ export class MasterTable {
     this.transaction(() => {
       this.#statements.deleteReplicasOn.run(id)
       this.#statements.clearPendingDeletesOf.run(id)
+      this.#statements.clearPendingRenamesOf.run(id)
       this.#statements.deleteKeeper.run(id)
       for (const fileId of fileIds) this.#holders.get(fileId)?.holders.delete(id)
       for (const [fileId, keepers] of this.#doomed) if (keepers.delete(id) && keepers.size === 0) this.#doomed.delete(fileId)
@@ -381,6 +411,19 @@ export class MasterTable {
   corruptCounts(): Map<string, number> {
     const rows = this.#statements.corruptCounts.all() as Array<{fileId: string; count: number}>
     return new Map(rows.map((row) => [row.fileId, row.count]))
+  }
+
+  /** The rename orders a keeper has still to carry out. */
+  pendingRenames(keeperId: string): RenameCommand[] {
+    return this.#statements.pendingRenames.all(keeperId) as RenameCommand[]
+  }
+
+  addPendingRename(keeperId: string, command: RenameCommand): void {
+    this.#statements.addPendingRename.run(keeperId, command.fileId, command.name)
+  }
+
+  clearPendingRename(keeperId: string, command: RenameCommand): void {
+    this.#statements.clearPendingRename.run(keeperId, command.fileId, command.name)
   }
 
   pendingDeletes(keeperId: string): DeleteCommand[] {
