@@ -33,6 +33,8 @@ after(async () => {
   for (const {child, dir} of started) {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
     const state = await readClusterState(dir)
+    // Started under `script`, the cluster process is not `child` itself.
+    if (state && isRunning(state.pid)) process.kill(state.pid, 'SIGKILL')
     for (const node of state?.nodes ?? []) {
       if (node.pid !== undefined && isRunning(node.pid)) process.kill(node.pid, 'SIGKILL')
     }
@@ -184,6 +186,32 @@ test('cluster up refuses a key file that others can read', async () => {
   assert.notEqual(code, 0)
   assert.match(stderr, /key file .*secret is open to group or others \(mode 0644\): run chmod 600/)
   assert.equal(await readClusterState(dir), undefined, 'nothing was started')
+})
+
+test('cluster up on a terminal of 0 columns prints whole lines, and its hints run with npx', async () => {
+  const dir = await tempDir('dfs-cluster-up-')
+  dirs.push(dir)
+  // `script` with no terminal of its own gives the child a pty nobody sized: 0 columns (COLUMNS=0 as well).
+  const command = [process.execPath, BIN, 'cluster', 'up', '--keepers', '1', '--port', '0', '--dir', dir, ...FAST_FLAGS].map((arg) => `'${arg}'`).join(' ')
+  const child = spawn('script', ['-qfec', command, '/dev/null'], {stdio: ['ignore', 'pipe', 'pipe'], env: {...process.env, COLUMNS: '0'}})
+  started.push({child, dir})
+  let screen = ''
+  let stopping = false
+  child.stdout!.on('data', (chunk: Buffer) => {
+    screen += chunk.toString('utf8')
+    // Once ready, stopped once as a user stops it (SIGINT goes to the cluster process, not to `script`).
+    if (stopping || !screen.includes('Press Ctrl-C to stop')) return
+    stopping = true
+    void readClusterState(dir).then((state) => state && process.kill(state.pid, 'SIGINT'))
+  })
+  const [code] = (await once(child, 'exit')) as [number | null]
+  assert.equal(code, 0, screen)
+  const lines = screen.split(/\r?\n/)
+  assert.ok(lines.some((line) => /keeper-1 \(\S+\) listening on http/.test(line)), `the progress shows whole lines:\n${screen}`)
+  assert.ok(lines.some((line) => line.startsWith('  export DFS_MASTER=http')), screen)
+  const hints = lines.filter((line) => /^ {2}(\S+ )?dfs (put|ls|get|status)\b/.test(line))
+  assert.equal(hints.length, 4, screen)
+  for (const hint of hints) assert.match(hint, /^ {2}npx dfs /, 'a command that works right after npm ci, with no dfs on PATH')
 })
 
 /** Starts `dfs cluster up` and resolves once it printed its ready block. */

@@ -90,4 +90,22 @@ describe('progress bars on a terminal, and none anywhere else', () => {
     assert.equal(put.stderr, '')
     assert.match(put.stdout, /^stored piped\.bin \(12\.0 MiB, sha256 \w+…\) on \S+\n$/)
   })
+
+  test('ls on a terminal cuts a long name in the middle; --json and a pipe get it whole', async () => {
+    const name = `long/${'x'.repeat(80)}-the-end.bin`
+    const put = await cluster.dfs(['put', files[0]!.path, '--name', name])
+    assert.equal(put.code, 0, put.stderr)
+
+    const shown = await dfsOnTerminal(cluster, ['ls', 'long/'], work)
+    assert.equal(shown.code, 0, shown.screen)
+    const row = shown.screen.split(/\r?\n/).find((line) => line.startsWith('long/'))
+    assert.ok(row, shown.screen)
+    assert.match(row, /^long\/x+…x*-the-end\.bin +12\.0 MiB /, 'cut in the middle, its end kept, the size column in view')
+    assert.ok(!row.includes(name), row)
+
+    const json = await dfsOnTerminal(cluster, ['ls', 'long/', '--json'], work)
+    assert.deepEqual((JSON.parse(json.screen) as Array<{name: string}>).map((file) => file.name), [name])
+    const piped = await cluster.dfs(['ls', 'long/'])
+    assert.ok(piped.stdout.includes(name), piped.stdout)
+  })
 })

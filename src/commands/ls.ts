@@ -1,6 +1,6 @@
 import {Args} from '@oclif/core'
 
-import {DfsCommand, caFlag, formatAge, formatBytes, formatTable, jsonFlag, masterFlag, tokenFlag} from '../lib/base-command.js'
+import {DfsCommand, caFlag, formatAge, formatBytes, formatTable, jsonFlag, masterFlag, nameCell, tokenFlag} from '../lib/base-command.js'
 
 export default class LsCommand extends DfsCommand {
   static override summary = 'List stored files with their size and alive replicas.'
@@ -22,7 +22,7 @@ export default class LsCommand extends DfsCommand {
     const files = await listFiles(await this.master(flags), args.pattern)
     if (flags.json) return this.printJson(files)
     if (files.length === 0) return this.log(args.pattern === undefined ? 'no files' : `no files match ${args.pattern}`)
-    const rows = files.map((file) => ({name: file.name, size: formatBytes(file.size), replicas: `${file.replicas}/${file.target}`, created: formatAge(file.createdAt)}))
+    const rows = files.map((file) => ({name: nameCell(file.name), size: formatBytes(file.size), replicas: `${file.replicas}/${file.target}`, created: formatAge(file.createdAt)}))
     this.log(formatTable(rows, ['name', 'size', 'replicas', 'created']))
   }
 }

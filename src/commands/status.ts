@@ -1,4 +1,4 @@
-import {DfsCommand, caFlag, formatAge, formatBytes, formatTable, jsonFlag, masterFlag, tokenFlag} from '../lib/base-command.js'
+import {DfsCommand, caFlag, formatAge, formatBytes, formatTable, jsonFlag, masterFlag, nameCell, tokenFlag} from '../lib/base-command.js'
 
 const LONG_DEAD_MS = 60 * 60 * 1000
 
@@ -20,7 +20,7 @@ export default class StatusCommand extends DfsCommand {
     const rows: Array<Record<string, string | number>> = keepers.map((keeper) => ({
       id: keeper.id,
       url: keeper.url,
-      zone: keeper.zone,
+      zone: nameCell(keeper.zone),
       alive: keeper.alive ? 'yes' : 'no',
       drain: keeper.drain ?? '',
       'last heartbeat': formatAge(keeper.lastHeartbeat),

@@ -222,6 +222,22 @@ export function formatTable(rows: Array<Record<string, string | number | boolean
   return cells.map((line) => line.map((cell, index) => cell.padEnd(widths[index]!)).join('  ').trimEnd()).join('\n')
 }
 
+/** A name cut in the middle with … to fit `width` characters. */
+export function shorten(name: string, width: number): string {
+  const chars = [...name]
+  if (chars.length <= width) return name
+  const head = Math.ceil((width - 1) / 2)
+  return `${chars.slice(0, head).join('')}…${chars.slice(chars.length - (width - 1 - head)).join('')}`
+}
+
+/**
+ * A name as a table shows it: on a terminal cut in the middle past 48 characters, so that a long one
+ * does not push the other columns out of view; whole anywhere else (a pipe, a file), where it is data.
+ */
+export function nameCell(name: string): string {
+  return process.stdout.isTTY ? shorten(name, 48) : name
+}
+
 /** Bytes for people: 1.5 MiB. */
 export function formatBytes(bytes: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']

@@ -86,7 +86,9 @@ export function createServer(options: ServerOptions): FastifyInstance {
 function sendError(error: FastifyError | DfsError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   const {code, message} = describeError(error, request)
   const {status} = ERRORS[code]
-  if (status >= 500) {
+  // A client that went away mid-body (Ctrl-C, a dropped link) is worth one line, not a stack: no bug of ours.
+  if (clientAborted(request)) request.log.warn(`${request.method} ${pathOf(request.url)} aborted by the client before its body was complete`)
+  else if (status >= 500) {
     if (error instanceof DfsError) request.log.warn({code}, message)
     else request.log.error({err: error}, 'request failed')
   }
@@ -110,12 +112,17 @@ function describeError(error: FastifyError | DfsError, request: FastifyRequest):
   }
 
   // A client that went away mid-body: nobody reads the answer, and it is no bug of ours.
-  if (!request.raw.complete && (request.raw.destroyed || request.raw.readableAborted)) {
+  if (clientAborted(request)) {
     return {code: 'DFS_ERR_BAD_REQUEST', message: 'the request was aborted before its body was complete'}
   }
 
   const code = codeForStatus(error.statusCode ?? 500)
   return {code, message: code === 'DFS_ERR_INTERNAL' ? `internal error: ${error.message}` : error.message}
+}
+
+/** True when the client closed the connection before sending the whole request body. */
+function clientAborted(request: FastifyRequest): boolean {
+  return !request.raw.complete && (request.raw.destroyed || request.raw.readableAborted)
 }
 
 /**

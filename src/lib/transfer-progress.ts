@@ -1,6 +1,6 @@
 import type {MultiBar, SingleBar} from 'cli-progress'
 
-import {formatBytes} from './base-command.js'
+import {formatBytes, shorten} from './base-command.js'
 
 /** How far one file's transfer is: hashing a local file before its upload, then moving its bytes. */
 export interface TransferEvent {
@@ -104,12 +104,4 @@ export class TransferBars {
     const seconds = (Date.now() - started) / 1000
     return {label: label.padEnd(38), done: formatBytes(done), size: formatBytes(size), rate: seconds > 0 ? `${formatBytes(Math.round(done / seconds))}/s` : ''}
   }
-}
-
-/** A name cut in the middle with … to fit `width` characters. */
-export function shorten(name: string, width: number): string {
-  const chars = [...name]
-  if (chars.length <= width) return name
-  const head = Math.ceil((width - 1) / 2)
-  return `${chars.slice(0, head).join('')}…${chars.slice(chars.length - (width - 1 - head)).join('')}`
 }

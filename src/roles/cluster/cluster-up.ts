@@ -104,12 +104,16 @@ export async function runClusterUp(options: ClusterUpOptions, output: ClusterUpO
   }
 }
 
-/** A live progress list on a terminal, plain lines otherwise; signals stay ours (StopSignals), not listr's. */
+/**
+ * A live progress list on a terminal, plain lines otherwise; signals stay ours (StopSignals), not listr's.
+ * A terminal that reports 0 columns (a pty nobody sized, e.g. under `script` or some CI runners) gets
+ * plain lines too: listr's live renderer wraps to the width and would print one character per line.
+ */
 const LISTR_OPTIONS = {
   renderer: 'default',
   rendererOptions: {showErrorMessage: false},
   fallbackRenderer: 'simple',
-  fallbackRendererCondition: !process.stdout.isTTY,
+  fallbackRendererCondition: !process.stdout.isTTY || !process.stdout.columns,
   registerSignalListeners: false,
 } as const
 
@@ -207,13 +211,14 @@ function usage(
     // The token itself is never printed (it would sit in a terminal's scrollback); its file is.
     `Open the dashboard: ${info.master.url}/  (log in with the admin token in ${displayPath(paths.tokenPath)})`,
     '',
+    // `npx` finds the bin right after `npm ci` in a checkout, where `dfs` is on no PATH (and it finds a global install too).
     'Try it from another terminal:',
     `  export DFS_MASTER=${info.master.url}`,
     ...(paths.caPath ? [`  export DFS_CA=${paths.caPath}`] : []),
-    `  ${bin} put video.mp4`,
-    `  ${bin} ls`,
-    `  ${bin} get video.mp4 -o copy.mp4`,
-    `  ${bin} status`,
+    `  npx ${bin} put video.mp4`,
+    `  npx ${bin} ls`,
+    `  npx ${bin} get video.mp4 -o copy.mp4`,
+    `  npx ${bin} status`,
     '',
     'Press Ctrl-C to stop.',
   ].join('\n')
