@@ -84,10 +84,11 @@ export function createServer(options: ServerOptions): FastifyInstance {
 
 /** Answers any error of a request in the catalogue's `{error, message}`, with the status of its code. */
 function sendError(error: FastifyError | DfsError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
-  const {code, message} = describeError(error, request)
+  const {code, message, aborted} = describeError(error, request)
   const {status} = ERRORS[code]
-  // A client that went away mid-body (Ctrl-C, a dropped link) is worth one line, not a stack: no bug of ours.
-  if (clientAborted(request)) request.log.warn(`${request.method} ${pathOf(request.url)} aborted by the client before its body was complete`)
+  // A client that went away mid-body (Ctrl-C, a dropped link) is worth one line, not a stack: no
+  // bug of ours. A refusal of ours that the client then cut short is logged as the refusal.
+  if (aborted) request.log.warn(`${request.method} ${pathOf(request.url)} aborted by the client before its body was complete`)
   else if (status >= 500) {
     if (error instanceof DfsError) request.log.warn({code}, message)
     else request.log.error({err: error}, 'request failed')
@@ -97,7 +98,7 @@ function sendError(error: FastifyError | DfsError, request: FastifyRequest, repl
 }
 
 /** The catalogue code and one-line message for an error raised by us, by fastify, or by a library. */
-function describeError(error: FastifyError | DfsError, request: FastifyRequest): {code: ErrorCode; message: string} {
+function describeError(error: FastifyError | DfsError, request: FastifyRequest): {code: ErrorCode; message: string; aborted?: boolean} {
   if (error instanceof DfsError) return {code: error.code, message: error.message}
   if (error.validation) return {code: 'DFS_ERR_BAD_REQUEST', message: `invalid request ${error.validationContext ?? 'body'}: ${error.message}`}
   switch (error.code) {
@@ -113,7 +114,7 @@ function describeError(error: FastifyError | DfsError, request: FastifyRequest):
 
   // A client that went away mid-body: nobody reads the answer, and it is no bug of ours.
   if (clientAborted(request)) {
-    return {code: 'DFS_ERR_BAD_REQUEST', message: 'the request was aborted before its body was complete'}
+    return {code: 'DFS_ERR_BAD_REQUEST', message: 'the request was aborted before its body was complete', aborted: true}
   }
 
   const code = codeForStatus(error.statusCode ?? 500)
