@@ -207,10 +207,10 @@ export class Worker {
   #checkClear(kind: string, name: string, result: CliResult): void {
     if (result.hung) {
       this.journal.violation({kind: 'hang', message: `${kind} "${name}" did not finish within ${this.options.commandTimeoutMs} ms and was killed`, names: [name]})
-    } else if (!isClearError(result.stderr)) {
+    } else if (!isClearError(result)) {
       this.journal.violation({
         kind: 'unclear-error',
-        message: `${kind} "${name}" failed (exit ${result.code}) without one clear "Error: …" line`,
+        message: `${kind} "${name}" failed (exit ${result.code}) without one clear "Error: …" line (or, with --json, a JSON error)`,
         names: [name],
         details: result.stderr.slice(0, 3000),
       })
