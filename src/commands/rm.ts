@@ -22,9 +22,6 @@ export default class RmCommand extends DfsCommand {
     const names = argv as string[]
     const {removeFiles} = await import('../roles/client/admin.js')
     const outcomes = await removeFiles(await this.master(flags), names, {recursive: flags.recursive})
-    this.reportEach(
-      outcomes.map((outcome) => (outcome.ok ? {ok: true as const, result: outcome.removed} : {ok: false as const, error: outcome.error})),
-      {json: flags.json, subject: (index) => ({name: outcomes[index]!.name}), entry: (result) => result, line: (result) => `removed ${result.name}`, what: 'removals'},
-    )
+    this.reportEach(outcomes, {json: flags.json, subject: (index) => ({name: outcomes[index]!.name}), entry: (result) => result, line: (result) => `removed ${result.name}`, what: 'removals'})
   }
 }

@@ -1,3 +1,4 @@
+import type {Outcome} from '../../lib/base-command.js'
 import {TOKEN_ID} from '../../lib/client-tokens.js'
 import {DfsError, asDfsError} from '../../lib/errors.js'
 import {folderPrefix, selectNames} from '../../lib/name-patterns.js'
@@ -116,7 +117,7 @@ export async function diskUsage(master: Peer, pattern = ''): Promise<{total: Spa
   return {total, entries: [...entries.values()]}
 }
 
-export type RemoveOutcome = {ok: true; name: string; removed: RemovedFile} | {ok: false; name: string; error: DfsError}
+export type RemoveOutcome = Outcome<RemovedFile> & {name: string}
 
 /**
  * Removes each named file, or with `recursive` every file under each named folder (`videos` means
@@ -126,7 +127,7 @@ export async function removeFiles(master: Peer, names: string[], options: {recur
   const outcomes: RemoveOutcome[] = []
   const attempt = async (name: string, work: () => Promise<RemovedFile>) => {
     try {
-      outcomes.push({ok: true, name, removed: await work()})
+      outcomes.push({ok: true, name, result: await work()})
     } catch (error) {
       outcomes.push({ok: false, name, error: asDfsError(error)})
     }
