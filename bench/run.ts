@@ -226,27 +226,27 @@ function defineRows(recorder: Recorder, options: BenchOptions): void {
   const large = `1. Large put (${size})`
   recorder.define({id: 'large.bare-put', section: large, label: 'bare HTTP PUT + fsync (baseline a)', unit: 's', short: 'bare PUT'})
   recorder.define({id: 'large.cp', section: large, label: 'cp + sync (baseline b)', unit: 's', short: 'cp+sync'})
-  recorder.define({id: 'large.put', section: large, label: 'dfs put, until it exits (master confirmed)', unit: 's', baseline: 'large.bare-put', extraBaselines: ['large.cp'], target: {ratioMax: 1.5}})
+  recorder.define({id: 'large.put', section: large, label: 'dfs put, until it exits (master confirmed)', unit: 's', baseline: 'large.bare-put', extraBaselines: ['large.cp'], target: {ratioMax: 1.3}})
 
   const rep = `2. Full replication (${size})`
   recorder.define({id: 'rep.bare3', section: rep, label: '3 concurrent bare PUTs + fsync (baseline)', unit: 's', short: '3 bare PUTs'})
-  recorder.define({id: 'rep.dfs', section: rep, label: 'put start → 3 alive replicas (20 ms polls)', unit: 's', baseline: 'rep.bare3', target: {ratioMax: 1.5}})
+  recorder.define({id: 'rep.dfs', section: rep, label: 'put start → 3 alive replicas (20 ms polls)', unit: 's', baseline: 'rep.bare3', target: {ratioMax: 1.3}})
 
   const get = `3. Large get (${size})`
   recorder.define({id: 'get.bare', section: get, label: `${bareGetTool()} GET from one keeper + fsync (baseline)`, unit: 's', short: bareGetTool()})
-  recorder.define({id: 'get.dfs', section: get, label: 'dfs get (all alive replicas)', unit: 's', baseline: 'get.bare', target: {ratioMax: 1.3}})
+  recorder.define({id: 'get.dfs', section: get, label: 'dfs get (all alive replicas)', unit: 's', baseline: 'get.bare', target: {ratioMax: 1.2}})
   recorder.define({id: 'get.single', section: get, label: 'dfs get --sources 1', unit: 's', baseline: 'get.bare'})
   recorder.define({id: 'get.parallel-vs-single', section: get, label: 'all replicas ÷ --sources 1 (per run)', unit: '×', target: {max: 1, text: '≤ 1.00× (parallel ≤ single)'}})
 
   const small = `4. Small files (${options.smallCount} × ${formatSize(options.smallSize)})`
   recorder.define({id: 'small.bare-put', section: small, label: 'bare PUTs + fsync, 8 at a time (baseline)', unit: 'files/s', short: 'bare PUTs'})
-  recorder.define({id: 'small.put', section: small, label: 'dfs put, 1 process', unit: 'files/s', baseline: 'small.bare-put', target: {min: 300}})
+  recorder.define({id: 'small.put', section: small, label: 'dfs put, 1 process', unit: 'files/s', baseline: 'small.bare-put', target: {min: 500}})
   recorder.define({id: 'small.put-rep', section: small, label: '1 process: put start → last file at 3 replicas', unit: 's'})
   recorder.define({id: 'small.bare-get', section: small, label: 'bare GETs + fsync from keepers, 8 at a time (baseline)', unit: 'files/s', short: 'bare GETs'})
-  recorder.define({id: 'small.get', section: small, label: 'dfs get -o DIR, 1 process', unit: 'files/s', baseline: 'small.bare-get', target: {min: 1000}})
-  recorder.define({id: 'small.put4', section: small, label: 'dfs put, 4 processes', unit: 'files/s', baseline: 'small.bare-put', target: {min: 300}})
+  recorder.define({id: 'small.get', section: small, label: 'dfs get -o DIR, 1 process', unit: 'files/s', baseline: 'small.bare-get', target: {min: 1500}})
+  recorder.define({id: 'small.put4', section: small, label: 'dfs put, 4 processes', unit: 'files/s', baseline: 'small.bare-put', target: {min: 500}})
   recorder.define({id: 'small.put4-rep', section: small, label: '4 processes: put start → last file at 3 replicas', unit: 's'})
-  recorder.define({id: 'small.get4', section: small, label: 'dfs get -o DIR, 4 processes', unit: 'files/s', baseline: 'small.bare-get', target: {min: 1000}})
+  recorder.define({id: 'small.get4', section: small, label: 'dfs get -o DIR, 4 processes', unit: 'files/s', baseline: 'small.bare-get', target: {min: 1500}})
 
   const memory = `5. Peak RSS (VmHWM) during 1–3, at ${formatSize(options.memorySize)} and ${size}`
   const roles = [
@@ -275,7 +275,7 @@ function defineRows(recorder: Recorder, options: BenchOptions): void {
   const startup = '6. CLI start-up'
   recorder.define({id: 'startup.node', section: startup, label: 'node -e 0 (baseline)', unit: 'ms', short: 'node -e 0'})
   recorder.define({id: 'startup.version', section: startup, label: 'dfs --version', unit: 'ms', baseline: 'startup.node', target: {ratioMax: 2}})
-  recorder.define({id: 'startup.ls', section: startup, label: 'dfs ls (empty cluster)', unit: 'ms', baseline: 'startup.node'})
+  recorder.define({id: 'startup.ls', section: startup, label: 'dfs ls (empty cluster)', unit: 'ms', baseline: 'startup.node', target: {ratioMax: 2}})
 
   const repair = `7. Repair (${options.repairCount} × ${formatSize(options.repairSize)}; master --heartbeat-timeout ${REPAIR_HEARTBEAT_TIMEOUT_MS / 1000}s, keepers beat every ${REPAIR_HEARTBEAT_INTERVAL_MS} ms)`
   recorder.define({id: 'repair.lost', section: repair, label: 'replicas on the killed keeper', unit: 'files'})
