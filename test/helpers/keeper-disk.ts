@@ -28,10 +28,16 @@ export async function replicasOnDisk(keepers: KeeperOnDisk[]): Promise<string[]>
   return all.sort()
 }
 
-/** Every replica the master records (alive or not), as sorted `keeper/fileId` strings. */
+/**
+ * Every replica the master records (alive or not), as sorted `keeper/fileId` strings. Asked over
+ * HTTP (GET /files, as `dfs ls` asks), not through the CLI: tests poll it in waitFor, and a CLI
+ * start per poll is most of the CPU such a wait costs on a loaded machine.
+ */
 export async function replicasInTable(cluster: TestCluster): Promise<string[]> {
   const all: string[] = []
-  for (const {name} of await cluster.dfsJson<Array<{name: string}>>(['ls'])) {
+  const listed = await cluster.masterJson<{files: Array<{name: string}>}>('/files')
+  if (listed.status !== 200) throw new Error(`GET /files: ${listed.status} ${JSON.stringify(listed.body)}`)
+  for (const {name} of listed.body.files) {
     const info = await cluster.stat(name)
     for (const replica of info.replicas) all.push(`${replica.keeper}/${info.fileId}`)
   }
