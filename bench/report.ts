@@ -123,7 +123,8 @@ export function formatValue(value: number, unit: Unit): string {
     case 'ms':
       return `${value.toFixed(0)} ms`
     case 'files/s':
-      return `${value.toFixed(0)} files/s`
+      // One decimal below 100: a few files a second (one process per put) would otherwise round to a bare integer.
+      return `${value < 100 ? value.toFixed(1) : value.toFixed(0)} files/s`
     case 'files':
       return `${value.toFixed(0)} files`
     case 'MB':

@@ -105,6 +105,8 @@ async function runScenarios(context: Context, dataDir: string): Promise<void> {
       for (const ms of samples.nodeMs) recorder.add('startup.node', ms)
       for (const ms of samples.versionMs) recorder.add('startup.version', ms)
       for (const ms of samples.lsMs) recorder.add('startup.ls', ms)
+      for (const ms of samples.statMs) recorder.add('startup.stat', ms)
+      recorder.add('startup.put', samples.putRate)
     }
   }
 
@@ -276,6 +278,8 @@ function defineRows(recorder: Recorder, options: BenchOptions): void {
   recorder.define({id: 'startup.node', section: startup, label: 'node -e 0 (baseline)', unit: 'ms', short: 'node -e 0'})
   recorder.define({id: 'startup.version', section: startup, label: 'dfs --version', unit: 'ms', baseline: 'startup.node', target: {ratioMax: 2}})
   recorder.define({id: 'startup.ls', section: startup, label: 'dfs ls (empty cluster)', unit: 'ms', baseline: 'startup.node', target: {ratioMax: 2}})
+  recorder.define({id: 'startup.stat', section: startup, label: 'dfs stat NAME (a stored file)', unit: 'ms', baseline: 'startup.node', target: {ratioMax: 2}})
+  recorder.define({id: 'startup.put', section: startup, label: 'dfs put of 64 KiB, one process per file, one after another', unit: 'files/s', target: {min: 8}})
 
   const repair = `7. Repair (${options.repairCount} × ${formatSize(options.repairSize)}; master --heartbeat-timeout ${REPAIR_HEARTBEAT_TIMEOUT_MS / 1000}s, keepers beat every ${REPAIR_HEARTBEAT_INTERVAL_MS} ms)`
   recorder.define({id: 'repair.lost', section: repair, label: 'replicas on the killed keeper', unit: 'files'})

@@ -1,4 +1,4 @@
-import {SignJWT, decodeProtectedHeader, errors, jwtVerify, type JWTPayload} from 'jose'
+import type {JWTPayload} from 'jose'
 
 import type {ClusterKey, KeyPurpose} from './cluster-key.js'
 import {DfsError} from './errors.js'
@@ -13,6 +13,14 @@ const KINDS: Record<KeyPurpose, {typ: string; audience: string; what: string}> =
   'client-token': {typ: 'dfs-token+jwt', audience: 'dfs:client', what: 'token'},
   grant: {typ: 'dfs-grant+jwt', audience: 'dfs:grant', what: 'grant'},
   member: {typ: 'dfs-member+jwt', audience: 'dfs:member', what: 'member credential'},
+}
+
+// Why: jose is loaded when a credential is first signed or checked, not with this module. Every
+// client command imports this module (the protocol names the grant header, and put shows grants),
+// and loading jose cost about half of `node -e 0` again at each command's start; most sign nothing.
+let loaded: typeof import('jose') | undefined
+async function loadJose(): Promise<typeof import('jose')> {
+  return (loaded ??= await import('jose'))
 }
 
 // Clocks of the machines of one cluster may differ this much.
@@ -31,6 +39,7 @@ export interface SignOptions {
 export async function signCredential(key: ClusterKey, kind: KeyPurpose, claims: JWTPayload, options: SignOptions): Promise<string> {
   const {typ, audience} = KINDS[kind]
   const iat = Math.floor((options.now ?? Date.now()) / 1000)
+  const {SignJWT} = await loadJose()
   return new SignJWT(claims)
     .setProtectedHeader({alg: 'HS256', typ, kid: key.id})
     .setIssuer(ISSUER)
@@ -48,8 +57,9 @@ export async function signCredential(key: ClusterKey, kind: KeyPurpose, claims: 
 export async function verifyCredential(key: ClusterKey, kind: KeyPurpose, token: string, requiredClaims: string[] = []): Promise<JWTPayload> {
   const {typ, audience, what} = KINDS[kind]
   if (token.length > MAX_LENGTH) throw new DfsError('DFS_ERR_UNAUTHENTICATED', `the ${what} is longer than any dfs makes`)
+  const jose = await loadJose()
   try {
-    const {payload} = await jwtVerify(token, key.subkey(kind), {
+    const {payload} = await jose.jwtVerify(token, key.subkey(kind), {
       algorithms: ['HS256'],
       issuer: ISSUER,
       audience,
@@ -59,12 +69,12 @@ export async function verifyCredential(key: ClusterKey, kind: KeyPurpose, token:
     })
     return payload
   } catch (error) {
-    throw unauthenticated(what, token, key, error)
+    throw unauthenticated(what, token, key, error, jose)
   }
 }
 
 /** Says why a credential was refused, in one line that never repeats the credential itself. */
-function unauthenticated(what: string, token: string, key: ClusterKey, error: unknown): DfsError {
+function unauthenticated(what: string, token: string, key: ClusterKey, error: unknown, {errors, decodeProtectedHeader}: typeof import('jose')): DfsError {
   const refuse = (message: string) => new DfsError('DFS_ERR_UNAUTHENTICATED', message, {cause: error})
   if (error instanceof errors.JWTExpired) {
     const exp = typeof error.payload.exp === 'number' ? ` at ${new Date(error.payload.exp * 1000).toISOString()}` : ''
@@ -73,7 +83,7 @@ function unauthenticated(what: string, token: string, key: ClusterKey, error: un
 
   if (error instanceof errors.JOSEAlgNotAllowed) return refuse(`the ${what} is not signed with HS256, the only algorithm dfs accepts`)
   if (error instanceof errors.JWSSignatureVerificationFailed) {
-    const kid = headerKeyId(token)
+    const kid = headerKeyId(token, decodeProtectedHeader)
     const other = kid !== undefined && kid !== key.id ? ` (it names key ${kid}, this cluster's is ${key.id})` : ''
     return refuse(`the ${what} was not signed with this cluster's key for ${what}s${other}`)
   }
@@ -82,7 +92,7 @@ function unauthenticated(what: string, token: string, key: ClusterKey, error: un
   return refuse(`the ${what} is malformed`)
 }
 
-function headerKeyId(token: string): string | undefined {
+function headerKeyId(token: string, decodeProtectedHeader: typeof import('jose').decodeProtectedHeader): string | undefined {
   try {
     const {kid} = decodeProtectedHeader(token)
     return typeof kid === 'string' && /^[0-9a-f]{1,32}$/.test(kid) ? kid : undefined

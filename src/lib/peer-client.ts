@@ -1,10 +1,11 @@
 import type {IncomingHttpHeaders} from 'node:http'
+import {createRequire} from 'node:module'
 import {Readable} from 'node:stream'
 import {setFlagsFromString} from 'node:v8'
 
 import type {TSchema} from '@sinclair/typebox'
 import {TypeCompiler, type TypeCheck} from '@sinclair/typebox/compiler'
-import {Agent, request, type Dispatcher} from 'undici'
+import type {Agent, Dispatcher} from 'undici'
 
 import {parseHttpUrl} from './config.js'
 import {DfsError, ERRORS, catalogueError, type ErrorCode} from './errors.js'
@@ -20,6 +21,15 @@ import {describeTlsFailure} from './tls.js'
 // its first connection, so setting the flag here, after undici's import but before any request, is
 // early enough. It applies to the whole process (the master and keepers import this module too).
 setFlagsFromString('--liftoff-only')
+
+// Why: undici's index loads all of undici (fetch, WebSocket, caches, mocks: 111 modules, and through
+// its web cookies Node's own bundled copy of undici as well), about a third of what `dfs ls` loaded
+// before it sent a byte. A Peer needs the connection pool and request() only: these two files and
+// what they need (26 modules). undici has no exports map; its index makes request() the same way,
+// by calling api-request on the dispatcher with the URL's origin and path.
+const require = createRequire(import.meta.url)
+const ConnectionPool = require('undici/lib/dispatcher/agent') as typeof Agent
+const dispatchRequest = require('undici/lib/api/api-request') as (this: Dispatcher, options: Dispatcher.RequestOptions) => Promise<Dispatcher.ResponseData>
 
 export type PeerRole = 'master' | 'keeper'
 
@@ -169,9 +179,10 @@ export class Peer {
     const response = await retry.run(
       async () => {
         try {
-          return await request(url, {
+          return await dispatchRequest.call(this.agent, {
+            origin: url.origin,
+            path: `${url.pathname}${url.search}`,
             method: method as Dispatcher.HttpMethod,
-            dispatcher: this.agent,
             headers,
             body,
             signal: options.signal,
@@ -217,7 +228,7 @@ export class Peer {
  * with a private CA trusts that CA only. Made once per process and shared by its Peers.
  */
 export function connectionPool(ca?: Buffer): Agent {
-  return new Agent({keepAliveTimeout: 10_000, keepAliveMaxTimeout: 60_000, connections: 64, pipelining: 1, ...(ca ? {connect: {ca}} : {})})
+  return new ConnectionPool({keepAliveTimeout: 10_000, keepAliveMaxTimeout: 60_000, connections: 64, pipelining: 1, ...(ca ? {connect: {ca}} : {})})
 }
 
 /** The path and query string of a request on `route`. */
