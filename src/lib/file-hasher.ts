@@ -10,17 +10,18 @@ export type HasherAnswer = {sha256: string} | {error: string}
  * The sha256 of a file that is being written in any order, from the file itself: the writer tells
  * how long a prefix is complete, and that prefix is read back (from the page cache, as it was just
  * written) and hashed. The hash then checks the bytes that will be renamed into place, whatever
- * order they arrived in. From `WORKER_FROM` bytes on, the hashing runs in a worker thread while
- * the main thread receives and writes; below it a worker costs more to start than it saves.
+ * order they arrived in. `inWorker`: the hashing runs in a worker thread while the main thread
+ * receives and writes (worth its start-up for a file of several ranges); otherwise the file is
+ * hashed on the calling thread once it is whole.
  */
 export class FileHasher {
   readonly #path: string
   readonly #worker: Worker | undefined
   #answer: Promise<HasherAnswer> | undefined
 
-  constructor(path: string, size: number) {
+  constructor(path: string, inWorker: boolean) {
     this.#path = path
-    if (size >= WORKER_FROM) {
+    if (inWorker) {
       this.#worker = new Worker(new URL('file-hasher-worker.js', import.meta.url), {workerData: {path}})
       // Until it is asked for a digest, a worker's failure is kept for that moment.
       this.#answer = new Promise((resolve) => {
@@ -56,9 +57,7 @@ export class FileHasher {
   }
 }
 
-/** Files smaller than this are hashed on the main thread once they are whole. */
-export const WORKER_FROM = 16 * 1024 * 1024
-const READ_SIZE = 1024 * 1024
+export const READ_SIZE = 1024 * 1024
 
 /** Reads bytes from..to of an open file into `hash`, through one reused buffer. */
 export function hashInto(hash: Hash, fd: number, from: number, to: number, buffer: Buffer): void {
@@ -82,5 +81,3 @@ function hashFile(path: string, size: number): HasherAnswer {
     closeSync(fd)
   }
 }
-
-export {READ_SIZE}

@@ -247,7 +247,7 @@ function tempName(name: string): string {
  * Downloads into a new file at `tmpPath`, checked against the master's size and sha256, and fsynced
  * unless it is stdout's copy (`destination` '-'): that one is read back at once and then removed.
  * Ranges are written as they arrive; the file's finished prefix is hashed as it grows (in a worker
- * for large files), so the hash checks the bytes in the file. Throws an IntegrityError naming the
+ * when there are several ranges), so the hash checks the bytes in the file. Throws an IntegrityError naming the
  * replicas read from if the sha256 differs. A failure leaves the file for the caller to remove.
  */
 async function writeVerified(download: RangedDownload, info: FileInfo, tmpPath: string, destination: string, onProgress?: OnProgress): Promise<void> {
@@ -256,7 +256,7 @@ async function writeVerified(download: RangedDownload, info: FileInfo, tmpPath: 
   try {
     handle = await open(tmpPath, 'wx')
     const file = handle
-    const fileHasher = (hasher = new FileHasher(tmpPath, info.size))
+    const fileHasher = (hasher = new FileHasher(tmpPath, download.rangeCount > 1))
     let received = 0
     onProgress?.({file: info.name, phase: 'receiving', bytes: 0, total: info.size})
     await download.run(

@@ -82,6 +82,11 @@ export class RangedDownload {
     this.#sources = options.sources.map(({keeper, peer}) => ({keeper, url: peer.baseUrl, peer, bytes: 0, ranges: 0, busy: 0}))
   }
 
+  /** The number of range requests the file takes (without retries). */
+  get rangeCount(): number {
+    return Math.ceil(this.#options.size / this.#options.rangeSize)
+  }
+
   /** Per replica: bytes and ranges it served, and why it was dropped if it was. */
   get report(): SourceReport[] {
     return this.#sources.map(({busy: _busy, peer: _peer, failedCode: _code, ...report}) => report)
@@ -94,7 +99,7 @@ export class RangedDownload {
    */
   async run(write: WriteAt, onDone?: (bytes: number) => void): Promise<void> {
     const {size, rangeSize, maxAhead} = this.#options
-    const count = Math.ceil(size / rangeSize)
+    const count = this.rangeCount
     const window = Math.max(1, Math.floor(maxAhead / rangeSize))
     const finished = new Set<number>()
     const retry: number[] = []
