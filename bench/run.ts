@@ -116,9 +116,10 @@ async function runScenarios(context: Context, dataDir: string): Promise<void> {
       if (options.only.has('large')) {
         context.log(`generating ${formatSize(options.size)} of random data`)
         const file = await generateFile(join(dataDir, `large-${options.size}.bin`), options.size)
+        const mid = await generateFile(join(dataDir, `mid-get-${midGetSize(options)}.bin`), midGetSize(options))
         for (let run = 1; run <= options.runs; run++) {
           context.log(`1–3. large file ${formatSize(options.size)}, run ${run}/${options.runs}`)
-          recordLarge(recorder, await runLargeOnce(context, setup, file, run), 'size')
+          recordLarge(recorder, await runLargeOnce(context, setup, file, run, mid), 'size')
         }
       }
 
@@ -239,6 +240,9 @@ function defineRows(recorder: Recorder, options: BenchOptions): void {
   recorder.define({id: 'get.dfs', section: get, label: 'dfs get (all alive replicas)', unit: 's', baseline: 'get.bare', target: {ratioMax: 1.2}})
   recorder.define({id: 'get.single', section: get, label: 'dfs get --sources 1', unit: 's', baseline: 'get.bare'})
   recorder.define({id: 'get.parallel-vs-single', section: get, label: 'all replicas ÷ --sources 1 (per run)', unit: '×', target: {max: 1, text: '≤ 1.00× (parallel ≤ single)'}})
+  const mid = formatSize(midGetSize(options))
+  recorder.define({id: 'get.mid-bare', section: get, label: `${bareGetTool()} GET of ${mid} + fsync (baseline)`, unit: 's', short: bareGetTool()})
+  recorder.define({id: 'get.mid', section: get, label: `dfs get of ${mid}, process start to exit`, unit: 's', baseline: 'get.mid-bare', target: {max: 0.25, text: '≤ 0.25 s (quiet machine; the reference system: 0.23 s)'}})
 
   const small = `4. Small files (${options.smallCount} × ${formatSize(options.smallSize)})`
   recorder.define({id: 'small.bare-put', section: small, label: 'bare PUTs + fsync, 8 at a time (baseline)', unit: 'files/s', short: 'bare PUTs'})
@@ -298,6 +302,11 @@ function defineRows(recorder: Recorder, options: BenchOptions): void {
 }
 
 /** Scenarios 1–3 are recorded at --size; at --memory-size only the peak RSS figures are. */
+/** The file `get.mid` times from process start to exit: issue 9 compares 100 MiB with the reference system. */
+function midGetSize(options: BenchOptions): number {
+  return options.short ? 4 * MiB : 100 * MiB
+}
+
 function recordLarge(recorder: Recorder, run: LargeRun, at: 'size' | 'memory-size'): void {
   if (at === 'size') {
     recorder.add('large.bare-put', run.barePutMs / 1000)
@@ -309,6 +318,8 @@ function recordLarge(recorder: Recorder, run: LargeRun, at: 'size' | 'memory-siz
     recorder.add('get.dfs', run.getMs / 1000)
     recorder.add('get.single', run.getSingleMs / 1000)
     recorder.add('get.parallel-vs-single', run.getMs / run.getSingleMs)
+    for (const ms of run.midBareGetMs) recorder.add('get.mid-bare', ms / 1000)
+    for (const ms of run.midGetMs) recorder.add('get.mid', ms / 1000)
   }
 
   recorder.add(`mem.master.${at}`, run.rss.master)

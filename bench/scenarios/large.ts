@@ -1,7 +1,8 @@
 // Scenarios 1–3 on one large file, on a fresh cluster each run:
 //   1. dfs put until it exits (= the master recorded it)  vs a bare HTTP PUT + fsync, and cp + sync;
 //   2. until the file has 3 alive replicas                 vs three concurrent bare PUTs;
-//   3. dfs get (all replicas) and dfs get --sources 1      vs curl from one keeper + fsync.
+//   3. dfs get (all replicas) and dfs get --sources 1      vs curl from one keeper + fsync;
+//      and a mid-size file (100 MiB) got several times, process start to exit, vs curl the same.
 // It also reads the peak RSS of the master, the keepers and each client (scenario 5).
 
 import {rm} from 'node:fs/promises'
@@ -22,6 +23,9 @@ export interface LargeRun {
   bareGetMs: number
   getMs: number
   getSingleMs: number
+  /** The mid-size file, one sample each per get: curl + fsync, and dfs get from spawn to exit. */
+  midBareGetMs: number[]
+  midGetMs: number[]
   /** Peak RSS in MB. */
   rss: {master?: number; keeper?: number; put?: number; get?: number; getSingle?: number}
 }
@@ -43,7 +47,10 @@ export async function tearDownLarge(setup: LargeSetup): Promise<void> {
 /** Copies in the background go at least this fast, or the bench gives up waiting. */
 const SLOWEST_BYTES_PER_MS = 5_000
 
-export async function runLargeOnce(context: Context, setup: LargeSetup, file: DataFile, run: number): Promise<LargeRun> {
+/** Gets of the mid-size file per run: each is short, so one alone says little. */
+const MID_GET_SAMPLES = 5
+
+export async function runLargeOnce(context: Context, setup: LargeSetup, file: DataFile, run: number, mid?: DataFile): Promise<LargeRun> {
   const [bare1, bare2, bare3] = setup.servers as [BareServer, BareServer, BareServer]
   const timeoutMs = 60_000 + file.size / SLOWEST_BYTES_PER_MS
 
@@ -77,6 +84,24 @@ export async function runLargeOnce(context: Context, setup: LargeSetup, file: Da
     const get = await dfsGet(context, cluster, file, join(setup.outDir, `get-${run}.bin`), [], timeoutMs)
     const getSingle = await dfsGet(context, cluster, file, join(setup.outDir, `get-single-${run}.bin`), ['--sources', '1'], timeoutMs)
 
+    // The mid-size file: the time a user waits for `dfs get`, start-up included (no RSS probe,
+    // which would add to it), each sample right after curl's.
+    const midBareGetMs: number[] = []
+    const midGetMs: number[] = []
+    if (mid) {
+      const midPut = await startNode(DFS_BIN, ['put', mid.path, '--master', cluster.masterUrl, '--json'], {nodeArgs: context.nodeArgs('client'), timeoutMs}, context.root).done
+      checkPut(midPut, mid)
+      await cluster.untilReplicas(mid.name, 3, timeoutMs, 20)
+      const midUrl = await cluster.readUrl(mid.name)
+      for (let sample = 0; sample < MID_GET_SAMPLES; sample++) {
+        const out = join(setup.outDir, `mid-${run}-${sample}.bin`)
+        midBareGetMs.push(await timed(() => bareGet(midUrl, out)))
+        await verifyFile(out, mid, 'bare GET')
+        await rm(out, {force: true})
+        midGetMs.push((await dfsGet(context, cluster, mid, join(setup.outDir, `mid-get-${run}-${sample}.bin`), [], timeoutMs, false)).ms)
+      }
+    }
+
     const servers = cluster.peakRss()
     return {
       barePutMs,
@@ -87,6 +112,8 @@ export async function runLargeOnce(context: Context, setup: LargeSetup, file: Da
       bareGetMs,
       getMs: get.ms,
       getSingleMs: getSingle.ms,
+      midBareGetMs,
+      midGetMs,
       rss: {master: servers.master, keeper: servers.keeper, put: putResult.peakRssMB, get: get.peakRssMB, getSingle: getSingle.peakRssMB},
     }
   } catch (error) {
@@ -104,9 +131,9 @@ export function checkPut(result: RunResult, file: DataFile): void {
   }
 }
 
-export async function dfsGet(context: Context, cluster: Cluster, file: DataFile, output: string, extra: string[], timeoutMs: number): Promise<RunResult> {
+export async function dfsGet(context: Context, cluster: Cluster, file: DataFile, output: string, extra: string[], timeoutMs: number, measureRss = true): Promise<RunResult> {
   const args = ['get', file.name, '-o', output, '--master', cluster.masterUrl, '--json', ...extra]
-  const result = await startNode(DFS_BIN, args, {measureRss: true, nodeArgs: context.nodeArgs('client'), timeoutMs}, context.root).done
+  const result = await startNode(DFS_BIN, args, {measureRss, nodeArgs: context.nodeArgs('client'), timeoutMs}, context.root).done
   if (result.code !== 0) throw new Error(`dfs get ${file.name} ${extra.join(' ')} failed (exit ${result.code}): ${lastLines(result.stderr)}`)
   await verifyFile(output, file, `dfs get ${extra.join(' ')}`.trim())
   await rm(output, {force: true})

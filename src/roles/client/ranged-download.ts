@@ -19,19 +19,26 @@ export interface RangedDownloadOptions {
   /** Range requests under way at once against one replica. */
   perSource?: number
   /**
-   * Bytes of ranges held at once: fetched or being fetched and not yet taken by the consumer, plus
-   * the range the consumer holds. At least one range whatever its size. Default 12 MiB.
+   * How far past the first unfinished range a range may start, in bytes (at least one range):
+   * bounds how sparse the file gets while a slow replica holds an early range. Default 64 MiB.
    */
-  maxBuffered?: number
+  maxAhead?: number
 }
 
 /**
- * Default cap on the bytes of ranges in memory, whatever the number of replicas (three 4 MiB ranges:
- * one being written, two being fetched). 1 GiB get, 3 replicas, peak RSS: 8 MiB 121–125 MB,
- * 12 MiB 130–131 MB, 16 MiB 144–162 MB, the old 8 ranges (32 MiB) 161–189 MB; no difference in
- * speed measurable on this 2-core machine, where the client is CPU-bound.
+ * Writes the chunks at `position` of the file. Several ranges write at once, each at its place;
+ * one range waits for its previous write before the next, which is the backpressure on its socket.
  */
-export const MAX_BUFFERED = 12 * 1024 * 1024
+export type WriteAt = (chunks: Buffer[], position: number) => Promise<void>
+
+/**
+ * Ranges are written as they arrive, in any order, so memory does not hold ranges waiting for an
+ * earlier one; it holds at most two write batches (WRITE_BATCH) per request under way. The window
+ * only bounds how far ahead of the first unfinished range requests go.
+ */
+export const MAX_AHEAD = 64 * 1024 * 1024
+/** Bytes gathered off one socket before they are written: ~1 MiB writevs cost less system time than 64 KiB ones or 4 MiB ones. */
+export const WRITE_BATCH = 1024 * 1024
 // A replica cut off in the middle of a range sends nothing more and closes nothing (its packets
 // are lost, not refused): after this long without a byte its range goes to another replica,
 // instead of waiting undici's 300 s.
@@ -52,11 +59,18 @@ interface SourceState extends SourceReport {
   failedCode?: string
 }
 
+/** A failure to write the local file: it ends the download, since no other replica can help. */
+class LocalWriteError extends Error {
+  constructor(readonly error: unknown) {
+    super('local write failed')
+  }
+}
+
 /**
- * Downloads a file from all its replicas at once and yields its ranges in order. The file is cut
- * into ranges; each free replica takes the next range, so faster replicas take more. A replica that
- * fails is dropped and its range goes to another. At most `maxBuffered` bytes of ranges are held in
- * memory (counted in whole ranges), never the file: the consumer's pace bounds how far ahead it reads.
+ * Downloads a file from all its replicas at once into the caller's file, range by range. The file
+ * is cut into ranges; each free replica takes the next range, so faster replicas take more. Each
+ * range is written at its place as its bytes arrive, whatever the order of the ranges. A replica
+ * that fails is dropped and its range goes to another (written again from its start).
  */
 export class RangedDownload {
   readonly #options: Required<RangedDownloadOptions>
@@ -64,8 +78,13 @@ export class RangedDownload {
 
   constructor(options: RangedDownloadOptions) {
     if (options.sources.length === 0) throw new DfsError('DFS_ERR_NO_KEEPERS', `no alive replica of "${options.name}"`)
-    this.#options = {perSource: 2, maxBuffered: MAX_BUFFERED, ...options}
+    this.#options = {perSource: 2, maxAhead: MAX_AHEAD, ...options}
     this.#sources = options.sources.map(({keeper, peer}) => ({keeper, url: peer.baseUrl, peer, bytes: 0, ranges: 0, busy: 0}))
+  }
+
+  /** The number of range requests the file takes (without retries). */
+  get rangeCount(): number {
+    return Math.ceil(this.#options.size / this.#options.rangeSize)
   }
 
   /** Per replica: bytes and ranges it served, and why it was dropped if it was. */
@@ -74,33 +93,41 @@ export class RangedDownload {
   }
 
   /**
-   * The file's ranges in order, each as the chunks that came off the socket. A range counts against
-   * the window until the consumer asks for the next one, so it may write the range it was given
-   * before asking (or keep one write in flight: one range more).
+   * Fetches every range and hands its bytes to `write`. `onDone(bytes)` is told each time the
+   * file's first `bytes` are written (their writes finished) and will not be written again.
+   * A failed write ends the download with that write's error.
    */
-  async *ranges(): AsyncGenerator<Buffer[], void, undefined> {
-    const {size, rangeSize, maxBuffered} = this.#options
-    const count = Math.ceil(size / rangeSize)
-    const window = Math.max(1, Math.floor(maxBuffered / rangeSize))
-    const done = new Map<number, Buffer[]>()
+  async run(write: WriteAt, onDone?: (bytes: number) => void): Promise<void> {
+    const {size, rangeSize, maxAhead} = this.#options
+    const count = this.rangeCount
+    const window = Math.max(1, Math.floor(maxAhead / rangeSize))
+    const finished = new Set<number>()
     const retry: number[] = []
     const inFlight = new Set<Promise<void>>()
     let nextToStart = 0
-    let nextToYield = 0
+    // Every range before this one is finished.
+    let firstUnfinished = 0
+    let writeFailure: LocalWriteError | undefined
 
     const start = () => {
       for (;;) {
+        if (writeFailure) return
         const source = this.#freeSource()
         if (!source) return
         retry.sort((a, b) => a - b)
         let index: number | undefined
         if (retry.length > 0) index = retry.shift()
-        else if (nextToStart < count && nextToStart < nextToYield + window) index = nextToStart++
+        else if (nextToStart < count && nextToStart < firstUnfinished + window) index = nextToStart++
         if (index === undefined) return
         const range = index
-        const work = this.#fetch(source, range).then(
-          (buffer) => void done.set(range, buffer),
+        const work = this.#fetch(source, range, write).then(
+          () => void finished.add(range),
           (error: unknown) => {
+            if (error instanceof LocalWriteError) {
+              writeFailure ??= error
+              return
+            }
+
             source.failed = (error as Error).message
             source.failedCode = (error as {code?: string}).code
             retry.push(range)
@@ -111,19 +138,16 @@ export class RangedDownload {
       }
     }
 
-    while (nextToYield < count) {
-      const ready = done.get(nextToYield)
-      if (ready) {
-        done.delete(nextToYield)
-        yield ready
-        // The consumer is done with that range: its room in the window goes to the next fetch.
-        nextToYield++
-        start()
+    while (firstUnfinished < count) {
+      if (finished.has(firstUnfinished)) {
+        while (finished.delete(firstUnfinished)) firstUnfinished++
+        onDone?.(Math.min(size, firstUnfinished * rangeSize))
         continue
       }
 
       start()
       if (inFlight.size === 0) {
+        if (writeFailure) throw writeFailure.error
         const reasons = this.#sources.map((source) => `${source.keeper}: ${source.failed ?? 'unused'}`).join('; ')
         const lied = this.#sources.every((source) => source.failedCode === 'DFS_ERR_INTEGRITY')
         throw new DfsError(lied ? 'DFS_ERR_INTEGRITY' : 'DFS_ERR_KEEPER_UNREACHABLE', `every replica of "${this.#options.name}" failed (${reasons})`)
@@ -144,16 +168,27 @@ export class RangedDownload {
   }
 
   /**
-   * One range from one replica, checked for length and for being the right generation of the file.
-   * Its chunks are kept as they came off the socket, not copied into one buffer.
+   * One range from one replica into the file, checked for length and for being the right
+   * generation of the file. Its chunks are written as they came off the socket, in batches of
+   * about WRITE_BATCH, one write in flight; the range is done when its last write is.
    */
-  async #fetch(source: SourceState, index: number): Promise<Buffer[]> {
+  async #fetch(source: SourceState, index: number, write: WriteAt): Promise<void> {
     const {name, fileId, size, rangeSize} = this.#options
     const first = index * rangeSize
     const last = Math.min(size, first + rangeSize) - 1
     const input = {params: {name}, query: {fileId}, headers: {range: `bytes=${first}-${last}`}}
     // A keeper may answer a Range over the whole file with the whole file.
     const expect = first === 0 && last === size - 1 ? [206, 200] : [206]
+    let writing: Promise<void> | undefined
+    // Waits for the write under way; its failure is the disk's, not the replica's.
+    const written = async () => {
+      try {
+        await writing
+      } catch (error) {
+        throw new LocalWriteError(error)
+      }
+    }
+
     source.busy++
     try {
       const response = await source.peer.open(keeperRoutes.read, input, {expect, timeout: RANGE_STALL_TIMEOUT_MS})
@@ -170,19 +205,34 @@ export class RangedDownload {
       }
 
       const expected = last - first + 1
-      const chunks: Buffer[] = []
-      let received = 0
-      for await (const chunk of response.body as AsyncIterable<Buffer>) {
-        received += chunk.length
-        if (received > expected) throw new DfsError('DFS_ERR_INTEGRITY', `the keeper at ${source.url} sent too many bytes`)
-        chunks.push(chunk)
+      let batch: Buffer[] = []
+      let batchBytes = 0
+      let position = first
+      const flush = async () => {
+        await written()
+        writing = write(batch, position)
+        position += batchBytes
+        batch = []
+        batchBytes = 0
       }
 
+      for await (const chunk of response.body as AsyncIterable<Buffer>) {
+        if (position + batchBytes + chunk.length > last + 1) throw new DfsError('DFS_ERR_INTEGRITY', `the keeper at ${source.url} sent too many bytes`)
+        batch.push(chunk)
+        batchBytes += chunk.length
+        if (batchBytes >= WRITE_BATCH) await flush()
+      }
+
+      if (batchBytes > 0) await flush()
+      await written()
+      const received = position - first
       if (received !== expected) throw new DfsError('DFS_ERR_INTEGRITY', `the keeper at ${source.url} sent ${received} of ${expected} bytes`)
       source.bytes += expected
       source.ranges++
-      return chunks
     } finally {
+      // A write still under way must land before the range is tried again, or it could land after
+      // the retry's bytes. Its own failure was not the question here.
+      await writing?.catch(() => {})
       source.busy--
     }
   }
