@@ -19,6 +19,12 @@ export function createMasterServer(master: Master, logLevel: string, tls?: Serve
   const member = async (request: FastifyRequest): Promise<VerifiedMember | undefined> => gate?.check(request)
   // Client routes ask for a token of the scope named at each (read ⊂ write ⊂ admin), when the cluster has a key.
   const client = clientCheck(master.options.clusterKey, (id) => master.table.isTokenRevoked(id), gate)
+  // The table commits its writes in groups (table.ts): no answer leaves before the writes made so
+  // far are durable, so none tells of a file, replica or revocation that a crash could undo.
+  app.addHook('onSend', async (_request, _reply, payload) => {
+    await master.table.durable()
+    return payload
+  })
 
   // Probes of orchestrators carry no credential, and these answers tell nothing but up or not.
   serveRoute(app, masterRoutes.health, async () => ({role: 'master', status: 'ok'}) as const)
