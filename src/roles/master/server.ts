@@ -67,6 +67,10 @@ export function createMasterServer(master: Master, logLevel: string, tls?: Serve
     await client(request, 'read', {orMember: true})
     return master.stat(request.params.name)
   })
+  serveRoute(app, masterRoutes.lookup, async (request) => {
+    await client(request, 'read')
+    return {files: await master.lookup(request.body.names)}
+  })
   serveRoute(app, masterRoutes.remove, async (request) => {
     await client(request, 'admin')
     return master.remove(request.params.name)
