@@ -151,6 +151,8 @@ async function runScenarios(context: Context, dataDir: string): Promise<void> {
         recorder.add('small.get', result.getRate)
         recorder.add('small.put4', result.put4Rate)
         recorder.add('small.put4-rep', result.replicated4S)
+        recorder.add('small.put-exit-rep', result.afterExitS)
+        recorder.add('small.put4-exit-rep', result.afterExit4S)
         recorder.add('small.get4', result.get4Rate)
         recorder.add('mem.small-put', result.putRss)
         recorder.add('mem.small-get', result.getRss)
@@ -253,6 +255,8 @@ function defineRows(recorder: Recorder, options: BenchOptions): void {
   recorder.define({id: 'small.put4', section: small, label: 'dfs put, 4 processes', unit: 'files/s', baseline: 'small.bare-put', target: {min: 500}})
   recorder.define({id: 'small.put4-rep', section: small, label: '4 processes: put start → last file at 3 replicas', unit: 's'})
   recorder.define({id: 'small.get4', section: small, label: 'dfs get -o DIR, 4 processes', unit: 'files/s', baseline: 'small.bare-get', target: {min: 1500}})
+  recorder.define({id: 'small.put-exit-rep', section: small, label: '1 process: put exit → last file at 3 replicas', unit: 's', target: {max: 2}})
+  recorder.define({id: 'small.put4-exit-rep', section: small, label: '4 processes: put exit → last file at 3 replicas', unit: 's', target: {max: 2}})
 
   const memory = `5. Peak RSS (VmHWM) during 1–3, at ${formatSize(options.memorySize)} and ${size}`
   const roles = [

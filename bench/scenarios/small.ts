@@ -18,10 +18,13 @@ export interface SmallRun {
   putRate: number
   /** Seconds from the start of the put until the last file has 3 alive replicas. */
   replicatedS: number
+  /** Seconds from the put's exit (the last one's, with 4) until the last file has 3 alive replicas. */
+  afterExitS: number
   bareGetRate: number
   getRate: number
   put4Rate: number
   replicated4S: number
+  afterExit4S: number
   get4Rate: number
   /** Peak RSS (MB) of the single client. */
   putRss?: number
@@ -40,10 +43,10 @@ export async function runSmallOnce(context: Context, files: DataFile[], dataDir:
   await server.clear()
 
   // One client process for all N files.
-  let single: {put: RunResult; replicatedS: number; bareGetMs: number; get: RunResult}
+  let single: {put: RunResult; replicatedS: number; afterExitS: number; bareGetMs: number; get: RunResult}
   let cluster = await context.cluster()
   try {
-    const {put, replicatedS} = await putAll(context, cluster, [files], dataDir, timeoutMs)
+    const {put, replicatedS, afterExitS} = await putAll(context, cluster, [files], dataDir, timeoutMs)
     const where = await locate(cluster, files)
     await mkdir(outDir, {recursive: true})
     const bareGetMs = await timed(() =>
@@ -52,7 +55,7 @@ export async function runSmallOnce(context: Context, files: DataFile[], dataDir:
     await verifyAll(files, outDir, 'bare GET')
     await rm(outDir, {recursive: true, force: true})
     const [get] = await getAll(context, cluster, [files], outDir, timeoutMs)
-    single = {put: put[0]!, replicatedS, bareGetMs, get: get!}
+    single = {put: put[0]!, replicatedS, afterExitS, bareGetMs, get: get!}
   } catch (error) {
     throw cluster.explain(error)
   } finally {
@@ -61,12 +64,12 @@ export async function runSmallOnce(context: Context, files: DataFile[], dataDir:
 
   // Four client processes at once, each with a quarter of the files.
   const quarters = [0, 1, 2, 3].map((index) => files.filter((_, position) => position % 4 === index)).filter((group) => group.length > 0)
-  let four: {putMs: number; replicatedS: number; getMs: number}
+  let four: {putMs: number; replicatedS: number; afterExitS: number; getMs: number}
   cluster = await context.cluster()
   try {
-    const {put, replicatedS} = await putAll(context, cluster, quarters, dataDir, timeoutMs)
+    const {put, replicatedS, afterExitS} = await putAll(context, cluster, quarters, dataDir, timeoutMs)
     const gets = await getAll(context, cluster, quarters, outDir, timeoutMs)
-    four = {putMs: span(put), replicatedS, getMs: span(gets)}
+    four = {putMs: span(put), replicatedS, afterExitS, getMs: span(gets)}
   } catch (error) {
     throw cluster.explain(error)
   } finally {
@@ -78,10 +81,12 @@ export async function runSmallOnce(context: Context, files: DataFile[], dataDir:
     barePutRate: rate(barePutMs),
     putRate: rate(single.put.ms),
     replicatedS: single.replicatedS,
+    afterExitS: single.afterExitS,
     bareGetRate: rate(single.bareGetMs),
     getRate: rate(single.get.ms),
     put4Rate: rate(four.putMs),
     replicated4S: four.replicatedS,
+    afterExit4S: four.afterExitS,
     get4Rate: rate(four.getMs),
     putRss: single.put.peakRssMB,
     getRss: single.get.peakRssMB,
@@ -99,7 +104,7 @@ function span(results: RunResult[]): number {
  * replicated before it is committed), so that listing 1000 files 20 times a second does not load
  * the master while the puts are measured.
  */
-export async function putAll(context: Context, cluster: Cluster, groups: DataFile[][], dataDir: string, timeoutMs: number): Promise<{put: RunResult[]; replicatedS: number}> {
+export async function putAll(context: Context, cluster: Cluster, groups: DataFile[][], dataDir: string, timeoutMs: number): Promise<{put: RunResult[]; replicatedS: number; afterExitS: number}> {
   const names = new Set(groups.flat().map((file) => file.name))
   const started = performance.now()
   const puts = groups.map((group) =>
@@ -113,7 +118,8 @@ export async function putAll(context: Context, cluster: Cluster, groups: DataFil
   const results = await Promise.all(puts)
   for (const [index, result] of results.entries()) checkPuts(result, groups[index]!)
   const replicatedAt = await cluster.untilAllReplicated(names, 3, timeoutMs, 50)
-  return {put: results, replicatedS: (replicatedAt - started) / 1000}
+  const exited = Math.max(...results.map((result) => result.startedAt + result.ms))
+  return {put: results, replicatedS: (replicatedAt - started) / 1000, afterExitS: Math.max(0, replicatedAt - exited) / 1000}
 }
 
 function checkPuts(result: RunResult, files: DataFile[]): void {

@@ -226,6 +226,20 @@ const fileDescription = {name: Name, fileId: Id, size: Bytes, sha256: Sha256, cr
 export const FileInfo = Type.Object({...fileDescription, target: Bytes, health: FileHealth, replicas: Type.Array(ReplicaInfo)})
 export type FileInfo = Static<typeof FileInfo>
 
+/** The most names one look-up (POST /lookup) may ask for. */
+export const MAX_LOOKUP_NAMES = 1000
+
+export const LookupRequest = Type.Object({names: Type.Array(Name, {minItems: 1, maxItems: MAX_LOOKUP_NAMES})}, closed)
+export type LookupRequest = Static<typeof LookupRequest>
+
+/** A name of a look-up that has no file to show: the error GET /files/:name would answer for it. */
+export const LookupMiss = Type.Object({name: Type.String(), error: Type.String(), message: Type.String()})
+export type LookupMiss = Static<typeof LookupMiss>
+
+/** `files`: one entry per name asked for, in the same order: the file as GET /files/:name answers it, or the miss. */
+export const LookupResponse = Type.Object({files: Type.Array(Type.Union([FileInfo, LookupMiss]))})
+export type LookupResponse = Static<typeof LookupResponse>
+
 export const FileSummary = Type.Object({
   ...fileDescription,
   /** Replicas on alive keepers. */
@@ -443,6 +457,8 @@ export const masterRoutes = {
   /** `brief`: the status and summary only, no list of files (the dashboard asks it every few seconds). */
   fsck: route({method: 'GET', url: '/fsck', querystring: Type.Object({brief: Type.Optional(Type.Boolean())}), response: FsckReport}),
   revokeToken: route({method: 'POST', url: '/tokens/revoke', body: RevokeTokenRequest, response: RevokeTokenResponse}),
+  /** Many files' GET /files/:name in one request (`dfs get` of many names); a name without a file is a miss, not a failure. */
+  lookup: route({method: 'POST', url: '/lookup', body: LookupRequest, response: LookupResponse}),
   /** The dashboard's page (docs/operations.md), open to anyone: it holds no data, and asks for a token to show any. */
   dashboard: route({method: 'GET', url: '/', bytes: 'response'}),
   /** The dashboard's scripts and styles, from the package's web/ directory. */

@@ -1,10 +1,10 @@
 import type {Outcome} from '../../lib/base-command.js'
 import {TOKEN_ID} from '../../lib/client-tokens.js'
-import {DfsError, asDfsError} from '../../lib/errors.js'
+import {DfsError, asDfsError, catalogueError} from '../../lib/errors.js'
 import {folderPrefix, selectNames} from '../../lib/name-patterns.js'
 import {assertValidName} from '../../lib/names.js'
 import type {Peer} from '../../lib/peer-client.js'
-import {MAX_URL_TTL_SECONDS, masterRoutes, type FileInfo, type FileSummary, type FileUrl, type ForgottenKeeper, type FsckReport, type KeeperInfo, type RemovedFile, type RevokeTokenResponse} from '../../lib/protocol.js'
+import {MAX_LOOKUP_NAMES, MAX_URL_TTL_SECONDS, masterRoutes, type FileInfo, type FileSummary, type FileUrl, type ForgottenKeeper, type FsckReport, type KeeperInfo, type RemovedFile, type RevokeTokenResponse} from '../../lib/protocol.js'
 
 // The client's read-and-delete calls: each is one request to the master.
 
@@ -18,6 +18,23 @@ export async function listFiles(master: Peer, pattern?: string): Promise<FileSum
 export async function statFile(master: Peer, name: string): Promise<FileInfo> {
   assertValidName(name)
   return master.call(masterRoutes.stat, {params: {name}})
+}
+
+/**
+ * Many files' look-ups, MAX_LOOKUP_NAMES names per request, in the order of `names`: each a file,
+ * or the error its own look-up (GET /files/:name) would have thrown.
+ */
+export async function lookupFiles(master: Peer, names: string[]): Promise<Array<FileInfo | DfsError>> {
+  const found: Array<FileInfo | DfsError> = []
+  for (let start = 0; start < names.length; start += MAX_LOOKUP_NAMES) {
+    const {files} = await master.call(masterRoutes.lookup, {body: {names: names.slice(start, start + MAX_LOOKUP_NAMES)}})
+    if (files.length !== Math.min(MAX_LOOKUP_NAMES, names.length - start)) throw new DfsError('DFS_ERR_BAD_RESPONSE', `the master answered a look-up of ${names.length - start} names with ${files.length} entries`)
+    for (const file of files) {
+      found.push('error' in file ? (catalogueError(file) ?? new DfsError('DFS_ERR_BAD_RESPONSE', `the master's look-up of "${file.name}" failed with ${file.error}: ${file.message}`)) : file)
+    }
+  }
+
+  return found
 }
 
 export async function clusterStatus(master: Peer): Promise<KeeperInfo[]> {

@@ -18,7 +18,7 @@ import {removeOnInterrupt} from '../../lib/remove-on-interrupt.js'
 import {folderPrefix} from '../../lib/name-patterns.js'
 import {nameProblem, printable} from '../../lib/names.js'
 import type {OnProgress} from '../../lib/transfer-progress.js'
-import {listFiles, statFile} from './admin.js'
+import {listFiles, lookupFiles, statFile} from './admin.js'
 import {RangedDownload, type SourceReport} from './ranged-download.js'
 
 export interface GetOptions {
@@ -68,13 +68,16 @@ export async function getFiles(master: Peer, names: string[], options: GetOption
 
   if (directory) await mkdir(directory, {recursive: true})
   const outcomes: GetOutcome[] = new Array(names.length)
+  const lookups = names.length > 1 ? new LookAhead(master, names) : undefined
   let next = 0
   const worker = async () => {
     while (next < names.length) {
       const index = next++
       const name = names[index]!
       try {
-        outcomes[index] = {ok: true, name, result: await getFile(master, name, directory ? {...options, output: await localPathIn(directory, name, options.under)} : options)}
+        const known = await lookups?.take(index)
+        if (known instanceof DfsError) throw known
+        outcomes[index] = {ok: true, name, result: await getFile(master, name, directory ? {...options, output: await localPathIn(directory, name, options.under)} : options, known)}
       } catch (error) {
         outcomes[index] = {ok: false, name, error: asDfsError(error)}
       }
@@ -83,6 +86,43 @@ export async function getFiles(master: Peer, names: string[], options: GetOption
 
   await Promise.all(Array.from({length: Math.min(8, names.length)}, worker))
   return outcomes
+}
+
+// Names looked up per request by a get of many: a few hundred answers (with their grants) in memory.
+const LOOKUP_CHUNK = 250
+
+/**
+ * The look-ups of a get of many names, a chunk per request to the master (POST /lookup) instead of
+ * one per name, the next chunk asked for while the current one downloads. Each chunk is let go once
+ * every one of its names was taken. A chunk whose request fails yields nothing: each of its names
+ * is then looked up by itself, and fails or succeeds on its own.
+ */
+class LookAhead {
+  readonly #chunks = new Map<number, {files: Promise<Array<FileInfo | DfsError> | undefined>; left: number}>()
+
+  constructor(
+    readonly master: Peer,
+    readonly names: string[],
+  ) {}
+
+  async take(index: number): Promise<FileInfo | DfsError | undefined> {
+    const number = Math.floor(index / LOOKUP_CHUNK)
+    const chunk = this.#chunk(number)
+    this.#chunk(number + 1)
+    if (--chunk.left === 0) this.#chunks.delete(number)
+    return (await chunk.files)?.[index - number * LOOKUP_CHUNK]
+  }
+
+  #chunk(number: number): {files: Promise<Array<FileInfo | DfsError> | undefined>; left: number} {
+    let chunk = this.#chunks.get(number)
+    if (!chunk && number * LOOKUP_CHUNK < this.names.length) {
+      const names = this.names.slice(number * LOOKUP_CHUNK, (number + 1) * LOOKUP_CHUNK)
+      chunk = {files: lookupFiles(this.master, names).catch(() => undefined), left: names.length}
+      this.#chunks.set(number, chunk)
+    }
+
+    return chunk ?? {files: Promise.resolve(undefined), left: 0}
+  }
 }
 
 /**
@@ -117,7 +157,7 @@ async function localPathIn(directory: string, name: string, under: string | unde
  * takes the destination's place. With output '-' the verified temp file (in the temp dir) is then
  * copied to stdout, so stdout gets the file's exact bytes or none.
  */
-export async function getFile(master: Peer, name: string, options: GetOptions = {}): Promise<GetResult> {
+export async function getFile(master: Peer, name: string, options: GetOptions = {}, known?: FileInfo): Promise<GetResult> {
   const corrupt = new Set<string>()
   /** Replicas that served bytes that did not match although their keeper found its copy good. */
   const untrusted = new Set<string>()
@@ -125,8 +165,9 @@ export async function getFile(master: Peer, name: string, options: GetOptions = 
   // replicas are read one at a time, so that the one that serves bad bytes shows itself.
   let oneAtATime = options.sources === 1
   let mismatch: IntegrityError | undefined
-  for (let failures = 0; ; ) {
-    const info = await statFile(master, name)
+  // `known`: the file as a look-up of many names just answered it, for the first try.
+  for (let failures = 0; ; known = undefined) {
+    const info = known ?? (await statFile(master, name))
     try {
       const sources = oneAtATime ? 1 : options.sources
       return {...(await download(master, info, {...options, sources}, new Set([...corrupt, ...untrusted]))), corruptReplicas: [...corrupt]}

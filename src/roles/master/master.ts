@@ -29,6 +29,7 @@ import {
   type InventoryItem,
   type KeeperInfo,
   type ListQuery,
+  type LookupMiss,
   type ListResponse,
   type RegisterRequest,
   type RegisterResponse,
@@ -611,6 +612,21 @@ export class Master {
     }
 
     return info
+  }
+
+  /** `stat` of each name, in order; a name that fails as stat would (no such file, a bad name) is a miss, not a failure of the whole. */
+  async lookup(names: string[]): Promise<Array<FileInfo | LookupMiss>> {
+    const files: Array<FileInfo | LookupMiss> = []
+    for (const name of names) {
+      try {
+        files.push(await this.stat(name))
+      } catch (error) {
+        if (!(error instanceof DfsError)) throw error
+        files.push({name, error: error.code, message: error.message})
+      }
+    }
+
+    return files
   }
 
   /**

@@ -245,6 +245,8 @@ export class Replicator {
     const keeper = this.keepers.get(keeperId)
     if (!keeper) return
     try {
+      // Not before the table durably forgot the replica: a crash must not leave it counted but gone.
+      await this.table.durable()
       await this.options.keeperAt(keeper).call(keeperRoutes.remove, {params: {name: command.name}, query: {fileId: command.fileId}})
       this.table.clearPendingDelete(keeperId, command.fileId)
     } catch (error) {

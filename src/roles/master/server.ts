@@ -19,6 +19,12 @@ export function createMasterServer(master: Master, logLevel: string, tls?: Serve
   const member = async (request: FastifyRequest): Promise<VerifiedMember | undefined> => gate?.check(request)
   // Client routes ask for a token of the scope named at each (read ⊂ write ⊂ admin), when the cluster has a key.
   const client = clientCheck(master.options.clusterKey, (id) => master.table.isTokenRevoked(id), gate)
+  // The table commits its writes in groups (table.ts): no answer leaves before the writes made so
+  // far are durable, so none tells of a file, replica or revocation that a crash could undo.
+  app.addHook('onSend', async (_request, _reply, payload) => {
+    await master.table.durable()
+    return payload
+  })
 
   // Probes of orchestrators carry no credential, and these answers tell nothing but up or not.
   serveRoute(app, masterRoutes.health, async () => ({role: 'master', status: 'ok'}) as const)
@@ -60,6 +66,10 @@ export function createMasterServer(master: Master, logLevel: string, tls?: Serve
   serveRoute(app, masterRoutes.stat, async (request) => {
     await client(request, 'read', {orMember: true})
     return master.stat(request.params.name)
+  })
+  serveRoute(app, masterRoutes.lookup, async (request) => {
+    await client(request, 'read')
+    return {files: await master.lookup(request.body.names)}
   })
   serveRoute(app, masterRoutes.remove, async (request) => {
     await client(request, 'admin')

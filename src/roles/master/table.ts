@@ -149,6 +149,8 @@ export class MasterTable {
    */
   readonly #holders = new Map<string, FileHolders>()
   readonly #doomed = new Map<string, Set<string>>()
+  /** The writes the next COMMIT makes durable, if any are pending (see #begin). */
+  #group: CommitGroup | undefined
   /** Told the id of every file whose replicas, pending deletes or existence changed. */
   onFileChanged: (fileId: string) => void = () => {}
 
@@ -165,6 +167,21 @@ export class MasterTable {
     addMedia(this.#db)
     const db = this.#db
     const fileColumns = 'id AS fileId, name, size, sha256, created_at AS createdAt, media'
+    // Every write joins the group transaction (#begin): one COMMIT, one fsync, per event-loop turn.
+    const write = (sql: string) => {
+      const statement = db.prepare(sql)
+      return {
+        run: (...parameters: unknown[]): Database.RunResult => {
+          this.#begin()
+          try {
+            return statement.run(...parameters)
+          } catch (error) {
+            this.#noteRollback(error)
+            throw error
+          }
+        },
+      }
+    }
     const keeperColumns = `id, url, alive, last_heartbeat AS lastHeartbeat, stored_bytes AS storedBytes,
       free_bytes AS freeBytes, registered_at AS registeredAt, zone, drain`
     this.#statements = {
@@ -179,47 +196,47 @@ export class MasterTable {
         ORDER BY name LIMIT @limit`),
       countPage: db.prepare(`SELECT COUNT(*) AS count FROM files
         WHERE name >= @prefix AND name < @upto AND (@search = '' OR name LIKE @pattern ESCAPE '\\')`),
-      insertFile: db.prepare('INSERT INTO files (id, name, size, sha256, created_at, media) VALUES (?, ?, ?, ?, ?, ?)'),
-      deleteFile: db.prepare('DELETE FROM files WHERE id = ?'),
-      renameFile: db.prepare('UPDATE files SET name = ? WHERE id = ?'),
-      addPendingRename: db.prepare('INSERT OR REPLACE INTO pending_renames (keeper_id, file_id, name) VALUES (?, ?, ?)'),
+      insertFile: write('INSERT INTO files (id, name, size, sha256, created_at, media) VALUES (?, ?, ?, ?, ?, ?)'),
+      deleteFile: write('DELETE FROM files WHERE id = ?'),
+      renameFile: write('UPDATE files SET name = ? WHERE id = ?'),
+      addPendingRename: write('INSERT OR REPLACE INTO pending_renames (keeper_id, file_id, name) VALUES (?, ?, ?)'),
       pendingRenames: db.prepare('SELECT file_id AS fileId, name FROM pending_renames WHERE keeper_id = ?'),
       // Only the order for the name that is current: an ack of an older rename leaves the newer one queued.
-      clearPendingRename: db.prepare('DELETE FROM pending_renames WHERE keeper_id = ? AND file_id = ? AND name = ?'),
-      clearPendingRenamesOfFile: db.prepare('DELETE FROM pending_renames WHERE file_id = ?'),
-      clearPendingRenamesOf: db.prepare('DELETE FROM pending_renames WHERE keeper_id = ?'),
-      addTombstone: db.prepare('INSERT OR IGNORE INTO tombstones (file_id, name, deleted_at) VALUES (?, ?, ?)'),
+      clearPendingRename: write('DELETE FROM pending_renames WHERE keeper_id = ? AND file_id = ? AND name = ?'),
+      clearPendingRenamesOfFile: write('DELETE FROM pending_renames WHERE file_id = ?'),
+      clearPendingRenamesOf: write('DELETE FROM pending_renames WHERE keeper_id = ?'),
+      addTombstone: write('INSERT OR IGNORE INTO tombstones (file_id, name, deleted_at) VALUES (?, ?, ?)'),
       isTombstoned: db.prepare('SELECT 1 FROM tombstones WHERE file_id = ?'),
       replicasOf: db.prepare('SELECT file_id AS fileId, keeper_id AS keeperId FROM replicas WHERE file_id = ?'),
       replicasOn: db.prepare('SELECT file_id AS fileId, keeper_id AS keeperId FROM replicas WHERE keeper_id = ?'),
       replicas: db.prepare('SELECT file_id AS fileId, keeper_id AS keeperId FROM replicas'),
-      insertReplica: db.prepare(`INSERT INTO replicas (file_id, keeper_id, created_at) VALUES (?, ?, ?)
+      insertReplica: write(`INSERT INTO replicas (file_id, keeper_id, created_at) VALUES (?, ?, ?)
         ON CONFLICT (file_id, keeper_id) DO NOTHING`),
-      deleteReplica: db.prepare('DELETE FROM replicas WHERE file_id = ? AND keeper_id = ?'),
+      deleteReplica: write('DELETE FROM replicas WHERE file_id = ? AND keeper_id = ?'),
       keeper: db.prepare(`SELECT ${keeperColumns} FROM keepers WHERE id = ?`),
       keepers: db.prepare(`SELECT ${keeperColumns} FROM keepers ORDER BY registered_at, id`),
-      upsertKeeper: db.prepare(`INSERT INTO keepers (id, url, alive, last_heartbeat, stored_bytes, free_bytes, registered_at, zone, drain)
+      upsertKeeper: write(`INSERT INTO keepers (id, url, alive, last_heartbeat, stored_bytes, free_bytes, registered_at, zone, drain)
         VALUES (@id, @url, @alive, @lastHeartbeat, @storedBytes, @freeBytes, @registeredAt, @zone, @drain)
         ON CONFLICT (id) DO UPDATE SET url = excluded.url, alive = excluded.alive, last_heartbeat = excluded.last_heartbeat,
           stored_bytes = excluded.stored_bytes, free_bytes = excluded.free_bytes, zone = excluded.zone, drain = excluded.drain`),
-      deleteKeeper: db.prepare('DELETE FROM keepers WHERE id = ?'),
-      deleteReplicasOn: db.prepare('DELETE FROM replicas WHERE keeper_id = ?'),
-      clearPendingDeletesOf: db.prepare('DELETE FROM pending_deletes WHERE keeper_id = ?'),
-      addCorrupt: db.prepare('INSERT OR IGNORE INTO corrupt_replicas (file_id, keeper_id, detected_at) VALUES (?, ?, ?)'),
-      clearCorrupt: db.prepare('DELETE FROM corrupt_replicas WHERE file_id = ?'),
+      deleteKeeper: write('DELETE FROM keepers WHERE id = ?'),
+      deleteReplicasOn: write('DELETE FROM replicas WHERE keeper_id = ?'),
+      clearPendingDeletesOf: write('DELETE FROM pending_deletes WHERE keeper_id = ?'),
+      addCorrupt: write('INSERT OR IGNORE INTO corrupt_replicas (file_id, keeper_id, detected_at) VALUES (?, ?, ?)'),
+      clearCorrupt: write('DELETE FROM corrupt_replicas WHERE file_id = ?'),
       corruptCounts: db.prepare('SELECT file_id AS fileId, COUNT(*) AS count FROM corrupt_replicas GROUP BY file_id'),
       allPendingDeletes: db.prepare('SELECT keeper_id AS keeperId, file_id AS fileId FROM pending_deletes'),
       pendingDeletes: db.prepare('SELECT file_id AS fileId, name FROM pending_deletes WHERE keeper_id = ?'),
-      addPendingDelete: db.prepare('INSERT OR IGNORE INTO pending_deletes (keeper_id, file_id, name) VALUES (?, ?, ?)'),
-      clearPendingDelete: db.prepare('DELETE FROM pending_deletes WHERE keeper_id = ? AND file_id = ?'),
+      addPendingDelete: write('INSERT OR IGNORE INTO pending_deletes (keeper_id, file_id, name) VALUES (?, ?, ?)'),
+      clearPendingDelete: write('DELETE FROM pending_deletes WHERE keeper_id = ? AND file_id = ?'),
       countFiles: db.prepare('SELECT (SELECT COUNT(*) FROM files) + (SELECT COUNT(*) FROM tombstones) AS count'),
-      addSetAside: db.prepare(`INSERT INTO set_aside (file_id, keeper_id, name, size, sha256, created_at, reason, found_at)
+      addSetAside: write(`INSERT INTO set_aside (file_id, keeper_id, name, size, sha256, created_at, reason, found_at)
         VALUES (@fileId, @keeperId, @name, @size, @sha256, @createdAt, @reason, @foundAt)
         ON CONFLICT (file_id, keeper_id) DO NOTHING`),
       isSetAside: db.prepare('SELECT 1 FROM set_aside WHERE file_id = ?'),
       setAside: db.prepare(`SELECT file_id AS fileId, keeper_id AS keeperId, name, size, sha256, created_at AS createdAt, reason
         FROM set_aside ORDER BY name, file_id, keeper_id`),
-      revokeToken: db.prepare('INSERT OR IGNORE INTO revoked_tokens (id, revoked_at) VALUES (?, ?)'),
+      revokeToken: write('INSERT OR IGNORE INTO revoked_tokens (id, revoked_at) VALUES (?, ?)'),
       isTokenRevoked: db.prepare('SELECT 1 FROM revoked_tokens WHERE id = ?'),
       probe: db.prepare('SELECT 1 FROM files LIMIT 1'),
     }
@@ -492,6 +509,7 @@ export class MasterTable {
    * consistent snapshot, as of one moment, of every table.
    */
   async backup(destination: string): Promise<void> {
+    await this.durable()
     await this.#db.backup(destination)
   }
 
@@ -506,12 +524,67 @@ export class MasterTable {
 
   /** Runs `work` in one transaction: all of its writes land, or none (and the index follows). */
   transaction<T>(work: () => T): T {
+    this.#begin()
     try {
+      // Inside the group transaction, a savepoint: its writes are undone alone if it fails.
       return this.#db.transaction(work)()
     } catch (error) {
-      // The database rolled back (the whole transaction, or this nested savepoint): so does the index.
+      this.#noteRollback(error)
+      // The database rolled back (this savepoint, or the whole group): so does the index.
       this.#loadIndex()
       throw error
+    }
+  }
+
+  /**
+   * Resolves once every write made until now is committed and fsynced (at once if none is
+   * pending); rejects if their commit failed. The master answers no request before this: an answer
+   * never tells of a write that a crash could still undo.
+   */
+  durable(): Promise<void> {
+    return this.#group?.committed ?? Promise.resolve()
+  }
+
+  /**
+   * Opens the group transaction on the first write of an event-loop turn; it commits when the turn's
+   * I/O has been handled (setImmediate), so that the writes of every request read meanwhile share
+   * one fsync (group commit) instead of one each: with synchronous=FULL an fsync blocks the
+   * master's thread for milliseconds.
+   */
+  #begin(): void {
+    if (!this.#group) {
+      let resolve!: () => void
+      let reject!: (error: unknown) => void
+      const committed = new Promise<void>((resolveGroup, rejectGroup) => {
+        resolve = resolveGroup
+        reject = rejectGroup
+      })
+      // Writes made with nobody waiting (a timer's) must not crash the process when a commit fails.
+      committed.catch(() => {})
+      this.#group = {committed, resolve, reject}
+      setImmediate(() => this.#commit())
+    }
+
+    if (!this.#db.inTransaction) this.#db.exec('BEGIN')
+  }
+
+  /** After a failed write: SQLite may have rolled back the whole group (a full disk, an I/O error), losing its earlier writes. */
+  #noteRollback(error: unknown): void {
+    if (this.#group && !this.#db.inTransaction) this.#group.lost ??= error
+  }
+
+  #commit(): void {
+    const group = this.#group
+    if (!group) return
+    this.#group = undefined
+    try {
+      if (group.lost !== undefined) throw group.lost
+      this.#db.exec('COMMIT')
+      group.resolve()
+    } catch (error) {
+      if (this.#db.inTransaction) this.#db.exec('ROLLBACK')
+      this.#loadIndex()
+      group.reject(error)
     }
   }
 
@@ -521,6 +594,7 @@ export class MasterTable {
   }
 
   close(): void {
+    this.#commit()
     this.#db.close()
   }
 }
@@ -544,6 +618,15 @@ function addZonesAndDrains(db: Database.Database): void {
 /** Tables made before the master kept what keepers read of mp4 files lack `files.media` (JSON). */
 function addMedia(db: Database.Database): void {
   if (!columnsOf(db, 'files').has('media')) db.exec('ALTER TABLE files ADD COLUMN media TEXT')
+}
+
+/** Writes of one event-loop turn, committed together (MasterTable.#begin). */
+interface CommitGroup {
+  committed: Promise<void>
+  resolve: () => void
+  reject: (error: unknown) => void
+  /** Why SQLite rolled the group back on its own, if it did: the commit then fails. */
+  lost?: unknown
 }
 
 /** A row of `files` as SQLite gives it: `media` is JSON text. */
