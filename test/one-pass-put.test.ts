@@ -17,7 +17,7 @@ const MiB = 1024 * 1024
 
 /** What a keeper's data dir holds besides its identity: temp files (held uploads) and blobs. */
 async function onDisk(dataDir: string): Promise<{tmp: string[]; blobs: string[]}> {
-  const files = async (dir: string) => (await readdir(join(dataDir, dir)).catch(() => [])).filter((name) => !name.endsWith('.probe'))
+  const files = async (dir: string) => (await readdir(join(dataDir, dir)).catch(() => [])).filter((name) => !name.endsWith('.probe')).sort()
   return {tmp: await files('tmp'), blobs: await files('blobs')}
 }
 
@@ -109,6 +109,8 @@ describe('one-pass put', () => {
     const refused = await sealAtKeeper(ticket, wrong, wrongSeal.body.grant)
     assert.equal(refused.status, 422, JSON.stringify(refused.body))
     assert.equal(refused.body.error, 'DFS_ERR_CHECKSUM_MISMATCH')
+    // The keeper's own comparison refuses, before any commit reaches the master.
+    assert.match(String((refused.body as {message?: string}).message), /^received bytes have sha256 [0-9a-f]{64} but [0-9a-f]{64} was announced$/)
     assert.deepEqual(await onDisk(dataDir), {tmp: [], blobs: []})
     assert.equal((await sealAtKeeper(ticket, wrong, wrongSeal.body.grant)).status, 410)
     assert.equal((await cluster.masterJson('/files/held.bin')).status, 404)
@@ -124,6 +126,15 @@ describe('one-pass put', () => {
     assert.equal(recorded.body.fileId, again.uploadId)
     assert.equal(recorded.body.sha256, sha256)
     assert.deepEqual((await onDisk(dataDir)).tmp, [])
+
+    // A client whose seal failed gives its held bytes up at once, with the ticket's grant.
+    const givenUp = await onePassTicket(cluster, 'given-up.bin', body.length)
+    assert.equal((await sendBytes(givenUp, 'given-up.bin', body)).status, 202)
+    assert.equal((await onDisk(dataDir)).tmp.length, 1)
+    const drop = () => json<{dropped: boolean}>(`${givenUp.keeper.url}/uploads/${givenUp.uploadId}`, {method: 'DELETE', headers: givenUp.grant ? {[GRANT_HEADER]: givenUp.grant} : {}})
+    assert.deepEqual((await drop()).body, {uploadId: givenUp.uploadId, dropped: true})
+    assert.deepEqual(await onDisk(dataDir), {tmp: [], blobs: [stored.body.fileId!, `${stored.body.fileId!}.json`].sort()})
+    assert.deepEqual((await drop()).body, {uploadId: givenUp.uploadId, dropped: false})
   })
 
   test('bytes cut off before their end leave nothing held', async () => {

@@ -528,6 +528,8 @@ export const keeperRoutes = {
   }),
   /** Seals a held upload with the client's sha256: stored and committed if it is the keeper's, removed if not. */
   sealUpload: route({method: 'POST', url: '/uploads/:id/seal', status: 201, params: ById, body: SealRequest, response: StoredAnswer}),
+  /** The client gives up a held upload (its seal failed): the bytes go now, not when the grant expires. */
+  dropUpload: route({method: 'DELETE', url: '/uploads/:id', params: ById, response: Type.Object({uploadId: Id, dropped: Type.Boolean()})}),
 } as const
 
 // ---- what a route's parts are in TypeScript ---------------------------------------------------

@@ -218,6 +218,7 @@ async function sendInOnePass(master: Peer, path: string, name: string, size: num
   // `end`: a file that grew since its size was taken sends the announced bytes and no more.
   connect(createReadStream(path, {highWaterMark: CHUNK_SIZE, end: size - 1}), hashing, () => {})
   let sha256: string | undefined
+  let held = false
   try {
     try {
       await keeperAt(ticket.grant).call(keeperRoutes.holdUpload, {
@@ -226,6 +227,7 @@ async function sendInOnePass(master: Peer, path: string, name: string, size: num
         headers: {'content-type': 'application/octet-stream', 'content-length': String(size), [SIZE_HEADER]: String(size)},
         body: counted(hashing, onProgress && sent),
       })
+      held = true
     } catch (error) {
       if (hashing.readableEnded && hashing.bytes !== size) throw new DfsError('DFS_ERR_LOCAL_FILE', `${path} changed while it was read`, {cause: error})
       if (hashing.errored) throw localFileError(path, hashing.errored)
@@ -239,6 +241,9 @@ async function sendInOnePass(master: Peer, path: string, name: string, size: num
     const stored = await keeperAt(seal.grant).call(keeperRoutes.sealUpload, {params: {id: ticket.uploadId}, body: {sha256}})
     return {sha256, stored}
   } catch (error) {
+    // Held bytes whose seal failed (a master restarted meanwhile, a keeper that refused): the keeper
+    // drops them now rather than when their grant expires; one that is gone drops them itself.
+    if (held) await keeperAt(ticket.grant).call(keeperRoutes.dropUpload, {params: {id: ticket.uploadId}}).catch(() => {})
     throw new OnePassError(error, sha256)
   }
 }

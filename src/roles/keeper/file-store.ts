@@ -241,7 +241,7 @@ export class FileStore {
     return file
   }
 
-  /** Removes a held upload that was never sealed (its grant expired). Returns whether one was held. */
+  /** Removes a held upload that was never sealed (given up, or its grant expired). Returns whether one was held. */
   async dropHeld(fileId: string): Promise<boolean> {
     const held = this.#held.get(fileId)
     if (!held?.path) return false

@@ -298,6 +298,13 @@ export class Keeper {
     }
   }
 
+  /** Removes a held upload at its client's word (its seal failed). Returns whether one was held. */
+  async dropUpload(fileId: string): Promise<boolean> {
+    clearTimeout(this.#held.get(fileId)?.expiry)
+    this.#held.delete(fileId)
+    return this.store.dropHeld(fileId)
+  }
+
   /**
    * Asks the master to record a received upload. Only the master's yes publishes the file; its no
    * (name taken meanwhile, upload unknown) removes it again and is passed on to the client. When the

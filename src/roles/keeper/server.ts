@@ -75,6 +75,14 @@ export function createKeeperServer(keeper: Keeper, logLevel: string, tls?: Serve
     return {name: stored.name, fileId: stored.fileId, size: stored.size, sha256: stored.sha256}
   })
 
+  serveRoute(app, keeperRoutes.dropUpload, async (request) => {
+    const fileId = request.params.id
+    const upload = keeper.store.held(fileId)
+    if (!upload) return {uploadId: fileId, dropped: false}
+    await requireGrant(key, request, {ops: ['write'], keeperId: keeper.id, name: upload.name, fileId})
+    return {uploadId: fileId, dropped: await keeper.dropUpload(fileId)}
+  })
+
   const held = (name: string, fileId: string | undefined) => {
     assertValidName(name)
     const file = keeper.store.get(name, fileId)
