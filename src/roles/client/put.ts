@@ -76,8 +76,8 @@ export async function putFiles(master: Peer, items: PutItem[], options: PutOptio
 
 /**
  * Stores what `input` (stdin) yields under `name`: its size is not known before its end, and the
- * master and keeper want size and sha256 up front, so it is spooled to a temp file first (memory
- * stays flat) and then uploaded as a file is. The spool is removed in any case, Ctrl-C included.
+ * master and keeper want the size up front, so it is spooled to a temp file first (memory stays
+ * flat) and then uploaded as a file is. The spool is removed in any case, Ctrl-C included.
  */
 export async function putStream(master: Peer, input: Readable, name: string, options: PutOptions = {}): Promise<PutOutcome> {
   assertValidName(name)
