@@ -36,11 +36,38 @@ export interface Companion {
  * blob, since both were complete and fsynced before either rename.
  */
 export async function writeDurably(source: Readable, tmpDir: string, finalPath: string, expected: Expected, companion?: Companion): Promise<void> {
-  const tmpPath = join(tmpDir, `${randomBytes(8).toString('hex')}.part`)
   const companionTmp = companion && join(tmpDir, `${randomBytes(8).toString('hex')}.part`)
   // Written (and fsynced) while the body streams; awaited, and its failure handled, below.
   const companionWritten = companion && companionTmp ? writeSynced(companionTmp, companion.data) : undefined
   companionWritten?.catch(() => {})
+  let spooled: Spooled | undefined
+  try {
+    spooled = await spoolDurably(source, tmpDir)
+    verify(spooled, expected)
+    await companionWritten
+    await renameDurably(spooled.path, finalPath, companion && companionTmp ? {tmpPath: companionTmp, path: companion.path} : undefined)
+  } catch (error) {
+    await companionWritten?.catch(() => {})
+    if (spooled) await rm(spooled.path, {force: true})
+    if (companionTmp) await rm(companionTmp, {force: true})
+    throw asStorageError(error)
+  }
+}
+
+/** A body written whole to a temp file and fsynced, with its size and sha256. */
+export interface Spooled {
+  path: string
+  size: number
+  sha256: string
+}
+
+/**
+ * Streams `source` into a fresh temp file in `tmpDir` while hashing it, and fsyncs it: the first
+ * half of writeDurably, for a body whose sha256 is named only after its end (a one-pass upload).
+ * On failure the temp file is removed. The caller moves it into place with `placeDurably`, or removes it.
+ */
+export async function spoolDurably(source: Readable, tmpDir: string): Promise<Spooled> {
+  const tmpPath = join(tmpDir, `${randomBytes(8).toString('hex')}.part`)
   try {
     const hashing = new HashingStream()
     // flush: the file is fsynced before the stream closes, and pipeline resolves only after that.
@@ -48,17 +75,33 @@ export async function writeDurably(source: Readable, tmpDir: string, finalPath: 
     // The fsync runs between the last write and the close: that span is its latency (and the close's).
     if (fsyncs.hasSubscribers) file.once('finish', () => void timeFsync(new Promise<void>((resolve) => file.once('close', () => resolve()))))
     await pipeline(source, hashing, file)
-    verify(hashing, expected)
-    await companionWritten
-    await rename(tmpPath, finalPath)
-    if (companion && companionTmp) await rename(companionTmp, companion.path)
-    await syncDirectory(dirname(finalPath))
+    return {path: tmpPath, size: hashing.bytes, sha256: hashing.digest}
   } catch (error) {
-    await companionWritten?.catch(() => {})
     await rm(tmpPath, {force: true})
-    if (companionTmp) await rm(companionTmp, {force: true})
     throw asStorageError(error)
   }
+}
+
+/**
+ * Moves a spooled, fsynced temp file to `finalPath`, with its companion written durably beside it,
+ * as writeDurably does (the same crash guarantees). The temp file stays where it was on failure.
+ */
+export async function placeDurably(tmpPath: string, finalPath: string, companion: Companion): Promise<void> {
+  const companionTmp = join(dirname(tmpPath), `${randomBytes(8).toString('hex')}.part`)
+  try {
+    await writeSynced(companionTmp, companion.data)
+    await renameDurably(tmpPath, finalPath, {tmpPath: companionTmp, path: companion.path})
+  } catch (error) {
+    await rm(companionTmp, {force: true})
+    throw asStorageError(error)
+  }
+}
+
+/** The blob first, then its companion, then one directory fsync for both renames. */
+async function renameDurably(tmpPath: string, finalPath: string, companion?: {tmpPath: string; path: string}): Promise<void> {
+  await rename(tmpPath, finalPath)
+  if (companion) await rename(companion.tmpPath, companion.path)
+  await syncDirectory(dirname(finalPath))
 }
 
 /** Writes `data` to a new file at `path` (created with `mode`) and fsyncs it; the file is removed again on failure. */
@@ -108,15 +151,16 @@ export async function writePrivateFile(path: string, data: string, options: {rep
   }
 }
 
-function verify(hashing: HashingStream, expected: Expected): void {
-  if (hashing.bytes !== expected.size) {
-    throw new DfsError('DFS_ERR_SIZE_MISMATCH', `received ${hashing.bytes} bytes but ${expected.size} were announced`)
+/** Throws DFS_ERR_SIZE_MISMATCH or DFS_ERR_CHECKSUM_MISMATCH unless the received bytes are the announced ones. */
+export function verify(received: {size: number; sha256: string}, expected: Expected): void {
+  if (received.size !== expected.size) {
+    throw new DfsError('DFS_ERR_SIZE_MISMATCH', `received ${received.size} bytes but ${expected.size} were announced`)
   }
 
-  if (hashing.digest !== expected.sha256) {
+  if (received.sha256 !== expected.sha256) {
     throw new DfsError(
       'DFS_ERR_CHECKSUM_MISMATCH',
-      `received bytes have sha256 ${hashing.digest} but ${expected.sha256} was announced`,
+      `received bytes have sha256 ${received.sha256} but ${expected.sha256} was announced`,
     )
   }
 }

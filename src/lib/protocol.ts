@@ -130,7 +130,8 @@ export const UploadRequest = Type.Object(
   {
     name: Name,
     size: Bytes,
-    sha256: Sha256,
+    /** Absent for a one-pass upload: the client hashes while it sends and names the sha256 when it seals. */
+    sha256: Type.Optional(Sha256),
     /** Keepers the client already failed to upload to. */
     exclude: Type.Optional(Type.Array(Id, {maxItems: MAX_EXCLUDE})),
     /** `put --force`: a file of this name is replaced when this upload commits (else the name must be free). */
@@ -143,6 +144,14 @@ export type UploadRequest = Static<typeof UploadRequest>
 /** `grant`: the `write` grant the keeper asks for, when the cluster has a key. */
 export const UploadTicket = Type.Object({uploadId: Id, keeper: Type.Object({id: Id, url: Url}), grant: Type.Optional(GrantToken)})
 export type UploadTicket = Static<typeof UploadTicket>
+
+/** The sha256 a one-pass upload's client computed while it sent the bytes (its seal). */
+export const SealRequest = Type.Object({sha256: Sha256}, closed)
+export type SealRequest = Static<typeof SealRequest>
+
+/** `grant`: a `write` grant naming the sealed sha256, which the keeper asks for to seal (with a cluster key). */
+export const SealTicket = Type.Object({grant: Type.Optional(GrantToken)})
+export type SealTicket = Static<typeof SealTicket>
 
 // What a keeper read of a stored ISO-BMFF file (mp4, mov, m4a…): display only. It is the keeper's
 // claim, so the master holds it to these bounds and nothing more. `width`, `height` and `videoCodec`
@@ -380,6 +389,10 @@ export type ReplicateRequest = Static<typeof ReplicateRequest>
 export const StoredAnswer = Type.Object({name: Name, fileId: Id, size: Bytes, sha256: Sha256})
 export type StoredAnswer = Static<typeof StoredAnswer>
 
+/** A keeper's answer to a one-pass upload's bytes: held durably in tmp/, not a file until sealed. `sha256`: what the keeper computed. */
+export const HeldAnswer = Type.Object({uploadId: Id, size: Bytes, sha256: Sha256})
+export type HeldAnswer = Static<typeof HeldAnswer>
+
 // `sha256` is empty when the file was missing.
 export const VerifyResult = Type.Object({ok: Type.Boolean(), sha256: Type.String(), size: Bytes})
 export type VerifyResult = Static<typeof VerifyResult>
@@ -438,6 +451,8 @@ export const masterRoutes = {
   forgetKeeper: route({method: 'DELETE', url: '/keepers/:id', params: ById, response: ForgottenKeeper}),
   beginUpload: route({method: 'POST', url: '/uploads', status: 201, body: UploadRequest, response: UploadTicket}),
   commitUpload: route({method: 'POST', url: '/uploads/:id/commit', status: 201, params: ById, body: CommitRequest, response: FileInfo}),
+  /** A one-pass upload's client names the sha256 it computed while sending; the keeper's commit must match it. */
+  sealUpload: route({method: 'POST', url: '/uploads/:id/seal', params: ById, body: SealRequest, response: SealTicket}),
   list: route({method: 'GET', url: '/files', querystring: ListQuery, response: ListResponse}),
   stat: route({method: 'GET', url: '/files/:name', params: ByName, response: FileInfo}),
   remove: route({method: 'DELETE', url: '/files/:name', params: ByName, response: RemovedFile}),
@@ -511,6 +526,26 @@ export const keeperRoutes = {
   }),
   verify: route({method: 'POST', url: '/files/:name/verify', params: ByName, querystring: OfGeneration, response: VerifyResult}),
   replicate: route({method: 'POST', url: '/replicate', body: ReplicateRequest, response: StoredAnswer}),
+  /** A one-pass upload's bytes (no sha256 up front): held, uncommitted, until the client seals them. */
+  holdUpload: route({
+    method: 'PUT',
+    url: '/uploads/:id',
+    status: 202,
+    params: ById,
+    querystring: Type.Object({name: Type.String()}),
+    headers: Type.Object({
+      [SIZE_HEADER]: Type.Optional(ByteCount),
+      [GRANT_HEADER]: Type.Optional(GrantToken),
+      'content-length': Type.Optional(Type.String()),
+      'content-type': Type.Optional(Type.String()),
+    }),
+    bytes: 'request',
+    response: HeldAnswer,
+  }),
+  /** Seals a held upload with the client's sha256: stored and committed if it is the keeper's, removed if not. */
+  sealUpload: route({method: 'POST', url: '/uploads/:id/seal', status: 201, params: ById, body: SealRequest, response: StoredAnswer}),
+  /** The client gives up a held upload (its seal failed): the bytes go now, not when the grant expires. */
+  dropUpload: route({method: 'DELETE', url: '/uploads/:id', params: ById, response: Type.Object({uploadId: Id, dropped: Type.Boolean()})}),
 } as const
 
 // ---- what a route's parts are in TypeScript ---------------------------------------------------

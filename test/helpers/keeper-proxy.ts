@@ -2,8 +2,10 @@
 // (--advertise), so the master, clients and other keepers all reach it through the proxy, which
 // passes everything through unless a test tells it to lie about ranges or to hold file bodies.
 
+import {createHash} from 'node:crypto'
 import {once} from 'node:events'
 import {createServer, request, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse} from 'node:http'
+import {Transform} from 'node:stream'
 import type {TestContext} from 'node:test'
 
 import type {ServerProcess, TestCluster} from './cluster.js'
@@ -34,6 +36,12 @@ export class KeeperProxy {
    * announced, and never reach the keeper: a keeper that claims what it did not do.
    */
   fakeStores = false
+  /** One byte of each one-pass upload's body (PUT /uploads/:id) is flipped on its way to the keeper: a transfer that corrupts. */
+  corruptUploads = false
+  /** One-pass upload bodies corrupted so far. */
+  corrupted = 0
+  /** What a faked one-pass upload claimed (name, size, the sha256 of what came), by upload id, for its faked seal. */
+  readonly #faked = new Map<string, {name: string; size: number; sha256: string}>()
   /** Copy orders (POST /replicate) are answered 503 without reaching the keeper: a keeper that cannot take copies for now. */
   refuseCopies = false
   /** Copy orders refused so far. */
@@ -83,6 +91,8 @@ export class KeeperProxy {
   }
 
   #forward(incoming: IncomingMessage, outgoing: ServerResponse): void {
+    const onePass = /^\/uploads\/([^/?]+)(\/seal)?(\?|$)/.exec(incoming.url ?? '')
+    if (this.fakeStores && onePass) return void this.#fakeOnePass(incoming, outgoing, onePass[1]!, onePass[2] !== undefined)
     if (this.fakeStores && incoming.method === 'PUT') return void this.#fakeStore(incoming, outgoing)
     if (this.refuseCopies && incoming.method === 'POST' && incoming.url === '/replicate') {
       this.refused++
@@ -109,7 +119,51 @@ export class KeeperProxy {
       this.#lie(lie, answer, outgoing, asked).catch(() => outgoing.destroy())
     })
     upstream.on('error', () => outgoing.destroy())
+    if (this.corruptUploads && incoming.method === 'PUT' && onePass) {
+      this.corrupted++
+      let flipped = false
+      incoming.pipe(
+        new Transform({
+          transform(chunk: Buffer, _encoding, done) {
+            if (!flipped && chunk.length > 0) {
+              chunk = Buffer.from(chunk)
+              chunk[chunk.length >> 1]! ^= 0xff
+              flipped = true
+            }
+
+            done(null, chunk)
+          },
+        }),
+      ).pipe(upstream)
+      return
+    }
+
     incoming.pipe(upstream)
+  }
+
+  /**
+   * A one-pass upload that never reaches the keeper: its bytes are answered 202 with the sha256 of
+   * what came, and its seal 201 as if stored, whatever sha256 the seal names.
+   */
+  #fakeOnePass(incoming: IncomingMessage, outgoing: ServerResponse, uploadId: string, seal: boolean): void {
+    const url = new URL(incoming.url ?? '/', this.url)
+    const hash = createHash('sha256')
+    let size = 0
+    incoming.on('data', (chunk: Buffer) => {
+      size += chunk.length
+      if (!seal) hash.update(chunk)
+    })
+    incoming.on('end', () => {
+      outgoing.writeHead(seal ? 201 : 202, {'content-type': 'application/json'})
+      if (!seal) {
+        const claim = {name: url.searchParams.get('name') ?? '', size, sha256: hash.digest('hex')}
+        this.#faked.set(uploadId, claim)
+        return void outgoing.end(JSON.stringify({uploadId, size, sha256: claim.sha256}))
+      }
+
+      const claim = this.#faked.get(uploadId)
+      outgoing.end(JSON.stringify({name: claim?.name, fileId: uploadId, size: claim?.size, sha256: claim?.sha256}))
+    })
   }
 
   #fakeStore(incoming: IncomingMessage, outgoing: ServerResponse): void {

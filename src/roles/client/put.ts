@@ -16,7 +16,7 @@ import {assertValidName} from '../../lib/names.js'
 import {Peer} from '../../lib/peer-client.js'
 import {removeOnInterrupt} from '../../lib/remove-on-interrupt.js'
 import type {OnProgress} from '../../lib/transfer-progress.js'
-import {MAX_EXCLUDE, SHA256_HEADER, SIZE_HEADER, keeperRoutes, masterRoutes, type UploadTicket} from '../../lib/protocol.js'
+import {MAX_EXCLUDE, SHA256_HEADER, SIZE_HEADER, keeperRoutes, masterRoutes, type StoredAnswer, type UploadTicket} from '../../lib/protocol.js'
 
 export interface PutItem {
   /** Local path of the file to upload. */
@@ -76,8 +76,8 @@ export async function putFiles(master: Peer, items: PutItem[], options: PutOptio
 
 /**
  * Stores what `input` (stdin) yields under `name`: its size is not known before its end, and the
- * master and keeper want size and sha256 up front, so it is spooled to a temp file first (memory
- * stays flat) and then uploaded as a file is. The spool is removed in any case, Ctrl-C included.
+ * master and keeper want the size up front, so it is spooled to a temp file first (memory stays
+ * flat) and then uploaded as a file is. The spool is removed in any case, Ctrl-C included.
  */
 export async function putStream(master: Peer, input: Readable, name: string, options: PutOptions = {}): Promise<PutOutcome> {
   assertValidName(name)
@@ -107,23 +107,34 @@ export async function putFile(master: Peer, item: PutItem, options: {replace?: b
   const {onProgress} = options
   const name = item.name ?? basename(item.path)
   assertValidName(name)
-  const {size, sha256, data} = await describeLocalFile(item.path, onProgress && ((bytes, total) => onProgress({file: name, phase: 'hashing', bytes, total})))
+  const local = await describeLocalFile(item.path, onProgress && ((bytes, total) => onProgress({file: name, phase: 'hashing', bytes, total})))
+  const {size, data} = local
+  // A large file is hashed while it is sent (one pass): its sha256 is known once an attempt has read it whole.
+  let sha256 = local.sha256
   const exclude: string[] = []
   for (;;) {
     let ticket: UploadTicket
     try {
-      ticket = await master.call(masterRoutes.beginUpload, {body: {name, size, sha256, exclude, ...(options.replace ? {replace: true} : {})}})
+      ticket = await master.call(masterRoutes.beginUpload, {body: {name, size, ...(data ? {sha256} : {}), exclude, ...(options.replace ? {replace: true} : {})}})
     } catch (error) {
       // An earlier attempt whose answer was lost may have been recorded after all: the same bytes
       // under the same name are this upload's success, not a conflict.
-      const same = exclude.length > 0 && error instanceof DfsError && error.code === 'DFS_ERR_EXISTS' && (await sameFile(master, name, size, sha256))
+      const same = exclude.length > 0 && sha256 !== undefined && error instanceof DfsError && error.code === 'DFS_ERR_EXISTS' && (await sameFile(master, name, size, sha256))
       if (same) return same
       throw error
     }
 
     try {
-      return await sendToKeeper(master, data ?? item.path, name, size, sha256, ticket, onProgress)
+      if (data) return await sendToKeeper(master, data, name, size, sha256!, ticket, onProgress)
+      const sent = await sendInOnePass(master, item.path, name, size, ticket, onProgress)
+      sha256 = sent.sha256
+      return await confirmedByMaster(master, name, size, sent.sha256, ticket, sent.stored)
     } catch (error) {
+      if (error instanceof OnePassError) {
+        sha256 = error.sha256 ?? sha256
+        error = error.cause
+      }
+
       if (!(error instanceof DfsError && RETRY_ELSEWHERE.has(error.code)) || exclude.includes(ticket.keeper.id) || exclude.length >= MAX_EXCLUDE) throw error
       exclude.push(ticket.keeper.id)
     }
@@ -169,20 +180,79 @@ export async function waitForReplicas(master: Peer, name: string, replicas: numb
   }
 }
 
-/** `source`: the file's bytes, or the path to stream them from. */
-async function sendToKeeper(master: Peer, source: Buffer | string, name: string, size: number, sha256: string, ticket: UploadTicket, onProgress?: OnProgress): Promise<PutResult> {
+/** Sends a file whose bytes and sha256 are known (read into memory) with the sha256 up front, in one request. */
+async function sendToKeeper(master: Peer, data: Buffer, name: string, size: number, sha256: string, ticket: UploadTicket, onProgress?: OnProgress): Promise<PutResult> {
   const keeper = new Peer({role: 'keeper', baseUrl: ticket.keeper.url, agent: master.agent, credentials: showingGrant(ticket.grant)})
-  const sent = (bytes: number) => onProgress?.({file: name, phase: 'sending', bytes, total: size})
-  sent(0)
+  onProgress?.({file: name, phase: 'sending', bytes: 0, total: size})
   const stored = await keeper.call(keeperRoutes.upload, {
     params: {name},
     query: {upload: ticket.uploadId},
     headers: {'content-type': 'application/octet-stream', 'content-length': String(size), [SIZE_HEADER]: String(size), [SHA256_HEADER]: sha256},
-    body: typeof source === 'string' ? counted(createReadStream(source, {highWaterMark: CHUNK_SIZE}), onProgress && sent) : source,
+    body: data,
   })
-  sent(size)
-  // The keeper's word is not enough (a keeper that lies, or is not what the ticket named): the file
-  // is stored once the master has recorded this very upload, with these bytes.
+  onProgress?.({file: name, phase: 'sending', bytes: size, total: size})
+  return confirmedByMaster(master, name, size, sha256, ticket, stored)
+}
+
+/** A failure of a one-pass attempt, with the sha256 the client computed if it read the file whole. */
+class OnePassError extends Error {
+  constructor(
+    override readonly cause: unknown,
+    readonly sha256: string | undefined,
+  ) {
+    super((cause as Error).message)
+  }
+}
+
+/**
+ * One-pass upload of a large file: its bytes are hashed as they are read and sent, and the keeper
+ * holds them (fsynced, not a file yet) until the client seals them with the sha256 it computed. The
+ * seal goes to the master first (the ticket takes the client's word, and the keeper's commit must
+ * match it), then to the keeper, which stores and commits only if its own digest is the same.
+ */
+async function sendInOnePass(master: Peer, path: string, name: string, size: number, ticket: UploadTicket, onProgress?: OnProgress): Promise<{sha256: string; stored: StoredAnswer}> {
+  const keeperAt = (grant: string | undefined) => new Peer({role: 'keeper', baseUrl: ticket.keeper.url, agent: master.agent, credentials: showingGrant(grant)})
+  const sent = (bytes: number) => onProgress?.({file: name, phase: 'sending', bytes, total: size})
+  sent(0)
+  const hashing = new HashingStream()
+  // `end`: a file that grew since its size was taken sends the announced bytes and no more.
+  connect(createReadStream(path, {highWaterMark: CHUNK_SIZE, end: size - 1}), hashing, () => {})
+  let sha256: string | undefined
+  let held = false
+  try {
+    try {
+      await keeperAt(ticket.grant).call(keeperRoutes.holdUpload, {
+        params: {id: ticket.uploadId},
+        query: {name},
+        headers: {'content-type': 'application/octet-stream', 'content-length': String(size), [SIZE_HEADER]: String(size)},
+        body: counted(hashing, onProgress && sent),
+      })
+      held = true
+    } catch (error) {
+      if (hashing.readableEnded && hashing.bytes !== size) throw new DfsError('DFS_ERR_LOCAL_FILE', `${path} changed while it was read`, {cause: error})
+      if (hashing.errored) throw localFileError(path, hashing.errored)
+      throw error
+    }
+
+    if (hashing.bytes !== size) throw new DfsError('DFS_ERR_LOCAL_FILE', `${path} changed while it was read`)
+    sha256 = hashing.digest
+    sent(size)
+    const seal = await master.call(masterRoutes.sealUpload, {params: {id: ticket.uploadId}, body: {sha256}})
+    const stored = await keeperAt(seal.grant).call(keeperRoutes.sealUpload, {params: {id: ticket.uploadId}, body: {sha256}})
+    return {sha256, stored}
+  } catch (error) {
+    // Held bytes whose seal failed (a master restarted meanwhile, a keeper that refused): the keeper
+    // drops them now rather than when their grant expires; one that is gone drops them itself.
+    if (held) await keeperAt(ticket.grant).call(keeperRoutes.dropUpload, {params: {id: ticket.uploadId}}).catch(() => {})
+    throw new OnePassError(error, sha256)
+  }
+}
+
+/**
+ * The keeper's word is not enough (a keeper that lies, or is not what the ticket named): the file
+ * is stored once the master has recorded this very upload, with these bytes.
+ */
+async function confirmedByMaster(master: Peer, name: string, size: number, sha256: string, ticket: UploadTicket, stored: StoredAnswer): Promise<PutResult> {
   const recorded = await master.call(masterRoutes.stat, {params: {name}}).catch((error: unknown) => {
     if (error instanceof DfsError && error.code === 'DFS_ERR_NOT_FOUND') return undefined
     throw error
@@ -242,11 +312,11 @@ function counted(stream: Readable, sent: ((bytes: number) => void) | undefined):
 export const SMALL_FILE = 8 * 1024 * 1024
 
 /**
- * Size and sha256 of a local file; a clear error if it is not a readable file. A file of at most
- * SMALL_FILE bytes is read once and its bytes are returned too (`data`), so that the upload does not
- * read it again; a larger one is hashed in 1 MiB reads and streamed again by the upload, never held.
+ * Size of a local file; a clear error if it is not a readable file. A file of at most SMALL_FILE
+ * bytes is read once and its bytes and sha256 are returned too (`data`), so that the upload does
+ * not read it again; a larger one is hashed while the upload streams it (sendInOnePass), never held.
  */
-export async function describeLocalFile(path: string, hashed?: (bytes: number, total: number) => void): Promise<{size: number; sha256: string; data?: Buffer}> {
+export async function describeLocalFile(path: string, hashed?: (bytes: number, total: number) => void): Promise<{size: number; sha256?: string; data?: Buffer}> {
   let info
   try {
     info = await stat(path)
@@ -256,36 +326,18 @@ export async function describeLocalFile(path: string, hashed?: (bytes: number, t
 
   if (info.isDirectory()) throw new DfsError('DFS_ERR_LOCAL_FILE', `${path} is a directory (put --recursive stores a folder)`)
   if (!info.isFile()) throw new DfsError('DFS_ERR_LOCAL_FILE', `${path} is not a regular file`)
+  if (info.size > SMALL_FILE) return {size: info.size}
   hashed?.(0, info.size)
-  if (info.size <= SMALL_FILE) {
-    let data
-    try {
-      data = await readFile(path)
-    } catch (error) {
-      throw localFileError(path, error)
-    }
-
-    if (data.length !== info.size) throw new DfsError('DFS_ERR_LOCAL_FILE', `${path} changed while it was read`)
-    hashed?.(data.length, info.size)
-    return {size: data.length, sha256: createHash('sha256').update(data).digest('hex'), data}
-  }
-
-  const hashing = new HashingStream()
+  let data
   try {
-    await pipeline(createReadStream(path, {highWaterMark: CHUNK_SIZE}), hashing, async function* (source) {
-      let bytes = 0
-      // Only the hash is wanted; the bytes are dropped as they pass.
-      for await (const chunk of source as AsyncIterable<Buffer>) {
-        bytes += chunk.length
-        hashed?.(bytes, info.size)
-      }
-    })
+    data = await readFile(path)
   } catch (error) {
     throw localFileError(path, error)
   }
 
-  if (hashing.bytes !== info.size) throw new DfsError('DFS_ERR_LOCAL_FILE', `${path} changed while it was read`)
-  return {size: hashing.bytes, sha256: hashing.digest}
+  if (data.length !== info.size) throw new DfsError('DFS_ERR_LOCAL_FILE', `${path} changed while it was read`)
+  hashed?.(data.length, info.size)
+  return {size: data.length, sha256: createHash('sha256').update(data).digest('hex'), data}
 }
 
 function localFileError(path: string, error: unknown): DfsError {

@@ -4,7 +4,7 @@ import {join, resolve} from 'node:path'
 import {PassThrough, Writable, type Readable, type Transform} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
 
-import {CHUNK_SIZE, asStorageError, syncDirectory, writeDurably, writeFileDurably} from '../../lib/durable-file.js'
+import {CHUNK_SIZE, asStorageError, placeDurably, spoolDurably, syncDirectory, verify, writeDurably, writeFileDurably} from '../../lib/durable-file.js'
 import {DfsError} from '../../lib/errors.js'
 import {HashingStream, SHA256_HEX} from '../../lib/hashing.js'
 import {nameProblem} from '../../lib/names.js'
@@ -30,6 +30,8 @@ export class FileStore {
   readonly #byName = new Map<string, InventoryItem>()
   /** Files on disk that the master has not confirmed yet (an upload awaiting its commit). */
   readonly #unpublished = new Map<string, InventoryItem>()
+  /** One-pass uploads whose bytes are in tmp/, fsynced, waiting for the client's sha256 (seal). */
+  readonly #held = new Map<string, Held>()
   #storedBytes = 0
   /** Bytes promised to uploads and copies under way, so two of them cannot both count on the same free space. */
   #reserved = 0
@@ -177,6 +179,77 @@ export class FileStore {
     return file
   }
 
+  /**
+   * Streams a one-pass upload to a temp file, fsynced, and holds it there (no file yet: not in
+   * blobs/, not served, not in the inventory) until `seal` names its sha256. Returns the sha256 the
+   * keeper computed. Any failure leaves no trace.
+   */
+  async hold(source: Readable, upload: Omit<InventoryItem, 'sha256'>): Promise<{size: number; sha256: string}> {
+    if (this.#byId.has(upload.fileId) || this.#unpublished.has(upload.fileId) || this.#held.has(upload.fileId)) {
+      throw new DfsError('DFS_ERR_EXISTS', `this keeper already holds file id ${upload.fileId}`)
+    }
+
+    await this.#reserve(upload.size)
+    const held: Held = {upload, path: undefined}
+    this.#held.set(upload.fileId, held)
+    let spooled
+    try {
+      spooled = await spoolDurably(source, this.tmpDir)
+      this.#writtenSinceStatfs += spooled.size
+      held.path = spooled.path
+      held.sha256 = spooled.sha256
+      // Only the size was announced; the sha256 is the client's to name when it seals.
+      verify(spooled, {size: upload.size, sha256: spooled.sha256})
+    } catch (error) {
+      this.#held.delete(upload.fileId)
+      if (spooled) await rm(spooled.path, {force: true})
+      throw error
+    } finally {
+      this.#reserved -= upload.size
+    }
+
+    return {size: spooled.size, sha256: spooled.sha256}
+  }
+
+  /** The held upload of that id whose bytes are all here, if there is one. */
+  held(fileId: string): Omit<InventoryItem, 'sha256'> | undefined {
+    const held = this.#held.get(fileId)
+    return held?.sha256 === undefined ? undefined : held.upload
+  }
+
+  /**
+   * Makes a held upload a file (unpublished, as `receive` leaves one) if `sha256` is the digest the
+   * keeper computed of its bytes; if not, the bytes are removed and the answer is
+   * DFS_ERR_CHECKSUM_MISMATCH: a byte corrupted in transit never becomes a stored file.
+   */
+  async seal(fileId: string, sha256: string): Promise<InventoryItem> {
+    const held = this.#held.get(fileId)
+    if (!held?.path || held.sha256 === undefined) throw new DfsError('DFS_ERR_UNKNOWN_UPLOAD', `this keeper holds no upload ${fileId} to seal (never received whole, or expired)`)
+    this.#held.delete(fileId)
+    const file = pick({...held.upload, sha256: held.sha256})
+    try {
+      verify(file, {size: held.upload.size, sha256})
+      this.#unpublished.set(fileId, file)
+      await placeDurably(held.path, this.pathOf(fileId), {path: `${this.pathOf(fileId)}.json`, data: JSON.stringify(file)})
+    } catch (error) {
+      this.#unpublished.delete(fileId)
+      await rm(held.path, {force: true})
+      await this.#removeFromDisk(fileId)
+      throw error
+    }
+
+    return file
+  }
+
+  /** Removes a held upload that was never sealed (given up, or its grant expired). Returns whether one was held. */
+  async dropHeld(fileId: string): Promise<boolean> {
+    const held = this.#held.get(fileId)
+    if (!held?.path) return false
+    this.#held.delete(fileId)
+    await rm(held.path, {force: true})
+    return true
+  }
+
   async #reserve(size: number): Promise<void> {
     let free = await this.freeBytes()
     // The cached figure may predate deletes: look at the disk again before saying no.
@@ -320,6 +393,13 @@ export class FileStore {
     })()
     return this.#statfs
   }
+}
+
+/** A one-pass upload held in tmp/: `path` and `sha256` once its bytes are all there and fsynced. */
+interface Held {
+  upload: Omit<InventoryItem, 'sha256'>
+  path: string | undefined
+  sha256?: string
 }
 
 /** The blob of `fileId` in a keeper's data dir: `DATA/blobs/<fileId>`, never a name. */

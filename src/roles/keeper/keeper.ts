@@ -9,7 +9,7 @@ import type {ClusterKey} from '../../lib/cluster-key.js'
 import {DEFAULTS} from '../../lib/config.js'
 import {asStorageError, writeFileDurably} from '../../lib/durable-file.js'
 import {DfsError} from '../../lib/errors.js'
-import {showingGrant} from '../../lib/grants.js'
+import {GRANT_TTL_SECONDS, showingGrant} from '../../lib/grants.js'
 import {secondsSince} from '../../lib/metrics.js'
 import {Peer} from '../../lib/peer-client.js'
 import {
@@ -26,6 +26,9 @@ import {RetryPolicy} from '../../lib/retry-policy.js'
 import {FileStore} from './file-store.js'
 import {probeMedia} from './media-probe.js'
 import {KeeperMetrics} from './metrics.js'
+
+/** A held one-pass upload is removed this long after its bytes arrived unless sealed: the life of its write grant. */
+const HELD_UPLOAD_TTL_MS = GRANT_TTL_SECONDS.write * 1000
 
 /**
  * Registration is tried again until the master answers, and also while the master says another
@@ -68,6 +71,8 @@ export class Keeper {
   #deleted = new Set<string>()
   /** Rename orders carried out and not yet acknowledged to the master, by file id. */
   #renamed = new Map<string, string>()
+  /** When each held one-pass upload is removed if its client never seals it. */
+  readonly #held = new Map<string, {expiry: NodeJS.Timeout; start: number}>()
   /** Corrupt replicas dropped whose report has not reached the master yet; sent again with the heartbeats. */
   readonly #unreportedCorrupt = new Map<string, InventoryItem>()
 
@@ -231,44 +236,103 @@ export class Keeper {
     }
   }
 
-  /**
-   * Stores an upload, then asks the master to record it. Only the master's yes publishes the file;
-   * its no (name taken meanwhile, upload unknown) removes it again and is passed on to the client.
-   * When the master cannot be reached the outcome is unknown (it may have recorded the file before
-   * it went away): the bytes are kept, unpublished, until the master can say which it was.
-   */
+  /** Stores an upload whose size and sha256 were announced, then asks the master to record it (`#commit`). */
   async acceptUpload(body: Readable, item: InventoryItem): Promise<InventoryItem> {
     this.transferStarted()
     const start = performance.now()
     let result = 'failed'
     try {
-      const file = await this.store.receive(body, item)
-      // Read back from the disk once the bytes are durable: box headers, ftyp and moov only.
-      const media = await probeMedia(this.store.pathOf(file.fileId))
-      try {
-        await this.options.master.call(masterRoutes.commitUpload, {
-          params: {id: item.fileId},
-          body: {keeperId: this.id, name: file.name, size: file.size, sha256: file.sha256, ...(media ? {media} : {})},
-        })
-      } catch (error) {
-        // No answer, or one that cannot be read: the master may have recorded the file all the same.
-        if (error instanceof DfsError && (error.code === 'DFS_ERR_MASTER_UNREACHABLE' || error.code === 'DFS_ERR_BAD_RESPONSE')) {
-          this.#undecided.set(file.fileId, file)
-          await this.store.markUndecided(file, true)
-        } else {
-          await this.store.remove(file.fileId)
-        }
-
-        throw error
-      }
-
-      this.store.publish(file)
+      const file = await this.#commit(await this.store.receive(body, item))
       result = 'ok'
       return file
     } finally {
       this.transferEnded()
       this.metrics.uploads.observe({result}, secondsSince(start))
     }
+  }
+
+  /**
+   * Receives a one-pass upload's bytes (no sha256 up front) and holds them, fsynced and
+   * uncommitted, until the client seals them (`sealUpload`). Bytes never sealed are removed when
+   * the upload's grant would have expired: a client that went away leaves nothing behind.
+   */
+  async holdUpload(body: Readable, upload: Omit<InventoryItem, 'sha256'>): Promise<{size: number; sha256: string}> {
+    this.transferStarted()
+    const start = performance.now()
+    try {
+      const held = await this.store.hold(body, upload)
+      const expiry = setTimeout(() => {
+        this.#held.delete(upload.fileId)
+        void this.store.dropHeld(upload.fileId).then((dropped) => {
+          if (dropped) this.options.log(`upload of "${upload.name}" (${upload.fileId}) was never sealed: removed`)
+        })
+      }, HELD_UPLOAD_TTL_MS)
+      expiry.unref()
+      this.#held.set(upload.fileId, {expiry, start})
+      return held
+    } catch (error) {
+      this.metrics.uploads.observe({result: 'failed'}, secondsSince(start))
+      throw error
+    } finally {
+      this.transferEnded()
+    }
+  }
+
+  /**
+   * Seals a held upload with the client's sha256: a file, committed to the master as any upload,
+   * if it is the digest of the bytes this keeper holds; removed (DFS_ERR_CHECKSUM_MISMATCH) if not.
+   */
+  async sealUpload(fileId: string, sha256: string): Promise<InventoryItem> {
+    const held = this.#held.get(fileId)
+    clearTimeout(held?.expiry)
+    this.#held.delete(fileId)
+    // An upload's time runs from its first byte, as a header-path upload's does.
+    const start = held?.start ?? performance.now()
+    let result = 'failed'
+    try {
+      const file = await this.#commit(await this.store.seal(fileId, sha256))
+      result = 'ok'
+      return file
+    } finally {
+      this.metrics.uploads.observe({result}, secondsSince(start))
+    }
+  }
+
+  /** Removes a held upload at its client's word (its seal failed). Returns whether one was held. */
+  async dropUpload(fileId: string): Promise<boolean> {
+    clearTimeout(this.#held.get(fileId)?.expiry)
+    this.#held.delete(fileId)
+    return this.store.dropHeld(fileId)
+  }
+
+  /**
+   * Asks the master to record a received upload. Only the master's yes publishes the file; its no
+   * (name taken meanwhile, upload unknown) removes it again and is passed on to the client. When the
+   * master cannot be reached the outcome is unknown (it may have recorded the file before it went
+   * away): the bytes are kept, unpublished, until the master can say which it was.
+   */
+  async #commit(file: InventoryItem): Promise<InventoryItem> {
+    // Read back from the disk once the bytes are durable: box headers, ftyp and moov only.
+    const media = await probeMedia(this.store.pathOf(file.fileId))
+    try {
+      await this.options.master.call(masterRoutes.commitUpload, {
+        params: {id: file.fileId},
+        body: {keeperId: this.id, name: file.name, size: file.size, sha256: file.sha256, ...(media ? {media} : {})},
+      })
+    } catch (error) {
+      // No answer, or one that cannot be read: the master may have recorded the file all the same.
+      if (error instanceof DfsError && (error.code === 'DFS_ERR_MASTER_UNREACHABLE' || error.code === 'DFS_ERR_BAD_RESPONSE')) {
+        this.#undecided.set(file.fileId, file)
+        await this.store.markUndecided(file, true)
+      } else {
+        await this.store.remove(file.fileId)
+      }
+
+      throw error
+    }
+
+    this.store.publish(file)
+    return file
   }
 
   /** Settles uploads whose commit had no answer: published if the master recorded them, else removed. */
@@ -428,6 +492,7 @@ export class Keeper {
   }
 
   stop(): void {
+    for (const {expiry} of this.#held.values()) clearTimeout(expiry)
     this.#stopping.abort()
     clearTimeout(this.#heartbeatTimer)
     this.metrics.stop()

@@ -52,6 +52,37 @@ export function createKeeperServer(keeper: Keeper, logLevel: string, tls?: Serve
     return {name: stored.name, fileId: stored.fileId, size: stored.size, sha256: stored.sha256}
   })
 
+  serveRoute(app, keeperRoutes.holdUpload, async (request) => {
+    const {name} = request.query
+    assertValidName(name)
+    const fileId = request.params.id
+    const grant = await requireGrant(key, request, {ops: ['write'], keeperId: keeper.id, name, fileId})
+    const size = announcedSize(request)
+    // The ticket's grant names no sha256 yet: a grant naming one is for the header path.
+    requireGrantedUpload(grant, {size, sha256: ''})
+    const held = await keeper.holdUpload(request.raw, {fileId, name, size, createdAt: Date.now()})
+    return {uploadId: fileId, size: held.size, sha256: held.sha256}
+  })
+
+  serveRoute(app, keeperRoutes.sealUpload, async (request) => {
+    const fileId = request.params.id
+    const upload = keeper.store.held(fileId)
+    if (!upload) throw new DfsError('DFS_ERR_UNKNOWN_UPLOAD', `this keeper holds no upload ${fileId} to seal (never received whole, or expired)`)
+    // The seal's grant is the master's, naming the sha256 the client told it: a keeper seals only that.
+    const grant = await requireGrant(key, request, {ops: ['write'], keeperId: keeper.id, name: upload.name, fileId})
+    requireGrantedUpload(grant, {size: upload.size, sha256: request.body.sha256})
+    const stored = await keeper.sealUpload(fileId, request.body.sha256)
+    return {name: stored.name, fileId: stored.fileId, size: stored.size, sha256: stored.sha256}
+  })
+
+  serveRoute(app, keeperRoutes.dropUpload, async (request) => {
+    const fileId = request.params.id
+    const upload = keeper.store.held(fileId)
+    if (!upload) return {uploadId: fileId, dropped: false}
+    await requireGrant(key, request, {ops: ['write'], keeperId: keeper.id, name: upload.name, fileId})
+    return {uploadId: fileId, dropped: await keeper.dropUpload(fileId)}
+  })
+
   const held = (name: string, fileId: string | undefined) => {
     assertValidName(name)
     const file = keeper.store.get(name, fileId)

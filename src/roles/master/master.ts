@@ -38,6 +38,8 @@ import {
   type RevokeTokenResponse,
   type UploadRequest,
   type UploadTicket,
+  type SealRequest,
+  type SealTicket,
 } from '../../lib/protocol.js'
 import {KeeperBindings, isCopyOrderOf} from './auth.js'
 import {KeeperRegistry} from './keeper-registry.js'
@@ -395,8 +397,26 @@ export class Master {
     const uploadId = newId()
     this.#tickets.set(uploadId, {...request, keeperId: target.id, createdAt: Date.now()})
     this.keepers.assigned(target.id)
-    const grant = await this.#grant('write', {fileId: uploadId, name: request.name, size: request.size, sha256: request.sha256}, target.id)
+    // A one-pass upload's grant names no sha256 (""): it lets the keeper hold the bytes, and only the seal's grant names the digest.
+    const grant = await this.#grant('write', {fileId: uploadId, name: request.name, size: request.size, sha256: request.sha256 ?? ''}, target.id)
     return {uploadId, keeper: {id: target.id, url: this.keepers.get(target.id)!.url}, ...(grant ? {grant} : {})}
+  }
+
+  /**
+   * A one-pass upload's client names the sha256 it computed while sending (after the keeper holds
+   * the bytes): the ticket takes it, so that the keeper's commit must match the client's word and not
+   * only its own, and the keeper gets a grant to seal that digest.
+   */
+  async sealUpload(uploadId: string, request: SealRequest): Promise<SealTicket> {
+    const ticket = this.#tickets.get(uploadId)
+    if (!ticket) throw new DfsError('DFS_ERR_UNKNOWN_UPLOAD', `upload ${uploadId} is unknown to the master (expired, or the master restarted)`)
+    if (ticket.sha256 !== undefined && ticket.sha256 !== request.sha256) {
+      throw new DfsError('DFS_ERR_CHECKSUM_MISMATCH', `upload ${uploadId} was announced with sha256 ${ticket.sha256}, not ${request.sha256}`)
+    }
+
+    ticket.sha256 = request.sha256
+    const grant = await this.#grant('write', {fileId: uploadId, name: ticket.name, size: ticket.size, sha256: request.sha256}, ticket.keeperId)
+    return grant ? {grant} : {}
   }
 
   /**
@@ -425,6 +445,10 @@ export class Master {
       throw new DfsError('DFS_ERR_SIZE_MISMATCH', `the keeper stored ${request.size} bytes but ${ticket.size} were announced`)
     }
 
+    if (ticket.sha256 === undefined) {
+      throw new DfsError('DFS_ERR_CHECKSUM_MISMATCH', `upload ${uploadId} is not sealed: its client has named no sha256 yet`)
+    }
+
     if (ticket.sha256 !== request.sha256) {
       throw new DfsError('DFS_ERR_CHECKSUM_MISMATCH', `the keeper stored sha256 ${request.sha256} but ${ticket.sha256} was announced`)
     }
@@ -432,7 +456,7 @@ export class Master {
     this.#tickets.delete(uploadId)
     if (!ticket.replace) this.#assertFree(ticket.name)
     // The media description is the keeper's claim, already held to the protocol's bounds: display only.
-    const file: FileRow = {fileId: uploadId, name: ticket.name, size: ticket.size, sha256: ticket.sha256, createdAt: Date.now(), media: request.media ?? null}
+    const file: FileRow = {fileId: uploadId, name: ticket.name, size: ticket.size, sha256: request.sha256, createdAt: Date.now(), media: request.media ?? null}
     const old = ticket.replace ? this.table.fileByName(ticket.name) : undefined
     const oldReplicas = this.table.transaction(() => {
       const replicas = old ? this.table.deleteFile(old) : []

@@ -58,6 +58,10 @@ export function createMasterServer(master: Master, logLevel: string, tls?: Serve
     return master.beginUpload(request.body)
   })
   serveRoute(app, masterRoutes.commitUpload, async (request) => master.commitUpload(request.params.id, request.body, await member(request)))
+  serveRoute(app, masterRoutes.sealUpload, async (request) => {
+    await client(request, 'write')
+    return master.sealUpload(request.params.id, request.body)
+  })
 
   serveRoute(app, masterRoutes.list, async (request) => {
     await client(request, 'read')
