@@ -47,7 +47,7 @@ describe(`dfs ls of ${COUNT} files, more than one page of the master's listing`,
   })
 
   test('a glob selects from every page', async () => {
-    const listed = await cluster.dfsJson<FileSummary[]>(['ls', 'many/f-*5.txt'])
-    assert.deepEqual(listed.map((file) => file.name), names.filter((name) => name.endsWith('5.txt')))
+    const listed = await cluster.dfsJson<FileSummary[]>(['ls', 'many/f-*4.txt'])
+    assert.deepEqual(listed.map((file) => file.name), names.filter((name) => name.endsWith('4.txt')))
   })
 })
