@@ -12,7 +12,7 @@ import {Agent, request} from 'undici'
 import {mintClientToken} from '../src/lib/client-tokens.js'
 import {ClusterKey, createKeyFile} from '../src/lib/cluster-key.js'
 import {grantUrl} from '../src/lib/grants.js'
-import type {FileInfo, FileSummary, KeeperInfo} from '../src/lib/protocol.js'
+import type {FileInfo, FileSummary, KeeperInfo, ListResponse} from '../src/lib/protocol.js'
 import {NodeProcess, type NodeRole} from '../src/roles/cluster/node-process.js'
 import type {ClusterPlacement, Placement} from '../test/helpers/cluster.js'
 
@@ -46,6 +46,8 @@ export interface KeeperProcess {
   url: string
   dir: string
   node: NodeProcess
+  /** What started it, to start it again on the same data (restartKeeper). */
+  launch: () => NodeProcess
   /** Set once the bench has SIGKILLed it. */
   killed?: boolean
 }
@@ -62,15 +64,52 @@ export class Cluster {
   private constructor(
     readonly options: ClusterOptions,
     readonly masterUrl: string,
-    readonly master: NodeProcess,
+    public master: NodeProcess,
     readonly keepers: KeeperProcess[],
+    /** Starts the master again on its data and port, with another replica target if given (restartMaster). */
+    readonly relaunchMaster: (replicas?: number) => NodeProcess,
   ) {
-    const watch = (node: NodeProcess, what: string, killed: () => boolean) =>
-      void node.exited?.then(({code, signal}) => {
-        if (!this.#stopping && !killed()) this.#crashes.push(`${what} (pid ${node.pid}) exited unexpectedly (${code ?? signal}): ${lastLines(node.lines.join('\n'), 8)}`)
-      })
-    watch(master, 'the master', () => false)
-    for (const [index, keeper] of keepers.entries()) watch(keeper.node, `keeper ${index + 1} ${keeper.id}`, () => keeper.killed === true)
+    this.#watch(master, 'the master', () => false)
+    for (const [index, keeper] of keepers.entries()) this.#watch(keeper.node, `keeper ${index + 1} ${keeper.id}`, () => keeper.killed === true)
+  }
+
+  #watch(node: NodeProcess, what: string, killed: () => boolean): void {
+    void node.exited?.then(({code, signal}) => {
+      if (!this.#stopping && !killed() && !this.#restarting.has(node)) {
+        this.#crashes.push(`${what} (pid ${node.pid}) exited unexpectedly (${code ?? signal}): ${lastLines(node.lines.join('\n'), 8)}`)
+      }
+    })
+  }
+
+  readonly #restarting = new Set<NodeProcess>()
+
+  /**
+   * Stops the master (SIGTERM) and starts it again on the same data and port, with another
+   * replica target if given; resolves once it says it listens and GET /health answers.
+   * Returns performance.now() just before the new process was spawned.
+   */
+  async restartMaster(replicas?: number): Promise<number> {
+    this.#restarting.add(this.master)
+    await this.master.stop()
+    const node = this.relaunchMaster(replicas)
+    const spawnedAt = performance.now()
+    await node.start()
+    this.master = node
+    this.#watch(node, 'the master', () => false)
+    return spawnedAt
+  }
+
+  /** Stops a keeper (SIGTERM) and starts it again on the same data; returns the moment of the spawn. */
+  async restartKeeper(keeper: KeeperProcess): Promise<number> {
+    this.#restarting.add(keeper.node)
+    await keeper.node.stop()
+    const node = keeper.launch()
+    const spawnedAt = performance.now()
+    await node.start()
+    keeper.node = node
+    keeper.url = node.url!
+    this.#watch(node, `keeper ${keeper.id}`, () => keeper.killed === true)
+    return spawnedAt
   }
 
   /** Adds what went wrong in the cluster to an error of the bench, if anything did and it is not said yet. */
@@ -104,7 +143,7 @@ export class Cluster {
 
     const keyArgs = auth ? ['--secret-file', secretFile] : []
     const started: NodeProcess[] = []
-    const launch = async (name: string, role: NodeRole, args: string[], placement?: Placement): Promise<NodeProcess> => {
+    const create = (name: string, role: NodeRole, args: string[], placement?: Placement): NodeProcess => {
       const node = new NodeProcess({
         name,
         role,
@@ -120,6 +159,11 @@ export class Cluster {
         stopTimeoutMs: 10_000,
       })
       started.push(node)
+      return node
+    }
+
+    const launch = async (name: string, role: NodeRole, args: string[], placement?: Placement): Promise<NodeProcess> => {
+      const node = create(name, role, args, placement)
       try {
         await node.start()
       } catch (error) {
@@ -129,22 +173,24 @@ export class Cluster {
       return node
     }
 
+    const masterArgs = (port: string, replicas: number) => [
+      'master',
+      '--port', port,
+      '--data', join(options.dir, 'master'),
+      '--replicas', String(replicas),
+      '--heartbeat-timeout', options.heartbeatTimeout,
+      '--replication-interval', options.replicationInterval,
+      ...keyArgs,
+    ]
     try {
-      const master = await launch('the master', 'master', [
-        'master',
-        '--port', '0',
-        '--data', join(options.dir, 'master'),
-        '--replicas', String(options.replicas),
-        '--heartbeat-timeout', options.heartbeatTimeout,
-        '--replication-interval', options.replicationInterval,
-        ...keyArgs,
-      ], options.placement?.master)
+      const master = await launch('the master', 'master', masterArgs('0', options.replicas), options.placement?.master)
       const masterUrl = master.url!
+      const relaunchMaster = (replicas = options.replicas) => create('the master', 'master', masterArgs(new URL(masterUrl).port, replicas), options.placement?.master)
       const keepers = await Promise.all(
         Array.from({length: options.keepers}, async (_, index): Promise<KeeperProcess> => {
           const dir = join(options.dir, `keeper-${index + 1}`)
           const placement = options.placement?.keeper(index)
-          const node = await launch(`keeper ${index + 1}`, 'keeper', [
+          const args = [
             'keeper',
             '--master', masterUrl,
             '--data', dir,
@@ -152,11 +198,12 @@ export class Cluster {
             ...(placement ? [] : ['--port', '0']),
             '--heartbeat-interval', options.heartbeatInterval,
             ...keyArgs,
-          ], placement)
-          return {id: node.id!, url: node.url!, dir, node}
+          ]
+          const node = await launch(`keeper ${index + 1}`, 'keeper', args, placement)
+          return {id: node.id!, url: node.url!, dir, node, launch: () => create(`keeper ${index + 1}`, 'keeper', args, placement)}
         }),
       )
-      const cluster = new Cluster(options, masterUrl, master, keepers)
+      const cluster = new Cluster(options, masterUrl, master, keepers, relaunchMaster)
       // Every keeper alive at the master before anything is measured.
       await cluster.until(async () => (await cluster.status()).filter((keeper) => keeper.alive).length === options.keepers, 'every keeper alive', 20_000)
       return cluster
@@ -166,7 +213,7 @@ export class Cluster {
     }
   }
 
-  async #get<T>(path: string): Promise<T | undefined> {
+  async #get<T>(path: string, as: 'json' | 'text' = 'json'): Promise<T | undefined> {
     let response
     try {
       const token = process.env.DFS_TOKEN
@@ -182,7 +229,7 @@ export class Cluster {
     }
 
     if (response.statusCode !== 200) throw new Error(`master GET ${path} answered ${response.statusCode}: ${await response.body.text()}`)
-    return (await response.body.json()) as T
+    return (as === 'json' ? await response.body.json() : await response.body.text()) as T
   }
 
   /**
@@ -202,6 +249,20 @@ export class Cluster {
 
   async list(): Promise<FileSummary[]> {
     return (await this.#get<{files: FileSummary[]}>('/files'))?.files ?? []
+  }
+
+  /** One page of the listing (GET /files?limit=&after=). */
+  async listPage(query: {limit: number; after?: string}): Promise<ListResponse> {
+    const search = new URLSearchParams({limit: String(query.limit), ...(query.after === undefined ? {} : {after: query.after})})
+    return (await this.#get<ListResponse>(`/files?${search}`)) ?? {files: []}
+  }
+
+  /** The value of one unlabelled metric of the master's /metrics. */
+  async metric(name: string): Promise<number> {
+    const text = await this.#get<string>('/metrics', 'text')
+    const match = new RegExp(`^${name} (\\S+)$`, 'm').exec(text ?? '')
+    if (!match) throw new Error(`the master's /metrics has no ${name}`)
+    return Number(match[1])
   }
 
   async status(): Promise<KeeperInfo[]> {

@@ -6,7 +6,7 @@ import {join} from 'node:path'
 import {Cluster, type ClusterOptions} from './cluster.js'
 import type {Recorder} from './report.js'
 
-export const SCENARIOS = ['startup', 'large', 'memory', 'small', 'repair', 'auth'] as const
+export const SCENARIOS = ['startup', 'large', 'memory', 'small', 'repair', 'auth', 'scale'] as const
 export type ScenarioName = (typeof SCENARIOS)[number]
 
 export interface BenchOptions {
@@ -21,6 +21,9 @@ export interface BenchOptions {
   /** Small files, and the size of the mid-size file, of the auth-cost scenario. */
   authCount: number
   midSize: number
+  /** Tiny files in the table of the scale scenario, and its runs (loading 100,000 files takes minutes: one by default). */
+  scaleCount: number
+  scaleRuns: number
   /** Every cluster without a key (loopback only, nothing checked); the auth scenario compares both anyway. */
   noKey: boolean
   runs: number

@@ -77,10 +77,10 @@ export function lastLines(text: string, lines = 5): string {
   return text.trim().split('\n').slice(-lines).join(' | ') || '(no output)'
 }
 
-/** Peak resident set size (VmHWM) of a live process in MB (10^6 bytes), or undefined if it is gone. */
-export function peakRssMB(pid: number): number | undefined {
+/** Peak resident set size (VmHWM; or the current one, VmRSS) of a live process in MB (10^6 bytes), or undefined if it is gone. */
+export function peakRssMB(pid: number, field: 'VmHWM' | 'VmRSS' = 'VmHWM'): number | undefined {
   try {
-    const match = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+    const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
     return match ? (Number(match[1]) * 1024) / 1e6 : undefined
   } catch {
     return undefined

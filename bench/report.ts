@@ -4,7 +4,7 @@
 
 import {summarize} from './stats.js'
 
-export type Unit = 's' | 'ms' | 'files/s' | 'files' | 'MB' | '×'
+export type Unit = 's' | 'ms' | 'files/s' | 'files' | 'MB' | '×' | 'B'
 
 export interface Target {
   /** At most this many times the baseline's median. */
@@ -131,6 +131,8 @@ export function formatValue(value: number, unit: Unit): string {
       return `${value.toFixed(0)} MB`
     case '×':
       return `${value.toFixed(2)}×`
+    case 'B':
+      return value >= 10_000 ? `${(value / 1000).toFixed(0)} kB` : `${value.toFixed(0)} B`
   }
 }
 

@@ -38,6 +38,17 @@ describe('planRepairs: copies that bring files back to their target', () => {
     assert.equal(tasks[0]!.aliveReplicas, 1)
   })
 
+  test('a long backlog: the fewest replicas first wherever they stand, equals in the order given, and only as many copies as destinations take', () => {
+    const keepers = ['a', 'b', 'c', 'd'].map((id) => keeper(id))
+    // 1,000 files at two of three replicas, then two at one: a table's order, not by urgency or name.
+    const files = [...Array.from({length: 1000}, (_, index) => file(`two-${index}`, ['a', 'b'])), file('z-one', ['c']), file('a-one', ['c'])]
+    const tasks = planRepairs({...base, maxPerDestination: 1, files, keepers, target: 3})
+    // One copy into each keeper: z-one's two (given first), a-one's one into the last of a, b and d,
+    // and c (which holds both) takes the first file at two replicas; the other 999 wait.
+    assert.deepEqual(tasks.map((task) => task.fileId), ['z-one', 'z-one', 'a-one', 'two-0'])
+    assert.deepEqual(planRepairs({...base, maxPerDestination: 1, inFlight: new Map([['x', new Set(['a', 'b', 'c', 'd'])]]), files, keepers, target: 3}), [])
+  })
+
   test('counts only alive holders, and never copies from or to a dead keeper', () => {
     const keepers = [keeper('a', {alive: false}), keeper('b'), keeper('c'), keeper('d')]
     const tasks = planRepairs({...base, files: [file('f', ['a', 'b', 'c'])], keepers, target: 3})

@@ -217,9 +217,27 @@ export const logLevelFlag = Flags.string({
 
 /** Formats rows as a plain aligned text table, for people. */
 export function formatTable(rows: Array<Record<string, string | number | boolean>>, columns: string[]): string {
-  const cells = [columns.map((column) => column.toUpperCase()), ...rows.map((row) => columns.map((column) => String(row[column] ?? '')))]
-  const widths = columns.map((_, index) => Math.max(...cells.map((line) => line[index]!.length)))
-  return cells.map((line) => line.map((cell, index) => cell.padEnd(widths[index]!)).join('  ').trimEnd()).join('\n')
+  return new PagedTable(columns).format(rows)
+}
+
+/**
+ * A table whose rows come a page at a time (dfs ls of 100,000 files prints as pages arrive): the
+ * header with the first page, and each column as wide as its widest cell so far, so a later page
+ * may widen a column, never narrow it.
+ */
+export class PagedTable {
+  #widths: number[] | undefined
+
+  constructor(readonly columns: string[]) {}
+
+  /** The lines of one page, without a trailing newline; the header comes with the first. */
+  format(rows: Array<Record<string, string | number | boolean>>): string {
+    const header = this.#widths === undefined ? [this.columns.map((column) => column.toUpperCase())] : []
+    const cells = [...header, ...rows.map((row) => this.columns.map((column) => String(row[column] ?? '')))]
+    const widths = this.columns.map((_, index) => Math.max(this.#widths?.[index] ?? 0, ...cells.map((line) => line[index]!.length)))
+    this.#widths = widths
+    return cells.map((line) => line.map((cell, index) => cell.padEnd(widths[index]!)).join('  ').trimEnd()).join('\n')
+  }
 }
 
 /** A name cut in the middle with … to fit `width` characters. */

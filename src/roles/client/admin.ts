@@ -4,15 +4,31 @@ import {DfsError, asDfsError, catalogueError} from '../../lib/errors.js'
 import {folderPrefix, selectNames} from '../../lib/name-patterns.js'
 import {assertValidName} from '../../lib/names.js'
 import type {Peer} from '../../lib/peer-client.js'
-import {MAX_LOOKUP_NAMES, MAX_URL_TTL_SECONDS, masterRoutes, type FileInfo, type FileSummary, type FileUrl, type ForgottenKeeper, type FsckReport, type KeeperInfo, type RemovedFile, type RevokeTokenResponse} from '../../lib/protocol.js'
+import {MAX_LOOKUP_NAMES, MAX_PAGE_SIZE, MAX_URL_TTL_SECONDS, masterRoutes, type FileInfo, type FileSummary, type FileUrl, type ForgottenKeeper, type FsckReport, type KeeperInfo, type RemovedFile, type RevokeTokenResponse} from '../../lib/protocol.js'
 
 // The client's read-and-delete calls: each is one request to the master.
 
-/** Every stored file, or those `pattern` selects (a prefix or a glob, name-patterns.ts). */
-export async function listFiles(master: Peer, pattern?: string): Promise<FileSummary[]> {
+/**
+ * The files `pattern` selects (a prefix or a glob, name-patterns.ts; every file without), by
+ * name, a page of the master's at a time: neither side holds a listing of 100,000 files whole,
+ * and the first page is there to print at once. Pages are not one snapshot: a file stored or
+ * removed meanwhile may be in or out, as with S3's paged listings.
+ */
+export async function* filePages(master: Peer, pattern?: string): AsyncGenerator<FileSummary[]> {
   const selection = selectNames(pattern)
-  const {files} = await master.call(masterRoutes.list, {query: {prefix: selection.prefix || undefined}})
-  return files.filter((file) => selection.matches(file.name))
+  let after: string | undefined
+  do {
+    const page = await master.call(masterRoutes.list, {query: {prefix: selection.prefix || undefined, after, limit: MAX_PAGE_SIZE}})
+    yield page.files.filter((file) => selection.matches(file.name))
+    after = page.next
+  } while (after !== undefined)
+}
+
+/** Every stored file, or those `pattern` selects, gathered from filePages. */
+export async function listFiles(master: Peer, pattern?: string): Promise<FileSummary[]> {
+  const files: FileSummary[] = []
+  for await (const page of filePages(master, pattern)) files.push(...page)
+  return files
 }
 
 export async function statFile(master: Peer, name: string): Promise<FileInfo> {

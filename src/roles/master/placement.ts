@@ -18,16 +18,16 @@ export interface FileReplicas {
   fileId: string
   name: string
   size: number
-  /** Keepers recorded as holding a replica, alive or not. */
-  holders: string[]
+  /** Keepers recorded as holding a replica, alive or not (the table's own set: a plan is synchronous and copies nothing). */
+  holders: Iterable<string>
   /** Keepers that must not get a copy now (they still have to delete an old one). */
-  excluded?: string[]
+  excluded?: Iterable<string>
   /**
    * Holders a copy of this file failed from since its last good copy (one the destination cannot
    * reach, say): the source only when no other holder is alive, so that a partition between two
    * keepers does not make every retry pick the same unreachable source.
    */
-  failedSources?: string[]
+  failedSources?: Iterable<string>
 }
 
 export interface CopyTask {
@@ -102,6 +102,36 @@ export function standingOf(holders: Iterable<string>, keepers: ReadonlyMap<strin
   return {sources, counted, zones}
 }
 
+/** How many holders count toward the target (alive, not draining). Allocates nothing: passes run it over the whole table. */
+export function countedOf(holders: Iterable<string>, keepers: ReadonlyMap<string, KeeperLoad>): number {
+  let counted = 0
+  for (const id of holders) {
+    const keeper = keepers.get(id)
+    if (keeper?.alive && !keeper.draining) counted++
+  }
+
+  return counted
+}
+
+/**
+ * isSettled of a file's holders, without building its standing unless its zones decide: what a
+ * pass over 100,000 files can afford for each.
+ */
+export function holdersSettled(holders: Iterable<string>, landing: ReadonlySet<string>, keepers: ReadonlyMap<string, KeeperLoad>, goal: PlacementGoal): boolean {
+  let sources = 0
+  let counted = 0
+  for (const id of holders) {
+    const keeper = keepers.get(id)
+    if (!keeper?.alive) continue
+    sources++
+    if (!keeper.draining) counted++
+  }
+
+  if (sources === 0) return true
+  if (counted + landing.size !== goal.replicas) return false
+  return goal.zones <= 1 || isSettled(standingOf(holders, keepers), landing, keepers, goal)
+}
+
 /**
  * Whether a file needs no copy and no trim: its counted replicas plus the copies landing on it
  * make the goal, in enough zones. A file with no alive replica is settled too: nothing can be done.
@@ -126,7 +156,8 @@ export interface RepairPlanInput {
 
 /**
  * Plans the copies that bring every file back to its target, most endangered files first (one
- * counted replica before two), each into a zone the file does not cover yet when there is one. A
+ * counted replica before two; among equals in the order given, which is the table's: oldest
+ * first), each into a zone the file does not cover yet when there is one. A
  * file at its count but in too few zones gets one more copy into a zone it lacks; planTrims then
  * takes the surplus from its most crowded zone. Sources and destinations are spread by load; each
  * planned copy counts as load, so one plan does not pile every copy onto the same keeper.
@@ -142,14 +173,12 @@ export function planRepairs(input: RepairPlanInput): CopyTask[] {
 
   // A copy into a keeper declared dead (or draining) since it began will not count: it no longer
   // counts toward the target.
-  const landing = (fileId: string) => new Set([...(input.inFlight.get(fileId) ?? [])].filter((id) => load.get(id)?.draining === false))
-  const endangered = input.files
-    .map((file) => ({file, standing: standingOf(file.holders, load), landing: landing(file.fileId)}))
-    .filter(({standing, landing}) => !isSettled(standing, landing, load, goal))
-    .sort((a, b) => a.standing.counted.length - b.standing.counted.length || a.file.name.localeCompare(b.file.name))
-
+  const landingOf = (fileId: string) => new Set([...(input.inFlight.get(fileId) ?? [])].filter((id) => load.get(id)?.draining === false))
   const tasks: CopyTask[] = []
-  for (const {file, standing, landing} of endangered) {
+  const planFile = (file: FileReplicas): void => {
+    const standing = standingOf(file.holders, load)
+    const landing = landingOf(file.fileId)
+    if (isSettled(standing, landing, load, goal)) return
     const underWay = input.inFlight.get(file.fileId) ?? new Set<string>()
     const taken = new Set([...file.holders, ...underWay, ...(file.excluded ?? [])])
     const zones = new Set([...standing.zones, ...[...landing].map((id) => load.get(id)!.zone)])
@@ -176,6 +205,24 @@ export function planRepairs(input: RepairPlanInput): CopyTask[] {
     }
   }
 
+  // A pass runs after copies land, and its files can be the whole table (a keeper of 25,000 files
+  // died). With every destination at its limit nothing is looked at; otherwise the files are
+  // walked by counted replicas, fewest first (a count each, nothing built, no sort), and the walk
+  // stops once every destination is at its limit. Building each file's standing and sorting
+  // 100,000 names by localeCompare took seconds per pass, and a pass ran per landed copy.
+  const slotFree = () => [...load.values()].some((keeper) => takesReplicas(keeper) && (incoming.get(keeper.id) ?? 0) < input.maxPerDestination)
+  if (!slotFree()) return tasks
+  const {files} = input
+  const counted = files.map((file) => countedOf(file.holders, load))
+  const most = counted.reduce((max, count) => Math.max(max, count), 0)
+  for (let level = 0; level <= most; level++) {
+    for (let index = 0; index < files.length; index++) {
+      if (counted[index] !== level) continue
+      if (!slotFree()) return tasks
+      planFile(files[index]!)
+    }
+  }
+
   return tasks
 }
 
@@ -189,7 +236,7 @@ export function planTrims(files: FileReplicas[], keepers: KeeperLoad[], target: 
   const alive = new Map(keepers.filter((keeper) => keeper.alive).map((keeper) => [keeper.id, keeper]))
   const tasks: TrimTask[] = []
   for (const file of files) {
-    if (inFlight.has(file.fileId)) continue
+    if (inFlight.has(file.fileId) || countedOf(file.holders, alive) <= target) continue
     const holders = standingOf(file.holders, alive).counted.map((id) => alive.get(id)!)
     for (let surplus = holders.length - target; surplus > 0; surplus--) {
       const perZone = new Map<string, number>()

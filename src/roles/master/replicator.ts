@@ -4,7 +4,7 @@ import type {Peer} from '../../lib/peer-client.js'
 import {keeperRoutes, type DeleteCommand, type ReplicateRequest} from '../../lib/protocol.js'
 import type {KeeperRegistry} from './keeper-registry.js'
 import type {MasterMetrics} from './metrics.js'
-import {isSettled, placementGoal, planRepairs, planTrims, standingOf, type CopyTask, type FileReplicas, type KeeperLoad, type TrimTask} from './placement.js'
+import {holdersSettled, placementGoal, planRepairs, planTrims, standingOf, type CopyTask, type FileReplicas, type KeeperLoad, type TrimTask} from './placement.js'
 import type {FileHolders, MasterTable} from './table.js'
 
 export interface ReplicatorOptions {
@@ -28,6 +28,7 @@ const COOL_DOWN_MS = 1000
 const SLOWEST_COPY_BYTES_PER_MS = 5 * 1024
 // A triggered pass waits this long, so that a burst of commits and reports makes one pass.
 const TRIGGER_DELAY_MS = 10
+const NONE: ReadonlySet<string> = new Set()
 
 /**
  * Keeps every file at its replica target. It runs on a timer (the protocol's replication loop)
@@ -108,7 +109,7 @@ export class Replicator {
     const goal = placementGoal(keepers, this.options.replicas)
     for (const {fileId} of files) {
       const file = this.table.holdersOf(fileId)
-      if (file && !isSettled(standingOf(file.holders, byId), this.#inFlight.get(fileId) ?? new Set(), byId, goal)) this.#dirty.add(fileId)
+      if (file && !holdersSettled(file.holders, this.#inFlight.get(fileId) ?? NONE, byId, goal)) this.#dirty.add(fileId)
     }
 
     for (const keeper of keepers) if (keeper.draining) this.#finishDrain(keeper.id, byId)
@@ -150,9 +151,9 @@ export class Replicator {
     this.#full = false
     this.#dirty.clear()
     const files: FileReplicas[] = []
+    // The table's own sets, not copies: the plan is made before anything changes them.
     const add = (file: FileHolders) => {
-      const failedSources = [...(this.#failedSources.get(file.fileId) ?? [])]
-      files.push({fileId: file.fileId, name: file.name, size: file.size, holders: [...file.holders], excluded: this.table.doomedHolders(file.fileId), failedSources})
+      files.push({fileId: file.fileId, name: file.name, size: file.size, holders: file.holders, excluded: this.table.doomedHolders(file.fileId), failedSources: this.#failedSources.get(file.fileId)})
     }
 
     if (full) {
