@@ -157,7 +157,9 @@ export class Peer {
 
   /** The error for an answer this peer should never give: it is not the dfs node it is said to be. */
   #notOne(method: string, path: string, problem: string): DfsError {
-    return new DfsError('DFS_ERR_BAD_RESPONSE', `${this.baseUrl} is not a dfs ${this.role} (its answer to ${method} ${path} is not one: ${problem})`)
+    // The route without its query: a query may carry a grant, and the route is what the user needs.
+    const route = path.split('?')[0]
+    return new DfsError('DFS_ERR_BAD_RESPONSE', `${this.baseUrl} is not a dfs ${this.role} (its answer to ${method} ${route} is not one: ${problem})`)
   }
 
   async #send(route: Route, method: string, path: string, input: RouteInput<Route>, options: RequestOptions, defaultTimeout: number | undefined): Promise<Dispatcher.ResponseData> {
@@ -217,7 +219,7 @@ export class Peer {
     const error = catalogueError(body)
     if (error) return error
     // An answer to HEAD has no body to name its error: its status is all there is.
-    if (method === 'HEAD') return new DfsError(codeOfStatus(response.statusCode), `the ${this.role} at ${this.baseUrl} answered HEAD ${path} with HTTP ${response.statusCode}`)
+    if (method === 'HEAD') return new DfsError(codeOfStatus(response.statusCode), `the ${this.role} at ${this.baseUrl} answered HEAD ${path.split('?')[0]} with HTTP ${response.statusCode}`)
     return this.#notOne(method, path, `HTTP ${response.statusCode} without a dfs error`)
   }
 }

@@ -215,8 +215,24 @@ async function sendInOnePass(master: Peer, path: string, name: string, size: num
   const sent = (bytes: number) => onProgress?.({file: name, phase: 'sending', bytes, total: size})
   sent(0)
   const hashing = new HashingStream()
+  const body = counted(hashing, onProgress && sent)
   // `end`: a file that grew since its size was taken sends the announced bytes and no more.
-  connect(createReadStream(path, {highWaterMark: CHUNK_SIZE, end: size - 1}), hashing, () => {})
+  const file = createReadStream(path, {highWaterMark: CHUNK_SIZE, end: size - 1})
+  // A failure spreads through the whole chain, so the stream that failed first tells whose it is: a
+  // keeper that went away destroys the body first (and the failover tries another keeper), a
+  // file that cannot be read fails the file stream first (and no keeper can help).
+  let bodyFailed = false
+  let readFailure: unknown
+  body.once('error', () => {
+    bodyFailed = true
+  })
+  body.once('close', () => {
+    if (!body.readableEnded) bodyFailed = true
+  })
+  file.once('error', (error) => {
+    if (!bodyFailed) readFailure = error
+  })
+  connect(file, hashing, () => {})
   let sha256: string | undefined
   let held = false
   try {
@@ -225,12 +241,12 @@ async function sendInOnePass(master: Peer, path: string, name: string, size: num
         params: {id: ticket.uploadId},
         query: {name},
         headers: {'content-type': 'application/octet-stream', 'content-length': String(size), [SIZE_HEADER]: String(size)},
-        body: counted(hashing, onProgress && sent),
+        body,
       })
       held = true
     } catch (error) {
       if (hashing.readableEnded && hashing.bytes !== size) throw new DfsError('DFS_ERR_LOCAL_FILE', `${path} changed while it was read`, {cause: error})
-      if (hashing.errored) throw localFileError(path, hashing.errored)
+      if (readFailure !== undefined) throw localFileError(path, readFailure)
       throw error
     }
 
