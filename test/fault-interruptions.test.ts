@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import {execFileSync, spawn} from 'node:child_process'
+import {spawn} from 'node:child_process'
 import {createHash} from 'node:crypto'
 import {once} from 'node:events'
 import {readdir, rm, writeFile} from 'node:fs/promises'
@@ -12,7 +12,7 @@ import {GRANT_HEADER} from '../src/lib/grants.js'
 import {BIN, ServerProcess, TestCluster, bearer, clusterPerTest, randomFile, sha256File, waitFor} from './helpers/cluster.js'
 import {HttpProxy} from './helpers/http-proxy.js'
 import {startDfs, whileRunning} from './helpers/running-dfs.js'
-import {skipOrFail} from './helpers/skip.js'
+import {whileImmutable} from './helpers/skip.js'
 
 const MiB = 1024 * 1024
 
@@ -88,13 +88,7 @@ describe('interrupted uploads and restarts leave nothing half-done', () => {
     await waitFor('the master to know what the healthy keeper holds', async () => (await running.keeperStatus()).find((keeper) => keeper.id === healthy.id)!.storedBytes > 0)
 
     const tmp = join(cluster.dataDirOf(broken), 'tmp')
-    try {
-      execFileSync('chattr', ['+i', tmp], {stdio: 'pipe'})
-    } catch (error) {
-      return skipOrFail(t, `chattr +i needs root and a file system that has the flag: ${String((error as {stderr?: Buffer}).stderr ?? error).trim()}`)
-    }
-
-    try {
+    await whileImmutable(t, tmp, async () => {
       const sources = await Promise.all([1, 2, 3, 4].map(async (index) => {
         const path = join(work(), `ro-${index}.bin`)
         return {path, sha256: await randomFile(path, 256 * 1024)}
@@ -124,9 +118,7 @@ describe('interrupted uploads and restarts leave nothing half-done', () => {
       const error = (await response.json()) as {error: string; message: string}
       assert.equal(error.error, 'DFS_ERR_INSUFFICIENT_STORAGE')
       assert.match(error.message, /cannot write to its disk/)
-    } finally {
-      execFileSync('chattr', ['-i', tmp])
-    }
+    })
   })
 
   test('master killed during uploads: each put either completes and is listed, or fails with a clear error; nothing half-recorded', async () => {
