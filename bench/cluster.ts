@@ -16,7 +16,7 @@ import type {FileInfo, FileSummary, KeeperInfo, ListResponse} from '../src/lib/p
 import {NodeProcess, type NodeRole} from '../src/roles/cluster/node-process.js'
 import type {ClusterPlacement, Placement} from '../test/helpers/cluster.js'
 
-import {lastLines, peakRssMB, removeTempDir, trackTempDir} from './processes.js'
+import {cpuSeconds, lastLines, peakRssMB, removeTempDir, trackTempDir} from './processes.js'
 
 export interface ClusterOptions {
   /** A fresh directory for the cluster's data; removed on stop. */
@@ -255,6 +255,12 @@ export class Cluster {
   async listPage(query: {limit: number; after?: string}): Promise<ListResponse> {
     const search = new URLSearchParams({limit: String(query.limit), ...(query.after === undefined ? {} : {after: query.after})})
     return (await this.#get<ListResponse>(`/files?${search}`)) ?? {files: []}
+  }
+
+  /** CPU time (user + system, seconds) the master and the keepers still running have used so far. */
+  cpuSeconds(): {master: number; keepers: number} {
+    const keepers = this.keepers.filter((keeper) => !keeper.killed).map((keeper) => cpuSeconds(keeper.node.pid!) ?? 0)
+    return {master: cpuSeconds(this.master.pid!) ?? 0, keepers: keepers.reduce((sum, seconds) => sum + seconds, 0)}
   }
 
   /** The value of one unlabelled metric of the master's /metrics. */

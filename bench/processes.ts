@@ -87,6 +87,22 @@ export function peakRssMB(pid: number, field: 'VmHWM' | 'VmRSS' = 'VmHWM'): numb
   }
 }
 
+/**
+ * CPU time (user + system) a live process has used so far, in seconds, or undefined if it is gone.
+ * A figure the load of a shared machine barely changes, unlike the wall clock.
+ */
+export function cpuSeconds(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    // The command name (field 2) may hold spaces; utime and stime are fields 14 and 15, in USER_HZ
+    // ticks, which Linux fixes at 100 a second for /proc.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return (Number(fields[11]) + Number(fields[12])) / 100
+  } catch {
+    return undefined
+  }
+}
+
 export interface NodeRunOptions {
   /** Extra arguments for node itself (e.g. --cpu-prof). */
   nodeArgs?: string[]
@@ -108,6 +124,8 @@ export interface RunResult {
   stderr: string
   /** Peak RSS in MB when measured. */
   peakRssMB?: number
+  /** CPU time (user + system) in seconds, measured with the peak RSS. */
+  cpuS?: number
 }
 
 let probeSeq = 0
@@ -136,13 +154,15 @@ export function startNode(script: string, args: string[], options: NodeRunOption
     // Let the pipes drain so that the whole output is there.
     await proc.closed
     let peak: number | undefined
+    let cpuS: number | undefined
     if (rssFile) {
-      const text = await readFile(rssFile, 'utf8').catch(() => '')
-      peak = text ? Number(text) / 1e6 : undefined
+      const [bytes, cpu] = (await readFile(rssFile, 'utf8').catch(() => '')).split(' ')
+      peak = bytes ? Number(bytes) / 1e6 : undefined
+      cpuS = cpu ? Number(cpu) : undefined
       await rm(rssFile, {force: true})
     }
 
-    return {ms, startedAt: started, code: signal ? 128 : code, stdout: proc.stdout(), stderr: proc.stderr(), peakRssMB: peak}
+    return {ms, startedAt: started, code: signal ? 128 : code, stdout: proc.stdout(), stderr: proc.stderr(), peakRssMB: peak, cpuS}
   })()
   return {proc, done}
 }

@@ -26,6 +26,11 @@ export interface SmallRun {
   replicated4S: number
   afterExit4S: number
   get4Rate: number
+  /**
+   * CPU time per file (ms, user + system) of the single client's put, from its start until the last
+   * file had 3 replicas: the master's, the keepers' together, and the client's.
+   */
+  putCpuMs: {master: number; keepers: number; client?: number}
   /** Peak RSS (MB) of the single client. */
   putRss?: number
   getRss?: number
@@ -43,10 +48,18 @@ export async function runSmallOnce(context: Context, files: DataFile[], dataDir:
   await server.clear()
 
   // One client process for all N files.
-  let single: {put: RunResult; replicatedS: number; afterExitS: number; bareGetMs: number; get: RunResult}
+  let single: {put: RunResult; replicatedS: number; afterExitS: number; bareGetMs: number; get: RunResult; cpuMs: SmallRun['putCpuMs']}
   let cluster = await context.cluster()
   try {
+    const cpuBefore = cluster.cpuSeconds()
     const {put, replicatedS, afterExitS} = await putAll(context, cluster, [files], dataDir, timeoutMs)
+    const cpuAfter = cluster.cpuSeconds()
+    const perFileMs = (seconds: number) => (seconds * 1000) / count
+    const cpuMs = {
+      master: perFileMs(cpuAfter.master - cpuBefore.master),
+      keepers: perFileMs(cpuAfter.keepers - cpuBefore.keepers),
+      client: put[0]!.cpuS === undefined ? undefined : perFileMs(put[0]!.cpuS),
+    }
     const where = await locate(cluster, files)
     await mkdir(outDir, {recursive: true})
     const bareGetMs = await timed(() =>
@@ -55,7 +68,7 @@ export async function runSmallOnce(context: Context, files: DataFile[], dataDir:
     await verifyAll(files, outDir, 'bare GET')
     await rm(outDir, {recursive: true, force: true})
     const [get] = await getAll(context, cluster, [files], outDir, timeoutMs)
-    single = {put: put[0]!, replicatedS, afterExitS, bareGetMs, get: get!}
+    single = {put: put[0]!, replicatedS, afterExitS, bareGetMs, get: get!, cpuMs}
   } catch (error) {
     throw cluster.explain(error)
   } finally {
@@ -88,6 +101,7 @@ export async function runSmallOnce(context: Context, files: DataFile[], dataDir:
     replicated4S: four.replicatedS,
     afterExit4S: four.afterExitS,
     get4Rate: rate(four.getMs),
+    putCpuMs: single.cpuMs,
     putRss: single.put.peakRssMB,
     getRss: single.get.peakRssMB,
   }
