@@ -14,7 +14,7 @@ export type RouteRequest<R extends Route> = FastifyRequest<{
 
 /**
  * Serves a protocol route: fastify validates the path parameters, query string, headers and body
- * with the route's schemas (compiled once, at start), and the handler's answer is typed by it.
+ * with the route's schemas (compiled at its first request: lazy-validators.ts), and the handler's answer is typed by it.
  * Routes are served only this way, so a server answers exactly the routes protocol.ts declares.
  */
 export function serveRoute<const R extends Route>(

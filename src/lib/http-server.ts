@@ -5,6 +5,7 @@ import Fastify, {LogController, type FastifyError, type FastifyInstance, type Fa
 import type {Registry} from 'prom-client'
 
 import {DfsError, ERRORS, codeForStatus, type ErrorCode} from './errors.js'
+import {lazyCompilers} from './lazy-validators.js'
 import {countRequests} from './metrics.js'
 import {ROLE_HEADER} from './protocol.js'
 import type {ServerTls} from './tls.js'
@@ -47,6 +48,8 @@ export function createServer(options: ServerOptions): FastifyInstance {
     frameworkErrors: (error, request, reply) => sendError(error, request, reply),
     // Requests that are not even HTTP (headers too large, a malformed line, a body cut short).
     clientErrorHandler: answerClientError,
+    // Each route's schemas are compiled at its first request, not all at start (lazy-validators.ts).
+    schemaController: {compilersFactory: lazyCompilers()},
   })
 
   // First, so that the refusals of the hooks below are counted too.

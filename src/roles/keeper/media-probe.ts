@@ -1,6 +1,6 @@
 import {open, type FileHandle} from 'node:fs/promises'
 
-import {createFile, MP4BoxBuffer, type Movie} from 'mp4box'
+import type {Movie} from 'mp4box'
 
 import type {MediaInfo} from '../../lib/protocol.js'
 
@@ -46,7 +46,7 @@ export async function probeMedia(path: string, limits: ProbeLimits = PROBE_LIMIT
     if (moovs.length !== 1 || !moov || moov.size > limits.maxMoovBytes) return null
     // mp4box sees ftyp and moov side by side: the media data between them is not needed to describe the file.
     const head = Buffer.concat([await readBox(file, ftyp), await readBox(file, moov)])
-    const movie = parseMovie(head)
+    const movie = await parseMovie(head)
     if (!movie || movie.tracks.length === 0) return null
     const firstMdat = boxes.find((box) => box.type === 'mdat')
     return mediaOf(movie, {size, brand: head.toString('latin1', 8, 12), fastStart: !firstMdat || moov.offset < firstMdat.offset})
@@ -97,7 +97,9 @@ async function readBox(file: FileHandle, box: TopBox): Promise<Buffer> {
 }
 
 /** mp4box's description of the movie in `head` (ftyp and moov), or undefined if it cannot read one. */
-function parseMovie(head: Buffer): Movie | undefined {
+async function parseMovie(head: Buffer): Promise<Movie | undefined> {
+  // Loaded here, by the first file that looks like an mp4, not at every keeper's start.
+  const {createFile, MP4BoxBuffer} = await import('mp4box')
   let movie: Movie | undefined
   let failed = false
   const parser = createFile()

@@ -1,5 +1,5 @@
 import type {FastifyInstance, FastifyRequest} from 'fastify'
-import send from 'send'
+import type send from 'send'
 
 import {CHUNK_SIZE} from '../../lib/durable-file.js'
 import {DfsError} from '../../lib/errors.js'
@@ -97,15 +97,17 @@ export function createKeeperServer(keeper: Keeper, logLevel: string, tls?: Serve
     // A copy the master ordered reads with the `replicate-from` grant the order carried.
     const grant = await requireGrant(key, request, {ops: ['read', 'replicate-from'], keeperId: keeper.id, name, fileId: request.query.fileId})
     const file = held(name, grant?.fileId ?? request.query.fileId)
+    // Loaded by the first read, not at every keeper's start (with its table of types, ~0.1 CPU-s).
+    const [{default: sendFile}, contentType] = await Promise.all([import('send'), contentTypeOf(name)])
     reply.hijack()
     const res = reply.raw
-    res.setHeader('Content-Type', contentTypeOf(name))
+    res.setHeader('Content-Type', contentType)
     res.setHeader('ETag', `"${file.sha256}"`)
     res.setHeader(FILE_ID_HEADER, file.fileId)
     res.setHeader(SHA256_HEADER, file.sha256)
     // send passes its options on to fs.createReadStream: 1 MiB reads instead of 64 KiB ones.
     const options = {etag: false, dotfiles: 'allow', cacheControl: false, acceptRanges: true, highWaterMark: CHUNK_SIZE} as send.SendOptions
-    const stream = send(request.raw, keeper.store.pathOf(file.fileId), options)
+    const stream = sendFile(request.raw, keeper.store.pathOf(file.fileId), options)
     keeper.transferStarted()
     const start = performance.now()
     res.once('close', () => {
