@@ -101,6 +101,9 @@ export function createKeeperServer(keeper: Keeper, logLevel: string, tls?: Serve
     const [{default: sendFile}, contentType] = await Promise.all([import('send'), contentTypeOf(name)])
     reply.hijack()
     const res = reply.raw
+    // A client that hung up during the awaits above is gone, and its 'close' came before anyone
+    // listened: counting this transfer as started would leave it counted for good.
+    if (res.destroyed) return
     res.setHeader('Content-Type', contentType)
     res.setHeader('ETag', `"${file.sha256}"`)
     res.setHeader(FILE_ID_HEADER, file.fileId)
