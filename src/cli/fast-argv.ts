@@ -63,7 +63,11 @@ export function parseFast<S extends CommandSpec>(spec: S, argv: readonly string[
     else if (arg.required || !arg.ignoreStdin) return undefined
   }
 
-  return {flags, args, argv: tokens} as unknown as Parsed<S>
+  // oclif orders argv by where each value first occurs in the command line: `rm a b a` gives
+  // [a, a, b]. The same here, so that a command gets the same names whichever parser ran.
+  const ordered = tokens.map((token, index) => ({token, index, first: argv.indexOf(token)}))
+  ordered.sort((a, b) => a.first - b.first || a.index - b.index)
+  return {flags, args, argv: ordered.map(({token}) => token)} as unknown as Parsed<S>
 }
 
 /** A flag's value as oclif parses it, or undefined where oclif would refuse it. */

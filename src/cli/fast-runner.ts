@@ -39,6 +39,8 @@ class ExitSignal extends Error {
  * process.exit with the catalogue's code.
  */
 export async function runFast(argv: readonly string[]): Promise<boolean> {
+  // DFS_FAST_RUNNER=0: every command through oclif, to compare the two paths (a test does) or to rule one out.
+  if (process.env['DFS_FAST_RUNNER'] === '0') return false
   const [id, ...rest] = argv
   const load = id !== undefined && Object.hasOwn(FAST_COMMANDS, id) ? FAST_COMMANDS[id] : undefined
   if (load === undefined) return false
