@@ -19,7 +19,7 @@ import {
   tlsKeySpec,
   tokenSpec,
 } from '../cli/flag-spec.js'
-import type {ErrorCode} from './errors.js'
+import {DfsError, type ErrorCode} from './errors.js'
 import type {Peer} from './peer-client.js'
 
 export {SOME_FAILED_EXIT, type Outcome} from '../cli/command-io.js'
@@ -50,6 +50,7 @@ export abstract class DfsCommand extends Command {
   protected override async catch(error: Error & {exitCode?: number; code?: string; oclif?: {exit?: number}}): Promise<unknown> {
     // this.exit() and this.fail() end a command by throwing oclif's ExitError: already reported.
     if (error.code === 'EEXIT') return super.catch(error)
+    if (error instanceof DfsError) return this.io.failWith(error)
     // oclif's parse errors (unknown flag, missing argument, a flag value its parser refused) are
     // multi-line and end with a hint; they are all bad input: exit 2.
     if (error.oclif || error.message?.startsWith('Parsing --')) {
