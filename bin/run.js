@@ -9,9 +9,14 @@ if (first === '--version' || first === '-v') {
   const arch = process.arch === 'ia32' ? 'x86' : process.arch
   process.stdout.write(`${pjson.name}/${pjson.version} ${process.platform}-${arch} node-${process.version}\n`)
 } else {
-  // Why: on import, @oclif/core checks Node's version against its own engines with semver: 47
-  // modules, a tenth of a client command's start. dfs's own engines (package.json) asks for more.
-  process.env.OCLIF_DISABLE_ENGINE_WARNING ??= '1'
-  const {execute} = await import('@oclif/core')
-  await execute({dir: import.meta.url})
+  // The commands run hot (ls, stat, get, put, rm, cat, master, keeper) run without oclif when
+  // their argv parses exactly; anything else (help, an error to report) is oclif's.
+  const {runFast} = await import('../dist/src/cli/fast-runner.js')
+  if (!(await runFast(process.argv.slice(2)))) {
+    // Why: on import, @oclif/core checks Node's version against its own engines with semver: 47
+    // modules, a tenth of a client command's start. dfs's own engines (package.json) asks for more.
+    process.env.OCLIF_DISABLE_ENGINE_WARNING ??= '1'
+    const {execute} = await import('@oclif/core')
+    await execute({dir: import.meta.url})
+  }
 }

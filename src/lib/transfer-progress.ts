@@ -1,6 +1,6 @@
 import type {MultiBar, SingleBar} from 'cli-progress'
 
-import {formatBytes, shorten} from './base-command.js'
+import {formatBytes, shorten} from '../cli/human-format.js'
 
 /** How far one file's transfer is: hashing a local file before its upload, then moving its bytes. */
 export interface TransferEvent {
