@@ -3,8 +3,7 @@ import {createRequire} from 'node:module'
 import {Readable} from 'node:stream'
 import {setFlagsFromString} from 'node:v8'
 
-import type {TSchema} from '@sinclair/typebox'
-import {TypeCompiler, type TypeCheck} from '@sinclair/typebox/compiler'
+import {TypeCompiler, type TSchema, type TypeCheck} from '#typebox'
 import type {Agent, Dispatcher} from 'undici'
 
 import {parseHttpUrl} from './config.js'

@@ -6,7 +6,7 @@
 
 import type {Readable} from 'node:stream'
 
-import {Type, type Static, type TSchema} from '@sinclair/typebox'
+import {Type, type Static, type TSchema} from '#typebox'
 
 import {GRANT_HEADER} from './grants.js'
 import {MAX_NAME_BYTES} from './names.js'
