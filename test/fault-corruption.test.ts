@@ -4,7 +4,7 @@ import {join} from 'node:path'
 import {describe, test} from 'node:test'
 
 import {flipEvery} from './chaos/disk-faults.js'
-import {TestCluster, clusterPerTest, randomFile, sha256File, waitFor} from './helpers/cluster.js'
+import {TestCluster, clusterPerSuite, clusterPerTest, randomFile, sha256File, waitFor} from './helpers/cluster.js'
 import {logMessages} from './helpers/server-logs.js'
 
 const MiB = 1024 * 1024
@@ -43,40 +43,46 @@ describe('corrupt replicas are found, dropped and copied again', () => {
     await assertAllReplicasGood(cluster, 'rotten.bin', sha256, 3)
   })
 
-  test('the scrubber finds a corrupt replica that nobody reads, and the file is repaired', async () => {
-    cluster = await clusters.start({keepers: 4, keeperArgs: ['--scrub-interval', '200ms']})
-    const source = join(work(), 'quiet.bin')
-    const sha256 = await randomFile(source, 2 * MiB)
-    assert.equal((await cluster.dfs(['put', source, '--wait', 'all'])).code, 0)
-    const stored = await cluster.stat('quiet.bin')
-    const bad = stored.replicas[1]!
-    const badBlob = cluster.blobPath(bad.keeper, stored.fileId)
-    await flipEvery(badBlob, 1024 * 1024)
+  // The scrubber's tests damage a file of their own and stop no server: one cluster serves both.
+  // Three keepers for three replicas: a dropped replica can only be copied back where it was.
+  describe('by the scrubber', () => {
+    const shared = clusterPerSuite({keepers: 3, keeperArgs: ['--scrub-interval', '200ms']})
 
-    const keeper = cluster.keeperById(bad.keeper)
-    await waitFor('the scrubber to report the corrupt replica', () => keeper.logs.some((line) => line.includes('is corrupt')))
-    // The master heard of it and dropped that replica from the table (fsck counts the corruption
-    // only until a good copy is made, so the master's log is the witness) …
-    await waitFor('the master to drop the corrupt replica', () =>
-      logMessages(cluster.master).some((message) => message.includes(`replica of "quiet.bin" on ${bad.keeper} is corrupt`)),
-    )
-    // … so 2 replicas are left in the table, and 3 good ones again means a good copy was made.
-    await assertAllReplicasGood(cluster, 'quiet.bin', sha256, 3)
-  })
+    test('the scrubber finds a corrupt replica that nobody reads, and the file is repaired', async () => {
+      const cluster = shared.cluster
+      const source = join(shared.work, 'quiet.bin')
+      const sha256 = await randomFile(source, 2 * MiB)
+      assert.equal((await cluster.dfs(['put', source, '--wait', 'all'])).code, 0)
+      const stored = await cluster.stat('quiet.bin')
+      const bad = stored.replicas[1]!
+      const badBlob = cluster.blobPath(bad.keeper, stored.fileId)
+      await flipEvery(badBlob, 1024 * 1024)
 
-  test('a truncated replica is found by the scrubber too', async () => {
-    cluster = await clusters.start({keepers: 3, keeperArgs: ['--scrub-interval', '200ms']})
-    const source = join(work(), 'short.bin')
-    const sha256 = await randomFile(source, 3 * MiB)
-    assert.equal((await cluster.dfs(['put', source, '--wait', 'all'])).code, 0)
-    const stored = await cluster.stat('short.bin')
-    const bad = stored.replicas[2]!
-    const badBlob = cluster.blobPath(bad.keeper, stored.fileId)
-    await truncate(badBlob, MiB)
-    const keeper = cluster.keeperById(bad.keeper)
-    await waitFor('the scrubber to report the truncated replica', () => keeper.logs.some((line) => line.includes('is corrupt')))
-    await waitFor('the truncated replica to be replaced', async () => (await stat(badBlob).catch(() => undefined))?.size === 3 * MiB)
-    await assertAllReplicasGood(cluster, 'short.bin', sha256, 3)
+      const keeper = cluster.keeperById(bad.keeper)
+      await waitFor('the scrubber to report the corrupt replica', () => logMessages(keeper).some((message) => message.includes(`"quiet.bin" (${stored.fileId}) is corrupt`)))
+      // The master heard of it and dropped that replica from the table (fsck counts the corruption
+      // only until a good copy is made, so the master's log is the witness) …
+      await waitFor('the master to drop the corrupt replica', () =>
+        logMessages(cluster.master).some((message) => message.includes(`replica of "quiet.bin" on ${bad.keeper} is corrupt`)),
+      )
+      // … so 2 replicas are left in the table, and 3 good ones again means a good copy was made.
+      await assertAllReplicasGood(cluster, 'quiet.bin', sha256, 3)
+    })
+
+    test('a truncated replica is found by the scrubber too', async () => {
+      const cluster = shared.cluster
+      const source = join(shared.work, 'short.bin')
+      const sha256 = await randomFile(source, 3 * MiB)
+      assert.equal((await cluster.dfs(['put', source, '--wait', 'all'])).code, 0)
+      const stored = await cluster.stat('short.bin')
+      const bad = stored.replicas[2]!
+      const badBlob = cluster.blobPath(bad.keeper, stored.fileId)
+      await truncate(badBlob, MiB)
+      const keeper = cluster.keeperById(bad.keeper)
+      await waitFor('the scrubber to report the truncated replica', () => logMessages(keeper).some((message) => message.includes(`"short.bin" (${stored.fileId}) is corrupt`)))
+      await waitFor('the truncated replica to be replaced', async () => (await stat(badBlob).catch(() => undefined))?.size === 3 * MiB)
+      await assertAllReplicasGood(cluster, 'short.bin', sha256, 3)
+    })
   })
 
   test('fsck reports missing files and exits non-zero; healthy again once the keepers are back', async () => {

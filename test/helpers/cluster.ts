@@ -440,6 +440,40 @@ export function clusterPerTest(): {start(options?: ClusterOptions): Promise<Test
   }
 }
 
+/**
+ * For a suite whose tests only use one cluster (store, read, ask; no kill, restart, pause or flag
+ * of their own): one cluster for the whole suite, started before its first test and stopped after
+ * its last, which saves a master and its keepers per test. Each test must use names (and local
+ * paths) of its own, so that it passes alone and in any order; a test that stops one of the
+ * cluster's servers fails, since the tests after it would run on another cluster than they think.
+ * Call it inside a describe: a root-level after hook runs after the harness killed what still runs.
+ */
+export function clusterPerSuite(options: ClusterOptions = {}): {readonly cluster: TestCluster; readonly work: string} {
+  let cluster: TestCluster | undefined
+  let work = ''
+  before(async () => {
+    work = await tempDir()
+    cluster = await TestCluster.start(options)
+  })
+  afterEach(() => {
+    const stopped = cluster ? [cluster.master, ...cluster.keepers].filter((server) => server.exited) : []
+    if (stopped.length > 0) throw new Error(`a test stopped a server of the suite's shared cluster (${stopped.map((server) => server.describe()).join('; ')}): such a test needs clusterPerTest`)
+  })
+  after(async () => {
+    await cluster?.stop()
+    await rm(work, {recursive: true, force: true})
+  })
+  return {
+    get cluster() {
+      if (!cluster) throw new Error('the shared cluster is there only inside the suite\'s tests')
+      return cluster
+    },
+    get work() {
+      return work
+    },
+  }
+}
+
 export async function readJson<T>(path: string): Promise<T> {
   return JSON.parse(await readFile(path, 'utf8')) as T
 }
