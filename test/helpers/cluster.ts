@@ -38,8 +38,11 @@ export const SAMPLES = {
 } as const
 
 // Short intervals so that tests run fast; the waits below have long deadlines only as a guard.
+// Heartbeats every 300 ms: five chances within the timeout. An idle keeper and its master spend
+// their CPU on heartbeats, and the suite is CPU-bound on 2 cores; every 150 ms cost it CPU for no
+// check a test makes (a keeper silent for the timeout is dead either way).
 export const FAST = {
-  heartbeatInterval: '150ms',
+  heartbeatInterval: '300ms',
   heartbeatTimeout: '1500ms',
   replicationInterval: '1s',
 }
