@@ -7,16 +7,10 @@ import {
   type FlagSpec,
   type Parsed,
   caSpec,
-  insecureSpec,
   jsonSpec,
   logLevelSpec,
   masterSpec,
-  metricsPublicSpec,
   parseDuration,
-  quietSpec,
-  secretFileSpec,
-  tlsCertSpec,
-  tlsKeySpec,
   tokenSpec,
 } from '../cli/flag-spec.js'
 import {DfsError, type ErrorCode} from './errors.js'
@@ -107,26 +101,16 @@ function props<S extends FlagSpec>({type: _, char, ...rest}: S) {
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- typed by parseSpec, from the spec
 export function oclifFlag(spec: FlagSpec): Interfaces.Flag<any> {
   switch (spec.type) {
-    case 'boolean': {
-      const {type: _, char, ...rest} = spec
-      return Flags.boolean({...rest, char: char as 'a'})
-    }
-
-    case 'string': {
-      const {type: _, char, options, ...rest} = spec
-      return Flags.string({...rest, char: char as 'a', options: options && [...options]})
-    }
-
-    case 'integer': {
-      const {type: _, char, ...rest} = spec
-      return Flags.integer({...rest, char: char as 'a'})
-    }
-
+    case 'boolean':
+      return Flags.boolean(props(spec))
+    case 'string':
+      return Flags.string({...props(spec), options: spec.options && [...spec.options]})
+    case 'integer':
+      return Flags.integer(props(spec))
     case 'custom': {
-      const {type: _, char, parse, defaultHelp, ...rest} = spec
+      const {parse, defaultHelp, ...rest} = props(spec)
       return Flags.custom<unknown>({
         ...rest,
-        char: char as 'a',
         defaultHelp: defaultHelp === undefined ? undefined : async () => defaultHelp,
         async parse(input) {
           return parse(input)
@@ -149,13 +133,7 @@ export function oclifArgs(specs: Record<string, ArgSpec>) {
 export const masterFlag = Flags.string(props(masterSpec))
 export const tokenFlag = Flags.string(props(tokenSpec))
 export const caFlag = Flags.string(props(caSpec))
-export const tlsCertFlag = Flags.string(props(tlsCertSpec))
-export const tlsKeyFlag = Flags.string(props(tlsKeySpec))
-export const secretFileFlag = Flags.string(props(secretFileSpec))
-export const insecureFlag = Flags.boolean(props(insecureSpec))
-export const metricsPublicFlag = Flags.boolean(props(metricsPublicSpec))
 export const jsonFlag = Flags.boolean(props(jsonSpec))
-export const quietFlag = Flags.boolean(props(quietSpec))
 export const logLevelFlag = Flags.string({...props(logLevelSpec), options: [...logLevelSpec.options]})
 
 /** A duration flag: "500ms", "2s", "1m", "30d", or a plain number of seconds. Parsed to milliseconds. */
