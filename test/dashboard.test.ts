@@ -101,6 +101,9 @@ describe('the dashboard, in headless Chromium, against a real cluster of 4 keepe
         await page.waitForSelector(`${fileRow(name)}[data-replicas="3"][data-health="healthy"]`)
       }
 
+      // The page asks the master for the count of the whole listing (a page of `dfs ls` does not).
+      await page.waitForFunction(() => document.getElementById('file-count')?.textContent === '(2)' && document.getElementById('page')?.textContent === '1–2 of 2')
+
       const stored = await cluster.stat(video)
       assert.equal(stored.sha256, SAMPLES[video].sha256)
       assert.equal(stored.size, SAMPLES[video].size)

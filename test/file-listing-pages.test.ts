@@ -68,7 +68,7 @@ describe(`GET /files pages through ${FILES} files`, () => {
     for (;;) {
       const answer = await page({...query, limit: String(limit), ...(after === undefined ? {} : {after})})
       assert.ok(answer.files.length <= limit)
-      assert.equal(typeof answer.total, 'number', 'a total on every page')
+      assert.equal(answer.total, undefined, 'no count of the whole range on a page that did not ask for one')
       seen.push(...answer.files.map((file) => file.name))
       if (answer.next === undefined) return seen
       // A page that does not move on would loop forever.
@@ -79,9 +79,11 @@ describe(`GET /files pages through ${FILES} files`, () => {
     }
   }
 
-  test('all of them, 1000 at a time, in order, once each, with the total', async () => {
-    const first = await page({limit: '1000'})
+  test('all of them, 1000 at a time, in order, once each; the total when asked for', async () => {
+    const first = await page({limit: '1000', total: 'true'})
     assert.equal(first.total, FILES)
+    assert.equal((await page({limit: '1000', after: first.next!, total: 'true'})).total, FILES, 'the total of every page, not of what follows')
+    assert.equal((await page({limit: '1000', total: 'false'})).total, undefined)
     assert.deepEqual(await walk({}, 1000), names)
   })
 
@@ -89,7 +91,7 @@ describe(`GET /files pages through ${FILES} files`, () => {
     const expected = names.filter((name) => name.startsWith('videos/2024/'))
     assert.equal(expected.length, FILES / 5)
     assert.deepEqual(await walk({prefix: 'videos/2024/'}, 333), expected)
-    assert.equal((await page({prefix: 'videos/2024/', limit: '1'})).total, expected.length)
+    assert.equal((await page({prefix: 'videos/2024/', limit: '1', total: 'true'})).total, expected.length)
     assert.deepEqual(await walk({prefix: '日本/映像-99'}, 50), names.filter((name) => name.startsWith('日本/映像-99')))
   })
 
@@ -99,14 +101,15 @@ describe(`GET /files pages through ${FILES} files`, () => {
     assert.deepEqual(literal, names.filter((name) => name.includes('50%_')))
     assert.equal(literal.length, FILES / 1000)
     assert.deepEqual(await walk({prefix: 'videos/2025/', search: '99.'}, 10), names.filter((name) => name.startsWith('videos/2025/') && name.includes('99.')))
-    assert.deepEqual(await page({search: 'no such name', limit: '10'}), {files: [], total: 0})
+    assert.deepEqual(await page({search: 'no such name', limit: '10', total: 'true'}), {files: [], total: 0})
+    assert.deepEqual(await page({search: 'no such name', limit: '10'}), {files: []})
   })
 
   test('each file of a page has its health and holders; without limit, every file as before', async () => {
     const [file] = (await page({prefix: 'z-', limit: '1'})).files
     assert.equal(file!.health, 'missing')
     assert.deepEqual(file!.keepers, [])
-    const all = await page({})
+    const all = await page({total: 'true'})
     assert.equal(all.files.length, FILES)
     assert.equal(all.next, undefined)
     assert.equal(all.total, undefined)
@@ -120,10 +123,10 @@ describe(`GET /files pages through ${FILES} files`, () => {
     assert.deepEqual({files: report.summary.files, missing: report.summary.missing}, {files: FILES, missing: FILES})
   })
 
-  test('a limit out of range is refused', async () => {
-    for (const limit of ['0', '1001', 'x']) {
-      const answer = await app.inject({method: 'GET', url: `/files?limit=${limit}`})
-      assert.equal(answer.statusCode, 400, limit)
+  test('a limit out of range, or a total that is not a boolean, is refused', async () => {
+    for (const query of ['limit=0', 'limit=1001', 'limit=x', 'limit=10&total=maybe']) {
+      const answer = await app.inject({method: 'GET', url: `/files?${query}`})
+      assert.equal(answer.statusCode, 400, query)
       assert.equal(answer.json<{error: string}>().error, 'DFS_ERR_BAD_REQUEST')
     }
   })

@@ -202,7 +202,8 @@ function renderFiles(page) {
 }
 
 function listPath() {
-  const query = new URLSearchParams({limit: String(PAGE_SIZE)})
+  // The page shows "of N": it asks for the count (one per poll; a walk of every page would not).
+  const query = new URLSearchParams({limit: String(PAGE_SIZE), total: 'true'})
   if (state.prefix) query.set('prefix', state.prefix)
   if (state.search) query.set('search', state.search)
   if (state.after) query.set('after', state.after)

@@ -264,7 +264,7 @@ export const ListResponse = Type.Object({
   files: Type.Array(FileSummary),
   /** With `limit`: the name to pass as `after` for the next page, absent on the last one. */
   next: Type.Optional(Name),
-  /** With `limit`: how many files match `prefix` and `search`, over every page. */
+  /** With `limit` and `total=true`: how many files match `prefix` and `search`, over every page. */
   total: Type.Optional(Bytes),
 })
 export type ListResponse = Static<typeof ListResponse>
@@ -275,13 +275,15 @@ export const MAX_PAGE_SIZE = 1000
 /**
  * A page of the listing, for a dashboard over 100,000 files: names starting with `prefix` and
  * containing `search` (case-insensitive for ASCII), after the name `after`, at most `limit` of them.
- * Without `limit`, every matching file.
+ * Without `limit`, every matching file. `total`: with `limit`, count every match too (a count of the
+ * whole range: asked by the page that shows it, not by a walk over every page).
  */
 export const ListQuery = Type.Object({
   prefix: Type.Optional(Type.String({maxLength: 1024})),
   search: Type.Optional(Type.String({maxLength: 1024})),
   after: Type.Optional(Type.String({maxLength: 1024})),
   limit: Type.Optional(Type.Integer({minimum: 1, maximum: MAX_PAGE_SIZE})),
+  total: Type.Optional(Type.Boolean()),
 })
 export type ListQuery = Static<typeof ListQuery>
 

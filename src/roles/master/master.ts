@@ -691,8 +691,8 @@ export class Master {
   /** The files matching `query` by name, with the name after which the next page starts (see ListQuery). */
   list(query: ListQuery = {}): ListResponse {
     this.#assertNotRecovering()
-    // One row past the page says whether another page follows.
-    const {files, total} = this.table.filesPage(query.limit === undefined ? query : {...query, limit: query.limit + 1})
+    // One row past the page says whether another page follows; a total only for a page that asks.
+    const {files, total} = this.table.filesPage(query.limit === undefined ? {...query, total: false} : {...query, limit: query.limit + 1})
     const more = query.limit !== undefined && files.length > query.limit
     const placement = this.#placement()
     const summaries = files.slice(0, query.limit).map((file): FileSummary => {
@@ -706,7 +706,7 @@ export class Master {
       }
     })
     if (query.limit === undefined) return {files: summaries}
-    return {files: summaries, total, ...(more ? {next: summaries.at(-1)!.name} : {})}
+    return {files: summaries, ...(total === undefined ? {} : {total}), ...(more ? {next: summaries.at(-1)!.name} : {})}
   }
 
   /**
