@@ -19,13 +19,23 @@ interface Validator {
 const requireOfFastify = createRequire(createRequire(import.meta.url).resolve('fastify'))
 
 /**
+ * Ajv options of the servers, over fastify's (which stay: coercion, defaults, removal of undeclared
+ * properties, one error). Neither changes what a request must be: `validateSchema: false` skips
+ * checking each of our schemas against JSON Schema's meta-schema, which compiled the meta-schema
+ * itself in every server (~0.15 CPU-s), and test/lazy-validators.test.ts checks them all against it
+ * instead; `code.optimize: false` skips Ajv's passes that tidy the generated code (same checks,
+ * a few more statements; ~0.07 CPU-s over every route).
+ */
+export const AJV_OPTIONS = {validateSchema: false, code: {optimize: false}} as const
+
+/**
  * fastify's own compilers (Ajv for requests, fast-json-stringify for answers), loaded and run only
  * when first needed. By default fastify loads both when a server is made (122 files: Ajv, its
  * formats, fast-json-stringify) and compiles every route's schemas when it starts listening (the
  * largest part of a master's start after module loading); a server that starts, heartbeats and
  * stops, as most do in tests, uses a few routes. Here each route's part is compiled at its first
- * request, by the same compiler with the same options, so what passes and every error message are
- * the same (docs/performance.md, "Server start-up").
+ * request, by the same compiler with the same options (and AJV_OPTIONS), so what passes and every
+ * error message are the same (docs/performance.md, "Server start-up").
  *
  * With a custom compiler fastify leaves header schemas as they are instead of lower-casing their
  * names: the protocol names every header in lower case already (as node delivers them).
@@ -33,7 +43,9 @@ const requireOfFastify = createRequire(createRequire(import.meta.url).resolve('f
 export function lazyCompilers(): CompilersFactory {
   const buildValidator: ValidatorFactory = (externalSchemas, options) => {
     let compile: ReturnType<ValidatorFactory> | undefined
-    const compiler = () => (compile ??= (requireOfFastify('@fastify/ajv-compiler') as () => ValidatorFactory)()(externalSchemas, options))
+    const {customOptions, ...rest} = options as {customOptions?: object}
+    const serverOptions = {...rest, customOptions: {...AJV_OPTIONS, ...customOptions}}
+    const compiler = () => (compile ??= (requireOfFastify('@fastify/ajv-compiler') as () => ValidatorFactory)()(externalSchemas, serverOptions))
     return (route) => compiledOnFirstUse(() => compiler()(route))
   }
 
