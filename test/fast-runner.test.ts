@@ -10,11 +10,13 @@ import {after, before, describe, test} from 'node:test'
 import {TestCluster, dfs, randomFile, tempDir} from './helpers/cluster.js'
 
 // Preloaded into the dfs process: at its exit it writes how many @oclif modules it loaded (oclif
-// is CommonJS, so every one it loads, even through import, is in require.cache).
+// is CommonJS, so every one it loads, even through import, is in require.cache), and which of
+// Node's own modules.
 const PROBE = `const {writeFileSync} = require('node:fs')
 process.on('exit', () => {
   const oclif = Object.keys(require.cache).filter((file) => file.includes('/@oclif/')).length
-  writeFileSync(process.env.DFS_TEST_PROBE_OUT, String(oclif))
+  const builtins = process.moduleLoadList.filter((entry) => entry.startsWith('NativeModule ')).map((entry) => entry.slice('NativeModule '.length))
+  writeFileSync(process.env.DFS_TEST_PROBE_OUT, JSON.stringify({oclif, builtins}))
 })
 `
 
@@ -37,12 +39,13 @@ describe('the fast runner', () => {
     if (work) await rm(work, {recursive: true, force: true})
   })
 
-  /** Runs dfs ARGS against the cluster; with how many @oclif modules it loaded. */
+  /** Runs dfs ARGS against the cluster; with how many @oclif modules it loaded, and Node's own modules. */
   async function probed(args: string[], env: NodeJS.ProcessEnv = {}) {
     const out = join(work, 'probe.out')
     await rm(out, {force: true})
     const result = await dfs([...args, ...cluster.clientFlags], {env: {...env, NODE_OPTIONS: `--require ${probe}`, DFS_TEST_PROBE_OUT: out}})
-    return {...result, oclifModules: Number(await readFile(out, 'utf8'))}
+    const {oclif, builtins} = JSON.parse(await readFile(out, 'utf8')) as {oclif: number; builtins: string[]}
+    return {...result, oclifModules: oclif, builtins}
   }
 
   test('dfs ls, stat and cat against a live master load no @oclif module; an argv it does not model goes to oclif', async () => {
@@ -54,6 +57,9 @@ describe('the fast runner', () => {
     assert.equal(stat.code, 0, stat.stderr)
     assert.match(stat.stdout, /^name: +a\.bin$/m)
     assert.equal(stat.oclifModules, 0)
+    // Over plain http a client loads neither TLS nor crypto nor HTTP/2 (a third of Node's modules
+    // it loaded): undici is bundled without HTTP/2, and tls.ts is loaded for --ca only.
+    for (const {builtins} of [ls, stat]) assert.deepEqual(builtins.filter((name) => ['http2', 'tls', 'crypto'].includes(name)), [])
     // An unknown flag, and the same command with the fast runner off: oclif runs them (and the probe sees it).
     const unknown = await probed(['ls', '--bogus'])
     assert.equal(unknown.code, 2)

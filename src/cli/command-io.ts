@@ -118,11 +118,11 @@ export class CommandIo {
     // Loaded here, not at the top: `dfs --help` and friends need no HTTP client.
     const {Peer, connectionPool} = await import('../lib/peer-client.js')
     const {knownToken} = await import('../lib/known-clusters.js')
-    const {loadCertificateAuthority} = await import('../lib/tls.js')
     const baseUrl = resolveMasterUrl(flags.master)
     const bearer = flags.token?.trim() || (await knownToken(baseUrl))
     const authorization = bearer ? {authorization: `Bearer ${bearer}`} : undefined
-    const agent = flags.ca === undefined ? undefined : connectionPool(await loadCertificateAuthority(flags.ca))
+    // tls.ts loads node:tls and node:crypto: only for --ca.
+    const agent = flags.ca === undefined ? undefined : connectionPool(await (await import('../lib/tls.js')).loadCertificateAuthority(flags.ca))
     return new Peer({role: 'master', baseUrl, credentials: authorization && (() => authorization), agent})
   }
 }

@@ -2,13 +2,11 @@ import type {ClusterKey} from './cluster-key.js'
 import {DfsError} from './errors.js'
 import {newId} from './ids.js'
 import {signCredential, verifyCredential} from './jwt.js'
+import {TOKEN_ID} from './protocol.js'
 
 /** What a client token allows, each scope including the ones before it: read ⊂ write ⊂ admin. */
 export const SCOPES = ['read', 'write', 'admin'] as const
 export type Scope = (typeof SCOPES)[number]
-
-/** Ids of tokens (`jti`): what `dfs token revoke` names. */
-export const TOKEN_ID = /^[A-Za-z0-9_-]{1,64}$/
 
 /** A client token's claims, as the CLI shows them and the master checks them. */
 export interface ClientToken {

@@ -2,8 +2,6 @@ import {mkdir, readFile} from 'node:fs/promises'
 import {homedir} from 'node:os'
 import {dirname, join, resolve} from 'node:path'
 
-import {writePrivateFile} from './durable-file.js'
-
 // `dfs cluster up` records, per master URL, where the admin token of the cluster it runs lies, so
 // that a client command given no --token (nor DFS_TOKEN) finds it from the master URL alone. The
 // file names token files, not tokens: cluster up writes a fresh token at every start, and the entry
@@ -25,6 +23,8 @@ export async function rememberCluster(masterUrl: string, tokenFile: string, env:
   await mkdir(dirname(file), {recursive: true, mode: 0o700})
   const known = await readKnownClusters(file)
   known.clusters[masterUrl] = {tokenFile: resolve(tokenFile)}
+  // durable-file.ts is loaded here: every client command reads this file, only cluster up writes it.
+  const {writePrivateFile} = await import('./durable-file.js')
   // Temp file and rename: a reader never sees half a file. Two clusters started at the same
   // instant may lose one entry; its token is still in its DIR/token.
   await writePrivateFile(file, JSON.stringify(known, null, 2) + '\n', {replace: true})

@@ -10,7 +10,7 @@ import {parseHttpUrl} from './config.js'
 import {DfsError, ERRORS, catalogueError, type ErrorCode} from './errors.js'
 import {ROLE_HEADER, type AnswerOf, type Route, type RouteInput} from './protocol.js'
 import {RetryPolicy} from './retry-policy.js'
-import {describeTlsFailure} from './tls.js'
+import {describeTlsFailure} from './tls-failures.js'
 
 // Why: undici parses HTTP with llhttp compiled to WebAssembly, and V8's optimizing compile of it
 // (TurboFan) costs ~34 MB of transient memory and ~0.3 s of CPU in every process's first request
@@ -23,12 +23,16 @@ setFlagsFromString('--liftoff-only')
 
 // Why: undici's index loads all of undici (fetch, WebSocket, caches, mocks: 111 modules, and through
 // its web cookies Node's own bundled copy of undici as well), about a third of what `dfs ls` loaded
-// before it sent a byte. A Peer needs the connection pool and request() only: these two files and
-// what they need (26 modules). undici has no exports map; its index makes request() the same way,
-// by calling api-request on the dispatcher with the URL's origin and path.
-const require = createRequire(import.meta.url)
-const ConnectionPool = require('undici/lib/dispatcher/agent') as typeof Agent
-const dispatchRequest = require('undici/lib/api/api-request') as (this: Dispatcher, options: Dispatcher.RequestOptions) => Promise<Dispatcher.ResponseData>
+// before it sent a byte. A Peer needs the connection pool and request() only: undici's
+// lib/dispatcher/agent and lib/api/api-request, bundled with what they need (and without HTTP/2)
+// into one file by scripts/bundle-undici.mjs. undici has no exports map; its index makes request()
+// the same way, by calling api-request on the dispatcher with the URL's origin and path.
+const undici = createRequire(import.meta.url)('../../vendor/undici-client.cjs') as {
+  Agent: typeof Agent
+  request: (this: Dispatcher, options: Dispatcher.RequestOptions) => Promise<Dispatcher.ResponseData>
+}
+const ConnectionPool = undici.Agent
+const dispatchRequest = undici.request
 
 export type PeerRole = 'master' | 'keeper'
 

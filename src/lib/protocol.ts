@@ -363,8 +363,10 @@ export type FsckReport = Static<typeof FsckReport>
 
 // ---- master: client tokens -------------------------------------------------------------------
 
+/** Ids of client tokens (`jti`), as `dfs token create` prints them and `dfs token revoke` names them. */
+export const TOKEN_ID = /^[A-Za-z0-9_-]{1,64}$/
 /** A client token's id (its `jti`), as `dfs token create` prints it. */
-export const TokenId = Type.String({pattern: '^[A-Za-z0-9_-]{1,64}$'})
+export const TokenId = Type.String({pattern: TOKEN_ID.source})
 
 export const RevokeTokenRequest = Type.Object({id: TokenId}, closed)
 export type RevokeTokenRequest = Static<typeof RevokeTokenRequest>

@@ -1,10 +1,9 @@
 import type {Outcome} from '../../lib/base-command.js'
-import {TOKEN_ID} from '../../lib/client-tokens.js'
 import {DfsError, asDfsError, catalogueError} from '../../lib/errors.js'
 import {folderPrefix, selectNames} from '../../lib/name-patterns.js'
 import {assertValidName} from '../../lib/names.js'
 import type {Peer} from '../../lib/peer-client.js'
-import {MAX_LOOKUP_NAMES, MAX_PAGE_SIZE, MAX_URL_TTL_SECONDS, masterRoutes, type FileInfo, type FileSummary, type FileUrl, type ForgottenKeeper, type FsckReport, type KeeperInfo, type RemovedFile, type RevokeTokenResponse} from '../../lib/protocol.js'
+import {MAX_LOOKUP_NAMES, MAX_PAGE_SIZE, MAX_URL_TTL_SECONDS, TOKEN_ID, masterRoutes, type FileInfo, type FileSummary, type FileUrl, type ForgottenKeeper, type FsckReport, type KeeperInfo, type RemovedFile, type RevokeTokenResponse} from '../../lib/protocol.js'
 
 // The client's read-and-delete calls: each is one request to the master.
 
