@@ -11,6 +11,7 @@ import type {FastifyInstance} from 'fastify'
 import type {ListResponse} from '../src/lib/protocol.js'
 import {Master} from '../src/roles/master/master.js'
 import {createMasterServer} from '../src/roles/master/server.js'
+import {FILES_PAGE_SQL, pageParameters} from '../src/roles/master/table.js'
 import {tempDir} from './helpers/cluster.js'
 
 const FILES = 100_000
@@ -103,6 +104,19 @@ describe(`GET /files pages through ${FILES} files`, () => {
     assert.deepEqual(await walk({prefix: 'videos/2025/', search: '99.'}, 10), names.filter((name) => name.startsWith('videos/2025/') && name.includes('99.')))
     assert.deepEqual(await page({search: 'no such name', limit: '10', total: 'true'}), {files: [], total: 0})
     assert.deepEqual(await page({search: 'no such name', limit: '10'}), {files: []})
+  })
+
+  test('a page seeks from the later of its prefix and its after, as UTF-8 bytes order them', () => {
+    // One lower bound for the index walk: with two, SQLite sought by the prefix and stepped over
+    // every name before `after` (docs/performance.md), so a walk of every page was O(N²).
+    assert.equal(pageParameters({prefix: 'b/', after: 'a'}).from, 'b/')
+    assert.equal(pageParameters({prefix: 'b/', after: 'b/x'}).from, 'b/x')
+    assert.equal(pageParameters({after: 'b/x'}).from, 'b/x')
+    // U+1F600 sorts after U+FF61 as UTF-8 (F0… > EF…) but before it as UTF-16 (D83D < FF61).
+    assert.equal(pageParameters({prefix: 'a\uFF61', after: 'a\u{1F600}'}).from, 'a\u{1F600}')
+    assert.equal(pageParameters({prefix: 'a\u{1F600}', after: 'a\uFF61'}).from, 'a\u{1F600}')
+    assert.match(FILES_PAGE_SQL, /name >= @from AND/)
+    assert.doesNotMatch(FILES_PAGE_SQL, /@prefix/)
   })
 
   test('each file of a page has its health and holders; without limit, every file as before', async () => {

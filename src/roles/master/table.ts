@@ -52,6 +52,32 @@ export interface SetAsideRow {
   reason: string
 }
 
+const FILE_COLUMNS = 'id AS fileId, name, size, sha256, created_at AS createdAt, media'
+
+/**
+ * A page of the listing (parameters from pageParameters): a walk of the index of the unique name
+ * from `from` that stops at the end of the prefix's range or at the limit; a search filters the
+ * rows on the way (LIKE: ASCII letters match either case). One lower bound only: given two (`name >=
+ * prefix AND name > after`), SQLite seeks by one of them, the prefix, and stepped over every name
+ * before `after`, so a page deep in the listing cost its position and a walk of every page O(N²).
+ */
+export const FILES_PAGE_SQL = `SELECT ${FILE_COLUMNS} FROM files
+  WHERE name >= @from AND name < @upto AND name <> @after AND (@search = '' OR name LIKE @pattern ESCAPE '\\')
+  ORDER BY name LIMIT @limit`
+
+/** The parameters of FILES_PAGE_SQL (and, but for from, after and limit, of the page's count). */
+export function pageParameters(query: {prefix?: string; search?: string; after?: string; limit?: number}): {from: string; upto: string; after: string; search: string; pattern: string; limit: number} {
+  const prefix = query.prefix ?? ''
+  const after = query.after ?? ''
+  const search = query.search ?? ''
+  // Names sort as UTF-8 bytes (BINARY), as code points do: the names that start with the prefix
+  // sort before the first string past all of them. Without one (an empty prefix), a string past
+  // every name a file may have keeps the index range bounded. Past `after` (which is left out) or
+  // from the prefix, whichever comes later.
+  const from = Buffer.compare(Buffer.from(after), Buffer.from(prefix)) > 0 ? after : prefix
+  return {from, upto: prefixUpperBound(prefix) ?? PAST_EVERY_NAME, after, search, pattern: `%${search.replace(/[\\%_]/g, (char) => `\\${char}`)}%`, limit: query.limit ?? -1}
+}
+
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS keepers (
   id             TEXT PRIMARY KEY,
@@ -166,7 +192,7 @@ export class MasterTable {
     addZonesAndDrains(this.#db)
     addMedia(this.#db)
     const db = this.#db
-    const fileColumns = 'id AS fileId, name, size, sha256, created_at AS createdAt, media'
+    const fileColumns = FILE_COLUMNS
     // Every write joins the group transaction (#begin): one COMMIT, one fsync, per event-loop turn.
     const write = (sql: string) => {
       const statement = db.prepare(sql)
@@ -188,12 +214,7 @@ export class MasterTable {
       fileByName: db.prepare(`SELECT ${fileColumns} FROM files WHERE name = ?`),
       fileById: db.prepare(`SELECT ${fileColumns} FROM files WHERE id = ?`),
       files: db.prepare(`SELECT ${fileColumns} FROM files ORDER BY name`),
-      // A page walks the index of the unique name from max(prefix, after) and stops at the end of
-      // the prefix's range or at the limit; a search filters the rows on the way (LIKE: ASCII
-      // letters match either case).
-      filesPage: db.prepare(`SELECT ${fileColumns} FROM files
-        WHERE name >= @prefix AND name < @upto AND name > @after AND (@search = '' OR name LIKE @pattern ESCAPE '\\')
-        ORDER BY name LIMIT @limit`),
+      filesPage: db.prepare(FILES_PAGE_SQL),
       countPage: db.prepare(`SELECT COUNT(*) AS count FROM files
         WHERE name >= @prefix AND name < @upto AND (@search = '' OR name LIKE @pattern ESCAPE '\\')`),
       insertFile: write('INSERT INTO files (id, name, size, sha256, created_at, media) VALUES (?, ?, ?, ?, ?, ?)'),
@@ -297,15 +318,10 @@ export class MasterTable {
    * (a count of the whole range: a walk of every page that counted at each would be O(N²)).
    */
   filesPage(query: {prefix?: string; search?: string; after?: string; limit?: number; total?: boolean}): {files: FileRow[]; total?: number} {
-    const prefix = query.prefix ?? ''
-    const search = query.search ?? ''
-    // Names sort as UTF-8 bytes (BINARY), as code points do: the names that start with the prefix
-    // sort before the first string past all of them. Without one (an empty prefix), a string past
-    // every name a file may have keeps the index range bounded.
-    const range = {prefix, upto: prefixUpperBound(prefix) ?? PAST_EVERY_NAME, search, pattern: `%${search.replace(/[\\%_]/g, (char) => `\\${char}`)}%`}
-    const files = (this.#statements.filesPage.all({...range, after: query.after ?? '', limit: query.limit ?? -1}) as StoredFileRow[]).map((row) => fileRow(row))
+    const page = pageParameters(query)
+    const files = (this.#statements.filesPage.all(page) as StoredFileRow[]).map((row) => fileRow(row))
     if (!query.total) return {files}
-    return {files, total: (this.#statements.countPage.get(range) as {count: number}).count}
+    return {files, total: (this.#statements.countPage.get({prefix: query.prefix ?? '', upto: page.upto, search: page.search, pattern: page.pattern}) as {count: number}).count}
   }
 
 
