@@ -392,6 +392,8 @@ export class Keeper {
     } catch (error) {
       // The master may have died with the order under way: a new one would never hear of these copies.
       const failure = asDfsError(error)
+      const again = failure.code === 'DFS_ERR_MASTER_UNREACHABLE' ? ': reported again with the heartbeats' : ''
+      this.options.log(`the report of ${stored.length} stored ${stored.length === 1 ? 'copy' : 'copies'} failed (${failure.code}: ${failure.message})${again}`)
       for (const {index, copy} of stored) {
         if (failure.code === 'DFS_ERR_MASTER_UNREACHABLE') this.#unreported.set(copy.file.fileId, copy)
         results[index] = failure
