@@ -6,7 +6,7 @@ import {keeperRoutes, MAX_BATCH_COPIES, type DeleteCommand, type ReplicateReques
 import type {KeeperRegistry} from './keeper-registry.js'
 import type {MasterMetrics} from './metrics.js'
 import {holdersSettled, placementGoal, planRepairs, planTrims, standingOf, type CopyTask, type FileReplicas, type KeeperLoad, type TrimTask} from './placement.js'
-import type {FileHolders, MasterTable} from './table.js'
+import type {FileHolders, FileRow, MasterTable} from './table.js'
 
 export interface ReplicatorOptions {
   /** A keeper, to give orders to. */
@@ -213,7 +213,7 @@ export class Replicator {
    */
   async #copy(destinationId: string, tasks: CopyTask[]): Promise<void> {
     const destination = this.keepers.get(destinationId)
-    const copies: Array<{task: CopyTask; file: NonNullable<ReturnType<MasterTable['fileById']>>; source: {id: string; url: string}}> = []
+    const copies: Array<{task: CopyTask; file: FileRow; source: {id: string; url: string}}> = []
     for (const task of tasks) {
       const file = this.table.fileById(task.fileId)
       const source = this.keepers.get(task.source)
@@ -257,6 +257,12 @@ export class Replicator {
     }
 
     const copied: string[] = []
+    // An order that failed whole (its destination died, say) is one line, not one per copy.
+    if (orderFailed && copies.length > 1) {
+      const [first] = copies
+      this.options.log.warn(`copies of ${copies.length} files to ${destinationId} failed ("${first!.file.name}" from ${first!.source.id} first): ${failures[0]!.message}`)
+    }
+
     for (const [index, {task, file, source}] of copies.entries()) {
       const failure = failures[index]
       const destinations = this.#inFlight.get(file.fileId)
@@ -274,7 +280,7 @@ export class Replicator {
         continue
       }
 
-      this.options.log.warn(`copy of "${file.name}" from ${source.id} to ${destinationId} failed: ${failure.message}`)
+      if (!orderFailed || copies.length === 1) this.options.log.warn(`copy of "${file.name}" from ${source.id} to ${destinationId} failed: ${failure.message}`)
       this.options.metrics.copiesFailed.inc()
       this.#failedAt.set(task.source, Date.now())
       // A destination that failed the whole order, or lacks the room, is left out for a moment too.
