@@ -140,6 +140,8 @@ describe('security: only members of the cluster speak as members', () => {
         const outsider = cluster.keepers.find((keeper) => !info.replicas.some((replica) => replica.keeper === keeper.id))!
         const claim = {keeperId: outsider.id, fileId: info.fileId, size: info.size, sha256: info.sha256}
         assertRefused(await speak(master, 'POST', `/files/${info.name}/replicas`, claim, as, 'master'), 'DFS_ERR_UNAUTHENTICATED', `${who}: a copy never made`)
+        const batch = {keeperId: outsider.id, copies: [{fileId: info.fileId, name: info.name, size: info.size, sha256: info.sha256}]}
+        assertRefused(await speak(master, 'POST', '/replicas', batch, as, 'master'), 'DFS_ERR_UNAUTHENTICATED', `${who}: a batch of copies never made`)
       }
 
       const squatted = `squatted-${randomBytes(3).toString('hex')}.bin`
@@ -192,6 +194,12 @@ describe('security: only members of the cluster speak as members', () => {
       const info = await cluster.stat(file.name)
       const claim = {keeperId: as.member.keeperId, fileId: info.fileId, size: info.size, sha256: info.sha256}
       assertRefused(await speak(master, 'POST', `/files/${file.name}/replicas`, claim, as, 'master'), 'DFS_ERR_FORBIDDEN', 'a report of a copy never ordered')
+      const copy = {fileId: info.fileId, name: info.name, size: info.size, sha256: info.sha256}
+      // In a batch, each copy never ordered is refused on its own, and none counts.
+      const batch = await speak(master, 'POST', '/replicas', {keeperId: as.member.keeperId, copies: [copy, copy]}, as, 'master')
+      assert.equal(batch.status, 200, JSON.stringify(batch.body))
+      assert.deepEqual(batch.body.copies.map((answer: {counted: boolean; error?: string}) => [answer.counted, answer.error]), [[false, 'DFS_ERR_FORBIDDEN'], [false, 'DFS_ERR_FORBIDDEN']], 'a batch of copies never ordered')
+      assertRefused(await speak(master, 'POST', '/replicas', {keeperId: real.id, copies: [copy]}, as, 'master'), 'DFS_ERR_FORBIDDEN', 'a batch of copies for another keeper')
       for (const replica of info.replicas) {
         const forOther = await speak(master, 'POST', `/files/${file.name}/corrupt`, {keeperId: replica.keeper, fileId: info.fileId}, as, 'master')
         assertRefused(forOther, 'DFS_ERR_FORBIDDEN', `a corruption report for ${replica.keeper}`)
@@ -236,6 +244,7 @@ describe('security: only members of the cluster speak as members', () => {
           assertRefused(await speak(keeper.url, 'DELETE', `/files/${file.name}?fileId=${info.fileId}`, undefined, as, to), code, `${who}: DELETE on ${keeper.id}`)
           const order = {fileId: 'stolen1', name: 'stolen.bin', size: 5, sha256: 'f'.repeat(64), source: trapUrl}
           assertRefused(await speak(keeper.url, 'POST', '/replicate', order, as, to), code, `${who}: copy order to ${keeper.id}`)
+          assertRefused(await speak(keeper.url, 'POST', '/replicate/batch', {copies: [order]}, as, to), code, `${who}: batched copy order to ${keeper.id}`)
           assertRefused(await speak(keeper.url, 'POST', `/files/${file.name}/verify?fileId=${info.fileId}`, undefined, as, to), code, `${who}: verify order to ${keeper.id}`)
         }
 

@@ -200,6 +200,25 @@ export const ReplicaReport = Type.Object(
 )
 export type ReplicaReport = Static<typeof ReplicaReport>
 
+/** Copies in one copy order (POST /replicate/batch), and so in one batched copy report. */
+export const MAX_BATCH_COPIES = 512
+
+/** One copy of a batched copy report: ReplicaReport's fields for one file, with its name. */
+export const ReportedCopy = Type.Object({fileId: Id, name: Name, size: Bytes, sha256: Sha256, grant: Type.Optional(GrantToken)}, closed)
+export type ReportedCopy = Static<typeof ReportedCopy>
+
+/** A keeper reports many copies it now holds durably (the copies of one batched order) in one request. */
+export const ReplicaBatchReport = Type.Object({keeperId: Id, copies: Type.Array(ReportedCopy, {minItems: 1, maxItems: MAX_BATCH_COPIES})}, closed)
+export type ReplicaBatchReport = Static<typeof ReplicaBatchReport>
+
+/** The master's word on one reported copy: counted, or refused with a catalogue error (as POST /files/:name/replicas would answer it). */
+export const ReportedCopyAnswer = Type.Object({fileId: Id, counted: Type.Boolean(), error: Type.Optional(Type.String()), message: Type.Optional(Type.String())})
+export type ReportedCopyAnswer = Static<typeof ReportedCopyAnswer>
+
+/** One answer per reported copy, in the report's order. */
+export const ReplicaBatchAnswer = Type.Object({copies: Type.Array(ReportedCopyAnswer)})
+export type ReplicaBatchAnswer = Static<typeof ReplicaBatchAnswer>
+
 // `url` is empty when the replica's keeper is no longer registered. `grant`: a `read` grant for
 // this replica, in a client's look-up (GET /files/:name) when the cluster has a key.
 // `zone` is empty, too, for an unregistered keeper; `draining`: its keeper is being drained (the
@@ -389,6 +408,18 @@ export const ReplicateRequest = Type.Object(
 )
 export type ReplicateRequest = Static<typeof ReplicateRequest>
 
+/** Many copies for one keeper to pull (the master's batched copy order), each with its own grant. */
+export const ReplicateBatchRequest = Type.Object({copies: Type.Array(ReplicateRequest, {minItems: 1, maxItems: MAX_BATCH_COPIES})}, closed)
+export type ReplicateBatchRequest = Static<typeof ReplicateBatchRequest>
+
+/** A keeper's word on one copy of a batch: stored (and counted by the master), or failed with a catalogue error. */
+export const ReplicatedCopy = Type.Object({fileId: Id, stored: Type.Boolean(), error: Type.Optional(Type.String()), message: Type.Optional(Type.String())})
+export type ReplicatedCopy = Static<typeof ReplicatedCopy>
+
+/** One answer per copy, in the order's order. */
+export const ReplicateBatchAnswer = Type.Object({copies: Type.Array(ReplicatedCopy)})
+export type ReplicateBatchAnswer = Static<typeof ReplicateBatchAnswer>
+
 /** A keeper's answer about a file it stored (an upload) or holds. */
 export const StoredAnswer = Type.Object({name: Name, fileId: Id, size: Bytes, sha256: Sha256})
 export type StoredAnswer = Static<typeof StoredAnswer>
@@ -471,6 +502,8 @@ export const masterRoutes = {
     response: FileUrl,
   }),
   reportReplica: route({method: 'POST', url: '/files/:name/replicas', params: ByName, body: ReplicaReport, response: FileInfo}),
+  /** Many copies of one keeper in one report (those of a batched copy order); each is checked as POST /files/:name/replicas checks one. */
+  reportReplicas: route({method: 'POST', url: '/replicas', body: ReplicaBatchReport, response: ReplicaBatchAnswer}),
   reportCorrupt: route({method: 'POST', url: '/files/:name/corrupt', params: ByName, body: CorruptReport, response: CorruptAnswer}),
   suspect: route({method: 'POST', url: '/files/:name/suspect', params: ByName, body: SuspectReport, response: SuspectVerdict}),
   /** `brief`: the status and summary only, no list of files (the dashboard asks it every few seconds). */
@@ -530,6 +563,8 @@ export const keeperRoutes = {
   }),
   verify: route({method: 'POST', url: '/files/:name/verify', params: ByName, querystring: OfGeneration, response: VerifyResult}),
   replicate: route({method: 'POST', url: '/replicate', body: ReplicateRequest, response: StoredAnswer}),
+  /** Many copies in one order: pulled a few at a time, reported to the master in one request, answered per copy. */
+  replicateBatch: route({method: 'POST', url: '/replicate/batch', body: ReplicateBatchRequest, response: ReplicateBatchAnswer}),
   /** A one-pass upload's bytes (no sha256 up front): held, uncommitted, until the client seals them. */
   holdUpload: route({
     method: 'PUT',

@@ -42,7 +42,7 @@ export class KeeperProxy {
   corrupted = 0
   /** What a faked one-pass upload claimed (name, size, the sha256 of what came), by upload id, for its faked seal. */
   readonly #faked = new Map<string, {name: string; size: number; sha256: string}>()
-  /** Copy orders (POST /replicate) are answered 503 without reaching the keeper: a keeper that cannot take copies for now. */
+  /** Copy orders (POST /replicate, POST /replicate/batch) are answered 503 without reaching the keeper: a keeper that cannot take copies for now. */
   refuseCopies = false
   /** Copy orders refused so far. */
   refused = 0
@@ -94,7 +94,7 @@ export class KeeperProxy {
     const onePass = /^\/uploads\/([^/?]+)(\/seal)?(\?|$)/.exec(incoming.url ?? '')
     if (this.fakeStores && onePass) return void this.#fakeOnePass(incoming, outgoing, onePass[1]!, onePass[2] !== undefined)
     if (this.fakeStores && incoming.method === 'PUT') return void this.#fakeStore(incoming, outgoing)
-    if (this.refuseCopies && incoming.method === 'POST' && incoming.url === '/replicate') {
+    if (this.refuseCopies && incoming.method === 'POST' && (incoming.url === '/replicate' || incoming.url === '/replicate/batch')) {
       this.refused++
       incoming.resume()
       outgoing.writeHead(503, {'content-type': 'application/json'})

@@ -8,13 +8,15 @@ import {Registry} from 'prom-client'
 import type {ClusterKey} from '../../lib/cluster-key.js'
 import {DEFAULTS} from '../../lib/config.js'
 import {asStorageError, writeFileDurably} from '../../lib/durable-file.js'
-import {DfsError} from '../../lib/errors.js'
+import {asDfsError, catalogueError, DfsError} from '../../lib/errors.js'
 import {GRANT_TTL_SECONDS, showingGrant} from '../../lib/grants.js'
 import {secondsSince} from '../../lib/metrics.js'
+import {assertValidName} from '../../lib/names.js'
 import {Peer} from '../../lib/peer-client.js'
 import {
   keeperRoutes,
   masterRoutes,
+  MAX_BATCH_COPIES,
   type DeleteCommand,
   type RenameCommand,
   type InventoryItem,
@@ -29,6 +31,9 @@ import {KeeperMetrics} from './metrics.js'
 
 /** A held one-pass upload is removed this long after its bytes arrived unless sealed: the life of its write grant. */
 const HELD_UPLOAD_TTL_MS = GRANT_TTL_SECONDS.write * 1000
+
+// Copies pulled into this keeper at once, over every order; more only queue on its disk.
+const PULLS_AT_ONCE = 8
 
 /**
  * Registration is tried again until the master answers, and also while the master says another
@@ -75,6 +80,9 @@ export class Keeper {
   readonly #held = new Map<string, {expiry: NodeJS.Timeout; start: number}>()
   /** Corrupt replicas dropped whose report has not reached the master yet; sent again with the heartbeats. */
   readonly #unreportedCorrupt = new Map<string, InventoryItem>()
+  /** Pulls of copies running, and those waiting for one to end (#pullSlot). */
+  #pulling = 0
+  readonly #waitingPulls: Array<() => void> = []
 
   readonly metrics: KeeperMetrics
 
@@ -361,82 +369,141 @@ export class Keeper {
 
   /** Pulls a copy of a file from another keeper (the master's replication order) and reports it. */
   async pullReplica(order: ReplicateRequest): Promise<InventoryItem> {
-    const item: InventoryItem = {fileId: order.fileId, name: order.name, size: order.size, sha256: order.sha256, ...(order.createdAt === undefined ? {} : {createdAt: order.createdAt})}
-    let file = this.store.byId(order.fileId)
-    if (!file) {
-      this.transferStarted()
-      const start = performance.now()
-      let result = 'failed'
-      try {
-        const response = await this.#keeperAt(order.source, order.grant).open(keeperRoutes.read, {params: {name: order.name}, query: {fileId: order.fileId}}, {timeout: DEFAULTS.stallTimeoutMs})
-        try {
-          file = await this.store.receive(response.body, item)
-        } catch (error) {
-          // Refused before the body was read (no room, a copy already here): free the connection.
-          response.body.destroy()
-          if ((error as {code?: string}).code === 'UND_ERR_BODY_TIMEOUT') {
-            throw new DfsError('DFS_ERR_KEEPER_UNREACHABLE', `the keeper at ${order.source} sent no byte of "${order.name}" for ${DEFAULTS.stallTimeoutMs / 1000} s`, {cause: error})
-          }
-          throw error
-        }
-
-        this.store.publish(file)
-        result = 'ok'
-      } finally {
-        this.transferEnded()
-        this.metrics.copies.observe({result}, secondsSince(start))
-      }
-    }
-
-    try {
-      await this.#reportCopy(file, order.grant)
-    } catch (error) {
-      // The master may have died with the order under way: a new one would never hear of this copy.
-      if (error instanceof DfsError && error.code === 'DFS_ERR_MASTER_UNREACHABLE') this.#unreported.set(file.fileId, {file, grant: order.grant})
-      throw error
-    }
-
-    this.#unreported.delete(file.fileId)
-    return file
+    const [result] = await this.pullReplicas([order])
+    if (result instanceof Error) throw result
+    return result!
   }
 
-  /** Tells the master this keeper holds a copy; a copy of a file deleted or replaced meanwhile is garbage. */
-  async #reportCopy(file: InventoryItem, grant: string | undefined): Promise<void> {
+  /**
+   * Carries out a batched copy order: pulls its copies PULLS_AT_ONCE at a time (with every other
+   * order's), reports those now durable to the master in one request, and answers per copy: the
+   * copy, or why it failed. A copy that fails fails alone.
+   */
+  async pullReplicas(orders: ReplicateRequest[]): Promise<Array<InventoryItem | DfsError>> {
+    const results: Array<InventoryItem | DfsError> = await Promise.all(orders.map(async (order) => this.#pullSlot(() => this.#pull(order)).catch(asDfsError)))
+    const stored = orders.flatMap((order, index) => {
+      const file = results[index]
+      return file instanceof Error ? [] : [{index, copy: {file: file!, grant: order.grant}}]
+    })
+    if (stored.length === 0) return results
+    let refused: Map<string, DfsError>
     try {
-      await this.options.master.call(masterRoutes.reportReplica, {
-        params: {name: file.name},
-        body: {keeperId: this.id, fileId: file.fileId, size: file.size, sha256: file.sha256, ...(grant ? {grant} : {})},
-      })
+      refused = await this.#reportCopies(stored.map(({copy}) => copy))
     } catch (error) {
-      if (error instanceof DfsError && (error.code === 'DFS_ERR_NOT_FOUND' || error.code === 'DFS_ERR_STALE_REPLICA')) {
-        await this.store.remove(file.fileId)
+      // The master may have died with the order under way: a new one would never hear of these copies.
+      const failure = asDfsError(error)
+      const again = failure.code === 'DFS_ERR_MASTER_UNREACHABLE' ? ': reported again with the heartbeats' : ''
+      this.options.log(`the report of ${stored.length} stored ${stored.length === 1 ? 'copy' : 'copies'} failed (${failure.code}: ${failure.message})${again}`)
+      for (const {index, copy} of stored) {
+        if (failure.code === 'DFS_ERR_MASTER_UNREACHABLE') this.#unreported.set(copy.file.fileId, copy)
+        results[index] = failure
       }
 
-      throw error
+      return results
     }
+
+    for (const {index, copy} of stored) {
+      this.#unreported.delete(copy.file.fileId)
+      const failure = refused.get(copy.file.fileId)
+      if (failure) results[index] = failure
+    }
+
+    return results
+  }
+
+  /** One copy of an order, pulled from its source unless this keeper holds it already. */
+  async #pull(order: ReplicateRequest): Promise<InventoryItem> {
+    assertValidName(order.name)
+    const item: InventoryItem = {fileId: order.fileId, name: order.name, size: order.size, sha256: order.sha256, ...(order.createdAt === undefined ? {} : {createdAt: order.createdAt})}
+    const held = this.store.byId(order.fileId)
+    if (held) return held
+    this.transferStarted()
+    const start = performance.now()
+    let result = 'failed'
+    try {
+      const response = await this.#keeperAt(order.source, order.grant).open(keeperRoutes.read, {params: {name: order.name}, query: {fileId: order.fileId}}, {timeout: DEFAULTS.stallTimeoutMs})
+      let file: InventoryItem
+      try {
+        file = await this.store.receive(response.body, item)
+      } catch (error) {
+        // Refused before the body was read (no room, a copy already here): free the connection.
+        response.body.destroy()
+        if ((error as {code?: string}).code === 'UND_ERR_BODY_TIMEOUT') {
+          throw new DfsError('DFS_ERR_KEEPER_UNREACHABLE', `the keeper at ${order.source} sent no byte of "${order.name}" for ${DEFAULTS.stallTimeoutMs / 1000} s`, {cause: error})
+        }
+
+        throw error
+      }
+
+      this.store.publish(file)
+      result = 'ok'
+      return file
+    } finally {
+      this.transferEnded()
+      this.metrics.copies.observe({result}, secondsSince(start))
+    }
+  }
+
+  /** Runs a pull once fewer than PULLS_AT_ONCE run: more at once only queue on the disk. */
+  async #pullSlot<T>(pull: () => Promise<T>): Promise<T> {
+    while (this.#pulling >= PULLS_AT_ONCE) await new Promise<void>((resolve) => this.#waitingPulls.push(resolve))
+    this.#pulling++
+    try {
+      return await pull()
+    } finally {
+      this.#pulling--
+      this.#waitingPulls.shift()?.()
+    }
+  }
+
+  /**
+   * Tells the master this keeper holds these copies, in one request; answers those the master
+   * refused, by file id. A copy of a file deleted or replaced meanwhile is garbage: removed here.
+   */
+  async #reportCopies(copies: Array<{file: InventoryItem; grant?: string | undefined}>): Promise<Map<string, DfsError>> {
+    const answer = await this.options.master.call(masterRoutes.reportReplicas, {
+      body: {keeperId: this.id, copies: copies.map(({file, grant}) => ({fileId: file.fileId, name: file.name, size: file.size, sha256: file.sha256, ...(grant ? {grant} : {})}))},
+    })
+    const refused = new Map<string, DfsError>()
+    for (const [index, {file}] of copies.entries()) {
+      const verdict = answer.copies[index]
+      if (verdict?.fileId === file.fileId && verdict.counted) continue
+      const failure = catalogueError(verdict) ?? new DfsError('DFS_ERR_BAD_RESPONSE', `the master's answer to the report of "${file.name}" counts nothing`)
+      if (failure.code === 'DFS_ERR_NOT_FOUND' || failure.code === 'DFS_ERR_STALE_REPLICA') await this.store.remove(file.fileId)
+      refused.set(file.fileId, failure)
+    }
+
+    return refused
   }
 
   /** Reports copies whose report found no master; the master trims any it no longer needs. */
   async #reportCopiesAgain(): Promise<void> {
-    for (const {file, grant} of [...this.#unreported.values()]) {
+    const copies: Array<{file: InventoryItem; grant?: string}> = []
+    for (const copy of this.#unreported.values()) {
       // Deleted meanwhile (a delete order, found corrupt): nothing to report.
-      if (this.store.byId(file.fileId) !== file) {
-        this.#unreported.delete(file.fileId)
-        continue
-      }
+      if (this.store.byId(copy.file.fileId) === copy.file) copies.push(copy)
+      else this.#unreported.delete(copy.file.fileId)
+    }
 
-      let outcome = 'reported'
+    for (let first = 0; first < copies.length; first += MAX_BATCH_COPIES) {
+      const batch = copies.slice(first, first + MAX_BATCH_COPIES)
+      let refused: Map<string, DfsError>
       try {
-        await this.#reportCopy(file, grant)
+        refused = await this.#reportCopies(batch)
       } catch (error) {
         if (error instanceof DfsError && error.code === 'DFS_ERR_MASTER_UNREACHABLE') return
-        outcome = `not wanted (${(error as Error).message}): ${this.store.byId(file.fileId) ? 'kept' : 'removed'}`
+        refused = new Map(batch.map(({file}) => [file.fileId, asDfsError(error)]))
       }
 
-      this.#unreported.delete(file.fileId)
-      this.options.log(`copy of "${file.name}" (${file.fileId}) whose report found no master was ${outcome}`)
+      for (const {file} of batch) {
+        const failure = refused.get(file.fileId)
+        const outcome = failure ? `not wanted (${failure.message}): ${this.store.byId(file.fileId) ? 'kept' : 'removed'}` : 'reported'
+        this.#unreported.delete(file.fileId)
+        this.options.log(`copy of "${file.name}" (${file.fileId}) whose report found no master was ${outcome}`)
+      }
     }
   }
+
 
   /**
    * Re-hashes a replica (a reader saw bytes that did not match, or the scrubber's turn came; `pace`

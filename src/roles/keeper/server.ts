@@ -150,6 +150,16 @@ export function createKeeperServer(keeper: Keeper, logLevel: string, tls?: Serve
     return {name: stored.name, fileId: stored.fileId, size: stored.size, sha256: stored.sha256}
   })
 
+  serveRoute(app, keeperRoutes.replicateBatch, async (request) => {
+    await fromMaster(request)
+    const results = await keeper.pullReplicas(request.body.copies)
+    const copies = request.body.copies.map(({fileId}, index) => {
+      const result = results[index]
+      return result instanceof DfsError ? {fileId, stored: false, error: result.code, message: result.message} : {fileId, stored: true}
+    })
+    return {copies}
+  })
+
   return app
 }
 

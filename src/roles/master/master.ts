@@ -34,6 +34,8 @@ import {
   type RegisterRequest,
   type RegisterResponse,
   type RemovedFile,
+  type ReplicaBatchAnswer,
+  type ReplicaBatchReport,
   type ReplicaReport,
   type RevokeTokenResponse,
   type UploadRequest,
@@ -490,6 +492,32 @@ export class Master {
    */
   async reportReplica(name: string, report: ReplicaReport, member?: VerifiedMember): Promise<FileInfo> {
     this.#bindings.requireKeeper(member, report.keeperId)
+    return this.fileInfo(await this.#countCopy(name, report, member))
+  }
+
+  /**
+   * reportReplica for the copies of one batched order: each is checked and counted alone, and one
+   * refused (a file deleted meanwhile, a copy not ordered) is answered with its error while the
+   * others count.
+   */
+  async reportReplicas(report: ReplicaBatchReport, member?: VerifiedMember): Promise<ReplicaBatchAnswer> {
+    this.#bindings.requireKeeper(member, report.keeperId)
+    const copies: ReplicaBatchAnswer['copies'] = []
+    for (const {name, ...copy} of report.copies) {
+      try {
+        await this.#countCopy(name, {keeperId: report.keeperId, ...copy}, member)
+        copies.push({fileId: copy.fileId, counted: true})
+      } catch (error) {
+        if (!(error instanceof DfsError)) throw error
+        copies.push({fileId: copy.fileId, counted: false, error: error.code, message: error.message})
+      }
+    }
+
+    return {copies}
+  }
+
+  /** Records a reported copy once it is the current generation and one this master ordered of that keeper. */
+  async #countCopy(name: string, report: ReplicaReport, member: VerifiedMember | undefined): Promise<FileRow> {
     const file = this.#file(name)
     if (file.fileId !== report.fileId || file.size !== report.size || file.sha256 !== report.sha256) {
       throw new DfsError('DFS_ERR_STALE_REPLICA', `the reported copy is not the current "${name}" (${file.fileId})`)
@@ -502,7 +530,7 @@ export class Master {
     }
 
     this.table.addReplica({fileId: file.fileId, keeperId: report.keeperId})
-    return this.fileInfo(file)
+    return file
   }
 
   /** A keeper dropped a corrupt replica: stop counting it, and let the replicator copy a good one. */

@@ -152,6 +152,13 @@ export interface RepairPlanInput {
   inFlight: ReadonlyMap<string, ReadonlySet<string>>
   /** At most this many copies into one keeper at once. */
   maxPerDestination: number
+  /**
+   * And at most this many bytes of copies into one keeper at once, though never fewer than one
+   * copy: small files go many at a time, large ones few. No limit when absent.
+   */
+  maxBytesPerDestination?: number
+  /** Bytes of the copies under way into each keeper, by keeper id. */
+  inFlightBytes?: ReadonlyMap<string, number>
 }
 
 /**
@@ -171,6 +178,13 @@ export function planRepairs(input: RepairPlanInput): CopyTask[] {
     for (const id of destinations) incoming.set(id, (incoming.get(id) ?? 0) + 1)
   }
 
+  const incomingBytes = new Map(input.inFlightBytes ?? [])
+  const maxBytes = input.maxBytesPerDestination ?? Number.POSITIVE_INFINITY
+  const takesMore = (id: string, size: number) => {
+    const bytes = incomingBytes.get(id) ?? 0
+    return (incoming.get(id) ?? 0) < input.maxPerDestination && (bytes === 0 || bytes + size <= maxBytes)
+  }
+
   // A copy into a keeper declared dead (or draining) since it began will not count: it no longer
   // counts toward the target.
   const landingOf = (fileId: string) => new Set([...(input.inFlight.get(fileId) ?? [])].filter((id) => load.get(id)?.draining === false))
@@ -186,7 +200,7 @@ export function planRepairs(input: RepairPlanInput): CopyTask[] {
     const failed = new Set(file.failedSources ?? [])
     while (missing > 0 || zones.size < goal.zones) {
       const destination = [...load.values()]
-        .filter((keeper) => takesReplicas(keeper) && !taken.has(keeper.id) && keeper.freeBytes >= file.size && (incoming.get(keeper.id) ?? 0) < input.maxPerDestination)
+        .filter((keeper) => takesReplicas(keeper) && !taken.has(keeper.id) && keeper.freeBytes >= file.size && takesMore(keeper.id, file.size))
         // At its count, a copy is only worth making into a zone the file lacks.
         .filter((keeper) => missing > 0 || !zones.has(keeper.zone))
         .sort((a, b) => Number(zones.has(a.zone)) - Number(zones.has(b.zone)) || byLoad(a, b))[0]
@@ -201,6 +215,7 @@ export function planRepairs(input: RepairPlanInput): CopyTask[] {
       destination.load++
       destination.freeBytes -= file.size
       incoming.set(destination.id, (incoming.get(destination.id) ?? 0) + 1)
+      incomingBytes.set(destination.id, (incomingBytes.get(destination.id) ?? 0) + file.size)
       missing--
     }
   }
@@ -210,7 +225,7 @@ export function planRepairs(input: RepairPlanInput): CopyTask[] {
   // walked by counted replicas, fewest first (a count each, nothing built, no sort), and the walk
   // stops once every destination is at its limit. Building each file's standing and sorting
   // 100,000 names by localeCompare took seconds per pass, and a pass ran per landed copy.
-  const slotFree = () => [...load.values()].some((keeper) => takesReplicas(keeper) && (incoming.get(keeper.id) ?? 0) < input.maxPerDestination)
+  const slotFree = () => [...load.values()].some((keeper) => takesReplicas(keeper) && takesMore(keeper.id, 1))
   if (!slotFree()) return tasks
   const {files} = input
   const counted = files.map((file) => countedOf(file.holders, load))

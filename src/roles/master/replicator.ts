@@ -1,11 +1,12 @@
 import type {ClusterKey} from '../../lib/cluster-key.js'
 import {mintGrant} from '../../lib/grants.js'
 import type {Peer} from '../../lib/peer-client.js'
-import {keeperRoutes, type DeleteCommand, type ReplicateRequest} from '../../lib/protocol.js'
+import {catalogueError, DfsError} from '../../lib/errors.js'
+import {keeperRoutes, MAX_BATCH_COPIES, type DeleteCommand, type ReplicateRequest} from '../../lib/protocol.js'
 import type {KeeperRegistry} from './keeper-registry.js'
 import type {MasterMetrics} from './metrics.js'
 import {holdersSettled, placementGoal, planRepairs, planTrims, standingOf, type CopyTask, type FileReplicas, type KeeperLoad, type TrimTask} from './placement.js'
-import type {FileHolders, MasterTable} from './table.js'
+import type {FileHolders, FileRow, MasterTable} from './table.js'
 
 export interface ReplicatorOptions {
   /** A keeper, to give orders to. */
@@ -20,8 +21,11 @@ export interface ReplicatorOptions {
   metrics: Pick<MasterMetrics, 'copiesOrdered' | 'copiesFailed' | 'trims'>
 }
 
-// Copies into one keeper at once; more only queue on its disk.
-const MAX_COPIES_PER_DESTINATION = 4
+// Copies under way into one keeper at once, by count and by bytes (though never fewer than one):
+// a backlog of small files goes many at a time, in batched orders, while large files go a few at a
+// time. The keeper itself pulls only a few at once; the rest wait their turn there, not a pass here.
+const MAX_COPIES_PER_DESTINATION = 256
+const MAX_BYTES_PER_DESTINATION = 64 * 1024 * 1024
 // How long a keeper that just failed a copy is left out of new ones.
 const COOL_DOWN_MS = 1000
 // A copy may take as long as moving the file at this rate, and never less than a minute.
@@ -43,6 +47,8 @@ const NONE: ReadonlySet<string> = new Set()
  */
 export class Replicator {
   readonly #inFlight = new Map<string, Set<string>>()
+  /** Destination keeper id → bytes of the copies under way into it. */
+  readonly #inFlightBytes = new Map<string, number>()
   readonly #running = new Set<Promise<void>>()
   readonly #failedAt = new Map<string, number>()
   /** File id → the sources a copy of it failed from since its last good copy. */
@@ -97,8 +103,22 @@ export class Replicator {
     const usable = keepers.map((keeper) => ((this.#failedAt.get(keeper.id) ?? 0) > now - COOL_DOWN_MS ? {...keeper, alive: false} : keeper))
     // Deaths the master declared without hearing from any keeper since may be its own link's:
     // no copies until a heartbeat settles them (that heartbeat asks for a full pass).
-    const copies = !this.keepers.deathsUnconfirmed() ? planRepairs({files, keepers: usable, target: this.options.replicas, inFlight: this.#inFlight, maxPerDestination: MAX_COPIES_PER_DESTINATION}) : []
-    for (const task of copies) this.#track(this.#copy(task))
+    const copies = !this.keepers.deathsUnconfirmed() ? planRepairs({
+          files,
+          keepers: usable,
+          target: this.options.replicas,
+          inFlight: this.#inFlight,
+          inFlightBytes: this.#inFlightBytes,
+          maxPerDestination: MAX_COPIES_PER_DESTINATION,
+          maxBytesPerDestination: MAX_BYTES_PER_DESTINATION,
+        })
+      : []
+    // One order per destination for the copies this pass planned into it.
+    const byDestination = new Map<string, CopyTask[]>()
+    for (const task of copies) byDestination.set(task.destination, [...(byDestination.get(task.destination) ?? []), task])
+    for (const [destination, tasks] of byDestination) {
+      for (let first = 0; first < tasks.length; first += MAX_BATCH_COPIES) this.#track(this.#copy(destination, tasks.slice(first, first + MAX_BATCH_COPIES)))
+    }
     // Surplus copies go only from keepers heard from just now, never from one that may be dying.
     const heard = keepers.filter((keeper) => this.keepers.heardWithin(keeper.id, this.options.heartbeatTimeoutMs / 2))
     for (const task of planTrims(files, heard, this.options.replicas, this.#inFlight)) this.#track(this.#trim(task))
@@ -185,46 +205,97 @@ export class Replicator {
     void work.finally(() => this.#running.delete(work))
   }
 
-  async #copy(task: CopyTask): Promise<void> {
-    const file = this.table.fileById(task.fileId)
-    const source = this.keepers.get(task.source)
-    const destination = this.keepers.get(task.destination)
-    if (!file) this.#failedSources.delete(task.fileId)
-    if (!file || !source || !destination) return
-    const destinations = this.#inFlight.get(task.fileId) ?? new Set<string>()
-    this.#inFlight.set(task.fileId, destinations.add(task.destination))
-    this.keepers.assigned(task.source)
-    this.keepers.assigned(task.destination)
-    // The copy's description carries the generation's creation time, as the first replica's does.
-    const order: ReplicateRequest = {fileId: file.fileId, name: file.name, size: file.size, sha256: file.sha256, createdAt: file.createdAt, source: source.url}
+  /**
+   * Orders one destination to pull a batch of copies, and records each copy it answers stored
+   * (the destination reported them itself; recording them again here is harmless and closes the
+   * gap if that report was lost). A copy that failed fails alone: its source cools down and the
+   * file is looked at again; the whole order failing cools the destination down too.
+   */
+  async #copy(destinationId: string, tasks: CopyTask[]): Promise<void> {
+    const destination = this.keepers.get(destinationId)
+    const copies: Array<{task: CopyTask; file: FileRow; source: {id: string; url: string}}> = []
+    for (const task of tasks) {
+      const file = this.table.fileById(task.fileId)
+      const source = this.keepers.get(task.source)
+      if (!file) this.#failedSources.delete(task.fileId)
+      if (file && source) copies.push({task, file, source})
+    }
+
+    if (!destination || copies.length === 0) return
+    let bytes = 0
+    for (const {file, source} of copies) {
+      this.#inFlight.set(file.fileId, (this.#inFlight.get(file.fileId) ?? new Set<string>()).add(destinationId))
+      this.keepers.assigned(source.id)
+      this.keepers.assigned(destinationId)
+      bytes += file.size
+    }
+
+    this.#inFlightBytes.set(destinationId, (this.#inFlightBytes.get(destinationId) ?? 0) + bytes)
+    let failures: Array<DfsError | undefined>
+    let orderFailed = false
     try {
       const key = this.options.clusterKey
-      if (key) order.grant = await mintGrant(key, {op: 'replicate-from', fileId: file.fileId, name: file.name, size: file.size, sha256: file.sha256, keeperId: source.id})
-      this.options.metrics.copiesOrdered.inc()
-      await this.options.keeperAt(destination).call(keeperRoutes.replicate, {body: order}, {timeout: Math.max(60_000, file.size / SLOWEST_COPY_BYTES_PER_MS)})
-      // The destination reported the copy itself; recording it again here is harmless and closes
-      // the gap if that report was lost.
-      if (this.table.fileById(file.fileId)) {
-        this.table.addReplica({fileId: file.fileId, keeperId: task.destination})
+      const orders = await Promise.all(
+        copies.map(async ({file, source}): Promise<ReplicateRequest> => {
+          // The copy's description carries the generation's creation time, as the first replica's does.
+          const order: ReplicateRequest = {fileId: file.fileId, name: file.name, size: file.size, sha256: file.sha256, createdAt: file.createdAt, source: source.url}
+          if (key) order.grant = await mintGrant(key, {op: 'replicate-from', fileId: file.fileId, name: file.name, size: file.size, sha256: file.sha256, keeperId: source.id})
+          return order
+        }),
+      )
+      this.options.metrics.copiesOrdered.inc(copies.length)
+      const answer = await this.options.keeperAt(destination).call(keeperRoutes.replicateBatch, {body: {copies: orders}}, {timeout: Math.max(60_000, bytes / SLOWEST_COPY_BYTES_PER_MS)})
+      failures = copies.map(({file}, index) => {
+        const result = answer.copies[index]
+        if (result?.fileId === file.fileId && result.stored) return undefined
+        return catalogueError(result) ?? new DfsError('DFS_ERR_BAD_RESPONSE', `keeper ${destinationId} answered no word on the copy of "${file.name}"`)
+      })
+    } catch (error) {
+      orderFailed = true
+      const failure = error instanceof DfsError ? error : new DfsError('DFS_ERR_INTERNAL', (error as Error).message, {cause: error})
+      failures = copies.map(() => failure)
+    }
+
+    const copied: string[] = []
+    // An order that failed whole (its destination died, say) is one line, not one per copy.
+    if (orderFailed && copies.length > 1) {
+      const [first] = copies
+      this.options.log.warn(`copies of ${copies.length} files to ${destinationId} failed ("${first!.file.name}" from ${first!.source.id} first): ${failures[0]!.message}`)
+    }
+
+    for (const [index, {task, file, source}] of copies.entries()) {
+      const failure = failures[index]
+      const destinations = this.#inFlight.get(file.fileId)
+      if (!failure && this.table.fileById(file.fileId)) {
+        this.table.addReplica({fileId: file.fileId, keeperId: destinationId})
         const alive = this.keepers.countAlive(this.table.holdersOf(file.fileId)?.holders ?? [])
         if (alive >= this.options.replicas) this.table.clearCorrupt(file.fileId)
       }
-      this.#failedSources.delete(file.fileId)
-      this.options.log.info(`copied "${file.name}" from ${task.source} to ${task.destination} (${task.aliveReplicas + 1} alive replicas)`)
-    } catch (error) {
-      this.options.log.warn(`copy of "${file.name}" from ${task.source} to ${task.destination} failed: ${(error as Error).message}`)
+
+      destinations?.delete(destinationId)
+      if (destinations?.size === 0) this.#inFlight.delete(file.fileId)
+      if (!failure) {
+        this.#failedSources.delete(file.fileId)
+        copied.push(`"${file.name}" from ${source.id}`)
+        continue
+      }
+
+      if (!orderFailed || copies.length === 1) this.options.log.warn(`copy of "${file.name}" from ${source.id} to ${destinationId} failed: ${failure.message}`)
       this.options.metrics.copiesFailed.inc()
       this.#failedAt.set(task.source, Date.now())
-      this.#failedAt.set(task.destination, Date.now())
+      // A destination that failed the whole order, or lacks the room, is left out for a moment too.
+      if (orderFailed || failure.code === 'DFS_ERR_INSUFFICIENT_STORAGE') this.#failedAt.set(destinationId, Date.now())
       this.#failedSources.set(file.fileId, (this.#failedSources.get(file.fileId) ?? new Set()).add(task.source))
-      this.#dirty.add(task.fileId)
-      setTimeout(() => this.trigger(), COOL_DOWN_MS).unref()
-      return
-    } finally {
-      destinations.delete(task.destination)
-      if (destinations.size === 0) this.#inFlight.delete(task.fileId)
+      this.#dirty.add(file.fileId)
     }
 
+    const left = (this.#inFlightBytes.get(destinationId) ?? 0) - bytes
+    if (left > 0) this.#inFlightBytes.set(destinationId, left)
+    else this.#inFlightBytes.delete(destinationId)
+    // One line per order, not per copy: a backlog of 100,000 small files would log as many lines.
+    if (copied.length === 1) this.options.log.info(`copied ${copied[0]} to ${destinationId}`)
+    else if (copied.length > 1) this.options.log.info(`copied ${copied.length} files to ${destinationId}, ${copied[0]} first`)
+    if (copied.length < copies.length) setTimeout(() => this.trigger(), COOL_DOWN_MS).unref()
     this.trigger()
   }
 

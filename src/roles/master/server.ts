@@ -88,6 +88,7 @@ export function createMasterServer(master: Master, logLevel: string, tls?: Serve
     return master.fileUrl(request.params.name, request.query.ttl)
   })
   serveRoute(app, masterRoutes.reportReplica, async (request) => master.reportReplica(request.params.name, request.body, await member(request)))
+  serveRoute(app, masterRoutes.reportReplicas, async (request) => master.reportReplicas(request.body, await member(request)))
   serveRoute(app, masterRoutes.reportCorrupt, async (request) => master.reportCorrupt(request.params.name, request.body, await member(request)))
   serveRoute(app, masterRoutes.suspect, async (request) => {
     await client(request, 'write')
