@@ -12,6 +12,9 @@ import {
   DEFAULT_ZONE,
   keeperRoutes,
   type ForgottenKeeper,
+  type BatchMiss,
+  type CommitBatchAnswer,
+  type CommitBatchRequest,
   type CommitRequest,
   type CorruptAnswer,
   type CorruptReport,
@@ -403,6 +406,25 @@ export class Master {
   }
 
   /**
+   * Tickets for many uploads at once, each as `beginUpload` gives it (its keeper picked after the
+   * ones before it were counted, so a batch spreads as single tickets do); an upload refused gets
+   * its error in its place, and the others their tickets.
+   */
+  async beginUploads(requests: UploadRequest[]): Promise<Array<UploadTicket | BatchMiss>> {
+    const tickets: Array<UploadTicket | BatchMiss> = []
+    for (const request of requests) {
+      try {
+        tickets.push(await this.beginUpload(request))
+      } catch (error) {
+        if (!(error instanceof DfsError)) throw error
+        tickets.push({error: error.code, message: error.message})
+      }
+    }
+
+    return tickets
+  }
+
+  /**
    * A one-pass upload's client names the sha256 it computed while sending (after the keeper holds
    * the bytes): the ticket takes it, so that the keeper's commit must match the client's word and not
    * only its own, and the keeper gets a grant to seal that digest.
@@ -427,6 +449,11 @@ export class Master {
    * the old file or the new one, each whole.
    */
   commitUpload(uploadId: string, request: CommitRequest, member?: VerifiedMember): FileInfo {
+    return this.fileInfo(this.#recordUpload(uploadId, request, member))
+  }
+
+  /** `commitUpload` without its answer: the file recorded. */
+  #recordUpload(uploadId: string, request: CommitRequest, member?: VerifiedMember): FileRow {
     this.#bindings.requireKeeper(member, request.keeperId)
     const ticket = this.#tickets.get(uploadId)
     if (!ticket) throw new DfsError('DFS_ERR_UNKNOWN_UPLOAD', `upload ${uploadId} is unknown to the master (expired, or the master restarted)`)
@@ -466,7 +493,24 @@ export class Master {
     if (old) this.#deleteReplicas(old, oldReplicas)
     this.metrics.uploadsCommitted.inc()
     this.replicator.trigger()
-    return this.fileInfo(file)
+    return file
+  }
+
+  /**
+   * A keeper's commits of uploads that finished together: the sender must be `keeperId`, and each
+   * commit is checked and recorded exactly as `commitUpload` does one, and answered on its own.
+   */
+  commitUploads(request: CommitBatchRequest, member?: VerifiedMember): CommitBatchAnswer['commits'] {
+    this.#bindings.requireKeeper(member, request.keeperId)
+    return request.commits.map(({uploadId, ...commit}) => {
+      try {
+        if (commit.keeperId !== request.keeperId) throw new DfsError('DFS_ERR_FORBIDDEN', `a batch of keeper ${request.keeperId} carries a commit of keeper ${commit.keeperId}`)
+        return {uploadId, fileId: this.#recordUpload(uploadId, commit, member).fileId}
+      } catch (error) {
+        if (!(error instanceof DfsError)) throw error
+        return {uploadId, error: error.code, message: error.message}
+      }
+    })
   }
 
   /** While the table is rebuilt, no name is known to be free or taken. */
