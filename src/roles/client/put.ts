@@ -16,6 +16,7 @@ import {HashingStream} from '../../lib/hashing.js'
 import {assertValidName} from '../../lib/names.js'
 import {Peer} from '../../lib/peer-client.js'
 import {removeOnInterrupt} from '../../lib/remove-on-interrupt.js'
+import {Slots} from '../../lib/slots.js'
 import type {OnProgress} from '../../lib/transfer-progress.js'
 import {
   MAX_EXCLUDE,
@@ -62,17 +63,28 @@ export interface PutOptions {
 
 export type PutOutcome = Outcome<PutResult> & {path: string}
 
-/** Uploads several files concurrently; each succeeds or fails on its own. */
+/**
+ * Uploads several files concurrently; each succeeds or fails on its own. At most `concurrency`
+ * files are sent to keepers at once, but small files (up to AHEAD_BYTES) are read, ticketed and
+ * confirmed around their sending by up to AHEAD_FACTOR times as many workers, so that the master
+ * gets their tickets and confirmations in batches rather than one request per file.
+ */
 export async function putFiles(master: Peer, items: PutItem[], options: PutOptions = {}): Promise<PutOutcome[]> {
   const outcomes: PutOutcome[] = new Array(items.length)
   const batches = masterBatches(master)
+  const concurrency = options.concurrency ?? 8
+  const sending = new Slots(concurrency)
   let next = 0
   const worker = async () => {
     while (next < items.length) {
       const index = next++
       const item = items[index]!
       try {
-        const result = await putFile(master, item, {replace: options.replace, onProgress: options.onProgress, batches})
+        const size = await stat(item.path).then((info) => info.size, () => undefined)
+        // A larger file holds its slot from its reading on: no more than `concurrency` of them are in memory.
+        const small = size !== undefined && size <= AHEAD_BYTES
+        const put = () => putFile(master, item, {replace: options.replace, onProgress: options.onProgress, batches, ...(small ? {sending} : {})})
+        const result = small ? await put() : await sending.run(put)
         if (options.wait !== undefined && options.wait !== 1) {
           result.replicas = await waitForReplicas(master, result.name, options.wait, options.waitTimeoutMs ?? 60_000)
         }
@@ -84,9 +96,14 @@ export async function putFiles(master: Peer, items: PutItem[], options: PutOptio
     }
   }
 
-  await Promise.all(Array.from({length: Math.min(options.concurrency ?? 8, items.length)}, worker))
+  await Promise.all(Array.from({length: Math.min(concurrency * AHEAD_FACTOR, items.length)}, worker))
   return outcomes
 }
+
+/** Files up to this size are read, ticketed and confirmed ahead of and after their sending (putFiles). */
+const AHEAD_BYTES = 1024 * 1024
+/** Workers of putFiles per upload sent at once. */
+const AHEAD_FACTOR = 8
 
 /**
  * Stores what `input` (stdin) yields under `name`: its size is not known before its end, and the
@@ -117,7 +134,11 @@ export async function putStream(master: Peer, input: Readable, name: string, opt
  * succeed only when the keeper says the master recorded it. A keeper that cannot be reached or
  * drops the upload is excluded and the upload starts again on another one, once per keeper.
  */
-export async function putFile(master: Peer, item: PutItem, options: {replace?: boolean; onProgress?: OnProgress; batches?: MasterBatches} = {}): Promise<PutResult> {
+export async function putFile(
+  master: Peer,
+  item: PutItem,
+  options: {replace?: boolean; onProgress?: OnProgress; batches?: MasterBatches; /** Taken for the sending to a keeper alone. */ sending?: Slots} = {},
+): Promise<PutResult> {
   const {onProgress} = options
   const batches = options.batches ?? masterBatches(master)
   const name = item.name ?? basename(item.path)
@@ -140,7 +161,7 @@ export async function putFile(master: Peer, item: PutItem, options: {replace?: b
     }
 
     try {
-      if (data) return await sendToKeeper(master, batches, data, name, size, sha256!, ticket, onProgress)
+      if (data) return await sendToKeeper(master, batches, data, name, size, sha256!, ticket, onProgress, options.sending)
       const sent = await sendInOnePass(master, item.path, name, size, ticket, onProgress)
       sha256 = sent.sha256
       return await confirmedByMaster(batches, name, size, sent.sha256, ticket, sent.stored)
@@ -196,15 +217,18 @@ export async function waitForReplicas(master: Peer, name: string, replicas: numb
 }
 
 /** Sends a file whose bytes and sha256 are known (read into memory) with the sha256 up front, in one request. */
-async function sendToKeeper(master: Peer, batches: MasterBatches, data: Buffer, name: string, size: number, sha256: string, ticket: UploadTicket, onProgress?: OnProgress): Promise<PutResult> {
+async function sendToKeeper(master: Peer, batches: MasterBatches, data: Buffer, name: string, size: number, sha256: string, ticket: UploadTicket, onProgress?: OnProgress, sending?: Slots): Promise<PutResult> {
   const keeper = new Peer({role: 'keeper', baseUrl: ticket.keeper.url, agent: master.agent, credentials: showingGrant(ticket.grant)})
-  onProgress?.({file: name, phase: 'sending', bytes: 0, total: size})
-  const stored = await keeper.call(keeperRoutes.upload, {
-    params: {name},
-    query: {upload: ticket.uploadId},
-    headers: {'content-type': 'application/octet-stream', 'content-length': String(size), [SIZE_HEADER]: String(size), [SHA256_HEADER]: sha256},
-    body: data,
-  })
+  const send = async () => {
+    onProgress?.({file: name, phase: 'sending', bytes: 0, total: size})
+    return keeper.call(keeperRoutes.upload, {
+      params: {name},
+      query: {upload: ticket.uploadId},
+      headers: {'content-type': 'application/octet-stream', 'content-length': String(size), [SIZE_HEADER]: String(size), [SHA256_HEADER]: sha256},
+      body: data,
+    })
+  }
+  const stored = await (sending ? sending.run(send) : send())
   onProgress?.({file: name, phase: 'sending', bytes: size, total: size})
   return confirmedByMaster(batches, name, size, sha256, ticket, stored)
 }
