@@ -2,7 +2,7 @@ import {Registry} from 'prom-client'
 
 import type {ClusterKey} from '../../lib/cluster-key.js'
 import {DEFAULTS} from '../../lib/config.js'
-import {DfsError} from '../../lib/errors.js'
+import {DfsError, asDfsError} from '../../lib/errors.js'
 import {GRANT_TTL_SECONDS, grantUrl, mintGrant, type GrantOp} from '../../lib/grants.js'
 import {newId} from '../../lib/ids.js'
 import {memberCredentials, newMember, type Member, type VerifiedMember} from '../../lib/member-auth.js'
@@ -504,11 +504,12 @@ export class Master {
     this.#bindings.requireKeeper(member, request.keeperId)
     return request.commits.map(({uploadId, ...commit}) => {
       try {
-        if (commit.keeperId !== request.keeperId) throw new DfsError('DFS_ERR_FORBIDDEN', `a batch of keeper ${request.keeperId} carries a commit of keeper ${commit.keeperId}`)
         return {uploadId, fileId: this.#recordUpload(uploadId, commit, member).fileId}
       } catch (error) {
-        if (!(error instanceof DfsError)) throw error
-        return {uploadId, error: error.code, message: error.message}
+        // Even a bug fails its commit alone: the commits before it are recorded, and must be answered so.
+        const failure = asDfsError(error)
+        if (!(error instanceof DfsError)) this.options.log.warn(`commit of upload ${uploadId} failed: ${(error as Error).stack ?? String(error)}`)
+        return {uploadId, error: failure.code, message: failure.message}
       }
     })
   }
