@@ -94,7 +94,7 @@ export class Keeper {
         return 'error' in entry ? (catalogueError(entry) ?? new DfsError('DFS_ERR_BAD_RESPONSE', `the master refused upload ${entry.uploadId} with ${entry.error}, which is no dfs error`)) : entry
       })
     },
-    {maxItems: MAX_UPLOAD_BATCH, maxInFlight: 2},
+    {maxItems: MAX_UPLOAD_BATCH, maxInFlight: 1},
   )
 
   private constructor(
