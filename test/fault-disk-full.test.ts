@@ -78,7 +78,7 @@ describe('a keeper whose disk fills up', () => {
       // master's figure of its free space is a heartbeat old, and only the keeper can say no.
       proxy = await HttpProxy.start(cluster.masterUrl, {
         async beforeAnswer(exchange) {
-          if (exchange.path === '/uploads' && (JSON.parse(exchange.answer) as {keeper?: {id: string}}).keeper?.id === small.id) {
+          if (exchange.path === '/uploads/batch' && (JSON.parse(exchange.answer) as {tickets: Array<{keeper?: {id: string}}>}).tickets.some((ticket) => ticket.keeper?.id === small.id)) {
             await writeFile(join(disk.path, 'filler'), randomBytes(10 * MiB))
           }
         },
@@ -90,13 +90,13 @@ describe('a keeper whose disk fills up', () => {
       const [stored] = JSON.parse(put.stdout) as Array<{keeper: string; sha256: string}>
 
       // The master offered the small keeper; it answered 507; put asked again without it and went to the roomy one.
-      const tickets = proxy.seen('POST', '/uploads').map((exchange) => ({
-        exclude: (JSON.parse(exchange.body) as {exclude?: string[]}).exclude ?? [],
-        keeper: (JSON.parse(exchange.answer) as {keeper: {id: string}}).keeper.id,
+      const tickets = proxy.seen('POST', '/uploads/batch').map((exchange) => ({
+        exclude: (JSON.parse(exchange.body) as {uploads: Array<{exclude?: string[]}>}).uploads.map((upload) => upload.exclude ?? []),
+        keeper: (JSON.parse(exchange.answer) as {tickets: Array<{keeper: {id: string}}>}).tickets.map((ticket) => ticket.keeper.id),
       }))
       assert.deepEqual(tickets, [
-        {exclude: [], keeper: small.id},
-        {exclude: [small.id], keeper: roomy.id},
+        {exclude: [[]], keeper: [small.id]},
+        {exclude: [[small.id]], keeper: [roomy.id]},
       ])
       assert.ok(small.logs.some((line) => line.includes('DFS_ERR_INSUFFICIENT_STORAGE')), small.logs.join('\n'))
       assert.equal(stored!.keeper, roomy.id)

@@ -107,10 +107,10 @@ describe('media metadata belongs to the file, and is a keeper\'s claim held to b
     let lie: (media: Record<string, unknown>) => Record<string, unknown> = (media) => media
     const proxy = await HttpProxy.start(cluster.masterUrl, {
       beforeForward(request) {
-        if (request.method !== 'POST' || !/^\/uploads\/[^/]+\/commit$/.test(request.path)) return
-        const body = JSON.parse(request.body) as {media?: Record<string, unknown>}
-        assert.ok(body.media, `the keeper sent no media: ${request.body}`)
-        request.body = JSON.stringify({...body, media: lie(body.media)})
+        if (request.method !== 'POST' || request.path !== '/uploads/commits') return
+        const body = JSON.parse(request.body) as {commits: Array<{media?: Record<string, unknown>}>}
+        for (const commit of body.commits) assert.ok(commit.media, `the keeper sent no media: ${request.body}`)
+        request.body = JSON.stringify({...body, commits: body.commits.map((commit) => ({...commit, media: lie(commit.media!)}))})
       },
     })
     try {

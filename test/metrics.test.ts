@@ -52,8 +52,8 @@ describe('metrics, health and readiness of every role', () => {
     assert.equal(sumOf(master, 'dfs_master_files'), 2)
     assert.equal(sumOf(master, 'dfs_master_stored_bytes'), bytes)
     assert.equal(moved('dfs_master_uploads_committed_total'), 2)
-    assert.equal(moved('dfs_http_requests_total', {method: 'POST', route: '/uploads', status: '201'}), 2)
-    assert.equal(moved('dfs_http_requests_total', {method: 'POST', route: '/uploads/:id/commit', status: '201'}), 2)
+    assert.equal(moved('dfs_http_requests_total', {method: 'POST', route: '/uploads/batch', status: '201'}), 2)
+    assert.equal(moved('dfs_http_requests_total', {method: 'POST', route: '/uploads/commits', status: '200'}), 2)
     // Two copies of each file, whatever failed and was ordered again on the way.
     assert.equal(moved('dfs_master_replication_copies_ordered_total') - moved('dfs_master_replication_copies_failed_total'), 4)
     assert.equal(sumOf(master, 'dfs_master_keepers_alive'), 3)

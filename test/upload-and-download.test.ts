@@ -37,22 +37,22 @@ describe('upload and download by the protocol', () => {
       await copyFile(join(FIXTURES, sample), path)
       return path
     }))
-    // The master sees the ticket requests through a proxy that holds each one back: only uploads
-    // under way at the same time can have all three asking at once.
-    let held = 0
+    // The master sees the client's requests through a proxy that holds back the confirmations
+    // (POST /lookup): only uploads under way at the same time can all have their tickets while the
+    // first confirmation waits.
+    let ticketed = 0
     let release!: () => void
     const released = new Promise<void>((resolve) => (release = resolve))
     const proxy = await HttpProxy.start(cluster.masterUrl, {
       async beforeForward(request) {
-        if (request.method !== 'POST' || request.path !== '/uploads') return
-        held++
-        await released
+        if (request.method === 'POST' && request.path === '/uploads/batch') ticketed += (JSON.parse(request.body) as {uploads: unknown[]}).uploads.length
+        if (request.method === 'POST' && request.path === '/lookup') await released
       },
     })
     try {
       const put = startDfs(['put', ...paths, '--json', '--master', proxy.url, '--token', cluster.token])
       try {
-        await whileRunning(put, 'all three uploads to ask for a ticket at once', () => held === samples.length)
+        await whileRunning(put, 'all three uploads to have their tickets before one is confirmed', () => ticketed === samples.length)
       } finally {
         release()
       }

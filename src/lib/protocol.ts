@@ -153,6 +153,20 @@ export type SealRequest = Static<typeof SealRequest>
 export const SealTicket = Type.Object({grant: Type.Optional(GrantToken)})
 export type SealTicket = Static<typeof SealTicket>
 
+/** The most items one batch of tickets (POST /uploads/batch) or of commits (POST /uploads/commits) may hold. */
+export const MAX_UPLOAD_BATCH = 250
+
+export const UploadBatchRequest = Type.Object({uploads: Type.Array(UploadRequest, {minItems: 1, maxItems: MAX_UPLOAD_BATCH})}, closed)
+export type UploadBatchRequest = Static<typeof UploadBatchRequest>
+
+/** An item of a batch that failed on its own: the error its single route would answer. */
+export const BatchMiss = Type.Object({error: Type.String(), message: Type.String()})
+export type BatchMiss = Static<typeof BatchMiss>
+
+/** `tickets`: one per upload asked for, in the same order: its ticket, or the error POST /uploads would answer. */
+export const UploadBatchTickets = Type.Object({tickets: Type.Array(Type.Union([UploadTicket, BatchMiss]))})
+export type UploadBatchTickets = Static<typeof UploadBatchTickets>
+
 // What a keeper read of a stored ISO-BMFF file (mp4, mov, m4a…): display only. It is the keeper's
 // claim, so the master holds it to these bounds and nothing more. `width`, `height` and `videoCodec`
 // are null without a video track, `audioCodec` without an audio one, `bitrate` (bits per second,
@@ -186,6 +200,22 @@ export const CommitRequest = Type.Object(
   closed,
 )
 export type CommitRequest = Static<typeof CommitRequest>
+
+/** One upload of a batch of commits (POST /uploads/commits), as POST /uploads/:id/commit takes it. */
+export const BatchedCommit = Type.Object({uploadId: Id, ...CommitRequest.properties}, closed)
+export type BatchedCommit = Static<typeof BatchedCommit>
+
+/** `keeperId`: the keeper that sends the batch; each of its commits names it too. */
+export const CommitBatchRequest = Type.Object({keeperId: Id, commits: Type.Array(BatchedCommit, {minItems: 1, maxItems: MAX_UPLOAD_BATCH})}, closed)
+export type CommitBatchRequest = Static<typeof CommitBatchRequest>
+
+/** A commit of a batch the master recorded. */
+export const CommitDone = Type.Object({uploadId: Id, fileId: Id})
+export type CommitDone = Static<typeof CommitDone>
+
+/** `commits`: one per commit sent, in the same order: recorded, or the error POST /uploads/:id/commit would answer. */
+export const CommitBatchAnswer = Type.Object({commits: Type.Array(Type.Union([CommitDone, Type.Object({uploadId: Id, ...BatchMiss.properties})]))})
+export type CommitBatchAnswer = Static<typeof CommitBatchAnswer>
 
 export const ReplicaReport = Type.Object(
   {
@@ -486,6 +516,10 @@ export const masterRoutes = {
   forgetKeeper: route({method: 'DELETE', url: '/keepers/:id', params: ById, response: ForgottenKeeper}),
   beginUpload: route({method: 'POST', url: '/uploads', status: 201, body: UploadRequest, response: UploadTicket}),
   commitUpload: route({method: 'POST', url: '/uploads/:id/commit', status: 201, params: ById, body: CommitRequest, response: FileInfo}),
+  /** Many tickets in one request (`dfs put` of many files); an upload refused is a miss, not a failure of the whole. */
+  beginUploads: route({method: 'POST', url: '/uploads/batch', status: 201, body: UploadBatchRequest, response: UploadBatchTickets}),
+  /** A keeper's commits of uploads that finished together, each checked and answered on its own. */
+  commitUploads: route({method: 'POST', url: '/uploads/commits', body: CommitBatchRequest, response: CommitBatchAnswer}),
   /** A one-pass upload's client names the sha256 it computed while sending; the keeper's commit must match it. */
   sealUpload: route({method: 'POST', url: '/uploads/:id/seal', params: ById, body: SealRequest, response: SealTicket}),
   list: route({method: 'GET', url: '/files', querystring: ListQuery, response: ListResponse}),

@@ -9,14 +9,28 @@ import {setTimeout as sleep} from 'node:timers/promises'
 
 import {CHUNK_SIZE} from '../../lib/durable-file.js'
 import type {Outcome} from '../../lib/base-command.js'
-import {DfsError, asDfsError, type ErrorCode} from '../../lib/errors.js'
+import {CallBatcher} from '../../lib/call-batcher.js'
+import {DfsError, asDfsError, catalogueError, type ErrorCode} from '../../lib/errors.js'
 import {showingGrant} from '../../lib/grants.js'
 import {HashingStream} from '../../lib/hashing.js'
 import {assertValidName} from '../../lib/names.js'
 import {Peer} from '../../lib/peer-client.js'
 import {removeOnInterrupt} from '../../lib/remove-on-interrupt.js'
+import {Slots} from '../../lib/slots.js'
 import type {OnProgress} from '../../lib/transfer-progress.js'
-import {MAX_EXCLUDE, SHA256_HEADER, SIZE_HEADER, keeperRoutes, masterRoutes, type StoredAnswer, type UploadTicket} from '../../lib/protocol.js'
+import {
+  MAX_EXCLUDE,
+  MAX_UPLOAD_BATCH,
+  SHA256_HEADER,
+  SIZE_HEADER,
+  keeperRoutes,
+  masterRoutes,
+  type FileInfo,
+  type StoredAnswer,
+  type UploadRequest,
+  type UploadTicket,
+} from '../../lib/protocol.js'
+import {lookupFiles} from './admin.js'
 
 export interface PutItem {
   /** Local path of the file to upload. */
@@ -49,16 +63,28 @@ export interface PutOptions {
 
 export type PutOutcome = Outcome<PutResult> & {path: string}
 
-/** Uploads several files concurrently; each succeeds or fails on its own. */
+/**
+ * Uploads several files concurrently; each succeeds or fails on its own. At most `concurrency`
+ * files are sent to keepers at once, but small files (up to AHEAD_BYTES) are read, ticketed and
+ * confirmed around their sending by up to AHEAD_FACTOR times as many workers, so that the master
+ * gets their tickets and confirmations in batches rather than one request per file.
+ */
 export async function putFiles(master: Peer, items: PutItem[], options: PutOptions = {}): Promise<PutOutcome[]> {
   const outcomes: PutOutcome[] = new Array(items.length)
+  const batches = masterBatches(master)
+  const concurrency = options.concurrency ?? 8
+  const sending = new Slots(concurrency)
   let next = 0
   const worker = async () => {
     while (next < items.length) {
       const index = next++
       const item = items[index]!
       try {
-        const result = await putFile(master, item, {replace: options.replace, onProgress: options.onProgress})
+        const size = await stat(item.path).then((info) => info.size, () => undefined)
+        // A larger file holds its slot from its reading on: no more than `concurrency` of them are in memory.
+        const small = size !== undefined && size <= AHEAD_BYTES
+        const put = () => putFile(master, item, {replace: options.replace, onProgress: options.onProgress, batches, ...(small ? {sending} : {})})
+        const result = small ? await put() : await sending.run(put)
         if (options.wait !== undefined && options.wait !== 1) {
           result.replicas = await waitForReplicas(master, result.name, options.wait, options.waitTimeoutMs ?? 60_000)
         }
@@ -70,9 +96,14 @@ export async function putFiles(master: Peer, items: PutItem[], options: PutOptio
     }
   }
 
-  await Promise.all(Array.from({length: Math.min(options.concurrency ?? 8, items.length)}, worker))
+  await Promise.all(Array.from({length: Math.min(concurrency * AHEAD_FACTOR, items.length)}, worker))
   return outcomes
 }
+
+/** Files up to this size are read, ticketed and confirmed ahead of and after their sending (putFiles). */
+const AHEAD_BYTES = 1024 * 1024
+/** Workers of putFiles per upload sent at once. */
+const AHEAD_FACTOR = 8
 
 /**
  * Stores what `input` (stdin) yields under `name`: its size is not known before its end, and the
@@ -103,8 +134,13 @@ export async function putStream(master: Peer, input: Readable, name: string, opt
  * succeed only when the keeper says the master recorded it. A keeper that cannot be reached or
  * drops the upload is excluded and the upload starts again on another one, once per keeper.
  */
-export async function putFile(master: Peer, item: PutItem, options: {replace?: boolean; onProgress?: OnProgress} = {}): Promise<PutResult> {
+export async function putFile(
+  master: Peer,
+  item: PutItem,
+  options: {replace?: boolean; onProgress?: OnProgress; batches?: MasterBatches; /** Taken for the sending to a keeper alone. */ sending?: Slots} = {},
+): Promise<PutResult> {
   const {onProgress} = options
+  const batches = options.batches ?? masterBatches(master)
   const name = item.name ?? basename(item.path)
   assertValidName(name)
   const local = await describeLocalFile(item.path, onProgress && ((bytes, total) => onProgress({file: name, phase: 'hashing', bytes, total})))
@@ -115,7 +151,7 @@ export async function putFile(master: Peer, item: PutItem, options: {replace?: b
   for (;;) {
     let ticket: UploadTicket
     try {
-      ticket = await master.call(masterRoutes.beginUpload, {body: {name, size, ...(data ? {sha256} : {}), exclude, ...(options.replace ? {replace: true} : {})}})
+      ticket = await batches.tickets.call({name, size, ...(data ? {sha256} : {}), exclude: [...exclude], ...(options.replace ? {replace: true} : {})})
     } catch (error) {
       // An earlier attempt whose answer was lost may have been recorded after all: the same bytes
       // under the same name are this upload's success, not a conflict.
@@ -125,10 +161,10 @@ export async function putFile(master: Peer, item: PutItem, options: {replace?: b
     }
 
     try {
-      if (data) return await sendToKeeper(master, data, name, size, sha256!, ticket, onProgress)
+      if (data) return await sendToKeeper(master, batches, data, name, size, sha256!, ticket, onProgress, options.sending)
       const sent = await sendInOnePass(master, item.path, name, size, ticket, onProgress)
       sha256 = sent.sha256
-      return await confirmedByMaster(master, name, size, sent.sha256, ticket, sent.stored)
+      return await confirmedByMaster(batches, name, size, sent.sha256, ticket, sent.stored)
     } catch (error) {
       if (error instanceof OnePassError) {
         sha256 = error.sha256 ?? sha256
@@ -181,17 +217,20 @@ export async function waitForReplicas(master: Peer, name: string, replicas: numb
 }
 
 /** Sends a file whose bytes and sha256 are known (read into memory) with the sha256 up front, in one request. */
-async function sendToKeeper(master: Peer, data: Buffer, name: string, size: number, sha256: string, ticket: UploadTicket, onProgress?: OnProgress): Promise<PutResult> {
+async function sendToKeeper(master: Peer, batches: MasterBatches, data: Buffer, name: string, size: number, sha256: string, ticket: UploadTicket, onProgress?: OnProgress, sending?: Slots): Promise<PutResult> {
   const keeper = new Peer({role: 'keeper', baseUrl: ticket.keeper.url, agent: master.agent, credentials: showingGrant(ticket.grant)})
-  onProgress?.({file: name, phase: 'sending', bytes: 0, total: size})
-  const stored = await keeper.call(keeperRoutes.upload, {
-    params: {name},
-    query: {upload: ticket.uploadId},
-    headers: {'content-type': 'application/octet-stream', 'content-length': String(size), [SIZE_HEADER]: String(size), [SHA256_HEADER]: sha256},
-    body: data,
-  })
+  const send = async () => {
+    onProgress?.({file: name, phase: 'sending', bytes: 0, total: size})
+    return keeper.call(keeperRoutes.upload, {
+      params: {name},
+      query: {upload: ticket.uploadId},
+      headers: {'content-type': 'application/octet-stream', 'content-length': String(size), [SIZE_HEADER]: String(size), [SHA256_HEADER]: sha256},
+      body: data,
+    })
+  }
+  const stored = await (sending ? sending.run(send) : send())
   onProgress?.({file: name, phase: 'sending', bytes: size, total: size})
-  return confirmedByMaster(master, name, size, sha256, ticket, stored)
+  return confirmedByMaster(batches, name, size, sha256, ticket, stored)
 }
 
 /** A failure of a one-pass attempt, with the sha256 the client computed if it read the file whole. */
@@ -268,17 +307,44 @@ async function sendInOnePass(master: Peer, path: string, name: string, size: num
  * The keeper's word is not enough (a keeper that lies, or is not what the ticket named): the file
  * is stored once the master has recorded this very upload, with these bytes.
  */
-async function confirmedByMaster(master: Peer, name: string, size: number, sha256: string, ticket: UploadTicket, stored: StoredAnswer): Promise<PutResult> {
-  const recorded = await master.call(masterRoutes.stat, {params: {name}}).catch((error: unknown) => {
-    if (error instanceof DfsError && error.code === 'DFS_ERR_NOT_FOUND') return undefined
-    throw error
-  })
+async function confirmedByMaster(batches: MasterBatches, name: string, size: number, sha256: string, ticket: UploadTicket, stored: StoredAnswer): Promise<PutResult> {
+  const recorded = await batches.recorded.call(name)
   if (!recorded || recorded.fileId !== ticket.uploadId || recorded.size !== size || recorded.sha256 !== sha256 || stored.fileId !== ticket.uploadId) {
     throw new DfsError('DFS_ERR_INTEGRITY', `keeper ${ticket.keeper.id} answered that "${name}" was stored, but the master has no record of this upload`)
   }
 
   return {name, fileId: recorded.fileId, size, sha256, keeper: ticket.keeper.id, replicas: recorded.replicas.filter((replica) => replica.alive).length}
 }
+
+/**
+ * The master's batched routes, for the uploads of one put: the tickets asked for, and the
+ * confirmations of uploads that finished, while one request is under way go together in the next
+ * (POST /uploads/batch, POST /lookup), not one request per file.
+ */
+interface MasterBatches {
+  tickets: CallBatcher<UploadRequest, UploadTicket>
+  /** The file the master recorded under a name; undefined for none. */
+  recorded: CallBatcher<string, FileInfo | undefined>
+}
+
+function masterBatches(master: Peer): MasterBatches {
+  return {
+    tickets: new CallBatcher<UploadRequest, UploadTicket>(
+      async (uploads) =>
+        (await master.call(masterRoutes.beginUploads, {body: {uploads}})).tickets.map((entry) =>
+          'error' in entry ? (catalogueError(entry) ?? new DfsError('DFS_ERR_BAD_RESPONSE', `the master refused a ticket with ${entry.error}, which is no dfs error: ${entry.message}`)) : entry,
+        ),
+      {maxItems: MAX_UPLOAD_BATCH, maxInFlight: 1},
+    ),
+    recorded: new CallBatcher<string, FileInfo | undefined>(
+      async (names) => (await lookupFiles(master, names)).map((entry) => (entry instanceof DfsError && entry.code === 'DFS_ERR_NOT_FOUND' ? undefined : entry)),
+      {maxItems: CONFIRM_CHUNK, maxInFlight: 1},
+    ),
+  }
+}
+
+/** Names confirmed per look-up, as `get` looks them up. */
+const CONFIRM_CHUNK = 250
 
 /**
  * What to upload for the paths given: a file as itself, a directory (with `recursive`) as every

@@ -8,15 +8,19 @@ import {Registry} from 'prom-client'
 import type {ClusterKey} from '../../lib/cluster-key.js'
 import {DEFAULTS} from '../../lib/config.js'
 import {asStorageError, writeFileDurably} from '../../lib/durable-file.js'
+import {CallBatcher} from '../../lib/call-batcher.js'
 import {asDfsError, catalogueError, DfsError} from '../../lib/errors.js'
 import {GRANT_TTL_SECONDS, showingGrant} from '../../lib/grants.js'
 import {secondsSince} from '../../lib/metrics.js'
 import {assertValidName} from '../../lib/names.js'
 import {Peer} from '../../lib/peer-client.js'
 import {
+  MAX_UPLOAD_BATCH,
   keeperRoutes,
   masterRoutes,
   MAX_BATCH_COPIES,
+  type BatchedCommit,
+  type CommitDone,
   type DeleteCommand,
   type RenameCommand,
   type InventoryItem,
@@ -85,6 +89,21 @@ export class Keeper {
   readonly #waitingPulls: Array<() => void> = []
 
   readonly metrics: KeeperMetrics
+
+  /**
+   * Uploads that finish while a commit is under way go to the master together, in one request of
+   * up to MAX_UPLOAD_BATCH: each is still answered only once the master recorded it (or refused it).
+   */
+  readonly #commits = new CallBatcher<BatchedCommit, CommitDone>(
+    async (commits) => {
+      const answer = await this.options.master.call(masterRoutes.commitUploads, {body: {keeperId: this.id, commits}})
+      return answer.commits.map((entry, index) => {
+        if (entry.uploadId !== commits[index]!.uploadId) return new DfsError('DFS_ERR_BAD_RESPONSE', `the master answered commit ${index} of a batch for upload ${entry.uploadId}, not ${commits[index]!.uploadId}`)
+        return 'error' in entry ? (catalogueError(entry) ?? new DfsError('DFS_ERR_BAD_RESPONSE', `the master refused upload ${entry.uploadId} with ${entry.error}, which is no dfs error`)) : entry
+      })
+    },
+    {maxItems: MAX_UPLOAD_BATCH, maxInFlight: 1},
+  )
 
   private constructor(
     readonly options: KeeperOptions,
@@ -323,10 +342,7 @@ export class Keeper {
     // Read back from the disk once the bytes are durable: box headers, ftyp and moov only.
     const media = await probeMedia(this.store.pathOf(file.fileId))
     try {
-      await this.options.master.call(masterRoutes.commitUpload, {
-        params: {id: file.fileId},
-        body: {keeperId: this.id, name: file.name, size: file.size, sha256: file.sha256, ...(media ? {media} : {})},
-      })
+      await this.#commits.call({uploadId: file.fileId, keeperId: this.id, name: file.name, size: file.size, sha256: file.sha256, ...(media ? {media} : {})})
     } catch (error) {
       // No answer, or one that cannot be read: the master may have recorded the file all the same.
       if (error instanceof DfsError && (error.code === 'DFS_ERR_MASTER_UNREACHABLE' || error.code === 'DFS_ERR_BAD_RESPONSE')) {

@@ -2,7 +2,7 @@ import {Registry} from 'prom-client'
 
 import type {ClusterKey} from '../../lib/cluster-key.js'
 import {DEFAULTS} from '../../lib/config.js'
-import {DfsError} from '../../lib/errors.js'
+import {DfsError, asDfsError} from '../../lib/errors.js'
 import {GRANT_TTL_SECONDS, grantUrl, mintGrant, type GrantOp} from '../../lib/grants.js'
 import {newId} from '../../lib/ids.js'
 import {memberCredentials, newMember, type Member, type VerifiedMember} from '../../lib/member-auth.js'
@@ -12,6 +12,9 @@ import {
   DEFAULT_ZONE,
   keeperRoutes,
   type ForgottenKeeper,
+  type BatchMiss,
+  type CommitBatchAnswer,
+  type CommitBatchRequest,
   type CommitRequest,
   type CorruptAnswer,
   type CorruptReport,
@@ -405,6 +408,25 @@ export class Master {
   }
 
   /**
+   * Tickets for many uploads at once, each as `beginUpload` gives it (its keeper picked after the
+   * ones before it were counted, so a batch spreads as single tickets do); an upload refused gets
+   * its error in its place, and the others their tickets.
+   */
+  async beginUploads(requests: UploadRequest[]): Promise<Array<UploadTicket | BatchMiss>> {
+    const tickets: Array<UploadTicket | BatchMiss> = []
+    for (const request of requests) {
+      try {
+        tickets.push(await this.beginUpload(request))
+      } catch (error) {
+        if (!(error instanceof DfsError)) throw error
+        tickets.push({error: error.code, message: error.message})
+      }
+    }
+
+    return tickets
+  }
+
+  /**
    * A one-pass upload's client names the sha256 it computed while sending (after the keeper holds
    * the bytes): the ticket takes it, so that the keeper's commit must match the client's word and not
    * only its own, and the keeper gets a grant to seal that digest.
@@ -429,6 +451,11 @@ export class Master {
    * the old file or the new one, each whole.
    */
   commitUpload(uploadId: string, request: CommitRequest, member?: VerifiedMember): FileInfo {
+    return this.fileInfo(this.#recordUpload(uploadId, request, member))
+  }
+
+  /** `commitUpload` without its answer: the file recorded. */
+  #recordUpload(uploadId: string, request: CommitRequest, member?: VerifiedMember): FileRow {
     this.#bindings.requireKeeper(member, request.keeperId)
     const ticket = this.#tickets.get(uploadId)
     if (!ticket) throw new DfsError('DFS_ERR_UNKNOWN_UPLOAD', `upload ${uploadId} is unknown to the master (expired, or the master restarted)`)
@@ -468,7 +495,25 @@ export class Master {
     if (old) this.#deleteReplicas(old, oldReplicas)
     this.metrics.uploadsCommitted.inc()
     this.replicator.trigger()
-    return this.fileInfo(file)
+    return file
+  }
+
+  /**
+   * A keeper's commits of uploads that finished together: the sender must be `keeperId`, and each
+   * commit is checked and recorded exactly as `commitUpload` does one, and answered on its own.
+   */
+  commitUploads(request: CommitBatchRequest, member?: VerifiedMember): CommitBatchAnswer['commits'] {
+    this.#bindings.requireKeeper(member, request.keeperId)
+    return request.commits.map(({uploadId, ...commit}) => {
+      try {
+        return {uploadId, fileId: this.#recordUpload(uploadId, commit, member).fileId}
+      } catch (error) {
+        // Even a bug fails its commit alone: the commits before it are recorded, and must be answered so.
+        const failure = asDfsError(error)
+        if (!(error instanceof DfsError)) this.options.log.warn(`commit of upload ${uploadId} failed: ${(error as Error).stack ?? String(error)}`)
+        return {uploadId, error: failure.code, message: failure.message}
+      }
+    })
   }
 
   /** While the table is rebuilt, no name is known to be free or taken. */

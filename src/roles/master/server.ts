@@ -57,6 +57,11 @@ export function createMasterServer(master: Master, logLevel: string, tls?: Serve
     await client(request, 'write')
     return master.beginUpload(request.body)
   })
+  serveRoute(app, masterRoutes.beginUploads, async (request) => {
+    await client(request, 'write')
+    return {tickets: await master.beginUploads(request.body.uploads)}
+  })
+  serveRoute(app, masterRoutes.commitUploads, async (request) => ({commits: master.commitUploads(request.body, await member(request))}))
   serveRoute(app, masterRoutes.commitUpload, async (request) => master.commitUpload(request.params.id, request.body, await member(request)))
   serveRoute(app, masterRoutes.sealUpload, async (request) => {
     await client(request, 'write')
