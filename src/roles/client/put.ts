@@ -16,7 +16,7 @@ import {assertValidName} from '../../lib/names.js'
 import {Peer} from '../../lib/peer-client.js'
 import {removeOnInterrupt} from '../../lib/remove-on-interrupt.js'
 import type {OnProgress} from '../../lib/transfer-progress.js'
-import {MAX_EXCLUDE, SHA256_HEADER, SIZE_HEADER, keeperRoutes, masterRoutes, type StoredAnswer, type UploadTicket} from '../../lib/protocol.js'
+import {MAX_EXCLUDE, PIPELINE_HEADER, SHA256_HEADER, SIZE_HEADER, keeperRoutes, masterRoutes, type StoredAnswer, type UploadTicket} from '../../lib/protocol.js'
 
 export interface PutItem {
   /** Local path of the file to upload. */
@@ -115,7 +115,8 @@ export async function putFile(master: Peer, item: PutItem, options: {replace?: b
   for (;;) {
     let ticket: UploadTicket
     try {
-      ticket = await master.call(masterRoutes.beginUpload, {body: {name, size, ...(data ? {sha256} : {}), exclude, ...(options.replace ? {replace: true} : {})}})
+      // A one-pass upload asks for a write pipeline: its other replicas are written as its bytes pass.
+      ticket = await master.call(masterRoutes.beginUpload, {body: {name, size, ...(data ? {sha256} : {pipeline: true}), exclude, ...(options.replace ? {replace: true} : {})}})
     } catch (error) {
       // An earlier attempt whose answer was lost may have been recorded after all: the same bytes
       // under the same name are this upload's success, not a conflict.
@@ -240,7 +241,12 @@ async function sendInOnePass(master: Peer, path: string, name: string, size: num
       await keeperAt(ticket.grant).call(keeperRoutes.holdUpload, {
         params: {id: ticket.uploadId},
         query: {name},
-        headers: {'content-type': 'application/octet-stream', 'content-length': String(size), [SIZE_HEADER]: String(size)},
+        headers: {
+          'content-type': 'application/octet-stream',
+          'content-length': String(size),
+          [SIZE_HEADER]: String(size),
+          ...(ticket.pipeline ? {[PIPELINE_HEADER]: JSON.stringify(ticket.pipeline)} : {}),
+        },
         body,
       })
       held = true
@@ -254,7 +260,8 @@ async function sendInOnePass(master: Peer, path: string, name: string, size: num
     sha256 = hashing.digest
     sent(size)
     const seal = await master.call(masterRoutes.sealUpload, {params: {id: ticket.uploadId}, body: {sha256}})
-    const stored = await keeperAt(seal.grant).call(keeperRoutes.sealUpload, {params: {id: ticket.uploadId}, body: {sha256}})
+    // The first keeper seals the pipeline after it, with the master's grant for each.
+    const stored = await keeperAt(seal.grant).call(keeperRoutes.sealUpload, {params: {id: ticket.uploadId}, body: {sha256, ...(seal.pipeline ? {pipeline: seal.pipeline} : {})}})
     return {sha256, stored}
   } catch (error) {
     // Held bytes whose seal failed (a master restarted meanwhile, a keeper that refused): the keeper
