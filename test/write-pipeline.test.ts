@@ -9,7 +9,8 @@ import {readdir} from 'node:fs/promises'
 import {join} from 'node:path'
 import {describe, test, type TestContext} from 'node:test'
 
-import {bearer, clusterPerTest, randomFile, sha256File, waitFor, type ServerProcess, type TestCluster} from './helpers/cluster.js'
+import {GRANT_HEADER} from '../src/lib/grants.js'
+import {bearer, clusterPerTest, json, randomFile, sha256File, waitFor, type ServerProcess, type TestCluster} from './helpers/cluster.js'
 import {startProxiedKeeper, type KeeperProxy} from './helpers/keeper-proxy.js'
 import {parseMetrics, sumOf} from './helpers/prometheus-text.js'
 
@@ -77,6 +78,33 @@ describe('write pipeline', () => {
     assert.equal(blobs.size, 3)
     for (const [dir, blob] of blobs) assert.equal(blob, sha256, `the bytes on ${dir}`)
     for (const dir of cluster.keeperDirs) assert.deepEqual(await tmpFiles(dir), [], `nothing left in ${dir}/tmp`)
+  })
+
+  test('a keeper forwards only down the pipeline the master made: a keeper named without its grant, or with another keeper\'s, is refused before a byte is read', async () => {
+    const cluster = await clusters.start({keepers: 3, replicas: 3})
+    const size = 9 * MiB
+    const ticket = await cluster.masterJson<{uploadId: string; keeper: {url: string}; grant: string; pipeline: Array<{id: string; url: string; grant: string}>}>('/uploads', {
+      method: 'POST',
+      headers: {'content-type': 'application/json'},
+      body: JSON.stringify({name: 'forged.bin', size, pipeline: true}),
+    })
+    assert.equal(ticket.status, 201, JSON.stringify(ticket.body))
+    const {uploadId, keeper, grant, pipeline} = ticket.body
+    assert.equal(pipeline.length, 2, 'the ticket names the two other keepers')
+    const send = (chain: unknown) =>
+      json<{error?: string}>(`${keeper.url}/uploads/${uploadId}?name=forged.bin`, {
+        method: 'PUT',
+        headers: {'content-type': 'application/octet-stream', 'x-dfs-size': String(size), [GRANT_HEADER]: grant, 'x-dfs-pipeline': JSON.stringify(chain)},
+        body: new Uint8Array(size),
+      })
+    const [second, third] = pipeline as [(typeof pipeline)[0], (typeof pipeline)[0]]
+    const swapped = await send([{...second, grant: third.grant}, third])
+    assert.equal(swapped.status, 403, JSON.stringify(swapped.body))
+    const bare = await send([{id: second.id, url: second.url}])
+    assert.equal(bare.status, 401, JSON.stringify(bare.body))
+    const garbled = await send([{id: second.id}])
+    assert.equal(garbled.status, 400, JSON.stringify(garbled.body))
+    for (const dir of cluster.keeperDirs) assert.deepEqual(await tmpFiles(dir), [], `nothing held in ${dir}`)
   })
 
   test('a downstream keeper killed mid-upload: the put succeeds, and the replicator brings the file to three replicas', async (t) => {

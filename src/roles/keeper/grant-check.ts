@@ -26,3 +26,16 @@ export function requireGrantedUpload(grant: Grant | undefined, upload: {size: nu
     throw new DfsError('DFS_ERR_FORBIDDEN', `the grant is for an upload of ${grant.size} bytes with another sha256 than announced`)
   }
 }
+
+/**
+ * Checks the pipeline a one-pass upload's bytes are to be forwarded down: with a cluster key, each
+ * keeper must come with the master's write grant for this very upload at that keeper, so that a
+ * keeper forwards only to the chain the master made (403 otherwise, 401 for a missing or forged one).
+ */
+export async function requireGrantedPipeline(key: ClusterKey | undefined, pipeline: ReadonlyArray<{id: string; grant?: string}>, upload: {fileId: string; name: string; size: number}): Promise<void> {
+  if (!key) return
+  for (const next of pipeline) {
+    if (!next.grant) throw new DfsError('DFS_ERR_UNAUTHENTICATED', `keeper ${next.id} of the pipeline comes without the master's grant`)
+    requireGrantedUpload(await verifyGrant(key, next.grant, {ops: ['write'], keeperId: next.id, name: upload.name, fileId: upload.fileId}), {size: upload.size, sha256: ''})
+  }
+}

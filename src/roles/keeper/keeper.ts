@@ -294,8 +294,10 @@ export class Keeper {
       return {...held, ...(downstream ? {pipeline: downstream.copies} : {})}
     } catch (error) {
       this.metrics.uploads.observe({result: 'failed'}, secondsSince(start))
-      // Bytes the downstream got whole although this keeper failed: nobody will seal them.
+      // Bytes the downstream got whole although this keeper failed: nobody will seal them. (A
+      // failure before the body was read leaves the downstream waiting for bytes: cut it off.)
       if (forward && next) {
+        forward.cut(`this keeper failed: ${(error as Error).message}`)
         void forward.held.then(async (copies) => {
           if (copies.length > 0) await this.#dropDownstream(upload.fileId, next)
         })

@@ -14,7 +14,7 @@ import {check} from '../../lib/peer-client.js'
 import {FILE_ID_HEADER, PIPELINE_HEADER, Pipeline, SHA256_HEADER, SIZE_HEADER, UPSTREAM_HEADER, keeperRoutes} from '../../lib/protocol.js'
 import type {ServerTls} from '../../lib/tls.js'
 import {clientCheck} from '../../lib/client-auth.js'
-import {requireGrant, requireGrantedUpload} from './grant-check.js'
+import {requireGrant, requireGrantedPipeline, requireGrantedUpload} from './grant-check.js'
 import type {Keeper} from './keeper.js'
 
 /** The keeper's HTTP face: uploads in, files out (with Range), replication pulls, deletes. */
@@ -62,6 +62,7 @@ export function createKeeperServer(keeper: Keeper, logLevel: string, tls?: Serve
     // The ticket's grant names no sha256 yet: a grant naming one is for the header path.
     requireGrantedUpload(grant, {size, sha256: ''})
     const pipeline = pipelineOf(request)
+    if (pipeline) await requireGrantedPipeline(key, pipeline, {fileId, name, size})
     const upstream = request.headers[UPSTREAM_HEADER]
     const held = await keeper.holdUpload(request.raw, {fileId, name, size, createdAt: Date.now()}, {pipeline, upstream})
     return {uploadId: fileId, size: held.size, sha256: held.sha256, ...(held.pipeline ? {pipeline: held.pipeline} : {})}
