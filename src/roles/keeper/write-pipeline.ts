@@ -4,9 +4,13 @@
 
 import {PassThrough, Transform, pipeline as connect, type Readable} from 'node:stream'
 
+import {CHUNK_SIZE} from '../../lib/durable-file.js'
 import {showingGrant} from '../../lib/grants.js'
 import {Peer} from '../../lib/peer-client.js'
 import {PIPELINE_HEADER, SIZE_HEADER, UPSTREAM_HEADER, keeperRoutes, type PipelineKeeper} from '../../lib/protocol.js'
+
+/** How far the disk and the downstream may each run ahead of the other, in bytes. */
+const FORWARD_SLACK = 4 * CHUNK_SIZE
 
 /** A keeper down the pipeline that holds the bytes whole, with the sha256 it computed of them. */
 export interface HeldCopy {
@@ -38,7 +42,8 @@ export interface ForwardOptions {
 export class PipelineForward {
   readonly body: Transform
   readonly held: Promise<HeldCopy[]>
-  readonly #out = new PassThrough()
+  // Slack for the downstream: the disk and the next keeper each go at their pace until it is used up.
+  readonly #out = new PassThrough({highWaterMark: FORWARD_SLACK})
   readonly #options: ForwardOptions
   #cut = false
   #wake: (() => void) | undefined
@@ -63,13 +68,18 @@ export class PipelineForward {
         this.cut((error as Error).message)
         return []
       })
-    const forward = (chunk: Buffer, done: (error: null, chunk: Buffer) => void) => {
-      if (this.#cut || this.#out.write(chunk)) return done(null, chunk)
-      void this.#drained().then(() => done(null, chunk))
+    const forward = (body: Transform, chunk: Buffer, done: () => void) => {
+      // The chunk goes to the disk at once; the next one is taken once the downstream has room too.
+      body.push(chunk)
+      if (this.#cut || this.#out.write(chunk)) return done()
+      void this.#drained().then(done)
     }
 
     this.body = new Transform({
-      transform: (chunk: Buffer, _encoding, done) => forward(chunk, done),
+      highWaterMark: FORWARD_SLACK,
+      transform(chunk: Buffer, _encoding, done) {
+        forward(this, chunk, () => done())
+      },
       flush: (done) => {
         if (!this.#cut) this.#out.end()
         done()
