@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import {describe, test} from 'node:test'
 
-import {isSettled, pickUploadTarget, placementGoal, planRepairs, planTrims, standingOf, type FileReplicas, type KeeperLoad} from '../src/roles/master/placement.js'
+import {isSettled, pickPipeline, pickUploadTarget, placementGoal, planRepairs, planTrims, standingOf, type FileReplicas, type KeeperLoad} from '../src/roles/master/placement.js'
 
 const GiB = 1024 ** 3
 const keeper = (id: string, overrides: Partial<KeeperLoad> = {}): KeeperLoad => ({id, alive: true, load: 0, storedBytes: 0, freeBytes: 10 * GiB, zone: 'z', draining: false, ...overrides})
@@ -17,6 +17,25 @@ describe('pickUploadTarget: the least-loaded alive keeper', () => {
     const keepers = [keeper('a', {alive: false}), keeper('b', {freeBytes: 5}), keeper('c', {load: 9}), keeper('d')]
     assert.equal(pickUploadTarget(keepers, 10, new Set(['d']))?.id, 'c')
     assert.equal(pickUploadTarget([keeper('a', {alive: false})], 10), undefined)
+  })
+})
+
+describe('pickPipeline: the keepers after the first in a write pipeline', () => {
+  test('as many as make the target with the first, zones the chain lacks first, then by load', () => {
+    const keepers = [keeper('a', {zone: 'z1'}), keeper('b', {zone: 'z1'}), keeper('c', {zone: 'z1', load: 1}), keeper('d', {zone: 'z2', load: 5})]
+    assert.deepEqual(
+      pickPipeline(keepers, 10, keepers[0]!, 3).map((chosen) => chosen.id),
+      ['d', 'b'],
+    )
+  })
+
+  test('none beyond the keepers that take replicas: dead, draining, excluded and full ones are left out', () => {
+    const keepers = [keeper('a'), keeper('b', {alive: false}), keeper('c', {draining: true}), keeper('d', {freeBytes: 5}), keeper('e'), keeper('f')]
+    assert.deepEqual(
+      pickPipeline(keepers, 10, keepers[0]!, 3, new Set(['f'])).map((chosen) => chosen.id),
+      ['e'],
+    )
+    assert.deepEqual(pickPipeline(keepers, 10, keepers[0]!, 1), [])
   })
 })
 

@@ -1,6 +1,7 @@
 // Scenarios 1–3 on one large file, on a fresh cluster each run:
 //   1. dfs put until it exits (= the master recorded it)  vs a bare HTTP PUT + fsync, and cp + sync;
-//   2. until the file has 3 alive replicas                 vs three concurrent bare PUTs;
+//   2. dfs put --wait all until it exits (the write pipeline makes the 3 replicas), and a plain
+//      put until the file has 3 alive replicas (the replicator's copies) vs three concurrent bare PUTs;
 //   3. dfs get (all replicas) and dfs get --sources 1      vs curl from one keeper + fsync;
 //      and a mid-size file (100 MiB) got several times, process start to exit, vs curl the same.
 // It also reads the peak RSS of the master, the keepers and each client (scenario 5).
@@ -19,6 +20,8 @@ export interface LargeRun {
   cpSyncMs: number
   bareTripleMs: number
   putMs: number
+  /** `dfs put --wait all` of the file under another name, spawn to exit: its 3 replicas ride the write pipeline. */
+  pipelinedMs: number
   replicatedMs: number
   bareGetMs: number
   getMs: number
@@ -73,6 +76,8 @@ export async function runLargeOnce(context: Context, setup: LargeSetup, file: Da
     checkPut(putResult, file)
     const replicatedAt = await replicated
     const replicatedMs = replicatedAt - putResult.startedAt
+    const pipelined = await startNode(DFS_BIN, ['put', file.path, '--name', `pipelined-${file.name}`, '--wait', 'all', '--master', cluster.masterUrl, '--json'], {nodeArgs: context.nodeArgs('client'), timeoutMs}, context.root).done
+    checkPut(pipelined, file)
 
     // 3: downloads, each checked byte for byte against the generated file.
     const url = await cluster.readUrl(file.name)
@@ -108,6 +113,7 @@ export async function runLargeOnce(context: Context, setup: LargeSetup, file: Da
       cpSyncMs,
       bareTripleMs,
       putMs: putResult.ms,
+      pipelinedMs: pipelined.ms,
       replicatedMs,
       bareGetMs,
       getMs: get.ms,

@@ -34,6 +34,11 @@ export interface GrantClaims {
   sha256: string
   /** The one keeper the grant is good at. */
   keeperId: string
+  /**
+   * That keeper's URL, in a write pipeline's grants: the keeper before it forwards bytes there and
+   * nowhere else, so that a client cannot point a keeper at an address of its choosing.
+   */
+  url?: string
 }
 
 export interface Grant extends GrantClaims {
@@ -55,7 +60,7 @@ export interface GrantCheck {
 /** Mints a grant (the master does, when it hands out a ticket, a replica list or a copy order). */
 export async function mintGrant(key: ClusterKey, claims: GrantClaims, options: {ttlSeconds?: number; now?: number} = {}): Promise<string> {
   if (!(GRANT_OPS as readonly string[]).includes(claims.op)) throw new DfsError('DFS_ERR_BAD_REQUEST', `unknown grant operation "${claims.op}"`)
-  const payload = {op: claims.op, fid: claims.fileId, name: claims.name, size: claims.size, sha256: claims.sha256, keeper: claims.keeperId}
+  const payload = {op: claims.op, fid: claims.fileId, name: claims.name, size: claims.size, sha256: claims.sha256, keeper: claims.keeperId, ...(claims.url === undefined ? {} : {url: claims.url})}
   return signCredential(key, 'grant', payload, {ttlSeconds: options.ttlSeconds ?? GRANT_TTL_SECONDS[claims.op], now: options.now})
 }
 
@@ -66,8 +71,8 @@ export async function mintGrant(key: ClusterKey, claims: GrantClaims, options: {
  */
 export async function verifyGrant(key: ClusterKey, token: string, check: GrantCheck): Promise<Grant> {
   const payload = await verifyCredential(key, 'grant', token, ['op', 'fid', 'name', 'size', 'sha256', 'keeper'])
-  const {op, fid, name, size, sha256, keeper} = payload
-  if (typeof op !== 'string' || typeof fid !== 'string' || typeof name !== 'string' || typeof keeper !== 'string' || typeof sha256 !== 'string' || typeof size !== 'number') {
+  const {op, fid, name, size, sha256, keeper, url} = payload
+  if (typeof op !== 'string' || typeof fid !== 'string' || typeof name !== 'string' || typeof keeper !== 'string' || typeof sha256 !== 'string' || typeof size !== 'number' || (url !== undefined && typeof url !== 'string')) {
     throw new DfsError('DFS_ERR_UNAUTHENTICATED', 'the grant is malformed')
   }
 
@@ -76,7 +81,7 @@ export async function verifyGrant(key: ClusterKey, token: string, check: GrantCh
   if (keeper !== check.keeperId) throw forbidden(`the grant is for keeper ${keeper}, not this one (${check.keeperId})`)
   if (name !== check.name) throw forbidden(`the grant is for another file than "${check.name}"`)
   if (check.fileId !== undefined && fid !== check.fileId) throw forbidden(`the grant is for another generation of "${check.name}"`)
-  return {op: op as GrantOp, fileId: fid, name, size, sha256, keeperId: keeper, expiresAt: new Date(payload.exp! * 1000).toISOString()}
+  return {op: op as GrantOp, fileId: fid, name, size, sha256, keeperId: keeper, ...(typeof url === 'string' ? {url} : {}), expiresAt: new Date(payload.exp! * 1000).toISOString()}
 }
 
 /** The grant a request carries: the header, else the query parameter. */

@@ -257,7 +257,8 @@ function pathOf(route: Route, input: RouteInput<Route>): string {
 // Each schema is compiled once per process, when it is first used.
 const compiled = new WeakMap<TSchema, TypeCheck<TSchema>>()
 
-function check(schema: TSchema, value: unknown, fail: (problem: string) => DfsError): void {
+/** Throws `fail(problem)` unless `value` fits `schema` (compiled once per schema and process). */
+export function check(schema: TSchema, value: unknown, fail: (problem: string) => DfsError): void {
   let validator = compiled.get(schema)
   if (!validator) compiled.set(schema, (validator = TypeCompiler.Compile(schema)))
   if (validator.Check(value)) return

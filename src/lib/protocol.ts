@@ -22,6 +22,15 @@ export const ROLE_HEADER = 'x-dfs-role'
 
 /** The most keepers a client may ask the master to leave out of an upload (it tried them already). */
 export const MAX_EXCLUDE = 64
+/**
+ * Header of a one-pass upload's bytes (`PUT /uploads/:id`) naming the keepers of its write pipeline
+ * after the receiver, in order: JSON, a `Pipeline`. The receiver forwards the bytes to the first.
+ */
+export const PIPELINE_HEADER = 'x-dfs-pipeline'
+/** Header of bytes a keeper forwards down a write pipeline: the forwarding keeper's id (its receiver holds a copy, not the upload). */
+export const UPSTREAM_HEADER = 'x-dfs-upstream'
+/** The most keepers after the first in a write pipeline (the master's replica target is at most this plus one). */
+export const MAX_PIPELINE = 15
 
 // ---- the values every body is made of ---------------------------------------------------------
 
@@ -136,21 +145,39 @@ export const UploadRequest = Type.Object(
     exclude: Type.Optional(Type.Array(Id, {maxItems: MAX_EXCLUDE})),
     /** `put --force`: a file of this name is replaced when this upload commits (else the name must be free). */
     replace: Type.Optional(Type.Boolean()),
+    /** A one-pass upload's client asks for a write pipeline: the keepers of the other replicas, which get the bytes as they pass. */
+    pipeline: Type.Optional(Type.Boolean()),
   },
   closed,
 )
 export type UploadRequest = Static<typeof UploadRequest>
 
-/** `grant`: the `write` grant the keeper asks for, when the cluster has a key. */
-export const UploadTicket = Type.Object({uploadId: Id, keeper: Type.Object({id: Id, url: Url}), grant: Type.Optional(GrantToken)})
+/** A keeper of a write pipeline after the first, with (under a key) its own `write` grant for the upload. */
+export const PipelineKeeper = Type.Object({id: Id, url: Url, grant: Type.Optional(GrantToken)}, closed)
+export type PipelineKeeper = Static<typeof PipelineKeeper>
+export const Pipeline = Type.Array(PipelineKeeper, {maxItems: MAX_PIPELINE})
+export type Pipeline = Static<typeof Pipeline>
+
+/**
+ * `grant`: the `write` grant the keeper asks for, when the cluster has a key. `pipeline` (asked for,
+ * with replicas > 1): the keepers that hold the other replicas as the bytes pass, in order.
+ */
+export const UploadTicket = Type.Object({uploadId: Id, keeper: Type.Object({id: Id, url: Url}), grant: Type.Optional(GrantToken), pipeline: Type.Optional(Pipeline)})
 export type UploadTicket = Static<typeof UploadTicket>
 
 /** The sha256 a one-pass upload's client computed while it sent the bytes (its seal). */
 export const SealRequest = Type.Object({sha256: Sha256}, closed)
 export type SealRequest = Static<typeof SealRequest>
 
-/** `grant`: a `write` grant naming the sealed sha256, which the keeper asks for to seal (with a cluster key). */
-export const SealTicket = Type.Object({grant: Type.Optional(GrantToken)})
+/** A pipeline keeper's `write` grant naming the sealed sha256, with which the keeper before it seals it. */
+export const PipelineSeal = Type.Object({id: Id, grant: GrantToken}, closed)
+export type PipelineSeal = Static<typeof PipelineSeal>
+
+/**
+ * `grant`: a `write` grant naming the sealed sha256, which the keeper asks for to seal (with a
+ * cluster key); `pipeline`: one such grant for each keeper of the ticket's pipeline.
+ */
+export const SealTicket = Type.Object({grant: Type.Optional(GrantToken), pipeline: Type.Optional(Type.Array(PipelineSeal, {maxItems: MAX_PIPELINE}))})
 export type SealTicket = Static<typeof SealTicket>
 
 /** The most items one batch of tickets (POST /uploads/batch) or of commits (POST /uploads/commits) may hold. */
@@ -166,6 +193,10 @@ export type BatchMiss = Static<typeof BatchMiss>
 /** `tickets`: one per upload asked for, in the same order: its ticket, or the error POST /uploads would answer. */
 export const UploadBatchTickets = Type.Object({tickets: Type.Array(Type.Union([UploadTicket, BatchMiss]))})
 export type UploadBatchTickets = Static<typeof UploadBatchTickets>
+
+/** The seal of held bytes at a keeper: the sha256, and the seal grants of the pipeline's keepers after it (passed on down the chain). */
+export const KeeperSealRequest = Type.Object({sha256: Sha256, pipeline: Type.Optional(Type.Array(PipelineSeal, {maxItems: MAX_PIPELINE}))}, closed)
+export type KeeperSealRequest = Static<typeof KeeperSealRequest>
 
 // What a keeper read of a stored ISO-BMFF file (mp4, mov, m4a…): display only. It is the keeper's
 // claim, so the master holds it to these bounds and nothing more. `width`, `height` and `videoCodec`
@@ -196,6 +227,8 @@ export const CommitRequest = Type.Object(
     sha256: Sha256,
     /** What the keeper read of the file if it is an mp4 (or other ISO-BMFF) file. */
     media: Type.Optional(Type.Object(mediaInfo, closed)),
+    /** Keepers of the ticket's pipeline that hold these very bytes and are being sealed next: copies under way. */
+    pipeline: Type.Optional(Type.Array(Id, {maxItems: MAX_PIPELINE})),
   },
   closed,
 )
@@ -454,9 +487,17 @@ export type ReplicateBatchAnswer = Static<typeof ReplicateBatchAnswer>
 export const StoredAnswer = Type.Object({name: Name, fileId: Id, size: Bytes, sha256: Sha256})
 export type StoredAnswer = Static<typeof StoredAnswer>
 
-/** A keeper's answer to a one-pass upload's bytes: held durably in tmp/, not a file until sealed. `sha256`: what the keeper computed. */
-export const HeldAnswer = Type.Object({uploadId: Id, size: Bytes, sha256: Sha256})
+/**
+ * A keeper's answer to a one-pass upload's bytes: held durably in tmp/, not a file until sealed.
+ * `sha256`: what the keeper computed. `pipeline`: the keepers after it that hold the bytes too,
+ * each with the sha256 it computed, in pipeline order (a keeper cut off ends the list).
+ */
+export const HeldAnswer = Type.Object({uploadId: Id, size: Bytes, sha256: Sha256, pipeline: Type.Optional(Type.Array(Type.Object({id: Id, sha256: Sha256}), {maxItems: MAX_PIPELINE}))})
 export type HeldAnswer = Static<typeof HeldAnswer>
+
+/** A keeper's answer to a seal: the file, and `replicas`: how many are durable and recorded, its own and the pipeline's after it. */
+export const SealedAnswer = Type.Object({name: Name, fileId: Id, size: Bytes, sha256: Sha256, replicas: Type.Optional(Type.Integer({minimum: 0}))})
+export type SealedAnswer = Static<typeof SealedAnswer>
 
 // `sha256` is empty when the file was missing.
 export const VerifyResult = Type.Object({ok: Type.Boolean(), sha256: Type.String(), size: Bytes})
@@ -609,14 +650,20 @@ export const keeperRoutes = {
     headers: Type.Object({
       [SIZE_HEADER]: Type.Optional(ByteCount),
       [GRANT_HEADER]: Type.Optional(GrantToken),
+      // The keepers to forward to (JSON, a Pipeline, checked by the handler) and, from a keeper, who forwards.
+      [PIPELINE_HEADER]: Type.Optional(Type.String({maxLength: 12288})),
+      [UPSTREAM_HEADER]: Type.Optional(Id),
       'content-length': Type.Optional(Type.String()),
       'content-type': Type.Optional(Type.String()),
     }),
     bytes: 'request',
     response: HeldAnswer,
   }),
-  /** Seals a held upload with the client's sha256: stored and committed if it is the keeper's, removed if not. */
-  sealUpload: route({method: 'POST', url: '/uploads/:id/seal', status: 201, params: ById, body: SealRequest, response: StoredAnswer}),
+  /**
+   * Seals a held upload with the client's sha256: stored and committed if it is the keeper's,
+   * removed if not; then the keepers after it in its pipeline, by the same route.
+   */
+  sealUpload: route({method: 'POST', url: '/uploads/:id/seal', status: 201, params: ById, body: KeeperSealRequest, response: SealedAnswer}),
   /** The client gives up a held upload (its seal failed): the bytes go now, not when the grant expires. */
   dropUpload: route({method: 'DELETE', url: '/uploads/:id', params: ById, response: Type.Object({uploadId: Id, dropped: Type.Boolean()})}),
 } as const

@@ -38,8 +38,12 @@ export class KeeperProxy {
   fakeStores = false
   /** One byte of each one-pass upload's body (PUT /uploads/:id) is flipped on its way to the keeper: a transfer that corrupts. */
   corruptUploads = false
+  /** Like corruptUploads, only for bytes another keeper forwards down a write pipeline (they carry x-dfs-upstream). */
+  corruptForwardedUploads = false
   /** One-pass upload bodies corrupted so far. */
   corrupted = 0
+  /** The next forwarded upload body stops after `bytes` until the keeper dies; `reached` runs when it does. */
+  #stallForwarded: {bytes: number; reached: () => void} | undefined
   /** What a faked one-pass upload claimed (name, size, the sha256 of what came), by upload id, for its faked seal. */
   readonly #faked = new Map<string, {name: string; size: number; sha256: string}>()
   /** Copy orders (POST /replicate, POST /replicate/batch) are answered 503 without reaching the keeper: a keeper that cannot take copies for now. */
@@ -77,6 +81,14 @@ export class KeeperProxy {
     this.holdAfter = bytes
     this.#holdFrom = passing === 0 ? 0 : this.bodies + passing
     this.#release = new Promise((resolve) => (this.#releaseNow = resolve))
+  }
+
+  /**
+   * The next one-pass upload body another keeper forwards through this proxy stops after `bytes`
+   * bytes, for good (until the keeper behind it dies, say); resolves once more than that came.
+   */
+  stallForwardedUpload(bytes: number): Promise<void> {
+    return new Promise((resolve) => (this.#stallForwarded = {bytes, reached: resolve}))
   }
 
   release(): void {
@@ -119,7 +131,37 @@ export class KeeperProxy {
       this.#lie(lie, answer, outgoing, asked).catch(() => outgoing.destroy())
     })
     upstream.on('error', () => outgoing.destroy())
-    if (this.corruptUploads && incoming.method === 'PUT' && onePass) {
+    const forwarded = incoming.method === 'PUT' && onePass !== null && incoming.headers['x-dfs-upstream'] !== undefined
+    const stall = forwarded ? this.#stallForwarded : undefined
+    // A forwarding keeper that dies mid-body cuts its downstream off, as it would without the proxy.
+    if (forwarded) {
+      incoming.once('close', () => {
+        if (!incoming.complete) upstream.destroy()
+      })
+    }
+
+    if (stall) {
+      this.#stallForwarded = undefined
+      let passed = 0
+      incoming.pipe(
+        new Transform({
+          transform(chunk: Buffer, _encoding, done) {
+            if (passed + chunk.length <= stall.bytes) {
+              passed += chunk.length
+              return done(null, chunk)
+            }
+
+            // The head goes on; the rest never does (the callback is never called), so the sender backs up.
+            this.push(chunk.subarray(0, stall.bytes - passed))
+            passed = stall.bytes
+            stall.reached()
+          },
+        }),
+      ).pipe(upstream)
+      return
+    }
+
+    if ((this.corruptUploads || (this.corruptForwardedUploads && forwarded)) && incoming.method === 'PUT' && onePass) {
       this.corrupted++
       let flipped = false
       incoming.pipe(

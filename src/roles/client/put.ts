@@ -21,6 +21,7 @@ import type {OnProgress} from '../../lib/transfer-progress.js'
 import {
   MAX_EXCLUDE,
   MAX_UPLOAD_BATCH,
+  PIPELINE_HEADER,
   SHA256_HEADER,
   SIZE_HEADER,
   keeperRoutes,
@@ -83,7 +84,8 @@ export async function putFiles(master: Peer, items: PutItem[], options: PutOptio
         const size = await stat(item.path).then((info) => info.size, () => undefined)
         // A larger file holds its slot from its reading on: no more than `concurrency` of them are in memory.
         const small = size !== undefined && size <= AHEAD_BYTES
-        const put = () => putFile(master, item, {replace: options.replace, onProgress: options.onProgress, batches, ...(small ? {sending} : {})})
+        const pipeline = options.wait !== undefined && options.wait !== 1
+        const put = () => putFile(master, item, {replace: options.replace, onProgress: options.onProgress, batches, pipeline, ...(small ? {sending} : {})})
         const result = small ? await put() : await sending.run(put)
         if (options.wait !== undefined && options.wait !== 1) {
           result.replicas = await waitForReplicas(master, result.name, options.wait, options.waitTimeoutMs ?? 60_000)
@@ -137,7 +139,15 @@ export async function putStream(master: Peer, input: Readable, name: string, opt
 export async function putFile(
   master: Peer,
   item: PutItem,
-  options: {replace?: boolean; onProgress?: OnProgress; batches?: MasterBatches; /** Taken for the sending to a keeper alone. */ sending?: Slots} = {},
+  options: {
+    replace?: boolean
+    onProgress?: OnProgress
+    batches?: MasterBatches
+    /** Taken for the sending to a keeper alone. */
+    sending?: Slots
+    /** Ask for a write pipeline (a large file's other replicas written as its bytes pass): when the put waits for them anyway. */
+    pipeline?: boolean
+  } = {},
 ): Promise<PutResult> {
   const {onProgress} = options
   const batches = options.batches ?? masterBatches(master)
@@ -151,7 +161,10 @@ export async function putFile(
   for (;;) {
     let ticket: UploadTicket
     try {
-      ticket = await batches.tickets.call({name, size, ...(data ? {sha256} : {}), exclude: [...exclude], ...(options.replace ? {replace: true} : {})})
+      // A one-pass upload whose put waits for more than one replica asks for a write pipeline: its
+      // other replicas are written as its bytes pass, at the pace of the slowest keeper of the chain.
+      const pipeline = !data && options.pipeline === true
+      ticket = await batches.tickets.call({name, size, ...(data ? {sha256} : {}), ...(pipeline ? {pipeline: true} : {}), exclude: [...exclude], ...(options.replace ? {replace: true} : {})})
     } catch (error) {
       // An earlier attempt whose answer was lost may have been recorded after all: the same bytes
       // under the same name are this upload's success, not a conflict.
@@ -279,7 +292,12 @@ async function sendInOnePass(master: Peer, path: string, name: string, size: num
       await keeperAt(ticket.grant).call(keeperRoutes.holdUpload, {
         params: {id: ticket.uploadId},
         query: {name},
-        headers: {'content-type': 'application/octet-stream', 'content-length': String(size), [SIZE_HEADER]: String(size)},
+        headers: {
+          'content-type': 'application/octet-stream',
+          'content-length': String(size),
+          [SIZE_HEADER]: String(size),
+          ...(ticket.pipeline ? {[PIPELINE_HEADER]: JSON.stringify(ticket.pipeline)} : {}),
+        },
         body,
       })
       held = true
@@ -293,7 +311,8 @@ async function sendInOnePass(master: Peer, path: string, name: string, size: num
     sha256 = hashing.digest
     sent(size)
     const seal = await master.call(masterRoutes.sealUpload, {params: {id: ticket.uploadId}, body: {sha256}})
-    const stored = await keeperAt(seal.grant).call(keeperRoutes.sealUpload, {params: {id: ticket.uploadId}, body: {sha256}})
+    // The first keeper seals the pipeline after it, with the master's grant for each.
+    const stored = await keeperAt(seal.grant).call(keeperRoutes.sealUpload, {params: {id: ticket.uploadId}, body: {sha256, ...(seal.pipeline ? {pipeline: seal.pipeline} : {})}})
     return {sha256, stored}
   } catch (error) {
     // Held bytes whose seal failed (a master restarted meanwhile, a keeper that refused): the keeper

@@ -26,3 +26,19 @@ export function requireGrantedUpload(grant: Grant | undefined, upload: {size: nu
     throw new DfsError('DFS_ERR_FORBIDDEN', `the grant is for an upload of ${grant.size} bytes with another sha256 than announced`)
   }
 }
+
+/**
+ * Checks the pipeline a one-pass upload's bytes are to be forwarded down: with a cluster key, each
+ * keeper must come with the master's write grant for this very upload at that keeper and at that
+ * URL, so that a keeper forwards only to the chain the master made, and to no other address (403
+ * otherwise, 401 for a missing or forged one).
+ */
+export async function requireGrantedPipeline(key: ClusterKey | undefined, pipeline: ReadonlyArray<{id: string; url: string; grant?: string}>, upload: {fileId: string; name: string; size: number}): Promise<void> {
+  if (!key) return
+  for (const next of pipeline) {
+    if (!next.grant) throw new DfsError('DFS_ERR_UNAUTHENTICATED', `keeper ${next.id} of the pipeline comes without the master's grant`)
+    const grant = await verifyGrant(key, next.grant, {ops: ['write'], keeperId: next.id, name: upload.name, fileId: upload.fileId})
+    requireGrantedUpload(grant, {size: upload.size, sha256: ''})
+    if (grant.url !== next.url) throw new DfsError('DFS_ERR_FORBIDDEN', `keeper ${next.id} of the pipeline comes with another URL than the master's grant names`)
+  }
+}

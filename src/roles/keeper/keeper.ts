@@ -25,6 +25,8 @@ import {
   type RenameCommand,
   type InventoryItem,
   type KeeperStats,
+  type PipelineKeeper,
+  type PipelineSeal,
   type ReplicateRequest,
   type VerifyResult,
 } from '../../lib/protocol.js'
@@ -32,6 +34,23 @@ import {RetryPolicy} from '../../lib/retry-policy.js'
 import {FileStore} from './file-store.js'
 import {probeMedia} from './media-probe.js'
 import {KeeperMetrics} from './metrics.js'
+import {PipelineForward, type HeldCopy} from './write-pipeline.js'
+
+interface HeldUpload {
+  /** Removes the bytes if they are never sealed. */
+  expiry: NodeJS.Timeout
+  start: number
+  /** Forwarded by the keeper before this one in a write pipeline: sealed as a copy the master expects, not committed. */
+  copy: boolean
+  /** The keepers this one forwarded to, and which of them hold the bytes whole. */
+  downstream?: {next: PipelineKeeper; rest: PipelineKeeper[]; copies: HeldCopy[]}
+}
+
+/** How many of a pipeline's copies, from the first, hold bytes of this sha256. */
+function firstMismatch(copies: HeldCopy[], sha256: string): number {
+  const index = copies.findIndex((copy) => copy.sha256 !== sha256)
+  return index === -1 ? copies.length : index
+}
 
 /** A held one-pass upload is removed this long after its bytes arrived unless sealed: the life of its write grant. */
 const HELD_UPLOAD_TTL_MS = GRANT_TTL_SECONDS.write * 1000
@@ -80,8 +99,8 @@ export class Keeper {
   #deleted = new Set<string>()
   /** Rename orders carried out and not yet acknowledged to the master, by file id. */
   #renamed = new Map<string, string>()
-  /** When each held one-pass upload is removed if its client never seals it. */
-  readonly #held = new Map<string, {expiry: NodeJS.Timeout; start: number}>()
+  /** Held one-pass uploads: when each is removed if never sealed, and its place in a write pipeline. */
+  readonly #held = new Map<string, HeldUpload>()
   /** Corrupt replicas dropped whose report has not reached the master yet; sent again with the heartbeats. */
   readonly #unreportedCorrupt = new Map<string, InventoryItem>()
   /** Pulls of copies running, and those waiting for one to end (#pullSlot). */
@@ -283,11 +302,14 @@ export class Keeper {
    * uncommitted, until the client seals them (`sealUpload`). Bytes never sealed are removed when
    * the upload's grant would have expired: a client that went away leaves nothing behind.
    */
-  async holdUpload(body: Readable, upload: Omit<InventoryItem, 'sha256'>): Promise<{size: number; sha256: string}> {
+  async holdUpload(body: Readable, upload: Omit<InventoryItem, 'sha256'>, place: {pipeline?: PipelineKeeper[]; upstream?: string} = {}): Promise<{size: number; sha256: string; pipeline?: HeldCopy[]}> {
     this.transferStarted()
     const start = performance.now()
+    const [next, ...rest] = place.pipeline ?? []
+    const forward = next && new PipelineForward(body, {upload, next, rest, from: this.id, agent: this.options.master.agent, stallMs: DEFAULTS.stallTimeoutMs, log: this.options.log})
     try {
-      const held = await this.store.hold(body, upload)
+      const held = await this.store.hold(forward ? forward.body : body, upload)
+      const downstream = next && {next, rest, copies: await forward!.held}
       const expiry = setTimeout(() => {
         this.#held.delete(upload.fileId)
         void this.store.dropHeld(upload.fileId).then((dropped) => {
@@ -295,10 +317,18 @@ export class Keeper {
         })
       }, HELD_UPLOAD_TTL_MS)
       expiry.unref()
-      this.#held.set(upload.fileId, {expiry, start})
-      return held
+      this.#held.set(upload.fileId, {expiry, start, copy: place.upstream !== undefined, downstream})
+      return {...held, ...(downstream ? {pipeline: downstream.copies} : {})}
     } catch (error) {
       this.metrics.uploads.observe({result: 'failed'}, secondsSince(start))
+      // Bytes the downstream got whole although this keeper failed: nobody will seal them. (A
+      // failure before the body was read leaves the downstream waiting for bytes: cut it off.)
+      if (forward && next) {
+        forward.cut(`this keeper failed: ${(error as Error).message}`)
+        void forward.held.then(async (copies) => {
+          if (copies.length > 0) await this.#dropDownstream(upload.fileId, next)
+        })
+      }
       throw error
     } finally {
       this.transferEnded()
@@ -309,26 +339,89 @@ export class Keeper {
    * Seals a held upload with the client's sha256: a file, committed to the master as any upload,
    * if it is the digest of the bytes this keeper holds; removed (DFS_ERR_CHECKSUM_MISMATCH) if not.
    */
-  async sealUpload(fileId: string, sha256: string): Promise<InventoryItem> {
+  async sealUpload(fileId: string, sha256: string, seals: PipelineSeal[] = []): Promise<{file: InventoryItem; replicas: number}> {
     const held = this.#held.get(fileId)
     clearTimeout(held?.expiry)
     this.#held.delete(fileId)
     // An upload's time runs from its first byte, as a header-path upload's does.
     const start = held?.start ?? performance.now()
+    const downstream = held?.downstream
+    // The keepers after this one that hold these very bytes: a wrong digest ends the chain there.
+    const holding = downstream ? downstream.copies.slice(0, firstMismatch(downstream.copies, sha256)) : []
     let result = 'failed'
+    let file: InventoryItem
     try {
-      const file = await this.#commit(await this.store.seal(fileId, sha256))
+      file = await this.store.seal(fileId, sha256)
+      // A keeper down a pipeline holds a copy the master expects from the upload's commit; the first commits the upload.
+      if (held?.copy) await this.#reportPipelinedCopy(file)
+      else file = await this.#commit(file, holding.map((copy) => copy.id))
       result = 'ok'
-      return file
+    } catch (error) {
+      if (downstream && downstream.copies.length > 0) void this.#dropDownstream(fileId, downstream.next)
+      throw error
     } finally {
       this.metrics.uploads.observe({result}, secondsSince(start))
     }
+
+    if (!downstream || downstream.copies.length === 0) return {file, replicas: 1}
+    if (holding.length === 0) {
+      this.options.log(`write pipeline of "${file.name}" (${fileId}): keeper ${downstream.next.id} holds other bytes (sha256 ${downstream.copies[0]!.sha256}); not sealed, the replicator copies it later`)
+      void this.#dropDownstream(fileId, downstream.next)
+      return {file, replicas: 1}
+    }
+
+    return {file, replicas: 1 + (await this.#sealDownstream(file, downstream.next, seals))}
   }
 
-  /** Removes a held upload at its client's word (its seal failed). Returns whether one was held. */
+  /**
+   * Seals the next keeper of the pipeline with the same sha256 (and its own grant from the
+   * master's seal); it seals those after it in turn. Answers the replicas it and they made
+   * durable; a failure costs only those copies (logged), never this keeper's file.
+   */
+  async #sealDownstream(file: InventoryItem, next: PipelineKeeper, seals: PipelineSeal[]): Promise<number> {
+    const grant = seals.find((seal) => seal.id === next.id)?.grant
+    const rest = seals.filter((seal) => seal.id !== next.id)
+    try {
+      const sealed = await this.#keeperAt(next.url, grant).call(
+        keeperRoutes.sealUpload,
+        {params: {id: file.fileId}, body: {sha256: file.sha256, ...(rest.length > 0 ? {pipeline: rest} : {})}},
+        {timeout: DEFAULTS.stallTimeoutMs},
+      )
+      return sealed.replicas ?? 1
+    } catch (error) {
+      this.options.log(`write pipeline of "${file.name}" (${file.fileId}): the seal of keeper ${next.id} failed (${(error as Error).message}); the replicator copies it later`)
+      return 0
+    }
+  }
+
+  /** Asks the next keeper of a pipeline to drop the bytes it holds (and so on down), with its write grant; best effort, they expire anyway. */
+  async #dropDownstream(fileId: string, next: PipelineKeeper): Promise<void> {
+    await this.#keeperAt(next.url, next.grant)
+      .call(keeperRoutes.dropUpload, {params: {id: fileId}}, {timeout: DEFAULTS.stallTimeoutMs})
+      .catch(() => {})
+  }
+
+  /**
+   * Reports a copy sealed down a write pipeline. The master believes it only because the upload's
+   * commit named this keeper; a copy it does not want is removed (the replicator copies the file
+   * where it does), one whose report found no master is reported again with the heartbeats.
+   */
+  async #reportPipelinedCopy(file: InventoryItem): Promise<void> {
+    this.store.publish(file)
+    try {
+      await this.#reported(file, undefined)
+    } catch (error) {
+      if (!(error instanceof DfsError && error.code === 'DFS_ERR_MASTER_UNREACHABLE')) await this.store.remove(file.fileId)
+      throw error
+    }
+  }
+
+  /** Removes a held upload at its client's word (its seal failed), and what the pipeline after it holds. Returns whether one was held. */
   async dropUpload(fileId: string): Promise<boolean> {
-    clearTimeout(this.#held.get(fileId)?.expiry)
+    const held = this.#held.get(fileId)
+    clearTimeout(held?.expiry)
     this.#held.delete(fileId)
+    if (held?.downstream && held.downstream.copies.length > 0) await this.#dropDownstream(fileId, held.downstream.next)
     return this.store.dropHeld(fileId)
   }
 
@@ -338,11 +431,11 @@ export class Keeper {
    * master cannot be reached the outcome is unknown (it may have recorded the file before it went
    * away): the bytes are kept, unpublished, until the master can say which it was.
    */
-  async #commit(file: InventoryItem): Promise<InventoryItem> {
+  async #commit(file: InventoryItem, pipeline: string[] = []): Promise<InventoryItem> {
     // Read back from the disk once the bytes are durable: box headers, ftyp and moov only.
     const media = await probeMedia(this.store.pathOf(file.fileId))
     try {
-      await this.#commits.call({uploadId: file.fileId, keeperId: this.id, name: file.name, size: file.size, sha256: file.sha256, ...(media ? {media} : {})})
+      await this.#commits.call({uploadId: file.fileId, keeperId: this.id, name: file.name, size: file.size, sha256: file.sha256, ...(media ? {media} : {}), ...(pipeline.length > 0 ? {pipeline} : {})})
     } catch (error) {
       // No answer, or one that cannot be read: the master may have recorded the file all the same.
       if (error instanceof DfsError && (error.code === 'DFS_ERR_MASTER_UNREACHABLE' || error.code === 'DFS_ERR_BAD_RESPONSE')) {
@@ -388,6 +481,22 @@ export class Keeper {
     const [result] = await this.pullReplicas([order])
     if (result instanceof Error) throw result
     return result!
+  }
+
+  /** Reports one copy (a pipelined one); one whose report found no master is reported again with the heartbeats. */
+  async #reported(file: InventoryItem, grant: string | undefined): Promise<void> {
+    let refused: Map<string, DfsError>
+    try {
+      refused = await this.#reportCopies([{file, grant}])
+    } catch (error) {
+      // The master may have died meanwhile: a new one would never hear of this copy.
+      if (error instanceof DfsError && error.code === 'DFS_ERR_MASTER_UNREACHABLE') this.#unreported.set(file.fileId, {file, grant})
+      throw error
+    }
+
+    this.#unreported.delete(file.fileId)
+    const failure = refused.get(file.fileId)
+    if (failure) throw failure
   }
 
   /**

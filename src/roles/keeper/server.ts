@@ -10,10 +10,11 @@ import {secondsSince, sendMetrics} from '../../lib/metrics.js'
 import {contentTypeOf} from '../../lib/media-types.js'
 import {MemberGate, requireMaster} from '../../lib/member-auth.js'
 import {assertValidName} from '../../lib/names.js'
-import {FILE_ID_HEADER, SHA256_HEADER, SIZE_HEADER, keeperRoutes} from '../../lib/protocol.js'
+import {check} from '../../lib/peer-client.js'
+import {FILE_ID_HEADER, PIPELINE_HEADER, Pipeline, SHA256_HEADER, SIZE_HEADER, UPSTREAM_HEADER, keeperRoutes} from '../../lib/protocol.js'
 import type {ServerTls} from '../../lib/tls.js'
 import {clientCheck} from '../../lib/client-auth.js'
-import {requireGrant, requireGrantedUpload} from './grant-check.js'
+import {requireGrant, requireGrantedPipeline, requireGrantedUpload} from './grant-check.js'
 import type {Keeper} from './keeper.js'
 
 /** The keeper's HTTP face: uploads in, files out (with Range), replication pulls, deletes. */
@@ -60,8 +61,11 @@ export function createKeeperServer(keeper: Keeper, logLevel: string, tls?: Serve
     const size = announcedSize(request)
     // The ticket's grant names no sha256 yet: a grant naming one is for the header path.
     requireGrantedUpload(grant, {size, sha256: ''})
-    const held = await keeper.holdUpload(request.raw, {fileId, name, size, createdAt: Date.now()})
-    return {uploadId: fileId, size: held.size, sha256: held.sha256}
+    const pipeline = pipelineOf(request)
+    if (pipeline) await requireGrantedPipeline(key, pipeline, {fileId, name, size})
+    const upstream = request.headers[UPSTREAM_HEADER]
+    const held = await keeper.holdUpload(request.raw, {fileId, name, size, createdAt: Date.now()}, {pipeline, upstream})
+    return {uploadId: fileId, size: held.size, sha256: held.sha256, ...(held.pipeline ? {pipeline: held.pipeline} : {})}
   })
 
   serveRoute(app, keeperRoutes.sealUpload, async (request) => {
@@ -71,8 +75,8 @@ export function createKeeperServer(keeper: Keeper, logLevel: string, tls?: Serve
     // The seal's grant is the master's, naming the sha256 the client told it: a keeper seals only that.
     const grant = await requireGrant(key, request, {ops: ['write'], keeperId: keeper.id, name: upload.name, fileId})
     requireGrantedUpload(grant, {size: upload.size, sha256: request.body.sha256})
-    const stored = await keeper.sealUpload(fileId, request.body.sha256)
-    return {name: stored.name, fileId: stored.fileId, size: stored.size, sha256: stored.sha256}
+    const {file, replicas} = await keeper.sealUpload(fileId, request.body.sha256, request.body.pipeline)
+    return {name: file.name, fileId: file.fileId, size: file.size, sha256: file.sha256, replicas}
   })
 
   serveRoute(app, keeperRoutes.dropUpload, async (request) => {
@@ -188,6 +192,22 @@ function allowOrigin(app: FastifyInstance, origin: string): void {
 function header(request: FastifyRequest, name: string): string | undefined {
   const value = request.headers[name]
   return Array.isArray(value) ? value[0] : value
+}
+
+/** The keepers a one-pass upload's bytes are forwarded to (the pipeline header), none without it; a clear 400 for a header that is not one. */
+function pipelineOf(request: FastifyRequest): Pipeline | undefined {
+  const value = header(request, PIPELINE_HEADER)
+  if (value === undefined) return undefined
+  const refused = (problem: string) => new DfsError('DFS_ERR_BAD_REQUEST', `${PIPELINE_HEADER} is not a pipeline: ${problem}`)
+  let pipeline: unknown
+  try {
+    pipeline = JSON.parse(value)
+  } catch {
+    throw refused('not JSON')
+  }
+
+  check(Pipeline, pipeline, refused)
+  return pipeline as Pipeline
 }
 
 /** The size the client announced: `x-dfs-size`, else Content-Length. One of them is required. */

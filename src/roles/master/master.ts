@@ -49,7 +49,7 @@ import {
 import {KeeperBindings, isCopyOrderOf} from './auth.js'
 import {KeeperRegistry} from './keeper-registry.js'
 import {MasterMetrics, type Census} from './metrics.js'
-import {pickUploadTarget, placementGoal, standingOf, type FileStanding, type KeeperLoad, type PlacementGoal} from './placement.js'
+import {pickPipeline, pickUploadTarget, placementGoal, standingOf, type FileStanding, type KeeperLoad, type PlacementGoal} from './placement.js'
 import {asideRow, lateVerdict, olderGeneration, resolveInventories, type Sighting} from './recovery.js'
 import {Replicator} from './replicator.js'
 import {MasterTable, type FileRow, type KeeperRow, type ReplicaRow} from './table.js'
@@ -88,6 +88,8 @@ interface RecoveryWindow {
 interface Ticket extends UploadRequest {
   keeperId: string
   createdAt: number
+  /** The keepers of its write pipeline after the first, when the client asked for one. */
+  pipelineIds?: string[]
 }
 
 // An upload that has not committed within a day is abandoned; its ticket goes.
@@ -400,11 +402,23 @@ export class Master {
     }
 
     const uploadId = newId()
-    this.#tickets.set(uploadId, {...request, keeperId: target.id, createdAt: Date.now()})
+    // Only a one-pass upload rides a pipeline: its keepers hold bytes whose sha256 nobody named yet, as the first does.
+    const chain = request.pipeline && request.sha256 === undefined ? pickPipeline(keepers, request.size, target, this.options.replicas, exclude) : []
+    this.#tickets.set(uploadId, {...request, keeperId: target.id, createdAt: Date.now(), ...(chain.length > 0 ? {pipelineIds: chain.map((keeper) => keeper.id)} : {})})
     this.keepers.assigned(target.id)
+    for (const keeper of chain) this.keepers.assigned(keeper.id)
     // A one-pass upload's grant names no sha256 (""): it lets the keeper hold the bytes, and only the seal's grant names the digest.
-    const grant = await this.#grant('write', {fileId: uploadId, name: request.name, size: request.size, sha256: request.sha256 ?? ''}, target.id)
-    return {uploadId, keeper: {id: target.id, url: this.keepers.get(target.id)!.url}, ...(grant ? {grant} : {})}
+    const held = {fileId: uploadId, name: request.name, size: request.size, sha256: request.sha256 ?? ''}
+    const grant = await this.#grant('write', held, target.id)
+    const pipeline = await Promise.all(
+      chain.map(async (keeper) => {
+        // The grant names the keeper's URL too: the keeper before it forwards there and nowhere else.
+        const url = this.keepers.get(keeper.id)!.url
+        const keeperGrant = await this.#grant('write', held, keeper.id, undefined, url)
+        return {id: keeper.id, url, ...(keeperGrant ? {grant: keeperGrant} : {})}
+      }),
+    )
+    return {uploadId, keeper: {id: target.id, url: this.keepers.get(target.id)!.url}, ...(grant ? {grant} : {}), ...(pipeline.length > 0 ? {pipeline} : {})}
   }
 
   /**
@@ -439,8 +453,12 @@ export class Master {
     }
 
     ticket.sha256 = request.sha256
-    const grant = await this.#grant('write', {fileId: uploadId, name: ticket.name, size: ticket.size, sha256: request.sha256}, ticket.keeperId)
-    return grant ? {grant} : {}
+    const sealed = {fileId: uploadId, name: ticket.name, size: ticket.size, sha256: request.sha256}
+    const grant = await this.#grant('write', sealed, ticket.keeperId)
+    if (!grant) return {}
+    // Each pipeline keeper is sealed by the keeper before it, with its own grant naming this digest.
+    const pipeline = await Promise.all((ticket.pipelineIds ?? []).map(async (id) => ({id, grant: (await this.#grant('write', sealed, id))!})))
+    return {grant, ...(pipeline.length > 0 ? {pipeline} : {})}
   }
 
   /**
@@ -494,6 +512,10 @@ export class Master {
     })
     if (old) this.#deleteReplicas(old, oldReplicas)
     this.metrics.uploadsCommitted.inc()
+    // The pipeline's keepers the first one names hold these bytes and are being sealed: copies under
+    // way, so the replicator orders none to them. Only keepers the ticket named are believed.
+    const pipelined = (request.pipeline ?? []).filter((id) => id !== request.keeperId && ticket.pipelineIds?.includes(id))
+    if (pipelined.length > 0) this.replicator.expectPipelined(uploadId, pipelined)
     this.replicator.trigger()
     return file
   }
@@ -575,6 +597,7 @@ export class Master {
     }
 
     this.table.addReplica({fileId: file.fileId, keeperId: report.keeperId})
+    this.replicator.pipelinedLanded(file.fileId, report.keeperId)
     return file
   }
 
@@ -744,10 +767,10 @@ export class Master {
   }
 
   /** A grant for `op` on this file at one keeper; none without a cluster key (nothing would check it). */
-  async #grant(op: GrantOp, file: {fileId: string; name: string; size: number; sha256: string}, keeperId: string, ttlSeconds?: number): Promise<string | undefined> {
+  async #grant(op: GrantOp, file: {fileId: string; name: string; size: number; sha256: string}, keeperId: string, ttlSeconds?: number, url?: string): Promise<string | undefined> {
     const key = this.options.clusterKey
     if (!key) return undefined
-    return mintGrant(key, {op, fileId: file.fileId, name: file.name, size: file.size, sha256: file.sha256, keeperId}, {ttlSeconds})
+    return mintGrant(key, {op, fileId: file.fileId, name: file.name, size: file.size, sha256: file.sha256, keeperId, ...(url === undefined ? {} : {url})}, {ttlSeconds})
   }
 
   fileInfo(file: FileRow): FileInfo {

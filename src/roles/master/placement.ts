@@ -61,6 +61,29 @@ export function pickUploadTarget(keepers: KeeperLoad[], size: number, exclude: R
   return keepers.filter((keeper) => takesReplicas(keeper) && !exclude.has(keeper.id) && keeper.freeBytes >= size).sort(byLoad)[0]
 }
 
+/**
+ * The keepers after `first` in a one-pass upload's write pipeline: as many as make the placement
+ * goal with it, each chosen as the replicator would choose a copy's destination (takes replicas,
+ * has room, a zone the chain lacks first, then the least loaded), none of `exclude`.
+ */
+export function pickPipeline(keepers: KeeperLoad[], size: number, first: KeeperLoad, wanted: number, exclude: ReadonlySet<string> = new Set()): KeeperLoad[] {
+  const goal = placementGoal(keepers, wanted)
+  const chain: KeeperLoad[] = []
+  const zones = new Set([first.zone])
+  const taken = new Set([first.id, ...exclude])
+  while (chain.length + 1 < goal.replicas) {
+    const next = keepers
+      .filter((keeper) => takesReplicas(keeper) && !taken.has(keeper.id) && keeper.freeBytes >= size)
+      .sort((a, b) => Number(zones.has(a.zone)) - Number(zones.has(b.zone)) || byLoad(a, b))[0]
+    if (!next) break
+    chain.push(next)
+    taken.add(next.id)
+    zones.add(next.zone)
+  }
+
+  return chain
+}
+
 /** What every file should have: `replicas` counted replicas, spread over `zones` distinct zones. */
 export interface PlacementGoal {
   replicas: number

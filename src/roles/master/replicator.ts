@@ -1,4 +1,5 @@
 import type {ClusterKey} from '../../lib/cluster-key.js'
+import {DEFAULTS} from '../../lib/config.js'
 import {mintGrant} from '../../lib/grants.js'
 import type {Peer} from '../../lib/peer-client.js'
 import {catalogueError, DfsError} from '../../lib/errors.js'
@@ -33,6 +34,9 @@ const SLOWEST_COPY_BYTES_PER_MS = 5 * 1024
 // A triggered pass waits this long, so that a burst of commits and reports makes one pass.
 const TRIGGER_DELAY_MS = 10
 const NONE: ReadonlySet<string> = new Set()
+// How long a copy sealed by an upload's write pipeline counts as under way without its report: its
+// keeper holds the bytes already, and the seal is a rename, a directory fsync and one request.
+const PIPELINE_SEAL_MS = DEFAULTS.stallTimeoutMs
 
 /**
  * Keeps every file at its replica target. It runs on a timer (the protocol's replication loop)
@@ -49,6 +53,8 @@ export class Replicator {
   readonly #inFlight = new Map<string, Set<string>>()
   /** Destination keeper id → bytes of the copies under way into it. */
   readonly #inFlightBytes = new Map<string, number>()
+  /** Copies riding an upload's write pipeline (also in #inFlight), by `fileId/keeperId`: the timer that gives up on each. */
+  readonly #pipelined = new Map<string, NodeJS.Timeout>()
   readonly #running = new Set<Promise<void>>()
   readonly #failedAt = new Map<string, number>()
   /** File id → the sources a copy of it failed from since its last good copy. */
@@ -77,6 +83,7 @@ export class Replicator {
   async stop(): Promise<void> {
     this.#stopped = true
     clearInterval(this.#timer)
+    for (const timer of this.#pipelined.values()) clearTimeout(timer)
     await Promise.allSettled([...this.#running])
   }
 
@@ -198,6 +205,41 @@ export class Replicator {
   /** Whether a copy of the file to this keeper was ordered and has not answered yet. */
   isCopyUnderWay(fileId: string, keeperId: string): boolean {
     return this.#inFlight.get(fileId)?.has(keeperId) === true
+  }
+
+  /**
+   * Copies of a just committed file that its upload's write pipeline is sealing on these keepers:
+   * under way, as an ordered copy is, until each keeper reports it (pipelinedLanded) or
+   * PIPELINE_SEAL_MS passes, after which the replicator may copy the file there itself.
+   */
+  expectPipelined(fileId: string, keeperIds: string[]): void {
+    const destinations = this.#inFlight.get(fileId) ?? new Set<string>()
+    for (const keeperId of keeperIds) {
+      if (destinations.has(keeperId)) continue
+      destinations.add(keeperId)
+      const timer = setTimeout(() => {
+        this.options.log.warn(`the pipelined copy of ${fileId} on ${keeperId} did not report within ${PIPELINE_SEAL_MS / 1000} s; the replicator copies it if needed`)
+        this.pipelinedLanded(fileId, keeperId)
+      }, PIPELINE_SEAL_MS)
+      timer.unref()
+      this.#pipelined.set(`${fileId}/${keeperId}`, timer)
+    }
+
+    this.#inFlight.set(fileId, destinations)
+  }
+
+  /** A pipelined copy reported (or was given up): no longer under way. Nothing for any other copy. */
+  pipelinedLanded(fileId: string, keeperId: string): void {
+    const key = `${fileId}/${keeperId}`
+    const timer = this.#pipelined.get(key)
+    if (!timer) return
+    clearTimeout(timer)
+    this.#pipelined.delete(key)
+    const destinations = this.#inFlight.get(fileId)
+    destinations?.delete(keeperId)
+    if (destinations?.size === 0) this.#inFlight.delete(fileId)
+    this.#dirty.add(fileId)
+    this.trigger()
   }
 
   #track(work: Promise<void>): void {
