@@ -15,3 +15,18 @@ export function logMessages(server: ServerProcess): string[] {
     }
   })
 }
+
+/**
+ * The copies a master's log lines tell of: the replicator logs one line per order it got answered,
+ * `copied "NAME" from SOURCE to DESTINATION` for one copy, `copied N files to DESTINATION, …` for several.
+ */
+export function copiesLogged(lines: string[]): number {
+  let copies = 0
+  for (const line of lines) {
+    if (line.startsWith('copied "')) copies++
+    const several = /^copied (\d+) files to /.exec(line)
+    if (several) copies += Number(several[1])
+  }
+
+  return copies
+}

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import {test} from 'node:test'
 
 import {waitFor} from '../helpers/cluster.js'
-import {logMessages} from '../helpers/server-logs.js'
+import {copiesLogged, logMessages} from '../helpers/server-logs.js'
 import {assertAllReadBack, onExactlyThreeKeepers, replicasOf, startNetCluster, storeSamples} from './net-cluster.js'
 
 const FLAPS = 5
@@ -35,7 +35,7 @@ test('a keeper on a lossy, flapping link: no storm of false deaths and repeated 
 
   const masterLog = logMessages(cluster.master).slice(logBefore)
   const deaths = masterLog.filter((line) => line.includes('missed its heartbeats')).length
-  const copies = masterLog.filter((line) => line.startsWith('copied "')).length
+  const copies = copiesLogged(masterLog)
   const trims = masterLog.filter((line) => line.startsWith('trimming surplus replica')).length
   t.diagnostic(`${flapping.downs} flaps: ${deaths} deaths, ${copies} copies, ${trims} trims`)
   // Outages of 1.5 s against a timeout of 5 s: TCP's retransmits may at worst make one of them cost
