@@ -14,6 +14,7 @@ import {GRANT_TTL_SECONDS, showingGrant} from '../../lib/grants.js'
 import {secondsSince} from '../../lib/metrics.js'
 import {assertValidName} from '../../lib/names.js'
 import {Peer} from '../../lib/peer-client.js'
+import {Slots} from '../../lib/slots.js'
 import {
   MAX_UPLOAD_BATCH,
   keeperRoutes,
@@ -103,9 +104,8 @@ export class Keeper {
   readonly #held = new Map<string, HeldUpload>()
   /** Corrupt replicas dropped whose report has not reached the master yet; sent again with the heartbeats. */
   readonly #unreportedCorrupt = new Map<string, InventoryItem>()
-  /** Pulls of copies running, and those waiting for one to end (#pullSlot). */
-  #pulling = 0
-  readonly #waitingPulls: Array<() => void> = []
+  /** Pulls of copies, PULLS_AT_ONCE at a time over all orders: more at once only queue on the disk. */
+  readonly #pulls = new Slots(PULLS_AT_ONCE)
 
   readonly metrics: KeeperMetrics
 
@@ -505,7 +505,7 @@ export class Keeper {
    * copy, or why it failed. A copy that fails fails alone.
    */
   async pullReplicas(orders: ReplicateRequest[]): Promise<Array<InventoryItem | DfsError>> {
-    const results: Array<InventoryItem | DfsError> = await Promise.all(orders.map(async (order) => this.#pullSlot(() => this.#pull(order)).catch(asDfsError)))
+    const results: Array<InventoryItem | DfsError> = await Promise.all(orders.map(async (order) => this.#pulls.run(() => this.#pull(order)).catch(asDfsError)))
     const stored = orders.flatMap((order, index) => {
       const file = results[index]
       return file instanceof Error ? [] : [{index, copy: {file: file!, grant: order.grant}}]
@@ -566,18 +566,6 @@ export class Keeper {
     } finally {
       this.transferEnded()
       this.metrics.copies.observe({result}, secondsSince(start))
-    }
-  }
-
-  /** Runs a pull once fewer than PULLS_AT_ONCE run: more at once only queue on the disk. */
-  async #pullSlot<T>(pull: () => Promise<T>): Promise<T> {
-    while (this.#pulling >= PULLS_AT_ONCE) await new Promise<void>((resolve) => this.#waitingPulls.push(resolve))
-    this.#pulling++
-    try {
-      return await pull()
-    } finally {
-      this.#pulling--
-      this.#waitingPulls.shift()?.()
     }
   }
 
