@@ -142,12 +142,14 @@ async function runScenarios(context: Context, dataDir: string): Promise<void> {
     context.log(`generating ${options.smallCount} files of ${formatSize(options.smallSize)}`)
     const smallDir = join(dataDir, 'small')
     const files = await generateFiles(smallDir, 's', options.smallCount, options.smallSize)
-    const server = await BareServer.start(await context.dir('bare-small'))
+    const servers = await Promise.all([1, 2, 3].map(async (index) => BareServer.start(await context.dir(`bare-small-${index}`))))
     try {
       for (let run = 1; run <= options.runs; run++) {
         context.log(`4. small files, run ${run}/${options.runs}`)
-        const result = await runSmallOnce(context, files, smallDir, server, run)
+        const result = await runSmallOnce(context, files, smallDir, servers, run)
         recorder.add('small.bare-put', result.barePutRate)
+        recorder.add('small.bare3-put', result.bare3PutRate)
+        recorder.add('small.bare3-cpu', result.bare3CpuMs)
         recorder.add('small.put', result.putRate)
         recorder.add('small.put-rep', result.replicatedS)
         recorder.add('small.bare-get', result.bareGetRate)
@@ -165,7 +167,7 @@ async function runScenarios(context: Context, dataDir: string): Promise<void> {
         recorder.add('mem.small-get', result.getRss)
       }
     } finally {
-      await server.stop()
+      await Promise.all(servers.map((server) => server.stop()))
     }
   }
 
@@ -294,6 +296,9 @@ function defineRows(recorder: Recorder, options: BenchOptions): void {
 
   const small = `4. Small files (${options.smallCount} × ${formatSize(options.smallSize)})`
   recorder.define({id: 'small.bare-put', section: small, label: 'bare PUTs + fsync, 8 at a time (baseline)', unit: 'files/s', short: 'bare PUTs'})
+  // The floor of 3 replicas on this machine: no system that writes 3 durable copies does less.
+  recorder.define({id: 'small.bare3-put', section: small, label: 'bare PUTs + fsync to 3 servers per file, 8 files at a time (3-replica floor)', unit: 'files/s', short: '3-replica floor'})
+  recorder.define({id: 'small.bare3-cpu', section: small, label: 'CPU per file of the 3-replica floor (3 servers + sender)', unit: 'ms'})
   recorder.define({id: 'small.put', section: small, label: 'dfs put, 1 process', unit: 'files/s', baseline: 'small.bare-put', target: {min: 500}})
   recorder.define({id: 'small.put-rep', section: small, label: '1 process: put start → last file at 3 replicas', unit: 's'})
   recorder.define({id: 'small.bare-get', section: small, label: 'bare GETs + fsync from keepers, 8 at a time (baseline)', unit: 'files/s', short: 'bare GETs'})

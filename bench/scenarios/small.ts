@@ -1,13 +1,16 @@
 // Scenario 4: many small files. N files in one `dfs put` call, then back with one `dfs get … -o DIR`;
 // then the same split over 4 client processes at once, on another fresh cluster. Reports files per
 // second and the moment the last file reaches 3 alive replicas. Baselines: the same files as bare
-// PUTs (+ fsync) to the bare server and bare GETs (+ fsync) from the keepers, 8 at a time.
+// PUTs (+ fsync) to the bare server and bare GETs (+ fsync) from the keepers, 8 at a time; and the
+// floor of any system that stores 3 replicas on this machine: each file PUT to 3 bare servers at
+// once, 8 files at a time, with the CPU all those processes spent per file.
 
 import {mkdir, rm} from 'node:fs/promises'
 import {join} from 'node:path'
 import {performance} from 'node:perf_hooks'
 
 import {BareServer, bareGetUndici, barePut, eachConcurrently, timed} from '../baseline.js'
+import {cpuSeconds} from '../processes.js'
 import type {Cluster} from '../cluster.js'
 import type {Context} from '../context.js'
 import {verifyFile, type DataFile} from '../data.js'
@@ -15,6 +18,10 @@ import {DFS_BIN, lastLines, startNode, type RunResult} from '../processes.js'
 
 export interface SmallRun {
   barePutRate: number
+  /** Files per second PUT (+ fsync) to 3 bare servers each: 3 replicas with nothing else. */
+  bare3PutRate: number
+  /** CPU (ms, user + system) per file of those 3-replica bare PUTs: the 3 servers and the sending process. */
+  bare3CpuMs: number
   putRate: number
   /** Seconds from the start of the put until the last file has 3 alive replicas. */
   replicatedS: number
@@ -39,13 +46,24 @@ export interface SmallRun {
 // As many at once as `dfs put` / `dfs get` use by default.
 const BARE_CONCURRENCY = 8
 
-export async function runSmallOnce(context: Context, files: DataFile[], dataDir: string, server: BareServer, run: number): Promise<SmallRun> {
+export async function runSmallOnce(context: Context, files: DataFile[], dataDir: string, servers: BareServer[], run: number): Promise<SmallRun> {
   const count = files.length
   const timeoutMs = 120_000 + count * 200
   const outDir = join(context.root, 'out', `small-${run}`)
+  const [server] = servers as [BareServer]
 
   const barePutMs = await timed(() => eachConcurrently(files, BARE_CONCURRENCY, (file) => barePut(server, file)))
   await server.clear()
+
+  const cpuOf = () => servers.reduce((sum, bare) => sum + (cpuSeconds(bare.proc.pid) ?? 0), 0)
+  const serversBefore = cpuOf()
+  const selfBefore = process.cpuUsage()
+  const bare3Ms = await timed(() => eachConcurrently(files, BARE_CONCURRENCY, async (file) => {
+    await Promise.all(servers.map((bare) => barePut(bare, file)))
+  }))
+  const self = process.cpuUsage(selfBefore)
+  const bare3CpuMs = ((cpuOf() - serversBefore) * 1000 + (self.user + self.system) / 1000) / count
+  await Promise.all(servers.map((bare) => bare.clear()))
 
   // One client process for all N files.
   let single: {put: RunResult; replicatedS: number; afterExitS: number; bareGetMs: number; get: RunResult; cpuMs: SmallRun['putCpuMs']}
@@ -92,6 +110,8 @@ export async function runSmallOnce(context: Context, files: DataFile[], dataDir:
   const rate = (ms: number) => count / (ms / 1000)
   return {
     barePutRate: rate(barePutMs),
+    bare3PutRate: rate(bare3Ms),
+    bare3CpuMs,
     putRate: rate(single.put.ms),
     replicatedS: single.replicatedS,
     afterExitS: single.afterExitS,
