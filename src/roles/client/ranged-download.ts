@@ -1,3 +1,5 @@
+import {performance} from 'node:perf_hooks'
+
 import {DEFAULTS} from '../../lib/config.js'
 import {DfsError} from '../../lib/errors.js'
 import type {Peer} from '../../lib/peer-client.js'
@@ -23,6 +25,8 @@ export interface RangedDownloadOptions {
    * bounds how sparse the file gets while a slow replica holds an early range. Default 64 MiB.
    */
   maxAhead?: number
+  /** How the sources in use are chosen as the download goes (chooseSources; a test may force a choice). */
+  choose?: typeof chooseSources
 }
 
 /**
@@ -55,6 +59,10 @@ export interface SourceReport {
 interface SourceState extends SourceReport {
   peer: Peer
   busy: number
+  /** Left unused for now: the client's own CPU, not the replicas, was what held the download back. */
+  standby: boolean
+  /** Time its finished ranges took, each from request to last write. */
+  ms: number
   /** Why it was dropped, as a code: a replica that sent wrong bytes is not an unreachable one. */
   failedCode?: string
 }
@@ -67,10 +75,13 @@ class LocalWriteError extends Error {
 }
 
 /**
- * Downloads a file from all its replicas at once into the caller's file, range by range. The file
- * is cut into ranges; each free replica takes the next range, so faster replicas take more. Each
- * range is written at its place as its bytes arrive, whatever the order of the ranges. A replica
- * that fails is dropped and its range goes to another (written again from its start).
+ * Downloads a file from its replicas into the caller's file, range by range. The file is cut into
+ * ranges; each free replica in use takes the next range, so faster replicas take more. Each range
+ * is written at its place as its bytes arrive, whatever the order of the ranges. All replicas start;
+ * every few ranges chooseSources weighs how busy this thread was: a client whose own CPU is the
+ * limit goes on with the fastest replica alone (more would only cost it and the keepers CPU), one
+ * that waits takes another back. A replica that fails is dropped and its range goes to another
+ * (written again from its start), a standby one if none in use is left.
  */
 export class RangedDownload {
   readonly #options: Required<RangedDownloadOptions>
@@ -78,8 +89,8 @@ export class RangedDownload {
 
   constructor(options: RangedDownloadOptions) {
     if (options.sources.length === 0) throw new DfsError('DFS_ERR_NO_KEEPERS', `no alive replica of "${options.name}"`)
-    this.#options = {perSource: 2, maxAhead: MAX_AHEAD, ...options}
-    this.#sources = options.sources.map(({keeper, peer}) => ({keeper, url: peer.baseUrl, peer, bytes: 0, ranges: 0, busy: 0}))
+    this.#options = {perSource: 2, maxAhead: MAX_AHEAD, choose: chooseSources, ...options}
+    this.#sources = options.sources.map(({keeper, peer}) => ({keeper, url: peer.baseUrl, peer, bytes: 0, ranges: 0, busy: 0, standby: false, ms: 0}))
   }
 
   /** The number of range requests the file takes (without retries). */
@@ -89,7 +100,7 @@ export class RangedDownload {
 
   /** Per replica: bytes and ranges it served, and why it was dropped if it was. */
   get report(): SourceReport[] {
-    return this.#sources.map(({busy: _busy, peer: _peer, failedCode: _code, ...report}) => report)
+    return this.#sources.map(({busy: _busy, peer: _peer, failedCode: _code, standby: _standby, ms: _ms, ...report}) => report)
   }
 
   /**
@@ -108,12 +119,32 @@ export class RangedDownload {
     // Every range before this one is finished.
     let firstUnfinished = 0
     let writeFailure: LocalWriteError | undefined
+    // How busy this thread was since the sources were last chosen, and over how many ranges.
+    let mark = performance.eventLoopUtilization()
+    let rangesSinceMark = 0
+    const rechoose = () => {
+      const inUse = this.#sources.filter((source) => !source.standby && source.failed === undefined).length
+      // Every source in use finished a couple of ranges: their first request's wait is not the measure.
+      if (++rangesSinceMark < 2 * Math.max(1, inUse)) return
+      const busy = performance.eventLoopUtilization(mark).utilization
+      mark = performance.eventLoopUtilization()
+      rangesSinceMark = 0
+      this.#options.choose(busy, this.#sources)
+    }
 
     const start = () => {
       for (;;) {
         if (writeFailure) return
         const source = this.#freeSource()
-        if (!source) return
+        if (!source) {
+          // Every source in use failed: a standby one takes over.
+          if (this.#sources.some((source) => !source.standby && source.failed === undefined)) return
+          const standby = this.#sources.find((source) => source.standby && source.failed === undefined)
+          if (!standby) return
+          standby.standby = false
+          continue
+        }
+
         retry.sort((a, b) => a - b)
         let index: number | undefined
         if (retry.length > 0) index = retry.shift()
@@ -121,7 +152,10 @@ export class RangedDownload {
         if (index === undefined) return
         const range = index
         const work = this.#fetch(source, range, write).then(
-          () => void finished.add(range),
+          () => {
+            finished.add(range)
+            rechoose()
+          },
           (error: unknown) => {
             if (error instanceof LocalWriteError) {
               writeFailure ??= error
@@ -160,7 +194,7 @@ export class RangedDownload {
   #freeSource(): SourceState | undefined {
     let best: SourceState | undefined
     for (const source of this.#sources) {
-      if (source.failed !== undefined || source.busy >= this.#options.perSource) continue
+      if (source.failed !== undefined || source.standby || source.busy >= this.#options.perSource) continue
       if (!best || source.busy < best.busy || (source.busy === best.busy && source.bytes < best.bytes)) best = source
     }
 
@@ -190,6 +224,7 @@ export class RangedDownload {
     }
 
     source.busy++
+    const started = performance.now()
     try {
       const response = await source.peer.open(keeperRoutes.read, input, {expect, timeout: RANGE_STALL_TIMEOUT_MS})
       if (response.headers[FILE_ID_HEADER] !== fileId) {
@@ -229,11 +264,43 @@ export class RangedDownload {
       if (received !== expected) throw new DfsError('DFS_ERR_INTEGRITY', `the keeper at ${source.url} sent ${received} of ${expected} bytes`)
       source.bytes += expected
       source.ranges++
+      source.ms += performance.now() - started
     } finally {
       // A write still under way must land before the range is tried again, or it could land after
       // the retry's bytes. Its own failure was not the question here.
       await writing?.catch(() => {})
       source.busy--
     }
+  }
+}
+
+/** Above this share of its time busy, the client's thread is what limits the download. */
+export const CLIENT_BOUND = 0.85
+/** Below this share, it mostly waits for the replicas' bytes. */
+export const CLIENT_WAITING = 0.5
+
+export interface SourceChoice {
+  bytes: number
+  ms: number
+  standby: boolean
+  failed?: string
+}
+
+/**
+ * Chooses the sources to read from, by how busy the client's thread was (`busy`, 0..1) while they
+ * served: when the thread was the limit, more replicas only add sockets, out-of-order writes and
+ * the keepers' CPU, so the download keeps the fastest one alone; when it mostly waited, one more
+ * replica (the one that took least time so far) is taken in. Marks `standby` in place.
+ */
+export function chooseSources(busy: number, sources: SourceChoice[]): void {
+  const usable = sources.filter((source) => source.failed === undefined)
+  const inUse = usable.filter((source) => !source.standby)
+  if (busy >= CLIENT_BOUND && inUse.length > 1) {
+    const rate = (source: SourceChoice) => (source.ms > 0 ? source.bytes / source.ms : 0)
+    const fastest = inUse.reduce((best, source) => (rate(source) > rate(best) ? source : best))
+    for (const source of inUse) source.standby = source !== fastest
+  } else if (busy < CLIENT_WAITING) {
+    const next = usable.filter((source) => source.standby).sort((a, b) => a.ms - b.ms)[0]
+    if (next) next.standby = false
   }
 }
