@@ -36,10 +36,12 @@ describe('the client bundle code cache', () => {
     if (work) await rm(work, {recursive: true, force: true})
   })
 
-  /** Loads the bundle in a new process: what it exported. */
-  async function load(): Promise<unknown> {
-    const script = `const {loadBundle} = await import(${JSON.stringify(LOADER)}); console.log(JSON.stringify(loadBundle(${JSON.stringify(bundle)}, ${JSON.stringify(cache)})))`
-    const {stdout} = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script])
+  /** Loads the bundle in a new process (under the V8 flags given): what it exported. */
+  async function load(flags: string[] = []): Promise<unknown> {
+    // A script file, not -e: a plain `node FILE` has no execArgv, as `dfs` has none.
+    const script = join(work, 'load.mjs')
+    await writeFile(script, `const {loadBundle} = await import(${JSON.stringify(LOADER)})\nconsole.log(JSON.stringify(loadBundle(${JSON.stringify(bundle)}, ${JSON.stringify(cache)})))\n`)
+    const {stdout} = await promisify(execFile)(process.execPath, [...flags, script], {env: {...process.env, NODE_OPTIONS: ''}})
     return JSON.parse(stdout) as unknown
   }
 
@@ -66,6 +68,20 @@ describe('the client bundle code cache', () => {
     assert.match(await readFile(cache, 'latin1'), new RegExp(`^\\{"bundle":"// dfs client bundle sha256:${'b'.repeat(64)}"`))
     assert.deepEqual(await load(), {value: 2})
     assert.equal(await cacheInode(), rewritten)
+  })
+
+  test('a cache V8 refuses (made under other V8 flags) is remade by a plain node only', async () => {
+    await rm(cache, {force: true})
+    await writeFile(bundle, bundleSource('d'.repeat(64), 4))
+    assert.deepEqual(await load(['--no-opt']), {value: 4})
+    const underFlag = await cacheInode()
+    assert.deepEqual(await load(), {value: 4})
+    const plain = await cacheInode()
+    assert.notEqual(plain, underFlag, 'a plain node remade the cache V8 refused')
+    assert.deepEqual(await load(['--no-opt']), {value: 4})
+    assert.equal(await cacheInode(), plain, 'a run under a flag leaves the cache of plain runs alone')
+    assert.deepEqual(await load(), {value: 4})
+    assert.equal(await cacheInode(), plain, 'and plain runs take it')
   })
 
   test('a damaged or cut cache is not run, and is replaced by one that is then used', async () => {

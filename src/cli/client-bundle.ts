@@ -47,7 +47,11 @@ export function loadBundle(bundle: string, cache: string): unknown {
     filename: bundle,
     cachedData,
   })
-  if (cachedData === undefined || script.cachedDataRejected === true) process.once('exit', () => writeCache(cache, bundleId, script))
+  // A cache of this bundle that V8 refuses was made under other V8 flags (a run with NODE_OPTIONS,
+  // or a profiler's): a plain `node` remakes it, a run under flags does not, so that runs under
+  // different flags do not remake it in turn, each for the next to refuse.
+  const plainNode = process.execArgv.length === 0 && !process.env['NODE_OPTIONS']
+  if (cachedData === undefined || (script.cachedDataRejected === true && plainNode)) process.once('exit', () => writeCache(cache, bundleId, script))
   const module = {exports: {}}
   // Why not import() in the bundle: Node 20 runs it in a vm.Script only under
   // --experimental-vm-modules, and not at all in code from a cache; scripts/bundle-client.mjs makes
