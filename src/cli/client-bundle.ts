@@ -92,10 +92,11 @@ function cachedCode(cache: string, bundleId: string): Buffer | undefined {
 function writeCache(cache: string, bundleId: string, script: vm.Script): void {
   const temporary = `${cache}.${process.pid}.tmp`
   try {
-    const code = script.createCachedData()
-    const header: CacheHeader = {bundle: bundleId, node: process.version, length: code.length, checksum: checksum(code)}
+    // Opened first: where dist/ is read-only, no process pays for code it cannot keep.
     const fd = openSync(temporary, 'w')
     try {
+      const code = script.createCachedData()
+      const header: CacheHeader = {bundle: bundleId, node: process.version, length: code.length, checksum: checksum(code)}
       writeSync(fd, `${JSON.stringify(header)}\n`)
       writeSync(fd, code)
       fsyncSync(fd)
