@@ -10,8 +10,10 @@ if (first === '--version' || first === '-v') {
   process.stdout.write(`${pjson.name}/${pjson.version} ${process.platform}-${arch} node-${process.version}\n`)
 } else {
   // The commands run hot (ls, stat, get, put, rm, cat, master, keeper) run without oclif when
-  // their argv parses exactly; anything else (help, an error to report) is oclif's.
-  const {runFast} = await import('../dist/src/cli/fast-runner.js')
+  // their argv parses exactly; anything else (help, an error to report) is oclif's. They are
+  // loaded from one bundle with V8's cached code (src/cli/client-bundle.ts).
+  const {loadFastRunner} = await import('../dist/src/cli/client-bundle.js')
+  const {runFast} = await loadFastRunner(first)
   if (!(await runFast(process.argv.slice(2)))) {
     // Why: on import, @oclif/core checks Node's version against its own engines with semver: 47
     // modules, a tenth of a client command's start. dfs's own engines (package.json) asks for more.

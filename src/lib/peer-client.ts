@@ -1,9 +1,9 @@
 import type {IncomingHttpHeaders} from 'node:http'
-import {createRequire} from 'node:module'
 import {Readable} from 'node:stream'
 import {setFlagsFromString} from 'node:v8'
 
 import {TypeCompiler, type TSchema, type TypeCheck} from '#typebox'
+import undici from '#undici-client'
 import type {Agent, Dispatcher} from 'undici'
 
 import {parseHttpUrl} from './config.js'
@@ -26,11 +26,8 @@ setFlagsFromString('--liftoff-only')
 // before it sent a byte. A Peer needs the connection pool and request() only: undici's
 // lib/dispatcher/agent and lib/api/api-request, bundled with what they need (and without HTTP/2)
 // into one file by scripts/bundle-undici.mjs. undici has no exports map; its index makes request()
-// the same way, by calling api-request on the dispatcher with the URL's origin and path.
-const undici = createRequire(import.meta.url)('../../vendor/undici-client.cjs') as {
-  Agent: typeof Agent
-  request: (this: Dispatcher, options: Dispatcher.RequestOptions) => Promise<Dispatcher.ResponseData>
-}
+// the same way, by calling api-request on the dispatcher with the URL's origin and path. It is
+// imported as `#undici-client` (package.json "imports") so that the client's bundle takes it in.
 const ConnectionPool = undici.Agent
 const dispatchRequest = undici.request
 
