@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict'
 import {join} from 'node:path'
 import {describe, test} from 'node:test'
+import {setTimeout as sleep} from 'node:timers/promises'
 
 import {mintClientToken} from '../src/lib/client-tokens.js'
 import {ClusterKey} from '../src/lib/cluster-key.js'
+import {createRegistry} from '../src/lib/metrics.js'
 import {Master} from '../src/roles/master/master.js'
 import {flipBytes} from './chaos/disk-faults.js'
 import {ServerProcess, bearer, clusterPerTest, tempDir, waitFor, type TestCluster} from './helpers/cluster.js'
@@ -31,6 +33,18 @@ async function probe(url: string, path: string): Promise<{status: number; body: 
   const response = await fetch(`${url}${path}`, {signal: AbortSignal.timeout(60_000)})
   return {status: response.status, body: (await response.json()) as {status?: string; error?: string; message?: string}}
 }
+
+test('a stall of the event loop shows in nodejs_eventloop_lag_max_seconds, sampled as the registry says', async () => {
+  const registry = createRegistry()
+  // The monitor measures from its first sample on: let it take some before the stall.
+  await sleep(250)
+  // Busy for 300 ms: the sample due meanwhile comes at least 300 ms after the one before it, however loaded the machine.
+  const until = Date.now() + 300
+  while (Date.now() < until);
+  await sleep(250)
+  const max = sumOf(parseMetrics(await registry.metrics()), 'nodejs_eventloop_lag_max_seconds')
+  assert.ok(max >= 0.25, `lag max ${max} s after a 300 ms stall`)
+})
 
 describe('metrics, health and readiness of every role', () => {
   const clusters = clusterPerTest()
