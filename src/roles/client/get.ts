@@ -1,4 +1,4 @@
-import {randomBytes} from 'node:crypto'
+import {createHash, randomBytes, type Hash} from 'node:crypto'
 import {createReadStream} from 'node:fs'
 import {link, mkdir, open, rename, rm, stat, type FileHandle} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
@@ -147,7 +147,8 @@ async function localPathIn(directory: string, name: string, under: string | unde
     throw new DfsError('DFS_ERR_BAD_RESPONSE', `"${printable(name)}" would be written outside ${directory}; left alone`)
   }
 
-  await mkdir(dirname(path), {recursive: true})
+  // The directory itself was made before the first file.
+  if (dirname(path) !== directory) await mkdir(dirname(path), {recursive: true})
   return path
 }
 
@@ -242,6 +243,7 @@ async function download(master: Peer, info: FileInfo, options: GetOptions, exclu
   // since stdout cannot take a byte back: it gets the file only once the whole was verified.
   const tmpPath = join(toStdout ? tmpdir() : dirname(path), tempName(toStdout ? posix.basename(info.name) : basename(path)))
   const release = removeOnInterrupt(tmpPath)
+  let renamed = false
   try {
     await writeVerified(download, info, tmpPath, path, options.onProgress)
     if (toStdout) await copyOut(tmpPath, options.stdout ?? process.stdout)
@@ -254,11 +256,12 @@ async function download(master: Peer, info: FileInfo, options: GetOptions, exclu
       await rename(tmpPath, path).catch((error: unknown) => {
         throw localFileError(path, error)
       })
+      renamed = true
     }
   } finally {
     // Nothing is left to remove after the rename; stdout's copy goes in any case. A failure to
     // remove must not hide the error that brought us here.
-    await rm(tmpPath, {force: true}).catch(() => {})
+    if (!renamed) await rm(tmpPath, {force: true}).catch(() => {})
     release()
   }
 
@@ -287,8 +290,9 @@ function tempName(name: string): string {
 /**
  * Downloads into a new file at `tmpPath`, checked against the master's size and sha256, and fsynced
  * unless it is stdout's copy (`destination` '-'): that one is read back at once and then removed.
- * Ranges are written as they arrive; the file's finished prefix is hashed as it grows (in a worker
- * when there are several ranges), so the hash checks the bytes in the file. Throws an IntegrityError naming the
+ * Ranges are written as they arrive; with several ranges the file's finished prefix is read back
+ * and hashed in a worker as it grows, so the hash checks the bytes in the file; a file of one range
+ * is hashed from the very buffers written, in order. Throws an IntegrityError naming the
  * replicas read from if the sha256 differs. A failure leaves the file for the caller to remove.
  */
 async function writeVerified(download: RangedDownload, info: FileInfo, tmpPath: string, destination: string, onProgress?: OnProgress): Promise<void> {
@@ -297,20 +301,31 @@ async function writeVerified(download: RangedDownload, info: FileInfo, tmpPath: 
   try {
     handle = await open(tmpPath, 'wx')
     const file = handle
-    const fileHasher = (hasher = new FileHasher(tmpPath, download.rangeCount > 1))
+    // A file of one range is written in order, from its first byte, by one request at a time (a
+    // retry on another replica starts again at byte 0 once the failed one's writes landed): its
+    // bytes are hashed as they are written, without a worker or a read-back (a small file's
+    // largest cost after the requests themselves).
+    const inOrder = download.rangeCount <= 1
+    let inline: Hash | undefined
+    const fileHasher = inOrder ? undefined : (hasher = new FileHasher(tmpPath, true))
     let received = 0
     onProgress?.({file: info.name, phase: 'receiving', bytes: 0, total: info.size})
     await download.run(
       async (chunks, position) => {
+        if (inOrder) {
+          if (position === 0) inline = createHash('sha256')
+          for (const chunk of chunks) inline!.update(chunk)
+        }
+
         const bytes = byteLength(chunks)
         await writeAll(file, chunks, position, bytes)
         received += bytes
         onProgress?.({file: info.name, phase: 'receiving', bytes: received, total: info.size})
       },
-      (bytes) => fileHasher.written(bytes),
+      (bytes) => fileHasher?.written(bytes),
     )
     // Every range was checked for its length, so the file has the master's size.
-    const sha256 = await fileHasher.digest(info.size)
+    const sha256 = fileHasher ? await fileHasher.digest(info.size) : (inline ?? createHash('sha256')).digest('hex')
     if (sha256 !== info.sha256) {
       const sources = download.report.filter((source) => source.ranges > 0).map((source) => source.keeper)
       throw new IntegrityError(`downloaded "${info.name}" does not match the master's record (${info.size} bytes, sha256 ${sha256})`, sources)
