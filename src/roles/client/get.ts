@@ -77,7 +77,8 @@ export async function getFiles(master: Peer, names: string[], options: GetOption
       try {
         const known = await lookups?.take(index)
         if (known instanceof DfsError) throw known
-        outcomes[index] = {ok: true, name, result: await getFile(master, name, directory ? {...options, output: await localPathIn(directory, name, options.under)} : options, known)}
+        const path = directory ? await localPathIn(directory, name, options.under) : undefined
+        outcomes[index] = {ok: true, name, result: await getFile(master, name, path ? {...options, output: path} : options, {known, path})}
       } catch (error) {
         outcomes[index] = {ok: false, name, error: asDfsError(error)}
       }
@@ -158,7 +159,8 @@ async function localPathIn(directory: string, name: string, under: string | unde
  * takes the destination's place. With output '-' the verified temp file (in the temp dir) is then
  * copied to stdout, so stdout gets the file's exact bytes or none.
  */
-export async function getFile(master: Peer, name: string, options: GetOptions = {}, known?: FileInfo): Promise<GetResult> {
+export async function getFile(master: Peer, name: string, options: GetOptions = {}, given: {known?: FileInfo; path?: string} = {}): Promise<GetResult> {
+  let {known} = given
   const corrupt = new Set<string>()
   /** Replicas that served bytes that did not match although their keeper found its copy good. */
   const untrusted = new Set<string>()
@@ -171,7 +173,7 @@ export async function getFile(master: Peer, name: string, options: GetOptions = 
     const info = known ?? (await statFile(master, name))
     try {
       const sources = oneAtATime ? 1 : options.sources
-      return {...(await download(master, info, {...options, sources}, new Set([...corrupt, ...untrusted]))), corruptReplicas: [...corrupt]}
+      return {...(await download(master, info, {...options, sources}, new Set([...corrupt, ...untrusted]), given.path)), corruptReplicas: [...corrupt]}
     } catch (error) {
       // Every replica left served bytes that did not match. (Nothing reached the destination or
       // stdout yet: both get the file only once it was verified.)
@@ -224,7 +226,11 @@ async function reportSuspect(master: Peer, info: FileInfo, keeper: string): Prom
   }
 }
 
-async function download(master: Peer, info: FileInfo, options: GetOptions, exclude: ReadonlySet<string>): Promise<Omit<GetResult, 'corruptReplicas'>> {
+/**
+ * `exactPath`: where the file goes, as a get of many names chose it (no stat to see whether the
+ * output names a directory; a directory in the file's place fails the rename, for that file alone).
+ */
+async function download(master: Peer, info: FileInfo, options: GetOptions, exclude: ReadonlySet<string>, exactPath?: string): Promise<Omit<GetResult, 'corruptReplicas'>> {
   const alive = info.replicas.filter((replica) => replica.alive && !exclude.has(replica.keeper))
   if (alive.length === 0) throw new DfsError('DFS_ERR_NO_KEEPERS', `no alive keeper holds a good replica of "${info.name}" right now`)
   const sources = shuffle(alive).slice(0, options.sources ?? alive.length)
@@ -237,7 +243,7 @@ async function download(master: Peer, info: FileInfo, options: GetOptions, exclu
   })
 
   const toStdout = options.output === '-'
-  const path = toStdout ? '-' : await destinationPath(options.output, info.name)
+  const path = toStdout ? '-' : (exactPath ?? (await destinationPath(options.output, info.name)))
   if (options.noClobber && !toStdout) await refuseExisting(path)
   // A file's temp copy sits beside it, so that the rename is atomic; stdout's sits in the temp dir,
   // since stdout cannot take a byte back: it gets the file only once the whole was verified.
@@ -270,13 +276,17 @@ async function download(master: Peer, info: FileInfo, options: GetOptions, exclu
 
 // The longest file name of common file systems (NAME_MAX on Linux and macOS), in bytes.
 const NAME_MAX = 255
+let tempTag: string | undefined
+let tempCount = 0
 
 /**
  * `.NAME.<random>.dfs-part`, so that people see which download it belongs to; NAME is cut short
  * (at a character) when the whole would not fit in a file name, as with a 255-byte NAME.
  */
 function tempName(name: string): string {
-  const suffix = `.${randomBytes(8).toString('hex')}.dfs-part`
+  // Random per process, counted within it: unique without a random draw per file.
+  tempTag ??= randomBytes(6).toString('hex')
+  const suffix = `.${tempTag}${(++tempCount).toString(16).padStart(4, '0')}.dfs-part`
   const room = NAME_MAX - 1 - Buffer.byteLength(suffix)
   let stem = ''
   for (const char of name) {
