@@ -83,6 +83,13 @@ describe('keepers serve files like a web server, so browsers and curl can stream
       assert.deepEqual(whole.body, bytes)
       assert.deepEqual(whole, await answer({...range, ...streamed}), JSON.stringify(range))
     }
+
+    // Any other range, and any condition, is send's to answer.
+    const part = await answer({range: 'bytes=10-99'})
+    assert.equal(part.status, 206)
+    assert.equal(part.headers['content-range'], `bytes 10-99/${bytes.length}`)
+    assert.deepEqual(part.body, bytes.subarray(10, 100))
+    assert.equal((await answer({'if-none-match': `"${sha256}"`})).status, 304)
   })
 
   test('an unknown name gets 404 with a JSON error', async () => {
