@@ -5,7 +5,7 @@ import {after, before, describe, test} from 'node:test'
 
 import {request} from 'undici'
 
-import {FIXTURES, SAMPLES, TestCluster} from './helpers/cluster.js'
+import {FIXTURES, SAMPLES, TestCluster, randomFile} from './helpers/cluster.js'
 
 describe('keepers serve files like a web server, so browsers and curl can stream mp4', () => {
   let cluster: TestCluster
@@ -56,6 +56,40 @@ describe('keepers serve files like a web server, so browsers and curl can stream
     const response = await fetch(url, {headers: {range: `bytes=${SAMPLES['sample_3.mp4'].size + 10}-`}})
     assert.equal(response.status, 416)
     assert.equal(((await response.json()) as {error: string}).error, 'DFS_ERR_RANGE_NOT_SATISFIABLE')
+  })
+
+  test('a small file read whole from one buffer answers as the streamed path does', async () => {
+    const source = join(cluster.dir, 'small.mp4')
+    const sha256 = await randomFile(source, 100 * 1024)
+    assert.equal((await cluster.dfs(['put', source])).code, 0)
+    const printed = await cluster.dfs(['url', 'small.mp4'])
+    assert.equal(printed.code, 0, printed.stderr)
+    const smallUrl = printed.stdout.trim()
+    const bytes = await readFile(source)
+    // A condition sends the request down send's stream path; If-Range with the file's own ETag
+    // changes nothing else in the answer.
+    const streamed = {'if-range': `"${sha256}"`}
+    const answer = async (headers: Record<string, string>) => {
+      const response = await request(smallUrl, {headers})
+      const body = Buffer.from(await response.body.arrayBuffer())
+      const {date: _date, ...rest} = response.headers
+      return {status: response.statusCode, headers: rest, body}
+    }
+
+    const ranges: Array<Record<string, string>> = [{}, {range: `bytes=0-${bytes.length - 1}`}]
+    for (const range of ranges) {
+      const whole = await answer(range)
+      assert.equal(whole.status, 'range' in range ? 206 : 200)
+      assert.deepEqual(whole.body, bytes)
+      assert.deepEqual(whole, await answer({...range, ...streamed}), JSON.stringify(range))
+    }
+
+    // Any other range, and any condition, is send's to answer.
+    const part = await answer({range: 'bytes=10-99'})
+    assert.equal(part.status, 206)
+    assert.equal(part.headers['content-range'], `bytes 10-99/${bytes.length}`)
+    assert.deepEqual(part.body, bytes.subarray(10, 100))
+    assert.equal((await answer({'if-none-match': `"${sha256}"`})).status, 304)
   })
 
   test('an unknown name gets 404 with a JSON error', async () => {

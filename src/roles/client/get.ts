@@ -1,4 +1,4 @@
-import {randomBytes} from 'node:crypto'
+import {createHash, randomBytes, type Hash} from 'node:crypto'
 import {createReadStream} from 'node:fs'
 import {link, mkdir, open, rename, rm, stat, type FileHandle} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
@@ -77,7 +77,8 @@ export async function getFiles(master: Peer, names: string[], options: GetOption
       try {
         const known = await lookups?.take(index)
         if (known instanceof DfsError) throw known
-        outcomes[index] = {ok: true, name, result: await getFile(master, name, directory ? {...options, output: await localPathIn(directory, name, options.under)} : options, known)}
+        const path = directory ? await localPathIn(directory, name, options.under) : undefined
+        outcomes[index] = {ok: true, name, result: await getFile(master, name, path ? {...options, output: path} : options, {known, path})}
       } catch (error) {
         outcomes[index] = {ok: false, name, error: asDfsError(error)}
       }
@@ -147,7 +148,8 @@ async function localPathIn(directory: string, name: string, under: string | unde
     throw new DfsError('DFS_ERR_BAD_RESPONSE', `"${printable(name)}" would be written outside ${directory}; left alone`)
   }
 
-  await mkdir(dirname(path), {recursive: true})
+  // The directory itself was made before the first file.
+  if (dirname(path) !== directory) await mkdir(dirname(path), {recursive: true})
   return path
 }
 
@@ -157,7 +159,8 @@ async function localPathIn(directory: string, name: string, under: string | unde
  * takes the destination's place. With output '-' the verified temp file (in the temp dir) is then
  * copied to stdout, so stdout gets the file's exact bytes or none.
  */
-export async function getFile(master: Peer, name: string, options: GetOptions = {}, known?: FileInfo): Promise<GetResult> {
+export async function getFile(master: Peer, name: string, options: GetOptions = {}, given: {known?: FileInfo; path?: string} = {}): Promise<GetResult> {
+  let {known} = given
   const corrupt = new Set<string>()
   /** Replicas that served bytes that did not match although their keeper found its copy good. */
   const untrusted = new Set<string>()
@@ -170,7 +173,7 @@ export async function getFile(master: Peer, name: string, options: GetOptions = 
     const info = known ?? (await statFile(master, name))
     try {
       const sources = oneAtATime ? 1 : options.sources
-      return {...(await download(master, info, {...options, sources}, new Set([...corrupt, ...untrusted]))), corruptReplicas: [...corrupt]}
+      return {...(await download(master, info, {...options, sources}, new Set([...corrupt, ...untrusted]), given.path)), corruptReplicas: [...corrupt]}
     } catch (error) {
       // Every replica left served bytes that did not match. (Nothing reached the destination or
       // stdout yet: both get the file only once it was verified.)
@@ -223,7 +226,11 @@ async function reportSuspect(master: Peer, info: FileInfo, keeper: string): Prom
   }
 }
 
-async function download(master: Peer, info: FileInfo, options: GetOptions, exclude: ReadonlySet<string>): Promise<Omit<GetResult, 'corruptReplicas'>> {
+/**
+ * `exactPath`: where the file goes, as a get of many names chose it (no stat to see whether the
+ * output names a directory; a directory in the file's place fails the rename, for that file alone).
+ */
+async function download(master: Peer, info: FileInfo, options: GetOptions, exclude: ReadonlySet<string>, exactPath?: string): Promise<Omit<GetResult, 'corruptReplicas'>> {
   const alive = info.replicas.filter((replica) => replica.alive && !exclude.has(replica.keeper))
   if (alive.length === 0) throw new DfsError('DFS_ERR_NO_KEEPERS', `no alive keeper holds a good replica of "${info.name}" right now`)
   const sources = shuffle(alive).slice(0, options.sources ?? alive.length)
@@ -236,12 +243,13 @@ async function download(master: Peer, info: FileInfo, options: GetOptions, exclu
   })
 
   const toStdout = options.output === '-'
-  const path = toStdout ? '-' : await destinationPath(options.output, info.name)
+  const path = toStdout ? '-' : (exactPath ?? (await destinationPath(options.output, info.name)))
   if (options.noClobber && !toStdout) await refuseExisting(path)
   // A file's temp copy sits beside it, so that the rename is atomic; stdout's sits in the temp dir,
   // since stdout cannot take a byte back: it gets the file only once the whole was verified.
   const tmpPath = join(toStdout ? tmpdir() : dirname(path), tempName(toStdout ? posix.basename(info.name) : basename(path)))
   const release = removeOnInterrupt(tmpPath)
+  let renamed = false
   try {
     await writeVerified(download, info, tmpPath, path, options.onProgress)
     if (toStdout) await copyOut(tmpPath, options.stdout ?? process.stdout)
@@ -254,11 +262,12 @@ async function download(master: Peer, info: FileInfo, options: GetOptions, exclu
       await rename(tmpPath, path).catch((error: unknown) => {
         throw localFileError(path, error)
       })
+      renamed = true
     }
   } finally {
     // Nothing is left to remove after the rename; stdout's copy goes in any case. A failure to
     // remove must not hide the error that brought us here.
-    await rm(tmpPath, {force: true}).catch(() => {})
+    if (!renamed) await rm(tmpPath, {force: true}).catch(() => {})
     release()
   }
 
@@ -267,13 +276,17 @@ async function download(master: Peer, info: FileInfo, options: GetOptions, exclu
 
 // The longest file name of common file systems (NAME_MAX on Linux and macOS), in bytes.
 const NAME_MAX = 255
+let tempTag: string | undefined
+let tempCount = 0
 
 /**
  * `.NAME.<random>.dfs-part`, so that people see which download it belongs to; NAME is cut short
  * (at a character) when the whole would not fit in a file name, as with a 255-byte NAME.
  */
 function tempName(name: string): string {
-  const suffix = `.${randomBytes(8).toString('hex')}.dfs-part`
+  // Random per process, counted within it: unique without a random draw per file.
+  tempTag ??= randomBytes(6).toString('hex')
+  const suffix = `.${tempTag}${(++tempCount).toString(16).padStart(4, '0')}.dfs-part`
   const room = NAME_MAX - 1 - Buffer.byteLength(suffix)
   let stem = ''
   for (const char of name) {
@@ -287,8 +300,9 @@ function tempName(name: string): string {
 /**
  * Downloads into a new file at `tmpPath`, checked against the master's size and sha256, and fsynced
  * unless it is stdout's copy (`destination` '-'): that one is read back at once and then removed.
- * Ranges are written as they arrive; the file's finished prefix is hashed as it grows (in a worker
- * for a large file), so the hash checks the bytes in the file. Throws an IntegrityError naming the
+ * Ranges are written as they arrive; with several ranges the file's finished prefix is read back
+ * and hashed as it grows (in a worker for a large file), so the hash checks the bytes in the file;
+ * a file of one range is hashed from the very buffers written, in order. Throws an IntegrityError naming the
  * replicas read from if the sha256 differs. A failure leaves the file for the caller to remove.
  */
 async function writeVerified(download: RangedDownload, info: FileInfo, tmpPath: string, destination: string, onProgress?: OnProgress): Promise<void> {
@@ -297,20 +311,31 @@ async function writeVerified(download: RangedDownload, info: FileInfo, tmpPath: 
   try {
     handle = await open(tmpPath, 'wx')
     const file = handle
-    const fileHasher = (hasher = new FileHasher(tmpPath, info.size >= HASH_WORKER_MIN))
+    // A file of one range is written in order, from its first byte, by one request at a time (a
+    // retry on another replica starts again at byte 0 once the failed one's writes landed): its
+    // bytes are hashed as they are written, without a worker or a read-back (a small file's
+    // largest cost after the requests themselves).
+    const inOrder = download.rangeCount <= 1
+    let inline: Hash | undefined
+    const fileHasher = inOrder ? undefined : (hasher = new FileHasher(tmpPath, info.size >= HASH_WORKER_MIN))
     let received = 0
     onProgress?.({file: info.name, phase: 'receiving', bytes: 0, total: info.size})
     await download.run(
       async (chunks, position) => {
+        if (inOrder) {
+          if (position === 0) inline = createHash('sha256')
+          for (const chunk of chunks) inline!.update(chunk)
+        }
+
         const bytes = byteLength(chunks)
         await writeAll(file, chunks, position, bytes)
         received += bytes
         onProgress?.({file: info.name, phase: 'receiving', bytes: received, total: info.size})
       },
-      (bytes) => fileHasher.written(bytes),
+      (bytes) => fileHasher?.written(bytes),
     )
     // Every range was checked for its length, so the file has the master's size.
-    const sha256 = await fileHasher.digest(info.size)
+    const sha256 = fileHasher ? await fileHasher.digest(info.size) : (inline ?? createHash('sha256')).digest('hex')
     if (sha256 !== info.sha256) {
       const sources = download.report.filter((source) => source.ranges > 0).map((source) => source.keeper)
       throw new IntegrityError(`downloaded "${info.name}" does not match the master's record (${info.size} bytes, sha256 ${sha256})`, sources)

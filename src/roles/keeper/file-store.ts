@@ -1,5 +1,5 @@
 import {createReadStream} from 'node:fs'
-import {mkdir, readdir, readFile, rename, rm, stat, statfs} from 'node:fs/promises'
+import {mkdir, open, readdir, readFile, rename, rm, stat, statfs} from 'node:fs/promises'
 import {join, resolve} from 'node:path'
 import {PassThrough, Writable, type Readable, type Transform} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
@@ -347,6 +347,34 @@ export class FileStore {
     if (fileId !== undefined) return this.#byId.get(fileId)
 
     return this.#byName.get(name)
+  }
+
+  /**
+   * A small file's bytes in one buffer, and its mtime, through one descriptor (open, fstat, one
+   * read, close): what a GET of the whole file needs, without a read stream. Undefined when the
+   * blob is not exactly its recorded size or cannot be read: the stream path then serves it as it
+   * is, or its error.
+   */
+  async readWhole(file: InventoryItem): Promise<{bytes: Buffer; modified: Date} | undefined> {
+    const handle = await open(this.pathOf(file.fileId), 'r').catch(() => undefined)
+    if (!handle) return undefined
+    try {
+      const {size, mtime} = await handle.stat()
+      if (size !== file.size) return undefined
+      const bytes = Buffer.allocUnsafe(size)
+      let read = 0
+      while (read < size) {
+        const {bytesRead} = await handle.read(bytes, read, size - read, read)
+        if (bytesRead === 0) return undefined
+        read += bytesRead
+      }
+
+      return {bytes, modified: mtime}
+    } catch {
+      return undefined
+    } finally {
+      await handle.close().catch(() => {})
+    }
   }
 
   byId(fileId: string): InventoryItem | undefined {
