@@ -5,7 +5,7 @@ import {describe, test, type TestContext} from 'node:test'
 
 import {showingGrant} from '../src/lib/grants.js'
 import {Peer} from '../src/lib/peer-client.js'
-import {RangedDownload, chooseSources, type SourceChoice} from '../src/roles/client/ranged-download.js'
+import {BusyMeter, RangedDownload, chooseSources, machineBusy, type SourceChoice} from '../src/roles/client/ranged-download.js'
 import {clusterPerTest, randomFile, sha256File, waitFor, type TestCluster} from './helpers/cluster.js'
 import {startProxiedKeeper} from './helpers/keeper-proxy.js'
 
@@ -31,6 +31,23 @@ describe('chooseSources', () => {
     const sources = [source(4 * MiB, 100), source(MiB, 50, true)]
     chooseSources(0.7, sources)
     assert.deepEqual(sources.map((each) => each.standby), [false, true])
+  })
+})
+
+describe('how busy the client was (BusyMeter)', () => {
+  test("the machine's CPUs count: 2 of 8 CPU-ms idle is 0.75 busy; no time passed reads as waiting", () => {
+    assert.equal(machineBusy({idle: 100, total: 400}, {idle: 102, total: 408}), 0.75)
+    assert.equal(machineBusy({idle: 100, total: 400}, {idle: 100, total: 400}), 0)
+  })
+
+  test('a thread that spins reads as busy to the limit', () => {
+    const meter = new BusyMeter()
+    const until = performance.now() + 150
+    while (performance.now() < until) {
+      // spinning: the event loop is busy the whole time
+    }
+
+    assert.ok(meter.read() >= 0.85, 'a spinning thread is what limits the download')
   })
 })
 

@@ -86,8 +86,19 @@ export async function runLargeOnce(context: Context, setup: LargeSetup, file: Da
     await verifyFile(bareOut, file, 'bare GET')
     await rm(bareOut, {force: true})
 
-    const get = await dfsGet(context, cluster, file, join(setup.outDir, `get-${run}.bin`), [], timeoutMs)
-    const getSingle = await dfsGet(context, cluster, file, join(setup.outDir, `get-single-${run}.bin`), ['--sources', '1'], timeoutMs)
+    // Which of the two goes first alternates per run: the first one follows the puts' writes and the
+    // bare get's fsync and removal more closely, which the disk may still be working off.
+    const getAll = () => dfsGet(context, cluster, file, join(setup.outDir, `get-${run}.bin`), [], timeoutMs)
+    const getOne = () => dfsGet(context, cluster, file, join(setup.outDir, `get-single-${run}.bin`), ['--sources', '1'], timeoutMs)
+    let get: Awaited<ReturnType<typeof dfsGet>>
+    let getSingle: Awaited<ReturnType<typeof dfsGet>>
+    if (run % 2 === 1) {
+      get = await getAll()
+      getSingle = await getOne()
+    } else {
+      getSingle = await getOne()
+      get = await getAll()
+    }
 
     // The mid-size file: the time a user waits for `dfs get`, start-up included (no RSS probe,
     // which would add to it), each sample right after curl's.

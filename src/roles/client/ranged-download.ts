@@ -1,3 +1,4 @@
+import {cpus} from 'node:os'
 import {performance} from 'node:perf_hooks'
 
 import {DEFAULTS} from '../../lib/config.js'
@@ -78,9 +79,9 @@ class LocalWriteError extends Error {
  * Downloads a file from its replicas into the caller's file, range by range. The file is cut into
  * ranges; each free replica in use takes the next range, so faster replicas take more. Each range
  * is written at its place as its bytes arrive, whatever the order of the ranges. All replicas start;
- * every few ranges chooseSources weighs how busy this thread was: a client whose own CPU is the
- * limit goes on with the fastest replica alone (more would only cost it and the keepers CPU), one
- * that waits takes another back. A replica that fails is dropped and its range goes to another
+ * every few ranges chooseSources weighs how busy the client was (BusyMeter: this thread, and this
+ * machine's CPUs): a client whose CPU is the limit goes on with the fastest replica alone (more
+ * would only cost it, and the keepers, CPU), one that waits takes another back. A replica that fails is dropped and its range goes to another
  * (written again from its start), a standby one if none in use is left.
  */
 export class RangedDownload {
@@ -119,17 +120,15 @@ export class RangedDownload {
     // Every range before this one is finished.
     let firstUnfinished = 0
     let writeFailure: LocalWriteError | undefined
-    // How busy this thread was since the sources were last chosen, and over how many ranges.
-    let mark = performance.eventLoopUtilization()
+    // How busy the client was since the sources were last chosen, and over how many ranges.
+    const meter = new BusyMeter()
     let rangesSinceMark = 0
     const rechoose = () => {
       const inUse = this.#sources.filter((source) => !source.standby && source.failed === undefined).length
       // Every source in use finished a couple of ranges: their first request's wait is not the measure.
       if (++rangesSinceMark < 2 * Math.max(1, inUse)) return
-      const busy = performance.eventLoopUtilization(mark).utilization
-      mark = performance.eventLoopUtilization()
       rangesSinceMark = 0
-      this.#options.choose(busy, this.#sources)
+      this.#options.choose(meter.read(), this.#sources)
     }
 
     const start = () => {
@@ -274,7 +273,53 @@ export class RangedDownload {
   }
 }
 
-/** Above this share of its time busy, the client's thread is what limits the download. */
+/**
+ * How busy the client was since the last reading, 0..1: the larger of its main thread's share of
+ * time busy and its machine's CPUs' (cpus(): the hashing worker, other processes). Why the machine
+ * too: with a large file's sha256 in a worker the main thread is seldom busy to the limit while the
+ * CPUs are, and where the keepers share the client's machine (a test or a bench cluster on one
+ * host) their serving of more replicas costs the same CPUs; a client on its own idle machine reads
+ * only its thread's share.
+ */
+export class BusyMeter {
+  #loop = performance.eventLoopUtilization()
+  #cpu = cpuTimes()
+
+  read(): number {
+    const loop = performance.eventLoopUtilization(this.#loop).utilization
+    const cpu = cpuTimes()
+    this.#loop = performance.eventLoopUtilization()
+    const machine = machineBusy(this.#cpu, cpu)
+    this.#cpu = cpu
+    return Math.max(loop, machine)
+  }
+}
+
+export interface CpuTimes {
+  /** Milliseconds idle, over every CPU. */
+  idle: number
+  /** Milliseconds in all, over every CPU. */
+  total: number
+}
+
+function cpuTimes(): CpuTimes {
+  let idle = 0
+  let total = 0
+  for (const {times} of cpus()) {
+    idle += times.idle
+    total += times.user + times.nice + times.sys + times.idle + times.irq
+  }
+
+  return {idle, total}
+}
+
+/** The CPUs' busy share between two readings, 0..1 (0 when no time passed, as it may between readings 10 ms apart). */
+export function machineBusy(before: CpuTimes, after: CpuTimes): number {
+  const total = after.total - before.total
+  return total > 0 ? Math.min(1, Math.max(0, 1 - (after.idle - before.idle) / total)) : 0
+}
+
+/** Above this share of its time busy, the client's CPU is what limits the download. */
 export const CLIENT_BOUND = 0.85
 /** Below this share, it mostly waits for the replicas' bytes. */
 export const CLIENT_WAITING = 0.5
@@ -287,7 +332,7 @@ export interface SourceChoice {
 }
 
 /**
- * Chooses the sources to read from, by how busy the client's thread was (`busy`, 0..1) while they
+ * Chooses the sources to read from, by how busy the client was (`busy`, 0..1, BusyMeter) while they
  * served: when the thread was the limit, more replicas only add sockets, out-of-order writes and
  * the keepers' CPU, so the download keeps the fastest one alone; when it mostly waited, one more
  * replica (the one that took least time so far) is taken in. Marks `standby` in place.
