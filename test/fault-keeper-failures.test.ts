@@ -83,7 +83,9 @@ describe('keeper failures during transfers', () => {
 
     proxy.hold(64 * 1024, 4)
     const target = join(work(), 'big-get.copy')
-    const get = startDfs(['get', 'big-get.bin', '-o', target, '--range-size', '256k', '--json', ...cluster.clientFlags])
+    // --sources 3: every replica stays in use to the end, however busy the client is (left to it,
+    // a client whose CPU is the limit keeps the fastest replica alone, and may never meet the victim again).
+    const get = startDfs(['get', 'big-get.bin', '-o', target, '--range-size', '256k', '--sources', '3', '--json', ...cluster.clientFlags])
     await whileRunning(get, 'a range from the victim held mid-body', () => proxy.holding > 0)
     await victim.stop('SIGKILL')
     // The proxy reads on: what the keeper sent before it died comes through, then the cut.

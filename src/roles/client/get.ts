@@ -226,6 +226,9 @@ async function reportSuspect(master: Peer, info: FileInfo, keeper: string): Prom
   }
 }
 
+/** The choice of a download whose sources the user counted: every one stays in use. */
+function keepEverySource(): void {}
+
 /**
  * `exactPath`: where the file goes, as a get of many names chose it (no stat to see whether the
  * output names a directory; a directory in the file's place fails the rename, for that file alone).
@@ -240,6 +243,9 @@ async function download(master: Peer, info: FileInfo, options: GetOptions, exclu
     size: info.size,
     sources: sources.map((replica) => ({keeper: replica.keeper, peer: new Peer({role: 'keeper', baseUrl: replica.url, agent: master.agent, credentials: showingGrant(replica.grant)})})),
     rangeSize: options.rangeSize ?? DEFAULTS.rangeSize,
+    // Replicas the user counted (`--sources N`) are read from to the end; left to dfs, they are
+    // chosen by the client's load as the download goes (chooseSources).
+    ...(options.sources === undefined ? {} : {choose: keepEverySource}),
   })
 
   const toStdout = options.output === '-'
