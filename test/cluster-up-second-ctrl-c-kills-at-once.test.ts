@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import {readdir, rm} from 'node:fs/promises'
+import {readdir, rm, stat} from 'node:fs/promises'
 import {join} from 'node:path'
 import {after, test} from 'node:test'
 
@@ -8,6 +8,7 @@ import {FIXTURES, SAMPLES, dfs, dfsJson, sha256File, tempDir, waitFor} from './h
 import {clusterToken, clusterUp, killClustersLeft} from './helpers/cluster-up-process.js'
 import {holdUpload} from './helpers/held-upload.js'
 
+const MiB = 1024 * 1024
 const dirs: string[] = []
 after(async () => {
   await killClustersLeft()
@@ -25,7 +26,13 @@ test('a second Ctrl-C during the graceful stop kills every child at once and exi
   // An upload held half-way keeps its keeper in its graceful stop for as long as the test wants.
   const held = await holdUpload(first.masterUrl, await clusterToken(dir), 'held.bin')
   const keeperName = first.keepers.find((keeper) => keeper.id === held.keeper.id)!.name
-  await waitFor('the held upload on its keeper', async () => (await readdir(join(dir, keeperName, 'tmp'))).length > 0)
+  // Its first MiB on the keeper's disk: the upload is surely under way there (a file of any size in
+  // tmp/ could be a copy's, or the readiness probe's, while the held request has not arrived yet).
+  const tmp = join(dir, keeperName, 'tmp')
+  await waitFor('the held upload\'s first MiB on its keeper', async () => {
+    for (const entry of await readdir(tmp)) if ((await stat(join(tmp, entry)).catch(() => undefined))?.size === MiB) return true
+    return false
+  })
 
   first.child.kill('SIGINT')
   await waitFor('the cluster to be stopping its keepers', () => /Stopping the keepers/.test(first.output()))
@@ -39,7 +46,11 @@ test('a second Ctrl-C during the graceful stop kills every child at once and exi
   })
   const state = await readClusterState(dir)
   const busyPid = state?.nodes.find((node) => node.name === keeperName)?.pid
-  assert.ok(busyPid !== undefined && isRunning(busyPid), 'the busy keeper is still running')
+  if (busyPid === undefined || !isRunning(busyPid)) {
+    const answer = await Promise.race([held.response, new Promise((resolve) => setTimeout(resolve, 1000, 'no answer yet'))])
+    assert.fail(`the busy keeper is no longer running; the held upload got: ${JSON.stringify(answer)}; cluster up said: ${first.output()}`)
+  }
+
   assert.doesNotMatch(first.output(), /cluster stopped/)
 
   first.child.kill('SIGINT')
