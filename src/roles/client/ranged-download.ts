@@ -81,8 +81,9 @@ class LocalWriteError extends Error {
  * is written at its place as its bytes arrive, whatever the order of the ranges. All replicas start;
  * every few ranges chooseSources weighs how busy the client was (BusyMeter: this thread, and this
  * machine's CPUs): a client whose CPU is the limit goes on with the fastest replica alone (more
- * would only cost it, and the keepers, CPU), one that waits takes another back. A replica that fails is dropped and its range goes to another
- * (written again from its start), a standby one if none in use is left.
+ * would only cost it, and the keepers, CPU), one that waits takes another back. A replica that
+ * fails is dropped and its range goes to another (written again from its start), a standby one if
+ * none in use is left.
  */
 export class RangedDownload {
   readonly #options: Required<RangedDownloadOptions>
@@ -333,7 +334,7 @@ export interface SourceChoice {
 
 /**
  * Chooses the sources to read from, by how busy the client was (`busy`, 0..1, BusyMeter) while they
- * served: when the thread was the limit, more replicas only add sockets, out-of-order writes and
+ * served: when the client's CPU was the limit, more replicas only add sockets, out-of-order writes and
  * the keepers' CPU, so the download keeps the fastest one alone; when it mostly waited, one more
  * replica (the one that took least time so far) is taken in. Marks `standby` in place.
  */
