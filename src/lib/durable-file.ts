@@ -8,6 +8,7 @@ import {pipeline} from 'node:stream/promises'
 
 import {DfsError} from './errors.js'
 import {HashingStream} from './hashing.js'
+import {syncingBehind} from './sync-behind.js'
 
 /** Write chunk size: 64 KiB chunks cap a stream near 340 MB/s on our machines, 1 MiB reaches ~2 GB/s. */
 export const CHUNK_SIZE = 1024 * 1024
@@ -70,8 +71,9 @@ export async function spoolDurably(source: Readable, tmpDir: string): Promise<Sp
   const tmpPath = join(tmpDir, `${randomBytes(8).toString('hex')}.part`)
   try {
     const hashing = new HashingStream()
-    // flush: the file is fsynced before the stream closes, and pipeline resolves only after that.
-    const file = createWriteStream(tmpPath, {flags: 'wx', flush: true, highWaterMark: CHUNK_SIZE})
+    // flush: the file is fsynced before the stream closes, and pipeline resolves only after that;
+    // a large body's writeback starts while it arrives, so that this fsync is short (sync-behind.ts).
+    const file = createWriteStream(tmpPath, {flags: 'wx', flush: true, highWaterMark: CHUNK_SIZE, fs: syncingBehind()})
     // The fsync runs between the last write and the close: that span is its latency (and the close's).
     if (fsyncs.hasSubscribers) file.once('finish', () => void timeFsync(new Promise<void>((resolve) => file.once('close', () => resolve()))))
     await pipeline(source, hashing, file)

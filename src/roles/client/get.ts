@@ -12,6 +12,7 @@ import {CHUNK_SIZE} from '../../lib/durable-file.js'
 import {DfsError, asDfsError} from '../../lib/errors.js'
 import {FileHasher} from '../../lib/file-hasher.js'
 import {showingGrant} from '../../lib/grants.js'
+import {SyncBehind} from '../../lib/sync-behind.js'
 import {Peer} from '../../lib/peer-client.js'
 import {masterRoutes, type FileInfo, type SuspectVerdict} from '../../lib/protocol.js'
 import {removeOnInterrupt} from '../../lib/remove-on-interrupt.js'
@@ -314,6 +315,7 @@ function tempName(name: string): string {
 async function writeVerified(download: RangedDownload, info: FileInfo, tmpPath: string, destination: string, onProgress?: OnProgress): Promise<void> {
   let handle: FileHandle | undefined
   let hasher: FileHasher | undefined
+  let behind: SyncBehind | undefined
   try {
     handle = await open(tmpPath, 'wx')
     const file = handle
@@ -325,6 +327,8 @@ async function writeVerified(download: RangedDownload, info: FileInfo, tmpPath: 
     let inline: Hash | undefined
     const fileHasher = inOrder ? undefined : (hasher = new FileHasher(tmpPath, info.size >= HASH_WORKER_MIN))
     let received = 0
+    // A copy that will be fsynced goes to disk while it arrives, so that the fsync at its end is short.
+    behind = destination === '-' ? undefined : new SyncBehind(() => file.datasync())
     onProgress?.({file: info.name, phase: 'receiving', bytes: 0, total: info.size})
     await download.run(
       async (chunks, position) => {
@@ -335,6 +339,7 @@ async function writeVerified(download: RangedDownload, info: FileInfo, tmpPath: 
 
         const bytes = byteLength(chunks)
         await writeAll(file, chunks, position, bytes)
+        behind?.written(bytes)
         received += bytes
         onProgress?.({file: info.name, phase: 'receiving', bytes: received, total: info.size})
       },
@@ -347,10 +352,15 @@ async function writeVerified(download: RangedDownload, info: FileInfo, tmpPath: 
       throw new IntegrityError(`downloaded "${info.name}" does not match the master's record (${info.size} bytes, sha256 ${sha256})`, sources)
     }
 
-    if (destination !== '-') await file.sync()
+    if (destination !== '-') {
+      await behind?.settle()
+      await file.sync()
+    }
+
     await file.close()
     handle = undefined
   } catch (error) {
+    await behind?.idle()
     await handle?.close().catch(() => {})
     throw localFileError(destination === '-' ? tmpPath : destination, error)
   } finally {
