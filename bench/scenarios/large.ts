@@ -13,7 +13,7 @@ import {BareServer, bareGet, barePut, copyAndSync, curl, timed} from '../baselin
 import type {Cluster} from '../cluster.js'
 import type {Context} from '../context.js'
 import {verifyFile, type DataFile} from '../data.js'
-import {DFS_BIN, lastLines, startNode, type RunResult} from '../processes.js'
+import {DFS_BIN, cpuSeconds, lastLines, startNode, type RunResult} from '../processes.js'
 
 export interface LargeRun {
   barePutMs: number
@@ -29,6 +29,12 @@ export interface LargeRun {
   /** The mid-size file, one sample each per get: curl + fsync, and dfs get from spawn to exit. */
   midBareGetMs: number[]
   midGetMs: number[]
+  /**
+   * CPU seconds (user + system) of each put: the bare PUTs' servers with the bench process that
+   * sends (it does nothing else meanwhile), and dfs's client and servers (keepers and master).
+   * What the 2 cores of the machine had to do for each, whatever the load did to the wall clock.
+   */
+  cpu: {barePut: number; put: {client?: number; servers: number}; bareTriple: number; pipelined: {client?: number; servers: number}}
   /** Peak RSS in MB. */
   rss: {master?: number; keeper?: number; put?: number; get?: number; getSingle?: number}
 }
@@ -58,25 +64,29 @@ export async function runLargeOnce(context: Context, setup: LargeSetup, file: Da
   const timeoutMs = 60_000 + file.size / SLOWEST_BYTES_PER_MS
 
   // Baselines first, on an idle machine, and removed again so that the disk does not fill up.
-  const barePutMs = await timed(() => barePut(bare1, file))
+  const [barePutMs, barePutCpu] = await timedWithCpu([bare1], () => barePut(bare1, file))
   await bare1.clear()
   const copy = join(setup.outDir, `cp-${run}.bin`)
   const cpSyncMs = await copyAndSync(file.path, copy)
   await rm(copy, {force: true})
-  const bareTripleMs = await timed(() => Promise.all([bare1, bare2, bare3].map((server) => barePut(server, file))))
+  const [bareTripleMs, bareTripleCpu] = await timedWithCpu([bare1, bare2, bare3], () => Promise.all([bare1, bare2, bare3].map((server) => barePut(server, file))))
   await Promise.all([bare1, bare2, bare3].map((server) => server.clear()))
 
   const cluster = await context.cluster()
   try {
     // 1 + 2: dfs put, while the master is polled every 20 ms for the third alive replica.
+    const putCpuBefore = cluster.cpuSeconds()
     const put = startNode(DFS_BIN, ['put', file.path, '--master', cluster.masterUrl, '--json'], {measureRss: true, nodeArgs: context.nodeArgs('client'), timeoutMs}, context.root)
     const replicated = cluster.untilReplicas(file.name, 3, timeoutMs, 20)
     replicated.catch(() => {})
     const putResult = await put.done
+    const putServersCpu = serversCpu(putCpuBefore, cluster.cpuSeconds())
     checkPut(putResult, file)
     const replicatedAt = await replicated
     const replicatedMs = replicatedAt - putResult.startedAt
-    const pipelined = await startNode(DFS_BIN, ['put', file.path, '--name', `pipelined-${file.name}`, '--wait', 'all', '--master', cluster.masterUrl, '--json'], {nodeArgs: context.nodeArgs('client'), timeoutMs}, context.root).done
+    const pipelinedCpuBefore = cluster.cpuSeconds()
+    const pipelined = await startNode(DFS_BIN, ['put', file.path, '--name', `pipelined-${file.name}`, '--wait', 'all', '--master', cluster.masterUrl, '--json'], {measureRss: true, nodeArgs: context.nodeArgs('client'), timeoutMs}, context.root).done
+    const pipelinedServersCpu = serversCpu(pipelinedCpuBefore, cluster.cpuSeconds())
     checkPut(pipelined, file)
 
     // 3: downloads, each checked byte for byte against the generated file.
@@ -131,6 +141,12 @@ export async function runLargeOnce(context: Context, setup: LargeSetup, file: Da
       getSingleMs: getSingle.ms,
       midBareGetMs,
       midGetMs,
+      cpu: {
+        barePut: barePutCpu,
+        put: {client: putResult.cpuS, servers: putServersCpu},
+        bareTriple: bareTripleCpu,
+        pipelined: {client: pipelined.cpuS, servers: pipelinedServersCpu},
+      },
       rss: {master: servers.master, keeper: servers.keeper, put: putResult.peakRssMB, get: get.peakRssMB, getSingle: getSingle.peakRssMB},
     }
   } catch (error) {
@@ -138,6 +154,20 @@ export async function runLargeOnce(context: Context, setup: LargeSetup, file: Da
   } finally {
     await cluster.stop()
   }
+}
+
+/** Times an action of bare servers, with the CPU seconds it cost them and this process (which sends). */
+async function timedWithCpu(servers: BareServer[], action: () => Promise<unknown>): Promise<[ms: number, cpuS: number]> {
+  const cpuOf = () => servers.reduce((sum, server) => sum + (cpuSeconds(server.proc.pid) ?? 0), 0)
+  const serversBefore = cpuOf()
+  const selfBefore = process.cpuUsage()
+  const ms = await timed(action)
+  const self = process.cpuUsage(selfBefore)
+  return [ms, cpuOf() - serversBefore + (self.user + self.system) / 1e6]
+}
+
+function serversCpu(before: {master: number; keepers: number}, after: {master: number; keepers: number}): number {
+  return after.master - before.master + (after.keepers - before.keepers)
 }
 
 export function checkPut(result: RunResult, file: DataFile): void {
