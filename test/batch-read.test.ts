@@ -12,6 +12,7 @@ import {mintGrant} from '../src/lib/grants.js'
 import {FRAMES_TYPE, MAX_BATCH_READ} from '../src/lib/protocol.js'
 import {flipEvery} from './chaos/disk-faults.js'
 import {bearer, clusterPerSuite, clusterPerTest, randomFile, sha256File, type TestCluster} from './helpers/cluster.js'
+import {startProxiedKeeper} from './helpers/keeper-proxy.js'
 import {parseMetrics, sumOf} from './helpers/prometheus-text.js'
 
 const KiB = 1024
@@ -231,6 +232,17 @@ describe('batch reads (POST /files/read)', () => {
       const good = await keeperCounts(cluster, (id) => id !== bad.id)
       assert.ok(good.served >= 30 - reported.length, 'the files the bad keeper did not serve came in batches from the others')
       assert.ok(bad.logs.some((line) => line.includes('is corrupt')), 'the bad keeper verified a copy on the master\'s order and dropped it')
+    })
+
+    test('a batch read cut off mid-answer: the files it had not delivered come from single gets, byte-exact', async (t) => {
+      const cluster = await clusters.start({keepers: 3})
+      const {keeper, proxy} = await startProxiedKeeper(t, cluster, join(cluster.dir, 'keeper-behind-proxy'))
+      const files = await store(cluster, clusters.work, 'cut', 40, (index) => 4000 + index * 53)
+      // The middle of some frame, well before the end of any batch of ~10 files.
+      proxy.cutBatchReads = 9000
+      const got = await getAll(cluster, files, join(clusters.work, 'cut-out'))
+      assert.ok(proxy.batchReadsCut > 0, 'a batch read from the keeper behind the proxy was cut off')
+      assert.ok(got.some((file) => file.sources.some((source) => source.keeper === keeper.id && source.ranges > 0)), 'the keeper behind the proxy delivered files before the cut')
     })
 
     test('a keeper that lost its copies: each file it was asked for gets an error frame and comes from another replica', async () => {
