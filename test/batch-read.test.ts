@@ -5,13 +5,13 @@ import assert from 'node:assert/strict'
 import {createHash} from 'node:crypto'
 import {readFile, rm} from 'node:fs/promises'
 import {join} from 'node:path'
-import {describe, test} from 'node:test'
+import {describe, test, type TestContext} from 'node:test'
 
 import {ClusterKey} from '../src/lib/cluster-key.js'
 import {mintGrant} from '../src/lib/grants.js'
 import {FRAMES_TYPE, MAX_BATCH_READ} from '../src/lib/protocol.js'
 import {flipEvery} from './chaos/disk-faults.js'
-import {bearer, clusterPerSuite, clusterPerTest, randomFile, sha256File, type TestCluster} from './helpers/cluster.js'
+import {FAST, ServerProcess, bearer, clusterPerSuite, clusterPerTest, dfs, dfsJson, randomFile, sha256File, tempDir, waitFor, type TestCluster} from './helpers/cluster.js'
 import {startProxiedKeeper} from './helpers/keeper-proxy.js'
 import {parseMetrics, sumOf} from './helpers/prometheus-text.js'
 
@@ -199,6 +199,48 @@ describe('batch reads (POST /files/read)', () => {
       assert.equal(most.status, 200)
       assert.equal(framesOf(most.body).length, MAX_BATCH_READ)
     })
+  })
+
+  test('without a cluster key, items need no grant (as a GET needs none), and a get of many files reads them in batches', async (t: TestContext) => {
+    const dir = await tempDir('dfs-batch-nokey-')
+    const servers: ServerProcess[] = []
+    t.after(async () => {
+      await Promise.all(servers.map(async (server) => server.stop('SIGKILL')))
+      await rm(dir, {recursive: true, force: true})
+    })
+    const master = await ServerProcess.start(['master', '--port', '0', '--data', join(dir, 'master'), '--replicas', '2', '--heartbeat-timeout', FAST.heartbeatTimeout, '--replication-interval', FAST.replicationInterval])
+    servers.push(master)
+    for (const index of [1, 2]) servers.push(await ServerProcess.start(['keeper', '--master', master.url, '--data', join(dir, `keeper-${index}`), '--heartbeat-interval', FAST.heartbeatInterval]))
+    const keepers = servers.slice(1)
+    await waitFor('two alive keepers', async () => {
+      const status = (await (await fetch(`${master.url}/keepers`)).json()) as {keepers: Array<{alive: boolean}>}
+      return status.keepers.filter((keeper) => keeper.alive).length === 2
+    })
+    const files = new Map<string, string>()
+    for (let index = 0; index < 12; index++) files.set(`open-${index}.bin`, await randomFile(join(dir, `open-${index}.bin`), 3000 + index))
+    const put = await dfs(['put', ...[...files.keys()].map((name) => join(dir, name)), '--master', master.url, '--wait', 'all'])
+    assert.equal(put.code, 0, put.stderr)
+
+    const first = (await (await fetch(`${master.url}/files/open-0.bin`)).json()) as {fileId: string; size: number; sha256: string}
+    const answer = await readBatch(keepers[0]!.url, {files: [{name: 'open-0.bin', fileId: first.fileId}, {name: 'open-0.bin', fileId: 'another-generation'}]})
+    assert.equal(answer.status, 200)
+    const frames = framesOf(answer.body)
+    assert.deepEqual(frames[0]!.head, {fileId: first.fileId, size: first.size, sha256: first.sha256})
+    assert.equal(createHash('sha256').update(frames[0]!.bytes).digest('hex'), files.get('open-0.bin'))
+    assert.equal(frames[1]!.head.error, 'DFS_ERR_NOT_FOUND', 'a generation the keeper does not hold is not served')
+
+    const served = async () => {
+      let sum = 0
+      for (const keeper of keepers) sum += sumOf(parseMetrics(await (await fetch(`${keeper.url}/metrics`)).text()), 'dfs_keeper_batch_read_files_total', {result: 'served'})
+      return sum
+    }
+
+    const before = await served()
+    const out = join(dir, 'out')
+    const got = await dfsJson<GotFile[]>(['get', ...files.keys(), '-o', out, '--master', master.url])
+    assert.equal(got.length, files.size)
+    for (const [name, sha256] of files) assert.equal(await sha256File(join(out, name)), sha256, name)
+    assert.equal((await served()) - before, files.size, 'every file came in a batch')
   })
 
   describe('when a replica fails its batch', () => {
