@@ -20,7 +20,7 @@ import {nameProblem, printable} from '../../lib/names.js'
 import type {OnProgress} from '../../lib/transfer-progress.js'
 import {listFiles, lookupFiles, statFile} from './admin.js'
 import {FrameReader, FrameSource} from './batch-read.js'
-import {RangedDownload, type SourceReport} from './ranged-download.js'
+import {RANGE_STALL_TIMEOUT_MS, RangedDownload, type SourceReport} from './ranged-download.js'
 
 export interface GetOptions {
   /** Where to write: a file path, an existing directory, or '-' for stdout. Default: ./NAME. */
@@ -311,7 +311,8 @@ class ManyGets {
     try {
       const peer = new Peer({role: 'keeper', baseUrl: batch.url, agent: this.master.agent})
       const files = batch.files.map(({info, grant}) => ({name: info.name, fileId: info.fileId, ...(grant === undefined ? {} : {grant})}))
-      const answer = await peer.open(keeperRoutes.readBatch, {body: {files}})
+      // A keeper that sends nothing for this long has failed, as for a range: its files are got by themselves.
+      const answer = await peer.open(keeperRoutes.readBatch, {body: {files}}, {timeout: RANGE_STALL_TIMEOUT_MS})
       reader = new FrameReader(answer.body as AsyncIterable<Buffer>, batch.url)
       while (next < batch.files.length) {
         const wanted = batch.files[next]!
@@ -352,6 +353,9 @@ class ManyGets {
         }
         while (syncing.size >= SYNCING_PER_BATCH) await Promise.race(syncing)
       }
+
+      // Read to its end, so that the connection is kept for the next request (and nothing follows the last frame).
+      if (await reader.header()) throw new DfsError('DFS_ERR_BAD_RESPONSE', `${batch.url} answered a batch read with more frames than asked`)
     } catch {
       // The answer was refused, broke off or is not one: its files not yet taken off it are got one by one.
       for (const wanted of batch.files.slice(next)) this.#fallBack(wanted)
