@@ -112,7 +112,9 @@ describe('batch reads (POST /files/read)', () => {
       assert.equal(after.refused - before.refused, 0)
       assert.ok(after.batches - before.batches >= 1 && after.batches - before.batches <= 6, `39 files in a few batch reads (${after.batches - before.batches})`)
       assert.equal(after.gets - before.gets, 1, 'one GET: the file above 1 MiB')
-      // The report of each file names the one replica it came from.
+      // The report of each file names the one replica it came from, and the others as unused, as a
+      // single get of a file of one range reports them.
+      for (const file of got) assert.equal(file.sources.length, 3, `${file.name}: ${JSON.stringify(file.sources)}`)
       for (const file of got.filter((candidate) => candidate.name !== 'many-2.bin')) {
         assert.deepEqual(
           file.sources.filter((source) => source.ranges > 0).length,

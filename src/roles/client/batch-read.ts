@@ -108,6 +108,8 @@ export class FrameSource {
     readonly reader: FrameReader,
     readonly keeper: string,
     readonly size: number,
+    /** The file's other alive replicas, reported as unused (as a single get reports the replicas it did not need). */
+    readonly others: ReadonlyArray<{keeper: string; url: string}> = [],
   ) {}
 
   get started(): boolean {
@@ -115,7 +117,8 @@ export class FrameSource {
   }
 
   get report(): SourceReport[] {
-    return [{keeper: this.keeper, url: this.reader.url, bytes: this.#taken ? this.size : 0, ranges: this.#taken ? 1 : 0}]
+    const unused = this.others.filter((other) => other.keeper !== this.keeper).map(({keeper, url}) => ({keeper, url, bytes: 0, ranges: 0}))
+    return [{keeper: this.keeper, url: this.reader.url, bytes: this.#taken ? this.size : 0, ranges: this.#taken ? 1 : 0}, ...unused]
   }
 
   async run(write: WriteAt, onDone?: (bytes: number) => void): Promise<void> {

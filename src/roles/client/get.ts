@@ -332,7 +332,7 @@ class ManyGets {
           continue
         }
 
-        const source = new FrameSource(reader, batch.keeper, head.size)
+        const source = new FrameSource(reader, batch.keeper, head.size, wanted.info.replicas.filter((replica) => replica.alive))
         const got = download(this.master, wanted.info, {...this.options, output: wanted.path}, new Set(), wanted.path, source)
         const done = got.then(
           (result) => {
