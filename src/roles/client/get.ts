@@ -223,7 +223,7 @@ class ManyGets {
             this.#fail(index, known)
           } else if (known && known.size <= MAX_BATCH_READ_SIZE && known.size <= rangeSize && this.options.output !== '-' && known.replicas.some((replica) => replica.alive)) {
             try {
-              batchable.push({index, info: known, path: await localPathIn(this.directory, known.name, this.options.under)})
+              batchable.push({index, info: known, path: await localPathIn(this.directory, this.names[index]!, this.options.under)})
             } catch (error) {
               this.#fail(index, error)
             }
@@ -336,7 +336,7 @@ class ManyGets {
         const got = download(this.master, wanted.info, {...this.options, output: wanted.path}, new Set(), wanted.path, source)
         const done = got.then(
           (result) => {
-            this.outcomes[wanted.index] = {ok: true, name: wanted.info.name, result: {...result, corruptReplicas: []}}
+            this.outcomes[wanted.index] = {ok: true, name: this.names[wanted.index]!, result: {...result, corruptReplicas: []}}
           },
           async (error: unknown) => this.#afterFailure(wanted, error),
         )
@@ -526,6 +526,7 @@ function rangedDownload(master: Peer, info: FileInfo, options: GetOptions, exclu
 /**
  * `exactPath`: where the file goes, as a get of many names chose it (no stat to see whether the
  * output names a directory; a directory in the file's place fails the rename, for that file alone).
+ * `source`: where the bytes come from when not from the replicas in ranges (a frame of a batch read).
  */
 async function download(master: Peer, info: FileInfo, options: GetOptions, exclude: ReadonlySet<string>, exactPath?: string, source?: ByteSource): Promise<Omit<GetResult, 'corruptReplicas'>> {
   const download = source ?? rangedDownload(master, info, options, exclude)
