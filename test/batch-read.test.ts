@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict'
 import {createHash} from 'node:crypto'
-import {readFile, rm} from 'node:fs/promises'
+import {mkdir, readFile, readdir, rm, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {describe, test, type TestContext} from 'node:test'
 
@@ -172,6 +172,20 @@ describe('batch reads (POST /files/read)', () => {
         assert.equal(typeof frame.head.message, 'string')
         assert.ok(!frame.head.message!.includes(grantAt(b, keeper.id).slice(0, 40)), 'no grant in an error message')
       }
+    })
+
+    test('--no-clobber: a batched file whose local path exists is left alone, with its own error; the others are written', async () => {
+      const cluster = shared.cluster
+      const files = await store(cluster, shared.work, 'nc', 4, (index) => 1500 + index)
+      const out = join(shared.work, 'nc-out')
+      await mkdir(out, {recursive: true})
+      await writeFile(join(out, 'nc-1.bin'), 'local bytes')
+      const get = await cluster.dfs(['get', ...files.keys(), '-o', out, '--no-clobber'])
+      assert.equal(get.code, 10, get.stderr)
+      assert.match(get.stderr, /nc-1\.bin exists; --no-clobber leaves it alone/)
+      assert.equal(await readFile(join(out, 'nc-1.bin'), 'utf8'), 'local bytes')
+      for (const name of ['nc-0.bin', 'nc-2.bin', 'nc-3.bin']) assert.equal(await sha256File(join(out, name)), files.get(name), name)
+      assert.deepEqual((await readdir(out)).sort(), ['nc-0.bin', 'nc-1.bin', 'nc-2.bin', 'nc-3.bin'], 'no temp file is left')
     })
 
     test('a body that is not a batch read is refused whole with a 400 catalogue error', async () => {
