@@ -66,6 +66,20 @@ describe('progress bars on a terminal, and none anywhere else', () => {
     await rm(out, {recursive: true})
   })
 
+  test('a get of many small files, read in batches, draws each file and a total', async () => {
+    const names = ['tiny-0.bin', 'tiny-1.bin', 'tiny-2.bin']
+    for (const name of names) await randomFile(join(work, name), 10 * 1024)
+    const put = await cluster.dfs(['put', ...names.map((name) => join(work, name))])
+    assert.equal(put.code, 0, put.stderr)
+
+    const out = join(work, 'tiny-out')
+    const get = await dfsOnTerminal(cluster, ['get', ...names, '-o', `${out}/`], work)
+    assert.equal(get.code, 0, get.screen)
+    for (const name of names) assert.match(get.screen, new RegExp(`get ${name.replace('.', '\\.')}`))
+    assert.match(get.screen, /all 3 files .*100% 30\.0 KiB of 30\.0 KiB/)
+    await rm(out, {recursive: true})
+  })
+
   test('--quiet and --json draw no bars on a terminal', async () => {
     const quiet = await dfsOnTerminal(cluster, ['get', 'first.bin', '-o', join(work, 'quiet.bin'), '--quiet'], work)
     assert.equal(quiet.code, 0, quiet.screen)

@@ -66,11 +66,13 @@ describe('a replica that answers ranges with the wrong bytes', () => {
     const cluster = await clusters.start({keepers: 1, replicas: 2})
     const {keeper: liar, proxy} = await startProxiedKeeper(t, cluster, join(cluster.dir, 'keeper-behind-proxy'))
     await waitFor('two alive keepers', async () => (await cluster.keeperStatus()).filter((keeper) => keeper.alive).length === 2)
-    // Small files, each one range (the default range is 4 MiB), each read from a replica picked at
-    // random: with 16 of them the liar is asked first for some (all but surely: 1 - 2^-16).
+    // Files of one range each (the default range is 4 MiB), each read from a replica picked at
+    // random: with 16 of them the liar is asked first for some (all but surely: 1 - 2^-16). Just
+    // over 1 MiB, so that a get of many names reads them with GETs, not in a batch read (POST
+    // /files/read, which serves files of up to 1 MiB).
     const names = Array.from({length: 16}, (_, index) => `one-range-${index}.bin`)
     const sha256s = new Map<string, string>()
-    for (const name of names) sha256s.set(name, await randomFile(join(clusters.work, name), 100 * 1024 + 1))
+    for (const name of names) sha256s.set(name, await randomFile(join(clusters.work, name), MiB + 1))
     assert.equal((await cluster.dfs(['put', ...names.map((name) => join(clusters.work, name)), '--wait', 'all'])).code, 0)
 
     proxy.rangeLie = 'short'
@@ -86,7 +88,7 @@ describe('a replica that answers ranges with the wrong bytes', () => {
       // in the same try (a try that ended in a sha256 mismatch would read from one replica only).
       assert.equal(report.sources.length, 2, `${report.name}: ${JSON.stringify(report.sources)}`)
       const liarReport = report.sources.find((reported) => reported.keeper === liar.id)!
-      if (liarReport.failed !== undefined) assert.match(liarReport.failed, /sent 102400 of 102401 bytes/, report.name)
+      if (liarReport.failed !== undefined) assert.match(liarReport.failed, /sent 1048576 of 1048577 bytes/, report.name)
     }
 
     assert.deepEqual((await readdir(outDir)).sort(), [...names].sort(), 'no temp file is left')

@@ -483,6 +483,38 @@ export type ReplicatedCopy = Static<typeof ReplicatedCopy>
 export const ReplicateBatchAnswer = Type.Object({copies: Type.Array(ReplicatedCopy)})
 export type ReplicateBatchAnswer = Static<typeof ReplicateBatchAnswer>
 
+/**
+ * The most files one batch read (`POST /files/read`) may name. At their largest (a 255-byte name,
+ * a 4 KiB grant) 256 items are ~1.2 MiB of JSON, well inside a server's body limit; the client
+ * asks for fewer (BATCH_READ_FILES in get.ts).
+ */
+export const MAX_BATCH_READ = 256
+/** The largest file a batch read serves: what a keeper answers from one buffer (FileStore.readWhole); larger ones are GETs. */
+export const MAX_BATCH_READ_SIZE = 1024 * 1024
+/** The media type of a batch read's answer: frames (docs/protocol.md), not JSON. */
+export const FRAMES_TYPE = 'application/x-dfs-frames'
+
+/**
+ * One file of a batch read: its name and generation, and the read grant that a GET of it would
+ * show (none in a cluster without a key).
+ */
+export const BatchReadItem = Type.Object({name: Type.String(), fileId: Id, grant: Type.Optional(GrantToken)}, closed)
+export type BatchReadItem = Static<typeof BatchReadItem>
+
+export const BatchReadRequest = Type.Object({files: Type.Array(BatchReadItem, {minItems: 1, maxItems: MAX_BATCH_READ})}, closed)
+export type BatchReadRequest = Static<typeof BatchReadRequest>
+
+/**
+ * The header of one frame of a batch read's answer (a JSON line): the file as the keeper holds it,
+ * followed by exactly `size` bytes, or a catalogue error for a file it does not serve, followed by
+ * none.
+ */
+export const BatchReadFrame = Type.Union([
+  Type.Object({fileId: Id, size: Bytes, sha256: Sha256}),
+  Type.Object({fileId: Id, error: Type.String(), message: Type.String()}),
+])
+export type BatchReadFrame = Static<typeof BatchReadFrame>
+
 /** A keeper's answer about a file it stored (an upload) or holds. */
 export const StoredAnswer = Type.Object({name: Name, fileId: Id, size: Bytes, sha256: Sha256})
 export type StoredAnswer = Static<typeof StoredAnswer>
@@ -629,6 +661,11 @@ export const keeperRoutes = {
     bytes: 'response',
     responseHeaders: Type.Object({[FILE_ID_HEADER]: Id, [SHA256_HEADER]: Sha256}),
   }),
+  /**
+   * Many small files in one answer (`dfs get` of many names): a stream of frames, one per file in
+   * the request's order, each item authorised as a GET of that file would be (docs/protocol.md).
+   */
+  readBatch: route({method: 'POST', url: '/files/read', body: BatchReadRequest, bytes: 'response', responseHeaders: Type.Object({'content-type': Type.Literal(FRAMES_TYPE)})}),
   remove: route({
     method: 'DELETE',
     url: '/files/:name',

@@ -50,6 +50,10 @@ export class KeeperProxy {
   refuseCopies = false
   /** Copy orders refused so far. */
   refused = 0
+  /** Answers to batch reads (POST /files/read) are cut off (the connection closed) after this many bytes; undefined: never. */
+  cutBatchReads: number | undefined
+  /** Batch read answers cut off so far. */
+  batchReadsCut = 0
   /** The grant (x-dfs-grant) of each GET that carried one, in order. */
   readonly grants: string[] = []
   // The first body the hold applies to, counted by `bodies`.
@@ -231,10 +235,18 @@ export class KeeperProxy {
       if (!answer.complete) outgoing.destroy()
     })
     const body = incoming.method === 'GET' ? this.bodies++ : -1
+    const cut = incoming.method === 'POST' && incoming.url === '/files/read' ? this.cutBatchReads : undefined
     let sent = 0
     try {
       for await (const chunk of answer as AsyncIterable<Buffer>) {
         let rest = chunk
+        if (cut !== undefined && sent + rest.length > cut) {
+          outgoing.write(rest.subarray(0, Math.max(0, cut - sent)))
+          this.batchReadsCut++
+          answer.destroy()
+          return void outgoing.destroy()
+        }
+
         const limit = body >= this.#holdFrom ? this.holdAfter : undefined
         if (limit !== undefined && sent + rest.length > limit) {
           const head = rest.subarray(0, Math.max(0, limit - sent))

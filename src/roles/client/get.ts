@@ -14,13 +14,14 @@ import {FileHasher} from '../../lib/file-hasher.js'
 import {showingGrant} from '../../lib/grants.js'
 import {SyncBehind} from '../../lib/sync-behind.js'
 import {Peer} from '../../lib/peer-client.js'
-import {masterRoutes, type FileInfo, type SuspectVerdict} from '../../lib/protocol.js'
+import {MAX_BATCH_READ_SIZE, keeperRoutes, masterRoutes, type FileInfo, type SuspectVerdict} from '../../lib/protocol.js'
 import {removeOnInterrupt} from '../../lib/remove-on-interrupt.js'
 import {folderPrefix} from '../../lib/name-patterns.js'
 import {nameProblem, printable} from '../../lib/names.js'
 import type {OnProgress} from '../../lib/transfer-progress.js'
 import {listFiles, lookupFiles, statFile} from './admin.js'
-import {RangedDownload, type SourceReport} from './ranged-download.js'
+import {FrameReader, FrameSource} from './batch-read.js'
+import {RANGE_STALL_TIMEOUT_MS, RangedDownload, type SourceReport} from './ranged-download.js'
 
 export interface GetOptions {
   /** Where to write: a file path, an existing directory, or '-' for stdout. Default: ./NAME. */
@@ -69,17 +70,19 @@ export async function getFiles(master: Peer, names: string[], options: GetOption
 
   if (directory) await mkdir(directory, {recursive: true})
   const outcomes: GetOutcome[] = new Array(names.length)
-  const lookups = names.length > 1 ? new LookAhead(master, names) : undefined
+  if (directory && names.length > 1) {
+    await new ManyGets(master, names, directory, options, outcomes).run()
+    return outcomes
+  }
+
   let next = 0
   const worker = async () => {
     while (next < names.length) {
       const index = next++
       const name = names[index]!
       try {
-        const known = await lookups?.take(index)
-        if (known instanceof DfsError) throw known
         const path = directory ? await localPathIn(directory, name, options.under) : undefined
-        outcomes[index] = {ok: true, name, result: await getFile(master, name, path ? {...options, output: path} : options, {known, path})}
+        outcomes[index] = {ok: true, name, result: await getFile(master, name, path ? {...options, output: path} : options, {path})}
       } catch (error) {
         outcomes[index] = {ok: false, name, error: asDfsError(error)}
       }
@@ -125,6 +128,277 @@ class LookAhead {
 
     return chunk ?? {files: Promise.resolve(undefined), left: 0}
   }
+}
+
+// Files per batch read (POST /files/read): the per-request cost on both sides (HTTP request and
+// answer, routing, hooks, metrics) spread over 64 files is a few per cent of theirs; a look-up
+// chunk (250 names) still makes a few requests per keeper of 3–4, which run at once; a batch that
+// fails costs at most 64 single gets. The keeper takes up to MAX_BATCH_READ.
+const BATCH_READ_FILES = 64
+// Batch reads under way at once, and files of each being written, fsynced and renamed while its
+// next frames are read (each holds one small file's bytes until written): on 2 cores a few requests
+// keep the keepers and the client busy, and the fsyncs of several files overlap.
+const BATCHES_IN_FLIGHT = 3
+const SYNCING_PER_BATCH = 4
+// Single gets under way at once: files too large for a batch, and those a batch did not deliver.
+const SINGLE_GETS = 8
+
+/** A file a batch read is to deliver, and where it goes. */
+interface Wanted {
+  index: number
+  info: FileInfo
+  path: string
+  /** The read grant of the replica it is read from. */
+  grant?: string
+}
+
+/** Files read together from one replica. */
+interface Batch {
+  keeper: string
+  url: string
+  files: Wanted[]
+}
+
+/** A file got by itself (getFile); `corrupt`: replicas a batch read found corrupt on the way. */
+interface Single {
+  index: number
+  known?: FileInfo
+  corrupt?: string[]
+}
+
+/**
+ * A get of many names into a directory. Names are looked up a chunk at a time (LookAhead); the
+ * files of a chunk that take one range and at most MAX_BATCH_READ_SIZE bytes are grouped by the
+ * replica each is read from and read in batches (one request per group, its answer's frames
+ * written one file each, through the very download path a single get takes: temp file, hash,
+ * check against the master's size and sha256, fsync, rename). The others, and every file a batch
+ * did not deliver good (an error frame, bytes that do not match, an answer that broke off), are
+ * got by themselves (getFile), which tries the other replicas: a batch only ever saves requests.
+ */
+class ManyGets {
+  readonly #singles: Single[] = []
+  readonly #batches: Batch[] = []
+  /** Every chunk was queued. */
+  #listed = false
+  #batchesRunning = 0
+  #wake: () => void = () => {}
+  #changed: Promise<void>
+
+  constructor(
+    readonly master: Peer,
+    readonly names: string[],
+    readonly directory: string,
+    readonly options: GetOptions,
+    readonly outcomes: GetOutcome[],
+  ) {
+    this.#changed = new Promise((resolve) => (this.#wake = resolve))
+  }
+
+  async run(): Promise<void> {
+    await Promise.all([this.#queue(), ...Array.from({length: SINGLE_GETS}, async () => this.#singleWorker()), ...Array.from({length: BATCHES_IN_FLIGHT}, async () => this.#batchWorker())])
+  }
+
+  /** Wakes everyone waiting for a change of the queues. */
+  #notify(): void {
+    const wake = this.#wake
+    this.#changed = new Promise((resolve) => (this.#wake = resolve))
+    wake()
+  }
+
+  #fail(index: number, error: unknown): void {
+    this.outcomes[index] = {ok: false, name: this.names[index]!, error: asDfsError(error)}
+  }
+
+  async #queue(): Promise<void> {
+    const lookups = new LookAhead(this.master, this.names)
+    const rangeSize = this.options.rangeSize ?? DEFAULTS.rangeSize
+    try {
+      for (let start = 0; start < this.names.length; start += LOOKUP_CHUNK) {
+        // One chunk queued at a time (the next one's look-up is under way meanwhile), so that a
+        // get of very many names holds a few hundred answers, not all of them.
+        while (this.#singles.length > 0 || this.#batches.length > 0) await this.#changed
+        const batchable: Wanted[] = []
+        for (let index = start; index < Math.min(start + LOOKUP_CHUNK, this.names.length); index++) {
+          const known = await lookups.take(index)
+          if (known instanceof DfsError) {
+            this.#fail(index, known)
+          } else if (known && known.size <= MAX_BATCH_READ_SIZE && known.size <= rangeSize && this.options.output !== '-' && known.replicas.some((replica) => replica.alive)) {
+            try {
+              batchable.push({index, info: known, path: await localPathIn(this.directory, this.names[index]!, this.options.under)})
+            } catch (error) {
+              this.#fail(index, error)
+            }
+          } else {
+            this.#singles.push({index, known})
+          }
+        }
+
+        this.#batches.push(...batchesOf(batchable))
+        this.#notify()
+      }
+    } finally {
+      this.#listed = true
+      this.#notify()
+    }
+  }
+
+  async #singleWorker(): Promise<void> {
+    for (;;) {
+      const single = this.#singles.shift()
+      if (single) {
+        this.#notify()
+        await this.#getOne(single)
+      } else if (this.#listed && this.#batches.length === 0 && this.#batchesRunning === 0) {
+        return
+      } else {
+        await this.#changed
+      }
+    }
+  }
+
+  async #batchWorker(): Promise<void> {
+    for (;;) {
+      const batch = this.#batches.shift()
+      if (batch) {
+        this.#batchesRunning++
+        this.#notify()
+        try {
+          await this.#readBatch(batch)
+        } finally {
+          this.#batchesRunning--
+          this.#notify()
+        }
+      } else if (this.#listed) {
+        return
+      } else {
+        await this.#changed
+      }
+    }
+  }
+
+  async #getOne({index, known, corrupt = []}: Single): Promise<void> {
+    const name = this.names[index]!
+    try {
+      const path = await localPathIn(this.directory, name, this.options.under)
+      const result = await getFile(this.master, name, {...this.options, output: path}, {known, path})
+      this.outcomes[index] = {ok: true, name, result: corrupt.length === 0 ? result : {...result, corruptReplicas: [...new Set([...corrupt, ...result.corruptReplicas])]}}
+    } catch (error) {
+      this.#fail(index, error)
+    }
+  }
+
+  /** The file goes to the single gets; without the replicas found corrupt. */
+  #fallBack(wanted: Wanted, corrupt: string[] = []): void {
+    const known = corrupt.length === 0 ? wanted.info : {...wanted.info, replicas: wanted.info.replicas.filter((replica) => !corrupt.includes(replica.keeper))}
+    this.#singles.push({index: wanted.index, known, corrupt})
+    this.#notify()
+  }
+
+  /** A file of a batch that failed: after bytes that did not match, the master has the replica verified, as a single get does. */
+  async #afterFailure(wanted: Wanted, error: unknown): Promise<void> {
+    if (!(error instanceof IntegrityError)) return this.#fallBack(wanted)
+    const verdicts = await Promise.all(error.sources.map(async (keeper) => reportSuspect(this.master, wanted.info, keeper)))
+    this.#fallBack(
+      wanted,
+      verdicts.filter((verdict) => verdict.corrupt).map((verdict) => verdict.keeper),
+    )
+  }
+
+  async #readBatch(batch: Batch): Promise<void> {
+    const syncing = new Set<Promise<void>>()
+    let reader: FrameReader | undefined
+    // The first file whose frame is not yet off the answer.
+    let next = 0
+    try {
+      const peer = new Peer({role: 'keeper', baseUrl: batch.url, agent: this.master.agent})
+      const files = batch.files.map(({info, grant}) => ({name: info.name, fileId: info.fileId, ...(grant === undefined ? {} : {grant})}))
+      // A keeper that sends nothing for this long has failed, as for a range: its files are got by themselves.
+      const answer = await peer.open(keeperRoutes.readBatch, {body: {files}}, {timeout: RANGE_STALL_TIMEOUT_MS})
+      reader = new FrameReader(answer.body as AsyncIterable<Buffer>, batch.url)
+      while (next < batch.files.length) {
+        const wanted = batch.files[next]!
+        const head = await reader.header()
+        if (!head) throw new DfsError('DFS_ERR_BAD_RESPONSE', `${batch.url} ended its batch read before "${wanted.info.name}"`)
+        if (head.fileId !== wanted.info.fileId) throw new DfsError('DFS_ERR_BAD_RESPONSE', `${batch.url} answered a batch read with ${head.fileId} in the place of ${wanted.info.fileId}`)
+        next++
+        if ('error' in head) {
+          this.#fallBack(wanted)
+          continue
+        }
+
+        // A copy of another size than the master's record is not the file: its bytes are let go.
+        if (head.size !== wanted.info.size) {
+          await reader.take(head.size)
+          this.#fallBack(wanted)
+          continue
+        }
+
+        const source = new FrameSource(reader, batch.keeper, head.size, wanted.info.replicas.filter((replica) => replica.alive))
+        const got = download(this.master, wanted.info, {...this.options, output: wanted.path}, new Set(), wanted.path, source)
+        const done = got.then(
+          (result) => {
+            this.outcomes[wanted.index] = {ok: true, name: this.names[wanted.index]!, result: {...result, corruptReplicas: []}}
+          },
+          async (error: unknown) => this.#afterFailure(wanted, error),
+        )
+        syncing.add(done)
+        void done.finally(() => syncing.delete(done))
+        // The frame comes off the answer before the next header: taken by the download, or let go
+        // here when the download failed before it read (a local file it may not replace, ...).
+        await Promise.race([source.read, done])
+        if (source.started) {
+          const broken = await source.read
+          if (broken) throw broken
+        } else {
+          await reader.take(head.size)
+        }
+        while (syncing.size >= SYNCING_PER_BATCH) await Promise.race(syncing)
+      }
+
+      // Read to its end, so that the connection is kept for the next request (and nothing follows the last frame).
+      if (await reader.header()) throw new DfsError('DFS_ERR_BAD_RESPONSE', `${batch.url} answered a batch read with more frames than asked`)
+    } catch {
+      // The answer was refused, broke off or is not one: its files not yet taken off it are got one by one.
+      for (const wanted of batch.files.slice(next)) this.#fallBack(wanted)
+    } finally {
+      reader?.close()
+      await Promise.all(syncing)
+    }
+  }
+}
+
+/**
+ * The batches of a chunk's small files: each file read from the alive replica with the fewest
+ * files so far (ties at random), so that every keeper serves a fair share; a keeper's files cut
+ * into batches of at most BATCH_READ_FILES, of even sizes, the keepers taking turns in the list.
+ */
+function batchesOf(files: Wanted[]): Batch[] {
+  const byKeeper = new Map<string, {url: string; files: Wanted[]}>()
+  for (const file of files) {
+    let chosen: FileInfo['replicas'][number] | undefined
+    let fewest = Number.POSITIVE_INFINITY
+    for (const replica of shuffle(file.info.replicas.filter((candidate) => candidate.alive))) {
+      const count = byKeeper.get(replica.keeper)?.files.length ?? 0
+      if (count < fewest) [chosen, fewest] = [replica, count]
+    }
+
+    let group = byKeeper.get(chosen!.keeper)
+    if (!group) byKeeper.set(chosen!.keeper, (group = {url: chosen!.url, files: []}))
+    group.files.push({...file, grant: chosen!.grant})
+  }
+
+  const perKeeper = [...byKeeper].map(([keeper, {url, files}]) => {
+    const size = Math.ceil(files.length / Math.ceil(files.length / BATCH_READ_FILES))
+    const batches: Batch[] = []
+    for (let at = 0; at < files.length; at += size) batches.push({keeper, url, files: files.slice(at, at + size)})
+    return batches
+  })
+  const batches: Batch[] = []
+  for (let turn = 0; batches.length < perKeeper.reduce((sum, list) => sum + list.length, 0); turn++) {
+    for (const list of perKeeper) if (turn < list.length) batches.push(list[turn]!)
+  }
+
+  return batches
 }
 
 /**
@@ -230,15 +504,15 @@ async function reportSuspect(master: Peer, info: FileInfo, keeper: string): Prom
 /** The choice of a download whose sources the user counted: every one stays in use. */
 function keepEverySource(): void {}
 
-/**
- * `exactPath`: where the file goes, as a get of many names chose it (no stat to see whether the
- * output names a directory; a directory in the file's place fails the rename, for that file alone).
- */
-async function download(master: Peer, info: FileInfo, options: GetOptions, exclude: ReadonlySet<string>, exactPath?: string): Promise<Omit<GetResult, 'corruptReplicas'>> {
+/** What a download reads its bytes from: a RangedDownload, or a frame of a batch read (FrameSource). */
+type ByteSource = Pick<RangedDownload, 'rangeCount' | 'report' | 'run'>
+
+/** A file's download from its alive replicas (less `exclude`), in ranges. */
+function rangedDownload(master: Peer, info: FileInfo, options: GetOptions, exclude: ReadonlySet<string>): RangedDownload {
   const alive = info.replicas.filter((replica) => replica.alive && !exclude.has(replica.keeper))
   if (alive.length === 0) throw new DfsError('DFS_ERR_NO_KEEPERS', `no alive keeper holds a good replica of "${info.name}" right now`)
   const sources = shuffle(alive).slice(0, options.sources ?? alive.length)
-  const download = new RangedDownload({
+  return new RangedDownload({
     name: info.name,
     fileId: info.fileId,
     size: info.size,
@@ -248,7 +522,15 @@ async function download(master: Peer, info: FileInfo, options: GetOptions, exclu
     // chosen by the client's load as the download goes (chooseSources).
     ...(options.sources === undefined ? {} : {choose: keepEverySource}),
   })
+}
 
+/**
+ * `exactPath`: where the file goes, as a get of many names chose it (no stat to see whether the
+ * output names a directory; a directory in the file's place fails the rename, for that file alone).
+ * `source`: where the bytes come from when not from the replicas in ranges (a frame of a batch read).
+ */
+async function download(master: Peer, info: FileInfo, options: GetOptions, exclude: ReadonlySet<string>, exactPath?: string, source?: ByteSource): Promise<Omit<GetResult, 'corruptReplicas'>> {
+  const download = source ?? rangedDownload(master, info, options, exclude)
   const toStdout = options.output === '-'
   const path = toStdout ? '-' : (exactPath ?? (await destinationPath(options.output, info.name)))
   if (options.noClobber && !toStdout) await refuseExisting(path)
@@ -312,7 +594,7 @@ function tempName(name: string): string {
  * a file of one range is hashed from the very buffers written, in order. Throws an IntegrityError naming the
  * replicas read from if the sha256 differs. A failure leaves the file for the caller to remove.
  */
-async function writeVerified(download: RangedDownload, info: FileInfo, tmpPath: string, destination: string, onProgress?: OnProgress): Promise<void> {
+async function writeVerified(download: ByteSource, info: FileInfo, tmpPath: string, destination: string, onProgress?: OnProgress): Promise<void> {
   let handle: FileHandle | undefined
   let hasher: FileHasher | undefined
   let behind: SyncBehind | undefined

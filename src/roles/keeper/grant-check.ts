@@ -10,12 +10,16 @@ import {GRANT_HEADER, GRANT_QUERY, grantOf, verifyGrant, type Grant, type GrantC
  * operation, keeper, name or generation. Without a cluster key nothing is asked (undefined).
  */
 export async function requireGrant(key: ClusterKey | undefined, request: FastifyRequest, check: GrantCheck): Promise<Grant | undefined> {
-  if (!key) return undefined
-  const token = grantOf(request)
-  if (!token) {
-    throw new DfsError('DFS_ERR_UNAUTHENTICATED', `this needs the master's grant for "${check.name}" (${GRANT_HEADER} header or ?${GRANT_QUERY}=)`)
-  }
+  return requireGrantToken(key, key ? grantOf(request) : undefined, check, `${GRANT_HEADER} header or ?${GRANT_QUERY}=`)
+}
 
+/**
+ * The same check for a grant that travels elsewhere than in the request's header or query (an item
+ * of a batch read, `where` it should be): 401 without one, and so on. Nothing asked without a key.
+ */
+export async function requireGrantToken(key: ClusterKey | undefined, token: string | undefined, check: GrantCheck, where: string): Promise<Grant | undefined> {
+  if (!key) return undefined
+  if (!token) throw new DfsError('DFS_ERR_UNAUTHENTICATED', `this needs the master's grant for "${check.name}" (${where})`)
   return verifyGrant(key, token, check)
 }
 

@@ -18,6 +18,10 @@ export class KeeperMetrics {
   readonly scrubbedBytes: Counter
   readonly scrubProgress: Gauge
   readonly corruptFound: Counter
+  /** Batch reads (POST /files/read) answered. */
+  readonly batchReads: Counter
+  /** Files of batch reads: `result` served (its bytes sent whole) or refused (an error frame). */
+  readonly batchReadFiles: Counter<'result'>
   readonly #stopTimingFsyncs: () => void
 
   constructor(
@@ -54,6 +58,8 @@ export class KeeperMetrics {
     this.scrubbedBytes = counter('dfs_keeper_scrubbed_bytes_total', 'Bytes the scrubber re-hashed')
     this.scrubProgress = new Gauge({name: 'dfs_keeper_scrub_progress_ratio', help: 'Share of the bytes of the current scrub pass re-hashed so far (1 between passes)', registers: [registry]})
     this.scrubProgress.set(1)
+    this.batchReads = counter('dfs_keeper_batch_reads_total', 'Batch reads (POST /files/read) answered, whole or cut short')
+    this.batchReadFiles = new Counter({name: 'dfs_keeper_batch_read_files_total', help: 'Files named in batch reads, by result: served, or refused with an error frame', labelNames: ['result'] as const, registers: [registry]})
     this.corruptFound = counter('dfs_keeper_corrupt_replicas_total', 'Replicas found corrupt when re-hashed (by the scrubber or on the master\'s order) and dropped')
   }
 

@@ -1,8 +1,10 @@
+import type {ServerResponse} from 'node:http'
+
 import type {FastifyInstance, FastifyRequest} from 'fastify'
 import type send from 'send'
 
 import {CHUNK_SIZE} from '../../lib/durable-file.js'
-import {DfsError} from '../../lib/errors.js'
+import {DfsError, asDfsError} from '../../lib/errors.js'
 import {GRANT_HEADER} from '../../lib/grants.js'
 import {serveRoute} from '../../lib/http-routes.js'
 import {createServer} from '../../lib/http-server.js'
@@ -11,10 +13,10 @@ import {contentTypeOf} from '../../lib/media-types.js'
 import {MemberGate, requireMaster} from '../../lib/member-auth.js'
 import {assertValidName} from '../../lib/names.js'
 import {check} from '../../lib/peer-client.js'
-import {FILE_ID_HEADER, PIPELINE_HEADER, Pipeline, SHA256_HEADER, SIZE_HEADER, UPSTREAM_HEADER, keeperRoutes} from '../../lib/protocol.js'
+import {FILE_ID_HEADER, FRAMES_TYPE, MAX_BATCH_READ_SIZE, PIPELINE_HEADER, Pipeline, SHA256_HEADER, SIZE_HEADER, UPSTREAM_HEADER, keeperRoutes} from '../../lib/protocol.js'
 import type {ServerTls} from '../../lib/tls.js'
 import {clientCheck} from '../../lib/client-auth.js'
-import {requireGrant, requireGrantedPipeline, requireGrantedUpload} from './grant-check.js'
+import {requireGrant, requireGrantToken, requireGrantedPipeline, requireGrantedUpload} from './grant-check.js'
 import type {Keeper} from './keeper.js'
 
 /** The keeper's HTTP face: uploads in, files out (with Range), replication pulls, deletes. */
@@ -148,6 +150,51 @@ export function createKeeperServer(keeper: Keeper, logLevel: string, tls?: Serve
     stream.pipe(res)
   })
 
+  // Each item is checked as a GET of it is (its grant, its name, its generation) and answered by
+  // its own frame: a file refused or missing is an error frame, and the others are still served.
+  // One file's bytes in memory at a time (files of up to MAX_BATCH_READ_SIZE), written with the
+  // socket's backpressure.
+  serveRoute(app, keeperRoutes.readBatch, async (request, reply) => {
+    const items = request.body.files
+    reply.hijack()
+    const res = reply.raw
+    if (res.destroyed) return
+    res.statusCode = 200
+    res.setHeader('Content-Type', FRAMES_TYPE)
+    keeper.transferStarted()
+    res.once('close', () => keeper.transferEnded())
+    keeper.metrics.batchReads.inc()
+    for (const item of items) {
+      let head: Record<string, unknown>
+      let bytes: Buffer | undefined
+      try {
+        assertValidName(item.name)
+        const grant = await requireGrantToken(key, item.grant, {ops: ['read', 'replicate-from'], keeperId: keeper.id, name: item.name, fileId: item.fileId}, 'the item\'s grant')
+        const file = held(item.name, grant?.fileId ?? item.fileId)
+        if (file.size > MAX_BATCH_READ_SIZE) throw new DfsError('DFS_ERR_BAD_REQUEST', `"${item.name}" is larger than a batch read serves (${MAX_BATCH_READ_SIZE} bytes): GET it`)
+        const whole = await keeper.store.readWhole(file)
+        // A blob gone or not of its recorded size: the client reads the file from another replica.
+        if (!whole) throw new DfsError('DFS_ERR_NOT_FOUND', `this keeper cannot read its copy of "${item.name}" whole`)
+        head = {fileId: file.fileId, size: file.size, sha256: file.sha256}
+        bytes = whole.bytes
+        keeper.metrics.batchReadFiles.inc({result: 'served'})
+      } catch (error) {
+        const refusal = asDfsError(error)
+        head = {fileId: item.fileId, error: refusal.code, message: refusal.message}
+        keeper.metrics.batchReadFiles.inc({result: 'refused'})
+      }
+
+      if (res.destroyed) return
+      res.cork()
+      res.write(`${JSON.stringify(head)}\n`)
+      const more = bytes && bytes.length > 0 ? res.write(bytes) : true
+      res.uncork()
+      if (!more) await drained(res)
+    }
+
+    if (!res.destroyed) res.end()
+  })
+
   serveRoute(app, keeperRoutes.remove, async (request) => {
     await fromMaster(request)
     const {name} = request.params
@@ -213,6 +260,20 @@ function allowOrigin(app: FastifyInstance, origin: string): void {
       reply.raw.setHeader('Access-Control-Max-Age', '600')
       return reply.code(204).send()
     }
+  })
+}
+
+/** Resolves when the answer takes more bytes again, or is closed (listeners removed either way). */
+async function drained(res: ServerResponse): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const done = () => {
+      res.off('drain', done)
+      res.off('close', done)
+      resolve()
+    }
+
+    res.on('drain', done)
+    res.on('close', done)
   })
 }
 
