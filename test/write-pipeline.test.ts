@@ -2,7 +2,7 @@
 // replicas ride along with its bytes (the write pipeline): the first keeper forwards what it
 // receives to the next keeper the master named, which forwards to the one after; the seal goes down
 // the same chain. These tests hold it to its promises: three replicas when put returns with no copy
-// ordered, the file's very bytes on every keeper, and a downstream that dies or corrupts costs only
+// ordered, the file's very bytes on every keeper, and a downstream that dies, stalls or corrupts costs only
 // its copy (the put succeeds, the replicator makes the copy later). A plain put asks for none.
 
 import assert from 'node:assert/strict'
@@ -10,6 +10,7 @@ import {readdir} from 'node:fs/promises'
 import {join} from 'node:path'
 import {describe, test, type TestContext} from 'node:test'
 
+import {DEFAULTS} from '../src/lib/config.js'
 import {GRANT_HEADER} from '../src/lib/grants.js'
 import {bearer, clusterPerTest, json, randomFile, sha256File, waitFor, type ServerProcess, type TestCluster} from './helpers/cluster.js'
 import {startProxiedKeeper, type KeeperProxy} from './helpers/keeper-proxy.js'
@@ -141,6 +142,32 @@ describe('write pipeline', () => {
     assert.ok((await copiesOrdered(cluster)) >= 1, 'the replicator made the missing copies')
     const alive = keepers.filter((keeper) => keeper !== victim).map((keeper) => keeper.dataDir)
     const blobs = await blobsOn(alive, put!.fileId)
+    assert.equal(blobs.size, 3)
+    for (const [dir, blob] of blobs) assert.equal(blob, sha256, `the bytes on ${dir}`)
+  })
+
+  test('a downstream keeper that stops taking bytes is cut off after the stall timeout: the put succeeds without it, and the replicator brings the file to three replicas', async (t) => {
+    const cluster = await clusters.start({keepers: 0, replicas: 3})
+    const keepers = await proxiedKeepers(t, cluster, 4)
+    const source = join(clusters.work, 'stalled.bin')
+    // Far more than the buffers between two keepers hold, so that the forwarding keeper ends up
+    // waiting on the stalled one, which stays alive and connected (unlike a killed one).
+    const sha256 = await randomFile(source, 64 * MiB)
+
+    const stalled = Promise.race(keepers.map(async (keeper) => keeper.proxy.stallForwardedUpload(2 * MiB).then(() => keeper)))
+    const putting = cluster.dfsJson<PutReport[]>(['put', source, '--wait', '2'])
+    const victim = await stalled
+    const [put] = await putting
+    assert.equal(put!.sha256, sha256)
+    assert.ok(put!.replicas >= 2, `the put waited for 2 replicas and counted ${put!.replicas}`)
+    // Cut off for its silence (DEFAULTS.stallTimeoutMs without a byte), not for a failure: it still
+    // runs. (The line may reach this process after the put's answer.)
+    const cutOff = `keeper ${victim.keeper.id} cut off (it took no byte for ${DEFAULTS.stallTimeoutMs / 1000} s)`
+    await waitFor(`a keeper's log line "${cutOff}"`, () => keepers.some(({keeper}) => keeper.logs.some((line) => line.includes(cutOff))))
+    assert.equal(victim.keeper.child.exitCode, null, 'the stalled keeper is still running')
+
+    await cluster.waitForReplicas('stalled.bin', 3)
+    const blobs = await blobsOn(keepers.map((keeper) => keeper.dataDir), put!.fileId)
     assert.equal(blobs.size, 3)
     for (const [dir, blob] of blobs) assert.equal(blob, sha256, `the bytes on ${dir}`)
   })
