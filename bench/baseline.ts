@@ -11,7 +11,7 @@ import {pipeline} from 'node:stream/promises'
 import {Agent, request} from 'undici'
 
 import type {DataFile} from './data.js'
-import {BENCH_DIST, lastLines, runCommand, spawnTracked, stopProcess, waitForLine, type Tracked} from './processes.js'
+import {BENCH_DIST, cpuSeconds, lastLines, runCommand, spawnTracked, stopProcess, waitForLine, type Tracked} from './processes.js'
 
 const CHUNK = 1024 * 1024
 const agent = new Agent({keepAliveTimeout: 30_000, connections: 64, pipelining: 1})
@@ -64,6 +64,16 @@ export async function timed(action: () => Promise<unknown>): Promise<number> {
   const started = performance.now()
   await action()
   return performance.now() - started
+}
+
+/** Times an action of bare servers, with the CPU seconds it cost them and this process (which sends; it does nothing else meanwhile). */
+export async function timedWithCpu(servers: BareServer[], action: () => Promise<unknown>): Promise<[ms: number, cpuS: number]> {
+  const cpuOf = () => servers.reduce((sum, server) => sum + (cpuSeconds(server.proc.pid) ?? 0), 0)
+  const serversBefore = cpuOf()
+  const selfBefore = process.cpuUsage()
+  const ms = await timed(action)
+  const self = process.cpuUsage(selfBefore)
+  return [ms, cpuOf() - serversBefore + (self.user + self.system) / 1e6]
 }
 
 /** Runs `work` over `items` with at most `concurrency` under way. */

@@ -9,11 +9,11 @@
 import {rm} from 'node:fs/promises'
 import {join} from 'node:path'
 
-import {BareServer, bareGet, barePut, copyAndSync, curl, timed} from '../baseline.js'
+import {BareServer, bareGet, barePut, copyAndSync, curl, timed, timedWithCpu} from '../baseline.js'
 import type {Cluster} from '../cluster.js'
 import type {Context} from '../context.js'
 import {verifyFile, type DataFile} from '../data.js'
-import {DFS_BIN, cpuSeconds, lastLines, startNode, type RunResult} from '../processes.js'
+import {DFS_BIN, lastLines, startNode, type RunResult} from '../processes.js'
 
 export interface LargeRun {
   barePutMs: number
@@ -154,16 +154,6 @@ export async function runLargeOnce(context: Context, setup: LargeSetup, file: Da
   } finally {
     await cluster.stop()
   }
-}
-
-/** Times an action of bare servers, with the CPU seconds it cost them and this process (which sends). */
-async function timedWithCpu(servers: BareServer[], action: () => Promise<unknown>): Promise<[ms: number, cpuS: number]> {
-  const cpuOf = () => servers.reduce((sum, server) => sum + (cpuSeconds(server.proc.pid) ?? 0), 0)
-  const serversBefore = cpuOf()
-  const selfBefore = process.cpuUsage()
-  const ms = await timed(action)
-  const self = process.cpuUsage(selfBefore)
-  return [ms, cpuOf() - serversBefore + (self.user + self.system) / 1e6]
 }
 
 function serversCpu(before: {master: number; keepers: number}, after: {master: number; keepers: number}): number {

@@ -9,8 +9,7 @@ import {mkdir, rm} from 'node:fs/promises'
 import {join} from 'node:path'
 import {performance} from 'node:perf_hooks'
 
-import {BareServer, bareGetUndici, barePut, eachConcurrently, timed} from '../baseline.js'
-import {cpuSeconds} from '../processes.js'
+import {BareServer, bareGetUndici, barePut, eachConcurrently, timed, timedWithCpu} from '../baseline.js'
 import type {Cluster} from '../cluster.js'
 import type {Context} from '../context.js'
 import {verifyFile, type DataFile} from '../data.js'
@@ -55,14 +54,10 @@ export async function runSmallOnce(context: Context, files: DataFile[], dataDir:
   const barePutMs = await timed(() => eachConcurrently(files, BARE_CONCURRENCY, (file) => barePut(server, file)))
   await server.clear()
 
-  const cpuOf = () => servers.reduce((sum, bare) => sum + (cpuSeconds(bare.proc.pid) ?? 0), 0)
-  const serversBefore = cpuOf()
-  const selfBefore = process.cpuUsage()
-  const bare3Ms = await timed(() => eachConcurrently(files, BARE_CONCURRENCY, async (file) => {
+  const [bare3Ms, bare3CpuS] = await timedWithCpu(servers, () => eachConcurrently(files, BARE_CONCURRENCY, async (file) => {
     await Promise.all(servers.map((bare) => barePut(bare, file)))
   }))
-  const self = process.cpuUsage(selfBefore)
-  const bare3CpuMs = ((cpuOf() - serversBefore) * 1000 + (self.user + self.system) / 1000) / count
+  const bare3CpuMs = (bare3CpuS * 1000) / count
   await Promise.all(servers.map((bare) => bare.clear()))
 
   // One client process for all N files.
