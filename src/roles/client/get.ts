@@ -394,7 +394,8 @@ function batchesOf(files: Wanted[]): Batch[] {
     return batches
   })
   const batches: Batch[] = []
-  for (let turn = 0; batches.length < perKeeper.reduce((sum, list) => sum + list.length, 0); turn++) {
+  const total = perKeeper.reduce((sum, list) => sum + list.length, 0)
+  for (let turn = 0; batches.length < total; turn++) {
     for (const list of perKeeper) if (turn < list.length) batches.push(list[turn]!)
   }
 
