@@ -251,9 +251,12 @@ export class FileStore {
   }
 
   async #reserve(size: number): Promise<void> {
-    let free = await this.freeBytes()
+    await this.freeBytes()
     // The cached figure may predate deletes: look at the disk again before saying no.
-    if (size > free) free = await this.freeBytes(true)
+    if (size > this.#free()) await this.freeBytes(true)
+    // Counted after the last await, in the same turn as the reservation below: uploads that arrive
+    // together await the same statfs, and each must see the others' reservations.
+    const free = this.#free()
     if (size > free) {
       throw new DfsError('DFS_ERR_INSUFFICIENT_STORAGE', `the keeper has ${Math.max(0, free)} bytes free, the file needs ${size}`)
     }
@@ -401,6 +404,11 @@ export class FileStore {
    */
   async freeBytes(fresh = false): Promise<number> {
     if (fresh || this.#diskFree === undefined || Date.now() - this.#diskFreeAt > STATFS_TTL_MS) await this.#readDiskFree()
+    return this.#free()
+  }
+
+  /** Free bytes by the last statfs, less what was written since and what is reserved now. */
+  #free(): number {
     return this.#diskFree! - this.#writtenSinceStatfs - this.#reserved
   }
 
