@@ -65,7 +65,7 @@ export class PipelineForward {
       .call(keeperRoutes.holdUpload, {params: {id: upload.fileId}, query: {name: upload.name}, headers, body: this.#out}, {timeout: options.stallMs})
       .then((answer) => (answer.size === upload.size ? [{id: next.id, sha256: answer.sha256}, ...(answer.pipeline ?? [])] : []))
       .catch((error: unknown) => {
-        this.cut((error as Error).message)
+        this.cut(timedOut(error) ? this.#silence() : (error as Error).message)
         return []
       })
     const forward = (body: Transform, chunk: Buffer, done: () => void) => {
@@ -101,10 +101,19 @@ export class PipelineForward {
     this.#wake?.()
   }
 
+  /**
+   * Why a downstream that went quiet for `stallMs` is cut off. The request's own timeout and the
+   * drain timer measure the same silence, and whichever fires first names it the same way.
+   */
+  #silence(): string {
+    const what = this.#out.writableEnded ? 'gave no answer' : 'took no byte'
+    return `it ${what} for ${this.#options.stallMs / 1000} s`
+  }
+
   /** Resolves once the downstream took the pending bytes, or was cut off (by failing, or after `stallMs` without a byte). */
   #drained(): Promise<void> {
     return new Promise((resolve) => {
-      const timer = setTimeout(() => this.cut(`it took no byte for ${this.#options.stallMs / 1000} s`), this.#options.stallMs)
+      const timer = setTimeout(() => this.cut(this.#silence()), this.#options.stallMs)
       const done = () => {
         clearTimeout(timer)
         this.#out.off('drain', done)
@@ -116,4 +125,14 @@ export class PipelineForward {
       this.#out.once('drain', done)
     })
   }
+}
+
+/** Whether a request failed because its peer went quiet for longer than its timeout. */
+function timedOut(error: unknown): boolean {
+  for (let cause = error; cause instanceof Error; cause = cause.cause) {
+    const {code} = cause as {code?: string}
+    if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return true
+  }
+
+  return false
 }
