@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict'
 import {describe, test} from 'node:test'
 
-import {isSettled, pickPipeline, pickUploadTarget, placementGoal, planRepairs, planTrims, standingOf, type FileReplicas, type KeeperLoad} from '../src/roles/master/placement.js'
+import fc from 'fast-check'
+
+import {holdersSettled, isSettled, tallyOf, pickPipeline, pickUploadTarget, placementGoal, planRepairs, planTrims, standingOf, type FileReplicas, type KeeperLoad} from '../src/roles/master/placement.js'
 
 const GiB = 1024 ** 3
 const keeper = (id: string, overrides: Partial<KeeperLoad> = {}): KeeperLoad => ({id, alive: true, load: 0, storedBytes: 0, freeBytes: 10 * GiB, zone: 'z', draining: false, ...overrides})
@@ -196,6 +198,44 @@ describe('zones: replicas spread over as many zones as there are', () => {
     assert.equal(isSettled(standingOf(['a', 'b'], keepers), new Set(), keepers, goal), false)
     assert.equal(isSettled(standingOf(['c'], keepers), new Set(), keepers, goal), true)
     assert.equal(isSettled(standingOf(['a', 'b'], keepers), new Set(), keepers, {replicas: 2, zones: 1}), true)
+  })
+})
+
+describe('tallyOf and holdersSettled: the standing of a file from counts alone, as passes over the whole table ask it of every file', () => {
+  const ids = ['a', 'b', 'c', 'd', 'e', 'f']
+  const cluster = fc.tuple(
+    ...ids.map(() => fc.record({alive: fc.boolean(), draining: fc.boolean(), zone: fc.constantFrom('x', 'y', 'z')})),
+  )
+
+  test('agrees with isSettled of the standing, with the copies landing as planRepairs counts them (alive, not draining)', () => {
+    fc.assert(
+      fc.property(cluster, fc.subarray(ids), fc.subarray(ids), fc.integer({min: 1, max: 4}), fc.integer({min: 1, max: 3}), (states, holders, landing, replicas, zones) => {
+        const keepers = new Map(ids.map((id, index) => [id, keeper(id, states[index])]))
+        const goal = {replicas, zones: Math.min(zones, replicas)}
+        const counting = new Set(landing.filter((id) => keepers.get(id)!.alive && !keepers.get(id)!.draining))
+        assert.equal(holdersSettled(holders, new Set(landing), keepers, goal), isSettled(standingOf(holders, keepers), counting, keepers, goal))
+      }),
+      {numRuns: 2000},
+    )
+  })
+
+  test('tallyOf counts what standingOf lists', () => {
+    fc.assert(
+      fc.property(cluster, fc.subarray(ids), (states, holders) => {
+        const keepers = new Map(ids.map((id, index) => [id, keeper(id, states[index])]))
+        const standing = standingOf(holders, keepers)
+        assert.deepEqual(tallyOf(holders, keepers), {sources: standing.sources.length, counted: standing.counted.length, zones: standing.zones.size})
+      }),
+      {numRuns: 1000},
+    )
+  })
+
+  test('a copy landing on a dead or draining keeper does not settle a file', () => {
+    const keepers = new Map([keeper('a'), keeper('b'), keeper('c', {alive: false}), keeper('d', {draining: true}), keeper('e')].map((one) => [one.id, one]))
+    const goal = {replicas: 3, zones: 1}
+    assert.equal(holdersSettled(['a', 'b'], new Set(['c']), keepers, goal), false)
+    assert.equal(holdersSettled(['a', 'b'], new Set(['d']), keepers, goal), false)
+    assert.equal(holdersSettled(['a', 'b'], new Set(['e']), keepers, goal), true)
   })
 })
 

@@ -49,7 +49,7 @@ import {
 import {KeeperBindings, isCopyOrderOf} from './auth.js'
 import {KeeperRegistry} from './keeper-registry.js'
 import {MasterMetrics, type Census} from './metrics.js'
-import {pickPipeline, pickUploadTarget, placementGoal, standingOf, type FileStanding, type KeeperLoad, type PlacementGoal} from './placement.js'
+import {pickPipeline, pickUploadTarget, placementGoal, standingOf, tallyOf, type KeeperLoad, type PlacementGoal, type Tally} from './placement.js'
 import {asideRow, lateVerdict, olderGeneration, resolveInventories, type Sighting} from './recovery.js'
 import {Replicator} from './replicator.js'
 import {MasterTable, type FileRow, type KeeperRow, type ReplicaRow} from './table.js'
@@ -658,7 +658,7 @@ export class Master {
         corrupt: corrupt.get(file.fileId) ?? 0,
         draining: standing.sources.length - standing.counted.length,
         zones: [...standing.zones].sort(),
-        health: healthOf(standing, target, placement.goal),
+        health: healthOf(tallyOf(holders, placement.keepers), target, placement.goal),
       }
     })
     const count = (health: FileHealth) => files.filter((file) => file.health === health).length
@@ -689,12 +689,12 @@ export class Master {
     for (const file of this.table.allHolders()) {
       census.files++
       census.bytes += file.size
-      const standing = standingOf(file.holders, placement.keepers)
-      const health = healthOf(standing, target, placement.goal)
+      const tally = tallyOf(file.holders, placement.keepers)
+      const health = healthOf(tally, target, placement.goal)
       if (health === 'missing') census.missing++
       if (health === 'under-replicated') {
         census.underReplicated++
-        census.copiesNeeded += target - standing.counted.length
+        census.copiesNeeded += target - tally.counted
       }
     }
 
@@ -780,7 +780,7 @@ export class Master {
     })
     replicas.sort((a, b) => Number(b.alive) - Number(a.alive) || a.keeper.localeCompare(b.keeper))
     const placement = this.#placement()
-    const health = healthOf(standingOf(this.table.holdersOf(file.fileId)?.holders ?? [], placement.keepers), this.options.replicas, placement.goal)
+    const health = healthOf(tallyOf(this.table.holdersOf(file.fileId)?.holders ?? [], placement.keepers), this.options.replicas, placement.goal)
     return {...describeFile(file), target: this.options.replicas, health, replicas}
   }
 
@@ -797,7 +797,7 @@ export class Master {
         ...describeFile(file),
         replicas: this.keepers.countAlive(holders),
         target: this.options.replicas,
-        health: healthOf(standingOf(holders, placement.keepers), this.options.replicas, placement.goal),
+        health: healthOf(tallyOf(holders, placement.keepers), this.options.replicas, placement.goal),
         keepers: [...holders].sort(),
       }
     })
@@ -834,11 +834,10 @@ export class Master {
 }
 
 /** A file's health word (protocol.ts FileHealth): the worst thing true of it. */
-function healthOf(standing: FileStanding, target: number, goal: PlacementGoal): FileHealth {
-  const counted = standing.counted.length
-  if (standing.sources.length === 0) return 'missing'
+function healthOf({sources, counted, zones}: Tally, target: number, goal: PlacementGoal): FileHealth {
+  if (sources === 0) return 'missing'
   if (counted < target) return 'under-replicated'
-  if (standing.zones.size === 1 && goal.zones > 1) return 'single-zone'
+  if (zones === 1 && goal.zones > 1) return 'single-zone'
   return counted > target ? 'over-replicated' : 'healthy'
 }
 

@@ -136,23 +136,52 @@ export function countedOf(holders: Iterable<string>, keepers: ReadonlyMap<string
   return counted
 }
 
-/**
- * isSettled of a file's holders, without building its standing unless its zones decide: what a
- * pass over 100,000 files can afford for each.
- */
-export function holdersSettled(holders: Iterable<string>, landing: ReadonlySet<string>, keepers: ReadonlyMap<string, KeeperLoad>, goal: PlacementGoal): boolean {
+/** A file's standing in numbers: what passes over the whole table (census, replicator) can afford per file. */
+export interface Tally {
+  /** Alive holders. */
+  sources: number
+  /** Alive holders that are not draining. */
+  counted: number
+  /** Distinct zones of the counted holders. */
+  zones: number
+}
+
+/** The zones of one tallyOf or holdersSettled call: reused, so that the call allocates no list of its own. */
+const seenZones: string[] = []
+
+/** standingOf in numbers, with no list or set built. */
+export function tallyOf(holders: Iterable<string>, keepers: ReadonlyMap<string, KeeperLoad>): Tally {
   let sources = 0
   let counted = 0
+  seenZones.length = 0
   for (const id of holders) {
-    const keeper = keepers.get(id)
-    if (!keeper?.alive) continue
+    if (!keepers.get(id)?.alive) continue
     sources++
-    if (!keeper.draining) counted++
+    if (counts(id, keepers)) counted++
   }
 
+  return {sources, counted, zones: seenZones.length}
+}
+
+/**
+ * isSettled of a file's holders, from counts alone (no list or set built), which is what a pass
+ * over 100,000 files can afford for each. Copies landing count as planRepairs counts them: only those
+ * into a keeper alive and not draining.
+ */
+export function holdersSettled(holders: Iterable<string>, landing: ReadonlySet<string>, keepers: ReadonlyMap<string, KeeperLoad>, goal: PlacementGoal): boolean {
+  let {sources, counted} = tallyOf(holders, keepers)
   if (sources === 0) return true
-  if (counted + landing.size !== goal.replicas) return false
-  return goal.zones <= 1 || isSettled(standingOf(holders, keepers), landing, keepers, goal)
+  // seenZones holds the holders' zones still; the landing copies' are added to them.
+  for (const id of landing) if (counts(id, keepers)) counted++
+  return counted === goal.replicas && seenZones.length >= goal.zones
+}
+
+/** Whether a replica on this keeper counts toward the target (alive, not draining); notes its zone in seenZones. */
+function counts(id: string, keepers: ReadonlyMap<string, KeeperLoad>): boolean {
+  const keeper = keepers.get(id)
+  if (!keeper?.alive || keeper.draining) return false
+  if (!seenZones.includes(keeper.zone)) seenZones.push(keeper.zone)
+  return true
 }
 
 /**

@@ -102,12 +102,18 @@ export class Replicator {
   }
 
   #pass(): void {
-    const files = this.#fileReplicas()
     const keepers = this.keepers.loads()
     // A keeper a copy just failed with is left out of new copies for a moment: it is often one
     // that died and is not declared dead yet, and retrying it at once only fails again.
     const now = Date.now()
     const usable = keepers.map((keeper) => ((this.#failedAt.get(keeper.id) ?? 0) > now - COOL_DOWN_MS ? {...keeper, alive: false} : keeper))
+    const byId = new Map(keepers.map((keeper) => [keeper.id, keeper]))
+    const goal = placementGoal(keepers, this.options.replicas)
+    const usableById = new Map(usable.map((keeper) => [keeper.id, keeper]))
+    const usableGoal = placementGoal(usable, this.options.replicas)
+    // Only the files with something to do, as the keepers stand and as the plan sees them: a full
+    // pass over 100,000 settled files builds nothing for them.
+    const files = this.#fileReplicas((holders, landing) => !holdersSettled(holders, landing, byId, goal) || !holdersSettled(holders, landing, usableById, usableGoal))
     // Deaths the master declared without hearing from any keeper since may be its own link's:
     // no copies until a heartbeat settles them (that heartbeat asks for a full pass).
     const copies = !this.keepers.deathsUnconfirmed() ? planRepairs({
@@ -132,8 +138,6 @@ export class Replicator {
     // Files left short, in surplus or in too few zones (nothing to copy to yet, a keeper cooling
     // down, a trim that must wait) are looked at again in the next pass; the copies started report
     // back themselves.
-    const byId = new Map(keepers.map((keeper) => [keeper.id, keeper]))
-    const goal = placementGoal(keepers, this.options.replicas)
     for (const {fileId} of files) {
       const file = this.table.holdersOf(fileId)
       if (file && !holdersSettled(file.holders, this.#inFlight.get(fileId) ?? NONE, byId, goal)) this.#dirty.add(fileId)
@@ -171,8 +175,11 @@ export class Replicator {
     for (const file of files) this.#track(this.deleteReplica(keeperId, {fileId: file.fileId, name: file.name}))
   }
 
-  /** The files this pass looks at: every one, or those that changed since the last pass. */
-  #fileReplicas(): FileReplicas[] {
+  /**
+   * The files this pass looks at, of every one or of those that changed since the last pass: those
+   * `unsettled` picks, given their holders and the copies landing on them.
+   */
+  #fileReplicas(unsettled: (holders: ReadonlySet<string>, landing: ReadonlySet<string>) => boolean): FileReplicas[] {
     const full = this.#full
     const dirty = [...this.#dirty]
     this.#full = false
@@ -180,6 +187,7 @@ export class Replicator {
     const files: FileReplicas[] = []
     // The table's own sets, not copies: the plan is made before anything changes them.
     const add = (file: FileHolders) => {
+      if (!unsettled(file.holders, this.#inFlight.get(file.fileId) ?? NONE)) return
       files.push({fileId: file.fileId, name: file.name, size: file.size, holders: file.holders, excluded: this.table.doomedHolders(file.fileId), failedSources: this.#failedSources.get(file.fileId)})
     }
 
