@@ -170,6 +170,16 @@ describe('write pipeline', () => {
     const blobs = await blobsOn(keepers.map((keeper) => keeper.dataDir), put!.fileId)
     assert.equal(blobs.size, 3)
     for (const [dir, blob] of blobs) assert.equal(blob, sha256, `the bytes on ${dir}`)
+    // Nor does any keeper keep a partial copy until its restart: the cut-off's abort never reaches
+    // the stalled keeper (the stall stopped reading, so it carries no sign of the end), which
+    // drops its bytes once its upstream was silent for the stall timeout (one line), and aborts the one after it.
+    const silent = `sent no byte for ${DEFAULTS.stallTimeoutMs / 1000} s; the bytes it sent are dropped`
+    await waitFor(`the stalled keeper's log line "${silent}"`, () => victim.keeper.logs.some((line) => line.includes(silent)))
+    assert.equal(victim.keeper.logs.filter((line) => line.includes(put!.fileId) && line.includes('dropped')).length, 1, victim.keeper.logs.join('\n'))
+    await waitFor('no partial upload left in any keeper\'s tmp/', async () => {
+      for (const {dataDir} of keepers) if ((await tmpFiles(dataDir)).length > 0) return false
+      return true
+    })
   })
 
   test('downstream keepers that got other bytes than the upload are not counted, keep nothing of them, and get good copies later', async (t) => {

@@ -1,5 +1,6 @@
 import {randomBytes} from 'node:crypto'
 import {readFile, rm, writeFile} from 'node:fs/promises'
+import type {IncomingMessage} from 'node:http'
 import {join} from 'node:path'
 import type {Readable, Transform} from 'node:stream'
 
@@ -35,6 +36,7 @@ import {RetryPolicy} from '../../lib/retry-policy.js'
 import {FileStore} from './file-store.js'
 import {probeMedia} from './media-probe.js'
 import {KeeperMetrics} from './metrics.js'
+import {dropWhenSilent} from './silent-sender.js'
 import {PipelineForward, type HeldCopy} from './write-pipeline.js'
 
 interface HeldUpload {
@@ -302,9 +304,13 @@ export class Keeper {
    * uncommitted, until the client seals them (`sealUpload`). Bytes never sealed are removed when
    * the upload's grant would have expired: a client that went away leaves nothing behind.
    */
-  async holdUpload(body: Readable, upload: Omit<InventoryItem, 'sha256'>, place: {pipeline?: PipelineKeeper[]; upstream?: string} = {}): Promise<{size: number; sha256: string; pipeline?: HeldCopy[]}> {
+  async holdUpload(body: IncomingMessage, upload: Omit<InventoryItem, 'sha256'>, place: {pipeline?: PipelineKeeper[]; upstream?: string} = {}): Promise<{size: number; sha256: string; pipeline?: HeldCopy[]}> {
     this.transferStarted()
     const start = performance.now()
+    // A copy whose keeper upstream goes silent is dropped: the cut-off of a stalled downstream may
+    // never reach here (silent-sender.ts), and these bytes would wait in tmp/ until a restart.
+    const silent = place.upstream === undefined ? undefined : new DfsError('DFS_ERR_REQUEST_TIMEOUT', `keeper ${place.upstream} sent no byte for ${DEFAULTS.stallTimeoutMs / 1000} s`)
+    const stopWatching = silent && dropWhenSilent(body, DEFAULTS.stallTimeoutMs, silent)
     const [next, ...rest] = place.pipeline ?? []
     const forward = next && new PipelineForward(body, {upload, next, rest, from: this.id, agent: this.options.master.agent, stallMs: DEFAULTS.stallTimeoutMs, log: this.options.log})
     try {
@@ -321,6 +327,7 @@ export class Keeper {
       return {...held, ...(downstream ? {pipeline: downstream.copies} : {})}
     } catch (error) {
       this.metrics.uploads.observe({result: 'failed'}, secondsSince(start))
+      if (silent && error === silent) this.options.log(`write pipeline of "${upload.name}" (${upload.fileId}): ${silent.message}; the bytes it sent are dropped, the replicator copies it later`)
       // Bytes the downstream got whole although this keeper failed: nobody will seal them. (A
       // failure before the body was read leaves the downstream waiting for bytes: cut it off.)
       if (forward && next) {
@@ -331,6 +338,7 @@ export class Keeper {
       }
       throw error
     } finally {
+      stopWatching?.()
       this.transferEnded()
     }
   }

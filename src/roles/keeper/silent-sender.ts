@@ -1,0 +1,47 @@
+// The receiving half of a write pipeline's stall rule (docs/architecture.md, "Put"): the keeper
+// before this one cuts off a downstream that takes no byte for the stall timeout; this keeper gives
+// up an upload whose sender sends no byte for a little longer than that while it waits for one.
+
+import type {IncomingMessage} from 'node:http'
+
+/** How many looks at the connection the stall timeout is split into. */
+const LOOKS = 10
+
+/**
+ * Destroys `body` with `error` once its sender sent no byte while this keeper waited for one: from
+ * `stallMs` and one look (a tenth of it) to `stallMs` and two looks after the last byte (no sooner
+ * than `stallMs` after a wait of this keeper's own); answers a function that stops the watch. Its
+ * bytes on disk go with it, as with any body cut short. The look more: where both ends see a
+ * stall, the sender's cut-off (and its reason) comes first.
+ *
+ * Why it is needed: a sender that gives up may give no sign of it that reaches here. Its FIN or
+ * RST waits behind whatever stopped the bytes (a peer or proxy that stops reading a connection
+ * does not see its end), so a stalled link or proxy keeps this connection open and silent for
+ * good, and nothing else ends the upload (held bytes expire only once they all came).
+ *
+ * Waiting for a byte: the body flows (piped, and not held back by its consumer) with nothing
+ * buffered, and the connection read no byte since the last look. Time this keeper held the body
+ * back itself (its disk, or its own downstream, behind) does not count.
+ */
+export function dropWhenSilent(body: IncomingMessage, stallMs: number, error: Error): () => void {
+  let read = body.socket?.bytesRead
+  let silentLooks = 0
+  const look = () => {
+    const now = body.socket?.bytesRead
+    const waiting = now === read && body.readableFlowing === true && body.readableLength === 0
+    read = now
+    silentLooks = waiting ? silentLooks + 1 : 0
+    // The first silent look may come just after a wait of ours: one more than the timeout holds.
+    if (silentLooks > LOOKS) {
+      stop()
+      body.destroy(error)
+    }
+  }
+
+  const timer = setInterval(look, stallMs / LOOKS)
+  timer.unref()
+  const stop = () => clearInterval(timer)
+  body.once('end', stop)
+  body.once('close', stop)
+  return stop
+}
