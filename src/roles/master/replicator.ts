@@ -109,11 +109,12 @@ export class Replicator {
     const usable = keepers.map((keeper) => ((this.#failedAt.get(keeper.id) ?? 0) > now - COOL_DOWN_MS ? {...keeper, alive: false} : keeper))
     const byId = new Map(keepers.map((keeper) => [keeper.id, keeper]))
     const goal = placementGoal(keepers, this.options.replicas)
-    const usableById = new Map(usable.map((keeper) => [keeper.id, keeper]))
-    const usableGoal = placementGoal(usable, this.options.replicas)
-    // Only the files with something to do, as the keepers stand and as the plan sees them: a full
-    // pass over 100,000 settled files builds nothing for them.
-    const files = this.#fileReplicas((holders, landing) => !holdersSettled(holders, landing, byId, goal) || !holdersSettled(holders, landing, usableById, usableGoal))
+    // A full pass keeps only the files with something to do, as the keepers stand and as the plan
+    // sees them (without the keepers cooling down): over 100,000 settled files it builds nothing.
+    const cooling = usable.some((keeper, index) => keeper !== keepers[index])
+    const usableById = cooling ? new Map(usable.map((keeper) => [keeper.id, keeper])) : byId
+    const usableGoal = cooling ? placementGoal(usable, this.options.replicas) : goal
+    const files = this.#fileReplicas((holders, landing) => !holdersSettled(holders, landing, byId, goal) || (cooling && !holdersSettled(holders, landing, usableById, usableGoal)))
     // Deaths the master declared without hearing from any keeper since may be its own link's:
     // no copies until a heartbeat settles them (that heartbeat asks for a full pass).
     const copies = !this.keepers.deathsUnconfirmed() ? planRepairs({
@@ -176,8 +177,10 @@ export class Replicator {
   }
 
   /**
-   * The files this pass looks at, of every one or of those that changed since the last pass: those
-   * `unsettled` picks, given their holders and the copies landing on them.
+   * The files this pass looks at: of every one, those `unsettled` picks (given their holders and the
+   * copies landing on them); or those that changed since the last pass. Those are few, or all
+   * unsettled (a backlog of copies is looked at again after each pass), so that check would only
+   * add to a pass that builds their records anyway.
    */
   #fileReplicas(unsettled: (holders: ReadonlySet<string>, landing: ReadonlySet<string>) => boolean): FileReplicas[] {
     const full = this.#full
@@ -187,12 +190,11 @@ export class Replicator {
     const files: FileReplicas[] = []
     // The table's own sets, not copies: the plan is made before anything changes them.
     const add = (file: FileHolders) => {
-      if (!unsettled(file.holders, this.#inFlight.get(file.fileId) ?? NONE)) return
       files.push({fileId: file.fileId, name: file.name, size: file.size, holders: file.holders, excluded: this.table.doomedHolders(file.fileId), failedSources: this.#failedSources.get(file.fileId)})
     }
 
     if (full) {
-      for (const file of this.table.allHolders()) add(file)
+      for (const file of this.table.allHolders()) if (unsettled(file.holders, this.#inFlight.get(file.fileId) ?? NONE)) add(file)
     } else {
       for (const fileId of dirty) {
         const file = this.table.holdersOf(fileId)
