@@ -7,6 +7,7 @@ import {mintClientToken} from '../src/lib/client-tokens.js'
 import {ClusterKey} from '../src/lib/cluster-key.js'
 import {createRegistry} from '../src/lib/metrics.js'
 import {Master} from '../src/roles/master/master.js'
+import {MasterMetrics, type Census} from '../src/roles/master/metrics.js'
 import {flipBytes} from './chaos/disk-faults.js'
 import {ServerProcess, bearer, clusterPerTest, tempDir, waitFor, type TestCluster} from './helpers/cluster.js'
 import {parseMetrics, sumOf, type Sample} from './helpers/prometheus-text.js'
@@ -44,6 +45,25 @@ test('a stall of the event loop shows in nodejs_eventloop_lag_max_seconds, sampl
   await sleep(250)
   const max = sumOf(parseMetrics(await registry.metrics()), 'nodejs_eventloop_lag_max_seconds')
   assert.ok(max >= 0.25, `lag max ${max} s after a 300 ms stall`)
+})
+
+test("the master's census is taken once per scrape, and afresh at the next however soon it comes", async () => {
+  let taken = 0
+  const census = (): Census => {
+    taken++
+    return {files: taken, bytes: 0, underReplicated: 0, missing: 0, copiesNeeded: 0, copiesInFlight: 0, keepersAlive: 0, keepersDead: 0}
+  }
+
+  const registry = createRegistry()
+  new MasterMetrics(registry, census)
+  const first = parseMetrics(await registry.metrics())
+  assert.equal(taken, 1, 'every gauge of one scrape from one census')
+  assert.equal(sumOf(first, 'dfs_master_files'), 1)
+  // The next scrape, as the next request is, in a later turn of the event loop: at once, not seconds later.
+  await new Promise(setImmediate)
+  const second = parseMetrics(await registry.metrics())
+  assert.equal(taken, 2)
+  assert.equal(sumOf(second, 'dfs_master_files'), 2, 'a scrape right after another shows the table as it is now')
 })
 
 describe('metrics, health and readiness of every role', () => {

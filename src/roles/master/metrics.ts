@@ -14,9 +14,6 @@ export interface Census {
   keepersDead: number
 }
 
-// Scrapes come seconds apart; one census serves every gauge of one scrape.
-const CENSUS_TTL_MS = 1000
-
 /** The master's own metrics (docs/operations.md lists them); counters move where the events happen. */
 export class MasterMetrics {
   readonly copiesOrdered: Counter
@@ -24,16 +21,22 @@ export class MasterMetrics {
   readonly trims: Counter
   readonly uploadsCommitted: Counter
   readonly corruptReported: Counter
-  #census: {at: number; value: Census} | undefined
+  #census: Census | undefined
 
   constructor(
     readonly registry: Registry,
     census: () => Census,
   ) {
+    // One census per scrape, shared by its gauges: prom-client collects every metric of a scrape in
+    // one turn of the event loop, and the census is dropped once that turn ends. (A census kept for
+    // a time instead answered a scrape that came soon after another with the figures of the first.)
     const latest = (): Census => {
-      const now = Date.now()
-      if (!this.#census || now - this.#census.at > CENSUS_TTL_MS) this.#census = {at: now, value: census()}
-      return this.#census.value
+      if (!this.#census) {
+        this.#census = census()
+        setImmediate(() => (this.#census = undefined))
+      }
+
+      return this.#census
     }
 
     const gauge = (name: string, help: string, read: (census: Census) => number) =>
