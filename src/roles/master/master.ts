@@ -658,7 +658,7 @@ export class Master {
         corrupt: corrupt.get(file.fileId) ?? 0,
         draining: standing.sources.length - standing.counted.length,
         zones: [...standing.zones].sort(),
-        health: healthOf(tallyOf(holders, placement.keepers), target, placement.goal),
+        health: healthOf({sources: standing.sources.length, counted: standing.counted.length, zones: standing.zones.size}, target, placement.goal),
       }
     })
     const count = (health: FileHealth) => files.filter((file) => file.health === health).length
