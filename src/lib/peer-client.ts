@@ -284,6 +284,16 @@ function codeOfStatus(status: number): ErrorCode {
 }
 
 /** The error for a peer that did not answer at all (refused, reset, timed out, bad address). */
+/** Whether a request to a peer failed because the peer went quiet for longer than its `timeout` (the request's own error or its cause). */
+export function timedOut(error: unknown): boolean {
+  for (let cause = error; cause instanceof Error; cause = cause.cause) {
+    const {code} = cause as {code?: string}
+    if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return true
+  }
+
+  return false
+}
+
 function unreachable(role: PeerRole, baseUrl: string, error: unknown): DfsError {
   if (error instanceof DfsError) return error
   const code = role === 'master' ? 'DFS_ERR_MASTER_UNREACHABLE' : 'DFS_ERR_KEEPER_UNREACHABLE'

@@ -14,7 +14,7 @@ import {asDfsError, catalogueError, DfsError} from '../../lib/errors.js'
 import {GRANT_TTL_SECONDS, showingGrant} from '../../lib/grants.js'
 import {secondsSince} from '../../lib/metrics.js'
 import {assertValidName} from '../../lib/names.js'
-import {Peer} from '../../lib/peer-client.js'
+import {Peer, timedOut} from '../../lib/peer-client.js'
 import {Slots} from '../../lib/slots.js'
 import {
   MAX_UPLOAD_BATCH,
@@ -561,7 +561,7 @@ export class Keeper {
       } catch (error) {
         // Refused before the body was read (no room, a copy already here): free the connection.
         response.body.destroy()
-        if ((error as {code?: string}).code === 'UND_ERR_BODY_TIMEOUT') {
+        if (timedOut(error)) {
           throw new DfsError('DFS_ERR_KEEPER_UNREACHABLE', `the keeper at ${order.source} sent no byte of "${order.name}" for ${DEFAULTS.stallTimeoutMs / 1000} s`, {cause: error})
         }
 

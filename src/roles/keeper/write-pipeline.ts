@@ -6,7 +6,7 @@ import {PassThrough, Transform, pipeline as connect, type Readable} from 'node:s
 
 import {CHUNK_SIZE} from '../../lib/durable-file.js'
 import {showingGrant} from '../../lib/grants.js'
-import {Peer} from '../../lib/peer-client.js'
+import {Peer, timedOut} from '../../lib/peer-client.js'
 import {PIPELINE_HEADER, SIZE_HEADER, UPSTREAM_HEADER, keeperRoutes, type PipelineKeeper} from '../../lib/protocol.js'
 
 /** How far the disk and the downstream may each run ahead of the other, in bytes. */
@@ -125,14 +125,4 @@ export class PipelineForward {
       this.#out.once('drain', done)
     })
   }
-}
-
-/** Whether a request failed because its peer went quiet for longer than its timeout. */
-function timedOut(error: unknown): boolean {
-  for (let cause = error; cause instanceof Error; cause = cause.cause) {
-    const {code} = cause as {code?: string}
-    if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return true
-  }
-
-  return false
 }
