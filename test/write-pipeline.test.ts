@@ -10,7 +10,6 @@ import {readdir} from 'node:fs/promises'
 import {join} from 'node:path'
 import {describe, test, type TestContext} from 'node:test'
 
-import {DEFAULTS} from '../src/lib/config.js'
 import {GRANT_HEADER} from '../src/lib/grants.js'
 import {bearer, clusterPerTest, json, randomFile, sha256File, waitFor, type ServerProcess, type TestCluster} from './helpers/cluster.js'
 import {startProxiedKeeper, type KeeperProxy} from './helpers/keeper-proxy.js'
@@ -19,6 +18,8 @@ import {parseMetrics, sumOf} from './helpers/prometheus-text.js'
 const MiB = 1024 * 1024
 // Over SMALL_FILE (8 MiB): a one-pass put, which asks for a pipeline when it waits for replicas.
 const SIZE = 9 * MiB
+// The stall timeout of the keepers in the stall test (--stall-timeout): the default is 30 s.
+const STALL_MS = 3000
 
 interface PutReport {
   name: string
@@ -51,11 +52,11 @@ async function tmpFiles(dataDir: string): Promise<string[]> {
 }
 
 /** `count` keepers behind fault proxies (each advertises its proxy), registered and alive at the master. */
-async function proxiedKeepers(t: TestContext, cluster: TestCluster, count: number): Promise<Array<{keeper: ServerProcess; proxy: KeeperProxy; dataDir: string}>> {
+async function proxiedKeepers(t: TestContext, cluster: TestCluster, count: number, args: string[] = []): Promise<Array<{keeper: ServerProcess; proxy: KeeperProxy; dataDir: string}>> {
   const started = await Promise.all(
     Array.from({length: count}, async (_, index) => {
       const dataDir = join(cluster.dir, `proxied-${index + 1}`)
-      return {...(await startProxiedKeeper(t, cluster, dataDir)), dataDir}
+      return {...(await startProxiedKeeper(t, cluster, dataDir, args)), dataDir}
     }),
   )
   await waitFor(`${count} keepers alive`, async () => (await cluster.keeperStatus()).filter((keeper) => keeper.alive).length === count)
@@ -148,7 +149,9 @@ describe('write pipeline', () => {
 
   test('a downstream keeper that stops taking bytes is cut off after the stall timeout: the put succeeds without it, and the replicator brings the file to three replicas', async (t) => {
     const cluster = await clusters.start({keepers: 0, replicas: 3})
-    const keepers = await proxiedKeepers(t, cluster, 4)
+    // The keepers' own stall timeout (--stall-timeout), shorter than the default so that the test
+    // waits 3 s rather than 30; the lines below name it, so a keeper that kept the default fails them.
+    const keepers = await proxiedKeepers(t, cluster, 4, ['--stall-timeout', `${STALL_MS}ms`])
     const source = join(clusters.work, 'stalled.bin')
     // Far more than the buffers between two keepers hold, so that the forwarding keeper ends up
     // waiting on the stalled one, which stays alive and connected (unlike a killed one).
@@ -160,9 +163,9 @@ describe('write pipeline', () => {
     const [put] = await putting
     assert.equal(put!.sha256, sha256)
     assert.ok(put!.replicas >= 2, `the put waited for 2 replicas and counted ${put!.replicas}`)
-    // Cut off for its silence (DEFAULTS.stallTimeoutMs without a byte), not for a failure: it still
-    // runs. (The line may reach this process after the put's answer.)
-    const cutOff = `keeper ${victim.keeper.id} cut off (it took no byte for ${DEFAULTS.stallTimeoutMs / 1000} s)`
+    // Cut off for its silence (STALL_MS without a byte), not for a failure: it still runs. (The
+    // line may reach this process after the put's answer.)
+    const cutOff = `keeper ${victim.keeper.id} cut off (it took no byte for ${STALL_MS / 1000} s)`
     await waitFor(`a keeper's log line "${cutOff}"`, () => keepers.some(({keeper}) => keeper.logs.some((line) => line.includes(cutOff))))
     assert.equal(victim.keeper.child.exitCode, null, 'the stalled keeper is still running')
 
@@ -173,7 +176,7 @@ describe('write pipeline', () => {
     // Nor does any keeper keep a partial copy until its restart: the cut-off's abort never reaches
     // the stalled keeper (the stall stopped reading, so it carries no sign of the end), which
     // drops its bytes once its upstream was silent for the stall timeout (one line), and aborts the one after it.
-    const silent = `sent no byte for ${DEFAULTS.stallTimeoutMs / 1000} s; the bytes it sent are dropped`
+    const silent = `sent no byte for ${STALL_MS / 1000} s; the bytes it sent are dropped`
     await waitFor(`the stalled keeper's log line "${silent}"`, () => victim.keeper.logs.some((line) => line.includes(silent)))
     assert.equal(victim.keeper.logs.filter((line) => line.includes(put!.fileId) && line.includes('dropped')).length, 1, victim.keeper.logs.join('\n'))
     await waitFor('no partial upload left in any keeper\'s tmp/', async () => {

@@ -19,6 +19,8 @@ export interface StartKeeperOptions {
   /** The URL other machines reach this keeper at; by default built from host and port. */
   advertise?: string
   heartbeatIntervalMs: number
+  /** How long a transfer between keepers (a pipelined upload's hop, a copy) may go without a byte before it is cut off. */
+  stallTimeoutMs: number
   /** Pause between scrub passes over every stored file. */
   scrubIntervalMs: number
   /** Read rate of the scrubber, in bytes per second. */
@@ -69,6 +71,7 @@ async function serve(options: StartKeeperOptions, unlock: () => Promise<void>): 
     dataDir: options.dataDir,
     zone: options.zone,
     heartbeatIntervalMs: options.heartbeatIntervalMs,
+    stallTimeoutMs: options.stallTimeoutMs,
     log: (message) => app?.log.info(message),
     registry: createRegistry(),
     metricsPublic: options.metricsPublic,

@@ -78,6 +78,8 @@ export interface KeeperOptions {
   /** Its failure domain; the master's default when absent. */
   zone?: string
   heartbeatIntervalMs: number
+  /** How long a transfer between keepers may go without a byte before it is cut off (--stall-timeout). */
+  stallTimeoutMs?: number
   log: (message: string) => void
   /** Where its metrics go (one registry per keeper); a registry of its own when absent. */
   registry?: Registry
@@ -110,6 +112,8 @@ export class Keeper {
   readonly #pulls = new Slots(PULLS_AT_ONCE)
 
   readonly metrics: KeeperMetrics
+  /** How long a transfer between keepers may go without a byte before it is cut off. */
+  readonly #stallMs: number
 
   /**
    * Uploads that finish while a commit is under way go to the master together, in one request of
@@ -131,6 +135,7 @@ export class Keeper {
     readonly store: FileStore,
   ) {
     this.metrics = new KeeperMetrics(options.registry ?? new Registry(), this)
+    this.#stallMs = options.stallTimeoutMs ?? DEFAULTS.stallTimeoutMs
   }
 
   static async open(options: KeeperOptions): Promise<Keeper> {
@@ -309,10 +314,10 @@ export class Keeper {
     const start = performance.now()
     // A copy whose keeper upstream goes silent is dropped: the cut-off of a stalled downstream may
     // never reach here (silent-sender.ts), and these bytes would wait in tmp/ until a restart.
-    const silent = place.upstream === undefined ? undefined : new DfsError('DFS_ERR_REQUEST_TIMEOUT', `keeper ${place.upstream} sent no byte for ${DEFAULTS.stallTimeoutMs / 1000} s`)
-    const stopWatching = silent && dropWhenSilent(body, DEFAULTS.stallTimeoutMs, silent)
+    const silent = place.upstream === undefined ? undefined : new DfsError('DFS_ERR_REQUEST_TIMEOUT', `keeper ${place.upstream} sent no byte for ${this.#stallMs / 1000} s`)
+    const stopWatching = silent && dropWhenSilent(body, this.#stallMs, silent)
     const [next, ...rest] = place.pipeline ?? []
-    const forward = next && new PipelineForward(body, {upload, next, rest, from: this.id, agent: this.options.master.agent, stallMs: DEFAULTS.stallTimeoutMs, log: this.options.log})
+    const forward = next && new PipelineForward(body, {upload, next, rest, from: this.id, agent: this.options.master.agent, stallMs: this.#stallMs, log: this.options.log})
     try {
       const held = await this.store.hold(forward ? forward.body : body, upload)
       const downstream = next && {next, rest, copies: await forward!.held}
@@ -393,7 +398,7 @@ export class Keeper {
       const sealed = await this.#keeperAt(next.url, grant).call(
         keeperRoutes.sealUpload,
         {params: {id: file.fileId}, body: {sha256: file.sha256, ...(rest.length > 0 ? {pipeline: rest} : {})}},
-        {timeout: DEFAULTS.stallTimeoutMs},
+        {timeout: this.#stallMs},
       )
       return sealed.replicas ?? 1
     } catch (error) {
@@ -405,7 +410,7 @@ export class Keeper {
   /** Asks the next keeper of a pipeline to drop the bytes it holds (and so on down), with its write grant; best effort, they expire anyway. */
   async #dropDownstream(fileId: string, next: PipelineKeeper): Promise<void> {
     await this.#keeperAt(next.url, next.grant)
-      .call(keeperRoutes.dropUpload, {params: {id: fileId}}, {timeout: DEFAULTS.stallTimeoutMs})
+      .call(keeperRoutes.dropUpload, {params: {id: fileId}}, {timeout: this.#stallMs})
       .catch(() => {})
   }
 
@@ -554,7 +559,7 @@ export class Keeper {
     const start = performance.now()
     let result = 'failed'
     try {
-      const response = await this.#keeperAt(order.source, order.grant).open(keeperRoutes.read, {params: {name: order.name}, query: {fileId: order.fileId}}, {timeout: DEFAULTS.stallTimeoutMs})
+      const response = await this.#keeperAt(order.source, order.grant).open(keeperRoutes.read, {params: {name: order.name}, query: {fileId: order.fileId}}, {timeout: this.#stallMs})
       let file: InventoryItem
       try {
         file = await this.store.receive(response.body, item)
@@ -562,7 +567,7 @@ export class Keeper {
         // Refused before the body was read (no room, a copy already here): free the connection.
         response.body.destroy()
         if (timedOut(error)) {
-          throw new DfsError('DFS_ERR_KEEPER_UNREACHABLE', `the keeper at ${order.source} sent no byte of "${order.name}" for ${DEFAULTS.stallTimeoutMs / 1000} s`, {cause: error})
+          throw new DfsError('DFS_ERR_KEEPER_UNREACHABLE', `the keeper at ${order.source} sent no byte of "${order.name}" for ${this.#stallMs / 1000} s`, {cause: error})
         }
 
         throw error
