@@ -2,7 +2,7 @@ import {randomBytes} from 'node:crypto'
 import {readFile, rm, writeFile} from 'node:fs/promises'
 import type {IncomingMessage} from 'node:http'
 import {join} from 'node:path'
-import type {Readable, Transform} from 'node:stream'
+import type {Transform} from 'node:stream'
 
 import {Registry} from 'prom-client'
 
@@ -289,19 +289,41 @@ export class Keeper {
     }
   }
 
-  /** Stores an upload whose size and sha256 were announced, then asks the master to record it (`#commit`). */
-  async acceptUpload(body: Readable, item: InventoryItem): Promise<InventoryItem> {
+  /**
+   * Stores an upload whose size and sha256 were announced, then asks the master to record it
+   * (`#commit`). A client that sends no byte for the stall timeout while the keeper waits for one
+   * loses the upload (`#dropWhenSilent`).
+   */
+  async acceptUpload(body: IncomingMessage, item: InventoryItem): Promise<InventoryItem> {
     this.transferStarted()
     const start = performance.now()
+    const watch = this.#dropWhenSilent(body)
     let result = 'failed'
     try {
       const file = await this.#commit(await this.store.receive(body, item))
       result = 'ok'
       return file
+    } catch (error) {
+      if (error === watch.silent) this.options.log(`upload of "${item.name}" (${item.fileId}): ${watch.silent.message}; dropped, nothing kept`)
+      throw error
     } finally {
+      watch.stop()
       this.transferEnded()
       this.metrics.uploads.observe({result}, secondsSince(start))
     }
+  }
+
+  /**
+   * Drops an upload's body once its sender sends no byte for the stall timeout while this keeper
+   * waits for one (silent-sender.ts): the client's, or with `upstream` the keeper's before this one
+   * in a write pipeline. Its bytes in tmp/ and its space reservation go with it, and its
+   * connection is closed. Answers the error the body is destroyed with, and the stop of the watch.
+   */
+  #dropWhenSilent(body: IncomingMessage, upstream?: string): {silent: DfsError; stop: () => void} {
+    const address = body.socket?.remoteAddress
+    const sender = upstream === undefined ? `the client${address ? ` at ${address}` : ''}` : `keeper ${upstream}`
+    const silent = new DfsError('DFS_ERR_REQUEST_TIMEOUT', `${sender} sent no byte for ${this.#stallMs / 1000} s`)
+    return {silent, stop: dropWhenSilent(body, this.#stallMs, silent)}
   }
 
   /**
@@ -312,10 +334,10 @@ export class Keeper {
   async holdUpload(body: IncomingMessage, upload: Omit<InventoryItem, 'sha256'>, place: {pipeline?: PipelineKeeper[]; upstream?: string} = {}): Promise<{size: number; sha256: string; pipeline?: HeldCopy[]}> {
     this.transferStarted()
     const start = performance.now()
-    // A copy whose keeper upstream goes silent is dropped: the cut-off of a stalled downstream may
-    // never reach here (silent-sender.ts), and these bytes would wait in tmp/ until a restart.
-    const silent = place.upstream === undefined ? undefined : new DfsError('DFS_ERR_REQUEST_TIMEOUT', `keeper ${place.upstream} sent no byte for ${this.#stallMs / 1000} s`)
-    const stopWatching = silent && dropWhenSilent(body, this.#stallMs, silent)
+    // Bytes whose sender goes silent are dropped: a client's, and a copy's whose keeper upstream
+    // went silent, since the cut-off of a stalled downstream may never reach here
+    // (silent-sender.ts); else they would wait in tmp/ until the connection ends, or a restart.
+    const watch = this.#dropWhenSilent(body, place.upstream)
     const [next, ...rest] = place.pipeline ?? []
     const forward = next && new PipelineForward(body, {upload, next, rest, from: this.id, agent: this.options.master.agent, stallMs: this.#stallMs, log: this.options.log})
     try {
@@ -332,7 +354,11 @@ export class Keeper {
       return {...held, ...(downstream ? {pipeline: downstream.copies} : {})}
     } catch (error) {
       this.metrics.uploads.observe({result: 'failed'}, secondsSince(start))
-      if (silent && error === silent) this.options.log(`write pipeline of "${upload.name}" (${upload.fileId}): ${silent.message}; the bytes it sent are dropped, the replicator copies it later`)
+      if (error === watch.silent) {
+        if (place.upstream === undefined) this.options.log(`upload of "${upload.name}" (${upload.fileId}): ${watch.silent.message}; dropped, nothing kept`)
+        else this.options.log(`write pipeline of "${upload.name}" (${upload.fileId}): ${watch.silent.message}; the bytes it sent are dropped, the replicator copies it later`)
+      }
+
       // Bytes the downstream got whole although this keeper failed: nobody will seal them. (A
       // failure before the body was read leaves the downstream waiting for bytes: cut it off.)
       if (forward && next) {
@@ -343,7 +369,7 @@ export class Keeper {
       }
       throw error
     } finally {
-      stopWatching?.()
+      watch.stop()
       this.transferEnded()
     }
   }

@@ -1,6 +1,7 @@
-// The receiving half of a write pipeline's stall rule (docs/architecture.md, "Put"): the keeper
-// before this one cuts off a downstream that takes no byte for the stall timeout; this keeper gives
-// up an upload whose sender sends no byte for a little longer than that while it waits for one.
+// The receiving half of the stall rule (docs/architecture.md, "Put"): a keeper gives up a body
+// whose sender sends no byte for the stall timeout (and a little more) while it waits for one. The
+// sender is a client (an upload, plain or one-pass) or the keeper before this one in a write
+// pipeline, which in turn cuts off a downstream that takes no byte for the stall timeout.
 
 import type {IncomingMessage} from 'node:http'
 
@@ -11,13 +12,18 @@ const LOOKS = 10
  * Destroys `body` with `error` once its sender sent no byte while this keeper waited for one: from
  * `stallMs` and one look (a tenth of it) to `stallMs` and two looks after the last byte (no sooner
  * than `stallMs` after a wait of this keeper's own); answers a function that stops the watch. Its
- * bytes on disk go with it, as with any body cut short. The look more: where both ends see a
- * stall, the sender's cut-off (and its reason) comes first.
+ * bytes on disk go with it, as with any body cut short, and so does its connection (node destroys
+ * the socket of a request destroyed before its end): a sender that wakes finds it closed. The look
+ * more: where both ends see a stall, the sender's cut-off (and its reason) comes first.
  *
  * Why it is needed: a sender that gives up may give no sign of it that reaches here. Its FIN or
  * RST waits behind whatever stopped the bytes (a peer or proxy that stops reading a connection
  * does not see its end), so a stalled link or proxy keeps this connection open and silent for
- * good, and nothing else ends the upload (held bytes expire only once they all came).
+ * good; so does a client whose process is paused, or whose host is gone without a word. Nothing
+ * else ends the upload: the keeper's HTTP server sets no request timeout (fastify's requestTimeout
+ * 0; node's headersTimeout covers the headers only, keepAliveTimeout the time between requests),
+ * held bytes expire only once they all came, and the upload's temp file and space reservation
+ * would be held until the connection ends.
  *
  * Waiting for a byte: the body flows (piped, and not held back by its consumer) with nothing
  * buffered, and the connection read no byte since the last look. Time this keeper held the body
