@@ -34,7 +34,7 @@ export const keeperSpec = {
       },
     }),
     'heartbeat-interval': durationSpec('time between heartbeats', DEFAULTS.heartbeatIntervalMs),
-    'stall-timeout': durationSpec('how long a transfer between keepers (a pipelined upload, a copy) may go without a byte before it is cut off', DEFAULTS.stallTimeoutMs),
+    'stall-timeout': durationSpec('how long an upload (from a client, or down a write pipeline) or a copy between keepers may go without a byte before it is cut off', DEFAULTS.stallTimeoutMs),
     'scrub-interval': durationSpec('pause between background re-hashes of every stored file', DEFAULTS.scrubIntervalMs),
     'scrub-rate': sizeSpec('bytes per second the scrubber may read', DEFAULTS.scrubBytesPerSecond, '32MiB'),
     'log-level': logLevelSpec,

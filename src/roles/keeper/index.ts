@@ -19,7 +19,7 @@ export interface StartKeeperOptions {
   /** The URL other machines reach this keeper at; by default built from host and port. */
   advertise?: string
   heartbeatIntervalMs: number
-  /** How long a transfer between keepers (a pipelined upload's hop, a copy) may go without a byte before it is cut off. */
+  /** How long an upload (a client's, or a pipelined upload's hop) or a copy between keepers may go without a byte before it is cut off. */
   stallTimeoutMs: number
   /** Pause between scrub passes over every stored file. */
   scrubIntervalMs: number

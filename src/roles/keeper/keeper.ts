@@ -78,7 +78,7 @@ export interface KeeperOptions {
   /** Its failure domain; the master's default when absent. */
   zone?: string
   heartbeatIntervalMs: number
-  /** How long a transfer between keepers may go without a byte before it is cut off (--stall-timeout). */
+  /** How long an upload (a client's, or down a write pipeline) or a copy between keepers may go without a byte before it is cut off (--stall-timeout). */
   stallTimeoutMs?: number
   log: (message: string) => void
   /** Where its metrics go (one registry per keeper); a registry of its own when absent. */
@@ -112,7 +112,7 @@ export class Keeper {
   readonly #pulls = new Slots(PULLS_AT_ONCE)
 
   readonly metrics: KeeperMetrics
-  /** How long a transfer between keepers may go without a byte before it is cut off. */
+  /** How long an upload or a copy between keepers may go without a byte before it is cut off (--stall-timeout). */
   readonly #stallMs: number
 
   /**
