@@ -304,7 +304,7 @@ export class Keeper {
       result = 'ok'
       return file
     } catch (error) {
-      if (error === watch.silent) this.options.log(`upload of "${item.name}" (${item.fileId}): ${watch.silent.message}; dropped, nothing kept`)
+      if (watch.silent && error === watch.silent) this.options.log(`upload of "${item.name}" (${item.fileId}): ${watch.silent.message}; dropped, nothing kept`)
       throw error
     } finally {
       watch.stop()
@@ -317,13 +317,18 @@ export class Keeper {
    * Drops an upload's body once its sender sends no byte for the stall timeout while this keeper
    * waits for one (silent-sender.ts): the client's, or with `upstream` the keeper's before this one
    * in a write pipeline. Its bytes in tmp/ and its space reservation go with it, and its
-   * connection is closed. Answers the error the body is destroyed with, and the stop of the watch.
+   * connection is closed. Answers the stop of the watch and, once it fired, the error the body was
+   * destroyed with (made then: an upload that never goes silent pays for no stack trace).
    */
-  #dropWhenSilent(body: IncomingMessage, upstream?: string): {silent: DfsError; stop: () => void} {
-    const address = body.socket?.remoteAddress
-    const sender = upstream === undefined ? `the client${address ? ` at ${address}` : ''}` : `keeper ${upstream}`
-    const silent = new DfsError('DFS_ERR_REQUEST_TIMEOUT', `${sender} sent no byte for ${this.#stallMs / 1000} s`)
-    return {silent, stop: dropWhenSilent(body, this.#stallMs, silent)}
+  #dropWhenSilent(body: IncomingMessage, upstream?: string): {silent?: DfsError; stop: () => void} {
+    const watch: {silent?: DfsError; stop: () => void} = {stop: () => {}}
+    watch.stop = dropWhenSilent(body, this.#stallMs, () => {
+      const address = body.socket?.remoteAddress
+      const sender = upstream === undefined ? `the client${address ? ` at ${address}` : ''}` : `keeper ${upstream}`
+      watch.silent = new DfsError('DFS_ERR_REQUEST_TIMEOUT', `${sender} sent no byte for ${this.#stallMs / 1000} s`)
+      return watch.silent
+    })
+    return watch
   }
 
   /**
@@ -354,7 +359,7 @@ export class Keeper {
       return {...held, ...(downstream ? {pipeline: downstream.copies} : {})}
     } catch (error) {
       this.metrics.uploads.observe({result: 'failed'}, secondsSince(start))
-      if (error === watch.silent) {
+      if (watch.silent && error === watch.silent) {
         if (place.upstream === undefined) this.options.log(`upload of "${upload.name}" (${upload.fileId}): ${watch.silent.message}; dropped, nothing kept`)
         else this.options.log(`write pipeline of "${upload.name}" (${upload.fileId}): ${watch.silent.message}; the bytes it sent are dropped, the replicator copies it later`)
       }

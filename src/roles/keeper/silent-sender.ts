@@ -9,12 +9,13 @@ import type {IncomingMessage} from 'node:http'
 const LOOKS = 10
 
 /**
- * Destroys `body` with `error` once its sender sent no byte while this keeper waited for one: from
- * `stallMs` and one look (a tenth of it) to `stallMs` and two looks after the last byte (no sooner
- * than `stallMs` after a wait of this keeper's own); answers a function that stops the watch. Its
- * bytes on disk go with it, as with any body cut short, and so does its connection (node destroys
- * the socket of a request destroyed before its end): a sender that wakes finds it closed. The look
- * more: where both ends see a stall, the sender's cut-off (and its reason) comes first.
+ * Destroys `body` with the error `silence()` makes (then, not for every body watched) once its
+ * sender sent no byte while this keeper waited for one: from `stallMs` and one look (a tenth of it)
+ * to `stallMs` and two looks after the last byte (no sooner than `stallMs` after a wait of this
+ * keeper's own); answers a function that stops the watch. Its bytes on disk go with it, as with any
+ * body cut short, and so does its connection (node destroys the socket of a request destroyed
+ * before its end): a sender that wakes finds it closed. The look more: where both ends see a stall,
+ * the sender's cut-off (and its reason) comes first.
  *
  * Why it is needed: a sender that gives up may give no sign of it that reaches here. Its FIN or
  * RST waits behind whatever stopped the bytes (a peer or proxy that stops reading a connection
@@ -29,7 +30,7 @@ const LOOKS = 10
  * buffered, and the connection read no byte since the last look. Time this keeper held the body
  * back itself (its disk, or its own downstream, behind) does not count.
  */
-export function dropWhenSilent(body: IncomingMessage, stallMs: number, error: Error): () => void {
+export function dropWhenSilent(body: IncomingMessage, stallMs: number, silence: () => Error): () => void {
   let read = body.socket?.bytesRead
   let silentLooks = 0
   const look = () => {
@@ -40,7 +41,7 @@ export function dropWhenSilent(body: IncomingMessage, stallMs: number, error: Er
     // The first silent look may come just after a wait of ours: one more than the timeout holds.
     if (silentLooks > LOOKS) {
       stop()
-      body.destroy(error)
+      body.destroy(silence())
     }
   }
 
