@@ -13,6 +13,7 @@ import {join} from 'node:path'
 import {describe, test} from 'node:test'
 
 import {GRANT_HEADER} from '../src/lib/grants.js'
+import {PIPELINE_HEADER} from '../src/lib/protocol.js'
 import {bearer, clusterPerSuite, randomFile, sha256File, waitFor, type ServerProcess, type TestCluster} from './helpers/cluster.js'
 import {parseMetrics, sumOf} from './helpers/prometheus-text.js'
 import {logMessages} from './helpers/server-logs.js'
@@ -68,20 +69,26 @@ function rawUpload(url: string, headers: Record<string, string>): {req: ClientRe
 
 /**
  * Sends the first MiB of an upload, then a byte every half second (moving, far below the stall
- * timeout) until the keeper shows it under way: its bytes in tmp/ and its size reserved. Then the
- * client goes silent, its connection left open. Answers the free bytes the keeper reported before.
+ * timeout) until each of `keepers` shows it under way: its bytes in tmp/ and its size reserved.
+ * Then the client goes silent, its connection left open. Answers the free bytes each keeper
+ * reported before.
  */
-async function goSilentMidway(cluster: TestCluster, keeper: ServerProcess, req: ClientRequest): Promise<number> {
-  const dataDir = cluster.dataDirOf(keeper)
-  assert.deepEqual(await tmpFiles(dataDir), [], 'no upload under way before this one')
-  const before = (await gauges(cluster, keeper)).free
+async function goSilentMidway(cluster: TestCluster, keepers: ServerProcess[], req: ClientRequest): Promise<number[]> {
+  const before: number[] = []
+  for (const keeper of keepers) {
+    assert.deepEqual(await tmpFiles(cluster.dataDirOf(keeper)), [], `no upload under way on ${keeper.id} before this one`)
+    before.push((await gauges(cluster, keeper)).free)
+  }
+
   req.write(randomBytes(MiB))
   const trickle = setInterval(() => req.write(randomBytes(1)), 500)
   try {
-    await waitFor('the upload under way on the keeper: its bytes in tmp/ and its space reserved', async () => {
-      const {free, active} = await gauges(cluster, keeper)
-      return active === 1 && free <= before - ANNOUNCED / 2 && (await tmpFiles(dataDir)).length > 0
-    })
+    for (const [index, keeper] of keepers.entries()) {
+      await waitFor(`the upload under way on keeper ${keeper.id}: its bytes in tmp/ and its space reserved`, async () => {
+        const {free, active} = await gauges(cluster, keeper)
+        return active === 1 && free <= before[index]! - ANNOUNCED / 2 && (await tmpFiles(cluster.dataDirOf(keeper))).length > 0
+      })
+    }
   } finally {
     clearInterval(trickle)
   }
@@ -89,22 +96,31 @@ async function goSilentMidway(cluster: TestCluster, keeper: ServerProcess, req: 
   return before
 }
 
-/** Waits for the keeper to give the silent upload up, then checks it left nothing of it. */
-async function assertDropped(cluster: TestCluster, keeper: ServerProcess, upload: {name: string; uploadId: string; grant?: string}, before: number, outcome: Promise<Outcome>, logsFrom: number): Promise<void> {
+/** Waits for `keeper` to end its transfer of the upload, then checks that it kept nothing of it. */
+async function assertNothingKept(cluster: TestCluster, keeper: ServerProcess, before: number): Promise<void> {
+  await waitFor(`keeper ${keeper.id} to end the transfer`, async () => (await gauges(cluster, keeper)).active === 0)
+  assert.deepEqual(await tmpFiles(cluster.dataDirOf(keeper)), [], `tmp/ of ${keeper.id} is empty`)
+  assert.ok((await gauges(cluster, keeper)).free > before - ANNOUNCED / 2, `the space ${keeper.id} reserved for the upload is free again`)
+}
+
+/**
+ * Waits for the keeper to give the silent upload up, then checks it left nothing of it: the one
+ * line about it (of `lines` lines naming it in all), the connection closed, no temp file, no
+ * reservation, no file.
+ */
+async function assertDropped(cluster: TestCluster, keeper: ServerProcess, upload: {name: string; uploadId: string; grant?: string}, before: number, outcome: Promise<Outcome>, logsFrom: number, lines = 1): Promise<void> {
   const line = `upload of "${upload.name}" (${upload.uploadId}): the client at 127.0.0.1 sent no byte for ${STALL_MS / 1000} s; dropped, nothing kept`
   await waitFor(`the keeper's log line '${line}'`, () => logMessages(keeper).slice(logsFrom).includes(line))
   // The client, were it to wake, finds its connection closed.
   const ended = await waitFor('the client\'s connection to end', () => Promise.race([outcome, new Promise<undefined>((resolve) => setTimeout(resolve, 100))]))
   assert.ok('closed' in ended, `the keeper closed the connection: ${JSON.stringify(ended)}`)
   // Nothing kept: no temp file, the space reserved for it free again, no transfer under way.
-  await waitFor('the keeper to end the transfer', async () => (await gauges(cluster, keeper)).active === 0)
-  assert.deepEqual(await tmpFiles(cluster.dataDirOf(keeper)), [], 'tmp/ is empty')
-  assert.ok((await gauges(cluster, keeper)).free > before - ANNOUNCED / 2, 'the space reserved for the upload is free again')
+  await assertNothingKept(cluster, keeper, before)
   // One line about it, with no credential in any.
-  const lines = keeper.logs.slice(logsFrom)
-  assert.equal(logMessages(keeper).slice(logsFrom).filter((message) => message.includes(upload.name)).length, 1, lines.join('\n'))
-  if (upload.grant) assert.ok(!lines.some((entry) => entry.includes(upload.grant!)), 'no grant in the log')
-  // Nothing published or committed: the master has no file of that name, the keeper none to serve.
+  const logged = keeper.logs.slice(logsFrom)
+  assert.equal(logMessages(keeper).slice(logsFrom).filter((message) => message.includes(upload.name)).length, lines, logged.join('\n'))
+  if (upload.grant) assert.ok(!logged.some((entry) => entry.includes(upload.grant!)), 'no grant in the log')
+  // Nothing published or committed: the master has no file of that name.
   const stat = await cluster.masterJson<{error?: string}>(`/files/${upload.name}`)
   assert.equal(stat.status, 404, JSON.stringify(stat.body))
   assert.equal(stat.body.error, 'DFS_ERR_NOT_FOUND')
@@ -136,8 +152,8 @@ describe('a client that goes silent mid-upload', () => {
     const logsFrom = keeper.logs.length
     const {req, outcome} = rawUpload(`${ticket.body.keeper.url}/files/${name}?upload=${uploadId}`, {'x-dfs-sha256': sha256, 'x-dfs-size': String(ANNOUNCED), ...(grant ? {[GRANT_HEADER]: grant} : {})})
     try {
-      const before = await goSilentMidway(cluster, keeper, req)
-      await assertDropped(cluster, keeper, {name, uploadId, grant}, before, outcome, logsFrom)
+      const [before] = await goSilentMidway(cluster, [keeper], req)
+      await assertDropped(cluster, keeper, {name, uploadId, grant}, before!, outcome, logsFrom)
     } finally {
       req.destroy()
     }
@@ -155,8 +171,8 @@ describe('a client that goes silent mid-upload', () => {
     const logsFrom = keeper.logs.length
     const {req, outcome} = rawUpload(`${ticket.body.keeper.url}/uploads/${uploadId}?name=${name}`, {'x-dfs-size': String(ANNOUNCED), ...(grant ? {[GRANT_HEADER]: grant} : {})})
     try {
-      const before = await goSilentMidway(cluster, keeper, req)
-      await assertDropped(cluster, keeper, {name, uploadId, grant}, before, outcome, logsFrom)
+      const [before] = await goSilentMidway(cluster, [keeper], req)
+      await assertDropped(cluster, keeper, {name, uploadId, grant}, before!, outcome, logsFrom)
     } finally {
       req.destroy()
     }
@@ -196,5 +212,32 @@ describe('a client that goes silent mid-upload', () => {
     const get = await cluster.dfs(['get', name, '-o', copy])
     assert.equal(get.code, 0, get.stderr)
     assert.equal(await sha256File(copy), sha256)
+  })
+})
+
+describe('a client that goes silent mid-upload down a write pipeline', () => {
+  const suite = clusterPerSuite({keepers: 2, replicas: 2, keeperArgs: ['--stall-timeout', `${STALL_MS}ms`]})
+
+  test('PUT /uploads/:id with x-dfs-pipeline: the first keeper drops the upload and cuts off the one it forwards to; neither keeps a byte or a reservation', async () => {
+    const {cluster, work} = suite
+    const name = 'silent-pipelined.bin'
+    const ticket = await cluster.masterJson<Ticket & {pipeline?: Array<{id: string; url: string; grant?: string}>}>('/uploads', {method: 'POST', headers: {'content-type': 'application/json'}, body: JSON.stringify({name, size: ANNOUNCED, pipeline: true})})
+    assert.equal(ticket.status, 201, JSON.stringify(ticket.body))
+    const {uploadId, grant, pipeline} = ticket.body
+    assert.equal(pipeline?.length, 1, JSON.stringify(ticket.body))
+    const first = cluster.keeperById(ticket.body.keeper.id)
+    const second = cluster.keeperById(pipeline![0]!.id)
+    const logsFrom = first.logs.length
+    const {req, outcome} = rawUpload(`${ticket.body.keeper.url}/uploads/${uploadId}?name=${name}`, {'x-dfs-size': String(ANNOUNCED), [PIPELINE_HEADER]: JSON.stringify(pipeline), ...(grant ? {[GRANT_HEADER]: grant} : {})})
+    try {
+      const [beforeFirst, beforeSecond] = await goSilentMidway(cluster, [first, second], req)
+      // Its line, and the one of its downstream cut off for it.
+      await assertDropped(cluster, first, {name, uploadId, grant}, beforeFirst!, outcome, logsFrom, 2)
+      await assertNothingKept(cluster, second, beforeSecond!)
+    } finally {
+      req.destroy()
+    }
+
+    await assertNameWorks(cluster, work, name, 9 * MiB)
   })
 })
