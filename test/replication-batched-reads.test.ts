@@ -10,6 +10,7 @@ import {describe, test} from 'node:test'
 import {flipEvery} from './chaos/disk-faults.js'
 import {bearer, clusterPerTest, randomFile, sha256File, waitFor, type TestCluster} from './helpers/cluster.js'
 import {blobIds} from './helpers/keeper-disk.js'
+import {startProxiedKeeper} from './helpers/keeper-proxy.js'
 import {parseMetrics, sumOf} from './helpers/prometheus-text.js'
 
 const KiB = 1024
@@ -104,5 +105,29 @@ describe('copies in batch reads', () => {
     const receiverDir = cluster.keeperDirs[cluster.keepers.indexOf(receiver)]!
     assert.deepEqual(await blobIds(receiverDir), good.map((name) => fileIds.get(name)!).sort(), 'the receiver keeps the good copies only')
     for (const name of good) assert.equal(await sha256File(cluster.blobPath(receiver.id, fileIds.get(name)!)), sha256.get(name), `${name} on ${receiver.id}`)
+  })
+
+  test('a batch read cut off mid-answer: the copies it had not delivered are pulled alone, byte-exact', async (t) => {
+    const cluster = await clusters.start({keepers: 0, replicas: 2})
+    const {proxy} = await startProxiedKeeper(t, cluster, join(cluster.dir, 'keeper-behind-proxy'))
+    const sizes = new Map<string, number>()
+    for (let index = 0; index < 30; index++) sizes.set(`cut-${index}.bin`, 4000 + index * 53)
+    const {sha256, fileIds} = await putOnOneKeeper(cluster, clusters.work, sizes)
+    // The middle of some frame, well before the end of the answer.
+    proxy.cutBatchReads = 30_000
+
+    const receiver = await cluster.addKeeper()
+    await waitFor('every file at 2 replicas', async () => {
+      const infos = await Promise.all([...sizes.keys()].map(async (name) => cluster.stat(name)))
+      return infos.every((info) => info.replicas.some((replica) => replica.keeper === receiver.id && replica.alive))
+    })
+
+    assert.ok(proxy.batchReadsCut > 0, 'a batch read from the keeper behind the proxy was cut off')
+    const copies = await served(cluster, receiver.url)
+    assert.ok(copies.stored >= 1, `the copies delivered before the cut were stored from their frames (${copies.stored})`)
+    assert.ok(copies.alone >= 1, `the rest were pulled alone (${copies.alone})`)
+    const receiverDir = cluster.keeperDirs[cluster.keepers.indexOf(receiver)]!
+    assert.deepEqual(await blobIds(receiverDir), [...fileIds.values()].sort())
+    for (const [name, fileId] of fileIds) assert.equal(await sha256File(cluster.blobPath(receiver.id, fileId)), sha256.get(name), `${name} on ${receiver.id}`)
   })
 })
