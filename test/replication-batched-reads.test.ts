@@ -126,6 +126,10 @@ describe('copies in batch reads', () => {
     const copies = await served(cluster, receiver.url)
     assert.ok(copies.stored >= 1, `the copies delivered before the cut were stored from their frames (${copies.stored})`)
     assert.ok(copies.alone >= 1, `the rest were pulled alone (${copies.alone})`)
+    // The cut failed no copy, and no order: every copy of the one order was stored.
+    assert.deepEqual(cluster.master.logs.filter((line) => line.includes(`to ${receiver.id} failed`)), [])
+    assert.ok(cluster.master.logs.some((line) => line.includes(`copied ${sizes.size} files to ${receiver.id}`)), cluster.master.logs.filter((line) => line.includes('cop')).join('\n'))
+    assert.equal(copies.stored + copies.alone, sizes.size, 'each copy stored from its frame or pulled alone, once')
     const receiverDir = cluster.keeperDirs[cluster.keepers.indexOf(receiver)]!
     assert.deepEqual(await blobIds(receiverDir), [...fileIds.values()].sort())
     for (const [name, fileId] of fileIds) assert.equal(await sha256File(cluster.blobPath(receiver.id, fileId)), sha256.get(name), `${name} on ${receiver.id}`)
