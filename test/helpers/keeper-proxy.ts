@@ -241,10 +241,10 @@ export class KeeperProxy {
       for await (const chunk of answer as AsyncIterable<Buffer>) {
         let rest = chunk
         if (cut !== undefined && sent + rest.length > cut) {
-          outgoing.write(rest.subarray(0, Math.max(0, cut - sent)))
           this.batchReadsCut++
           answer.destroy()
-          return void outgoing.destroy()
+          // The bytes before the cut go out first (a destroy right away could drop those still buffered).
+          return void outgoing.write(rest.subarray(0, Math.max(0, cut - sent)), () => outgoing.destroy())
         }
 
         const limit = body >= this.#holdFrom ? this.holdAfter : undefined

@@ -2,7 +2,7 @@ import {randomBytes} from 'node:crypto'
 import {readFile, rm, writeFile} from 'node:fs/promises'
 import type {IncomingMessage} from 'node:http'
 import {join} from 'node:path'
-import type {Transform} from 'node:stream'
+import {Readable, type Transform} from 'node:stream'
 
 import {Registry} from 'prom-client'
 
@@ -11,9 +11,10 @@ import {DEFAULTS} from '../../lib/config.js'
 import {asStorageError, writeFileDurably} from '../../lib/durable-file.js'
 import {CallBatcher} from '../../lib/call-batcher.js'
 import {asDfsError, catalogueError, DfsError} from '../../lib/errors.js'
+import {FrameReader} from '../../lib/frame-reader.js'
 import {GRANT_TTL_SECONDS, showingGrant} from '../../lib/grants.js'
 import {secondsSince} from '../../lib/metrics.js'
-import {assertValidName} from '../../lib/names.js'
+import {assertValidName, nameProblem} from '../../lib/names.js'
 import {Peer, timedOut} from '../../lib/peer-client.js'
 import {Slots} from '../../lib/slots.js'
 import {
@@ -21,6 +22,7 @@ import {
   keeperRoutes,
   masterRoutes,
   MAX_BATCH_COPIES,
+  MAX_BATCH_READ_SIZE,
   type BatchedCommit,
   type CommitDone,
   type DeleteCommand,
@@ -60,6 +62,13 @@ const HELD_UPLOAD_TTL_MS = GRANT_TTL_SECONDS.write * 1000
 
 // Copies pulled into this keeper at once, over every order; more only queue on its disk.
 const PULLS_AT_ONCE = 8
+// Small copies from one source go in batch reads (POST /files/read) of up to this many files,
+// this many batch reads at once over every order; each file of a batch is written in one of the
+// PULLS_AT_ONCE slots, so the disk sees no more at once than with one GET per copy.
+const COPIES_PER_BATCH_READ = 64
+const BATCH_READS_AT_ONCE = 4
+// The fewest small copies from one source that go in a batch read; fewer are one GET each.
+const BATCH_READ_MIN_COPIES = 8
 
 /**
  * Registration is tried again until the master answers, and also while the master says another
@@ -69,6 +78,16 @@ const UNTIL_REGISTERED = new RetryPolicy({
   ...RetryPolicy.untilAnswered.options,
   retryable: (error) => RetryPolicy.untilAnswered.options.retryable(error) || (error instanceof DfsError && error.code === 'DFS_ERR_KEEPER_IN_USE'),
 })
+
+/** The file a copy order names, as this keeper will hold it. */
+function itemOf(order: ReplicateRequest): InventoryItem {
+  return {fileId: order.fileId, name: order.name, size: order.size, sha256: order.sha256, ...(order.createdAt === undefined ? {} : {createdAt: order.createdAt})}
+}
+
+/** A copy a batch read can bring (a small file of a valid name); others are GETs. */
+function batchable(order: ReplicateRequest): boolean {
+  return order.size <= MAX_BATCH_READ_SIZE && nameProblem(order.name) === undefined
+}
 
 export interface KeeperOptions {
   master: Peer
@@ -110,6 +129,8 @@ export class Keeper {
   readonly #unreportedCorrupt = new Map<string, InventoryItem>()
   /** Pulls of copies, PULLS_AT_ONCE at a time over all orders: more at once only queue on the disk. */
   readonly #pulls = new Slots(PULLS_AT_ONCE)
+  /** Batch reads of small copies, BATCH_READS_AT_ONCE at a time over all orders. */
+  readonly #batchReads = new Slots(BATCH_READS_AT_ONCE)
 
   readonly metrics: KeeperMetrics
   /** How long an upload or a copy between keepers may go without a byte before it is cut off (--stall-timeout). */
@@ -546,10 +567,50 @@ export class Keeper {
   /**
    * Carries out a batched copy order: pulls its copies PULLS_AT_ONCE at a time (with every other
    * order's), reports those now durable to the master in one request, and answers per copy: the
-   * copy, or why it failed. A copy that fails fails alone.
+   * copy, or why it failed. A copy that fails fails alone. Small copies from one source come in
+   * batch reads (#pullBatch); a copy a batch did not bring whole and verified is pulled alone.
    */
   async pullReplicas(orders: ReplicateRequest[]): Promise<Array<InventoryItem | DfsError>> {
-    const results: Array<InventoryItem | DfsError> = await Promise.all(orders.map(async (order) => this.#pulls.run(() => this.#pull(order)).catch(asDfsError)))
+    const results: Array<InventoryItem | DfsError> = Array.from({length: orders.length})
+    const pullAlone = async (index: number) => {
+      results[index] = await this.#pulls.run(() => this.#pull(orders[index]!)).catch(asDfsError)
+    }
+
+    const alone: number[] = []
+    const bySource = new Map<string, number[]>()
+    for (const [index, order] of orders.entries()) {
+      if (!batchable(order) || this.store.byId(order.fileId)) {
+        alone.push(index)
+        continue
+      }
+
+      const group = bySource.get(order.source)
+      if (group) group.push(index)
+      else bySource.set(order.source, [index])
+    }
+
+    const batches: Array<{source: string; indexes: number[]}> = []
+    for (const [source, indexes] of bySource) {
+      // A few small copies from a source come by GET, as before: the orders that follow a put
+      // carry one or two copies per source, where a batch saved no CPU per copy (measured in
+      // docs/performance.md, "Copies in batches"); a backlog (a keeper lost, a keeper added) has many.
+      if (indexes.length < BATCH_READ_MIN_COPIES) alone.push(...indexes)
+      else for (let first = 0; first < indexes.length; first += COPIES_PER_BATCH_READ) batches.push({source, indexes: indexes.slice(first, first + COPIES_PER_BATCH_READ)})
+    }
+
+    await Promise.all([
+      ...alone.map(pullAlone),
+      ...batches.map(async ({source, indexes}) => {
+        const left = await this.#batchReads.run(async () =>
+          this.#pullBatch(
+            source,
+            indexes.map((index) => orders[index]!),
+            (position, file) => (results[indexes[position]!] = file),
+          ),
+        )
+        await Promise.all(left.map(async (position) => pullAlone(indexes[position]!)))
+      }),
+    ])
     const stored = orders.flatMap((order, index) => {
       const file = results[index]
       return file instanceof Error ? [] : [{index, copy: {file: file!, grant: order.grant}}]
@@ -583,7 +644,7 @@ export class Keeper {
   /** One copy of an order, pulled from its source unless this keeper holds it already. */
   async #pull(order: ReplicateRequest): Promise<InventoryItem> {
     assertValidName(order.name)
-    const item: InventoryItem = {fileId: order.fileId, name: order.name, size: order.size, sha256: order.sha256, ...(order.createdAt === undefined ? {} : {createdAt: order.createdAt})}
+    const item = itemOf(order)
     const held = this.store.byId(order.fileId)
     if (held) return held
     this.transferStarted()
@@ -611,6 +672,95 @@ export class Keeper {
       this.transferEnded()
       this.metrics.copies.observe({result}, secondsSince(start))
     }
+  }
+
+  /**
+   * Small copies of an order from one source in one batch read (POST /files/read, each item shown
+   * its order's grant). Each frame is taken off the answer once a PULLS_AT_ONCE slot is free and
+   * written durably (temp file, fsync, rename) and checked against the ORDER's size and sha256,
+   * while the next frame is read. Answers the positions of the copies it did not store (an error
+   * frame, bytes that fail the check, a frame never read because the answer broke off): the caller
+   * pulls those alone, so each fails alone exactly as a GET of it would.
+   */
+  async #pullBatch(source: string, orders: ReplicateRequest[], stored: (position: number, file: InventoryItem) => void): Promise<number[]> {
+    const left: number[] = []
+    const writes: Array<Promise<void>> = []
+    let reader: FrameReader | undefined
+    // The first copy whose frame is not yet off the answer.
+    let next = 0
+    this.transferStarted()
+    try {
+      const files = orders.map(({name, fileId, grant}) => ({name, fileId, ...(grant === undefined ? {} : {grant})}))
+      const answer = await this.#keeperAt(source, undefined).open(keeperRoutes.readBatch, {body: {files}}, {timeout: this.#stallMs})
+      reader = new FrameReader(answer.body as AsyncIterable<Buffer>, source)
+      while (next < orders.length) {
+        const order = orders[next]!
+        const position = next
+        const head = await reader.header()
+        if (!head) throw new DfsError('DFS_ERR_BAD_RESPONSE', `${source} ended its batch read before "${order.name}"`)
+        if (head.fileId !== order.fileId) throw new DfsError('DFS_ERR_BAD_RESPONSE', `${source} answered a batch read with ${head.fileId} in the place of ${order.fileId}`)
+        next++
+        if ('error' in head) {
+          left.push(position)
+          continue
+        }
+
+        // A copy of another size than the order's is not the file: its bytes are let go.
+        if (head.size !== order.size) {
+          await reader.take(head.size)
+          left.push(position)
+          continue
+        }
+
+        const frame = reader
+        const start = performance.now()
+        let frameOff!: (error: unknown) => void
+        const off = new Promise<unknown>((resolve) => (frameOff = resolve))
+        const write = this.#pulls.run(async () => {
+          let chunks: Buffer[]
+          try {
+            chunks = await frame.take(order.size)
+          } catch (error) {
+            frameOff(error)
+            throw error
+          }
+
+          frameOff(undefined)
+          const file = await this.store.receive(Readable.from(chunks), itemOf(order))
+          this.store.publish(file)
+          return file
+        })
+        writes.push(
+          write.then(
+            (file) => {
+              this.metrics.copies.observe({result: 'ok'}, secondsSince(start))
+              this.metrics.batchCopies.inc({result: 'stored'})
+              stored(position, file)
+            },
+            () => {
+              left.push(position)
+            },
+          ),
+        )
+        // The frame comes off the answer before the next header is read.
+        const broken = await off
+        if (broken) throw broken
+      }
+
+      // Read to its end, so that the connection is kept for the next request.
+      if (await reader.header()) throw new DfsError('DFS_ERR_BAD_RESPONSE', `${source} answered a batch read with more frames than asked`)
+    } catch (error) {
+      reader?.close()
+      const failure = asDfsError(error)
+      this.options.log(`a batch read of ${orders.length} copies from ${source} stopped after ${next} (${failure.code}: ${failure.message}): the rest are pulled alone`)
+      for (let position = next; position < orders.length; position++) left.push(position)
+    } finally {
+      this.transferEnded()
+    }
+
+    await Promise.all(writes)
+    if (left.length > 0) this.metrics.batchCopies.inc({result: 'alone'}, left.length)
+    return left
   }
 
   /**

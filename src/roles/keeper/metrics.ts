@@ -22,6 +22,7 @@ export class KeeperMetrics {
   readonly batchReads: Counter
   /** Files of batch reads: `result` served (its bytes sent whole) or refused (an error frame). */
   readonly batchReadFiles: Counter<'result'>
+  readonly batchCopies: Counter<'result'>
   readonly #stopTimingFsyncs: () => void
 
   constructor(
@@ -60,6 +61,7 @@ export class KeeperMetrics {
     this.scrubProgress.set(1)
     this.batchReads = counter('dfs_keeper_batch_reads_total', 'Batch reads (POST /files/read) answered, whole or cut short')
     this.batchReadFiles = new Counter({name: 'dfs_keeper_batch_read_files_total', help: 'Files named in batch reads, by result: served, or refused with an error frame', labelNames: ['result'] as const, registers: [registry]})
+    this.batchCopies = new Counter({name: 'dfs_keeper_batch_copies_total', help: 'Copies this keeper asked of batch reads, by result: stored from their frame, or pulled alone after', labelNames: ['result'] as const, registers: [registry]})
     this.corruptFound = counter('dfs_keeper_corrupt_replicas_total', 'Replicas found corrupt when re-hashed (by the scrubber or on the master\'s order) and dropped')
   }
 
