@@ -60,8 +60,9 @@ function tokens(spec: CommandSpec): fc.Arbitrary<string[]> {
     ),
   )
   const other = fc.constantFrom(['a.mp4'], ['videos/'], ['b'], ['-'], ['--'], ['--help'], ['-h'], ['help'], ['--bogus'], ['-z'], ['-5'], ['-rf'], ['-qr'], ['--json'], [''])
-  // Mostly with a name first: most commands need one, and a parse without it only defers.
-  const first = fc.constantFrom([], ['a.mp4'], ['a.mp4'], ['a.mp4'])
+  // Mostly with a name first where the command takes one (a parse without it only defers), and
+  // mostly without one where it takes none (master, keeper: a stray name only defers).
+  const first = Object.keys(spec.args).length > 0 ? fc.constantFrom([], ['a.mp4'], ['a.mp4'], ['a.mp4']) : fc.constantFrom(['a.mp4'], [], [], [])
   return fc.tuple(first, fc.array(fc.oneof(...flagTokens, other), {maxLength: 6})).map(([name, parts]) => [...name, ...parts.flat()])
 }
 
