@@ -33,6 +33,14 @@ export const DEFAULTS = {
    * keeper's copy fails and the master orders it from another holder.
    */
   stallTimeoutMs: 30_000,
+  /**
+   * How long a keeper told to stop (SIGTERM, Ctrl-C) waits for the uploads and copies under way
+   * before it closes their connections: long enough for a transfer that is moving to finish (a
+   * silent one ends after stallTimeoutMs anyway); a second signal stops it at once.
+   */
+  keeperStopGraceMs: 30_000,
+  /** The same for the master, whose requests are short JSON calls. */
+  masterStopGraceMs: 5000,
 } as const
 
 /** The master a client talks to: `--master`, else `DFS_MASTER`, else the local default. */

@@ -63,6 +63,14 @@ export function createServer(options: ServerOptions): FastifyInstance {
     }
   })
 
+  // A request that was under way when the stop began is answered, then its connection closed: kept
+  // alive, it would hold the stop open until the grace ends (node closes only the connections idle
+  // when the stop begins).
+  app.addHook('onSend', async (_request, reply, payload) => {
+    if (closing.has(app)) reply.header('connection', 'close')
+    return payload
+  })
+
   // File bodies stay unread here; the route streams request.raw itself.
   app.addContentTypeParser('*', (_request, _payload, done) => done(null))
   app.addContentTypeParser('application/octet-stream', (_request, _payload, done) => done(null))

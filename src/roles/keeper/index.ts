@@ -1,4 +1,5 @@
 import {checkListenWithoutKey, type ClusterKey} from '../../lib/cluster-key.js'
+import {DEFAULTS} from '../../lib/config.js'
 import {lockDataDir} from '../../lib/data-dir-lock.js'
 import {closeGracefully} from '../../lib/http-server.js'
 import {memberCredentials, newMember} from '../../lib/member-auth.js'
@@ -99,7 +100,7 @@ async function serve(options: StartKeeperOptions, unlock: () => Promise<void>): 
     async stop() {
       keeper.stop()
       scrubber.stop()
-      await closeGracefully(server, 5000)
+      await closeGracefully(server, DEFAULTS.keeperStopGraceMs)
       await unlock()
     },
   }

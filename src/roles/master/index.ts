@@ -1,6 +1,7 @@
 import {access, constants, mkdir} from 'node:fs/promises'
 
 import {checkListenWithoutKey, type ClusterKey} from '../../lib/cluster-key.js'
+import {DEFAULTS} from '../../lib/config.js'
 import {lockDataDir} from '../../lib/data-dir-lock.js'
 import {closeGracefully} from '../../lib/http-server.js'
 import {createRegistry} from '../../lib/metrics.js'
@@ -90,7 +91,7 @@ async function serve(options: StartMasterOptions, unlock: () => Promise<void>): 
   return {
     url: `${options.tls ? 'https' : 'http'}://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${port}`,
     async stop() {
-      await closeGracefully(server, 5000)
+      await closeGracefully(server, DEFAULTS.masterStopGraceMs)
       await backups?.stop()
       await master.stop()
       await unlock()
