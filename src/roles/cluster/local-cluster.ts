@@ -29,7 +29,7 @@ export interface LocalClusterOptions {
   bin?: string
   /** How long each child may take to serve. Default 60 s. */
   readyTimeoutMs?: number
-  /** How long each child may take to stop after SIGTERM before SIGKILL. Default 10 s. */
+  /** How long each child may take to stop after SIGTERM before SIGKILL. By default a little more than a keeper's grace for its transfers under way (35 s). */
   stopTimeoutMs?: number
   /** Serve https, with a private CA and a certificate for 127.0.0.1 and localhost in DIR/tls (made on the first run). */
   tls?: boolean
@@ -241,7 +241,7 @@ export class LocalCluster {
       logFile: this.#logFile(name),
       bin: this.#options.bin,
       readyTimeoutMs: this.#options.readyTimeoutMs ?? 60_000,
-      stopTimeoutMs: this.#options.stopTimeoutMs ?? 10_000,
+      stopTimeoutMs: this.#options.stopTimeoutMs ?? DEFAULTS.keeperStopGraceMs + 5000,
       agent: this.#tls?.agent,
       onExit: (node, exit, expected) => {
         if (!expected) this.#emit({type: 'crashed', node: node.name, id: node.id, logFile: this.#logFile(node.name), exit})
