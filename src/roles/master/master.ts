@@ -253,6 +253,7 @@ export class Master {
     }
 
     let unknown = 0
+    let orphans = 0
     const deletes: DeleteCommand[] = this.table.transaction(() => {
       this.keepers.upsert(id, request, zone)
       const pending = this.table.pendingDeletes(id)
@@ -271,6 +272,18 @@ export class Master {
           held.add(item.fileId)
         } else if (this.table.isDeleted(item.fileId)) {
           commands.push({fileId: item.fileId, name: item.name})
+        } else if (this.#tickets.get(item.fileId)?.keeperId === id) {
+          // An upload this master sent to this keeper and never recorded, yet on its disk as a
+          // file: its blob was made durable, then the keeper's process died before the commit (a
+          // live process holds such a blob back from its inventory until the master answers). The
+          // process that would have committed it is gone, and its client was answered with an
+          // error: nobody can commit it now. The ticket goes, and the keeper is told to delete it
+          // until it says it did.
+          this.#tickets.delete(item.fileId)
+          const command = {fileId: item.fileId, name: item.name}
+          this.table.addPendingDelete(id, command)
+          commands.push(command)
+          orphans++
         } else if (this.options.recover && !this.#tickets.has(item.fileId)) {
           if (this.#mergeLate(id, item, file)) held.add(item.fileId)
         } else if (!this.#tickets.has(item.fileId)) {
@@ -286,6 +299,7 @@ export class Master {
     })
     this.options.log.info(`keeper ${id} registered at ${request.url} in zone ${zone} with ${request.inventory.length} files`)
     if (unknown > 0) this.options.log.warn(`keeper ${id} holds ${unknown} files this master has no record of; they are kept, not used`)
+    if (orphans > 0) this.options.log.warn(`keeper ${id} holds ${orphans} ${orphans === 1 ? 'upload' : 'uploads'} never committed, left by its last process: ordered deleted`)
     this.replicator.trigger({full: true})
     return {id, deletes}
   }
