@@ -63,14 +63,6 @@ export function createServer(options: ServerOptions): FastifyInstance {
     }
   })
 
-  // A request that was under way when the stop began is answered, then its connection closed: kept
-  // alive, it would hold the stop open until the grace ends (node closes only the connections idle
-  // when the stop begins).
-  app.addHook('onSend', async (_request, reply, payload) => {
-    if (closing.has(app)) reply.header('connection', 'close')
-    return payload
-  })
-
   // File bodies stay unread here; the route streams request.raw itself.
   app.addContentTypeParser('*', (_request, _payload, done) => done(null))
   app.addContentTypeParser('application/octet-stream', (_request, _payload, done) => done(null))
@@ -176,10 +168,15 @@ function pathOf(url: string): string {
 export async function closeGracefully(app: FastifyInstance, graceMs: number): Promise<void> {
   closing.add(app)
   const timer = setTimeout(() => app.server.closeAllConnections(), graceMs)
+  // Node closes only the connections idle when the stop begins: one whose request was under way
+  // stays open, kept alive, once answered, and would hold the stop until the grace ends. Those are
+  // closed as they fall idle (nothing is added to any request while the server runs).
+  const idle = setInterval(() => app.server.closeIdleConnections(), 100)
   try {
     await app.close()
   } finally {
     clearTimeout(timer)
+    clearInterval(idle)
   }
 }
 
