@@ -1,31 +1,119 @@
-// A keeper killed after an upload's bytes were durable on its disk but before the master recorded
-// the upload (the window between the blob's rename and the commit's answer, which the chaos run hit)
-// comes back with a file nobody will ever commit. The master, which ticketed that upload to this
-// keeper and never recorded it, orders it deleted; a file it has no record of at all (a table
-// restored from an old backup) is still kept. The crash's leftovers are made on disk while the
-// keeper is down, exactly as its durable write leaves them (blob and description in blobs/).
+// A keeper writes an upload's blob and description durably with an `undecided` mark, asks the
+// master to commit it, and drops the mark only once the master said yes. A keeper killed in
+// between comes back with an undecided upload, and its registration asks the master, by file id,
+// whether it recorded it: a recorded one is kept (and counted, under the name the master has now),
+// one never committed is removed. The answer needs no memory of the upload on the master's side, so
+// it holds when the master restarted meanwhile too (the chaos run found that case: a master that
+// had lost its tickets kept the orphan as "unknown" for good).
+//
+// The crash's leftovers are made on disk while the keeper is down, as its durable write leaves
+// them: blob and undecided description in blobs/.
 
 import assert from 'node:assert/strict'
 import {createHash, randomBytes} from 'node:crypto'
-import {writeFile} from 'node:fs/promises'
+import {readFile, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {describe, test} from 'node:test'
 
 import {bearer, clusterPerTest, json, randomFile, sha256File, waitFor, type TestCluster} from './helpers/cluster.js'
+import {GRANT_HEADER} from '../src/lib/grants.js'
 import {blobIds} from './helpers/keeper-disk.js'
+import {logMessages} from './helpers/server-logs.js'
 
-/** A blob and its description in a stopped keeper's blobs/, as a durable write leaves them. */
-async function leaveBlob(cluster: TestCluster, keeperId: string, file: {fileId: string; name: string; bytes: Buffer}): Promise<void> {
+interface Description {
+  fileId: string
+  name: string
+  size: number
+  sha256: string
+  createdAt?: number
+  undecided?: boolean
+}
+
+async function readDescription(cluster: TestCluster, keeperId: string, fileId: string): Promise<Description> {
+  return JSON.parse(await readFile(`${cluster.blobPath(keeperId, fileId)}.json`, 'utf8')) as Description
+}
+
+/** A blob and its undecided description in a stopped keeper's blobs/, as an upload's durable write leaves them. */
+async function leaveUndecided(cluster: TestCluster, keeperId: string, file: {fileId: string; name: string; bytes: Buffer}): Promise<void> {
   const sha256 = createHash('sha256').update(file.bytes).digest('hex')
   const path = cluster.blobPath(keeperId, file.fileId)
   await writeFile(path, file.bytes)
-  await writeFile(`${path}.json`, JSON.stringify({fileId: file.fileId, name: file.name, size: file.bytes.length, sha256, createdAt: Date.now()}))
+  await writeFile(`${path}.json`, JSON.stringify({fileId: file.fileId, name: file.name, size: file.bytes.length, sha256, createdAt: Date.now(), undecided: true}))
 }
 
-describe('an upload left on a keeper by its crash before the commit', () => {
+interface Ticket {
+  uploadId: string
+  keeper: {id: string; url: string}
+  grant?: string
+}
+
+/** A request that may never be answered (its keeper waits on a paused master): sent now, its outcome ignored. */
+function sendAndForget(url: string, init: RequestInit): void {
+  void fetch(url, init).then(
+    async (response) => response.body?.cancel(),
+    () => {},
+  )
+}
+
+describe('an upload left undecided on a keeper by its crash', () => {
   const clusters = clusterPerTest()
 
-  test('is deleted on the master\'s order once the keeper is back; a file the master never ticketed is kept', async () => {
+  test('a keeper writes each upload undecided until its commit is answered: killed while the master cannot answer, it keeps nothing', async () => {
+    const cluster = await clusters.start({keepers: 1, replicas: 1})
+    const keeper = cluster.keepers[0]!
+    const dir = cluster.dataDirOf(keeper)
+    const post = (path: string, body: unknown) => cluster.masterJson<Ticket>(path, {method: 'POST', headers: {'content-type': 'application/json'}, body: JSON.stringify(body)})
+    const bytes = randomBytes(30_000)
+    const sha256 = createHash('sha256').update(bytes).digest('hex')
+
+    // A one-pass upload, held whole by the keeper and sealed by the master, only its seal at the keeper to come.
+    const onePass = await post('/uploads', {name: 'one-pass.bin', size: bytes.length})
+    assert.equal(onePass.status, 201, JSON.stringify(onePass.body))
+    const held = await fetch(`${keeper.url}/uploads/${onePass.body.uploadId}?name=one-pass.bin`, {
+      method: 'PUT',
+      headers: {'content-type': 'application/octet-stream', 'x-dfs-size': String(bytes.length), ...(onePass.body.grant ? {[GRANT_HEADER]: onePass.body.grant} : {})},
+      body: bytes,
+    })
+    assert.equal(held.status, 202, await held.text())
+    const seal = await post(`/uploads/${onePass.body.uploadId}/seal`, {sha256})
+    assert.equal(seal.status, 200, JSON.stringify(seal.body))
+    // An upload with its sha256 announced, its body still to send.
+    const plain = await post('/uploads', {name: 'plain.bin', size: bytes.length, sha256})
+    assert.equal(plain.status, 201, JSON.stringify(plain.body))
+
+    // The master stops answering: both uploads become durable on the keeper, their commits wait.
+    cluster.master.child.kill('SIGSTOP')
+    sendAndForget(`${keeper.url}/files/plain.bin?upload=${plain.body.uploadId}`, {
+      method: 'PUT',
+      headers: {'content-type': 'application/octet-stream', 'x-dfs-sha256': sha256, 'x-dfs-size': String(bytes.length), ...(plain.body.grant ? {[GRANT_HEADER]: plain.body.grant} : {})},
+      body: bytes,
+    })
+    sendAndForget(`${keeper.url}/uploads/${onePass.body.uploadId}/seal`, {
+      method: 'POST',
+      headers: {'content-type': 'application/json', ...((seal.body as {grant?: string}).grant ? {[GRANT_HEADER]: (seal.body as {grant?: string}).grant!} : {})},
+      body: JSON.stringify({sha256}),
+    })
+    const ids = [plain.body.uploadId, onePass.body.uploadId].sort()
+    await waitFor('both uploads durable in blobs/', async () => (await blobIds(dir)).join() === ids.join())
+    for (const fileId of ids) {
+      await waitFor(`the description of ${fileId} written`, async () => readDescription(cluster, keeper.id, fileId).catch(() => undefined))
+      assert.equal((await readDescription(cluster, keeper.id, fileId)).undecided, true, `${fileId} is undecided on disk while its commit waits`)
+    }
+
+    // Both die: the keeper before any answer, the master before it read the commits.
+    await keeper.stop('SIGKILL')
+    await cluster.master.stop('SIGKILL')
+    await cluster.startMaster()
+    const back = await cluster.addKeeper(dir)
+    await waitFor('both uploads removed', async () => (await blobIds(dir)).length === 0)
+    for (const name of ['plain.bin', 'one-pass.bin']) {
+      assert.ok(logMessages(back).some((line) => line.includes(`upload of "${name}"`) && line.endsWith('whose commit had no answer was not recorded: removed')), logMessages(back).join('\n'))
+      const stat = await cluster.masterJson(`/files/${name}`)
+      assert.equal(stat.status, 404, `${name} was never recorded`)
+    }
+  })
+
+  test('one never committed is removed at the keeper\'s registration, although the master restarted meanwhile', async () => {
     const cluster = await clusters.start({keepers: 1, replicas: 1})
     const keeper = cluster.keepers[0]!
     const dir = cluster.dataDirOf(keeper)
@@ -40,18 +128,18 @@ describe('an upload left on a keeper by its crash before the commit', () => {
     assert.equal(ticket.body.keeper.id, keeper.id)
 
     await keeper.stop('SIGKILL')
-    await leaveBlob(cluster, keeper.id, {fileId: ticket.body.uploadId, name: 'orphan.bin', bytes})
-    // Not this master's upload: its id was never ticketed (a file of a table restored from an older backup).
-    const stranger = 'strangerFileId0001'
-    await leaveBlob(cluster, keeper.id, {fileId: stranger, name: 'stranger.bin', bytes: randomBytes(3000)})
-    assert.deepEqual(await blobIds(dir), [stranger, ticket.body.uploadId].sort())
+    await leaveUndecided(cluster, keeper.id, {fileId: ticket.body.uploadId, name: 'orphan.bin', bytes})
+    // The master restarts too: its tickets (memory only) are gone, so nothing on its side remembers this upload.
+    await cluster.master.stop('SIGKILL')
+    await cluster.startMaster()
+    assert.deepEqual(await blobIds(dir), [ticket.body.uploadId])
 
     const back = await cluster.addKeeper(dir)
     assert.equal(back.id, keeper.id)
-    await waitFor('the orphaned upload deleted from the keeper', async () => !(await blobIds(dir)).includes(ticket.body.uploadId))
-    assert.ok(cluster.master.logs.some((line) => line.includes(`keeper ${keeper.id} holds 1 upload never committed, left by its last process: ordered deleted`)), cluster.master.logs.join('\n'))
-    assert.ok(cluster.master.logs.some((line) => line.includes(`keeper ${keeper.id} holds 1 files this master has no record of; they are kept, not used`)))
-    assert.deepEqual(await blobIds(dir), [stranger], 'the file the master never ticketed is kept')
+    await waitFor('the never-committed upload removed from the keeper', async () => (await blobIds(dir)).length === 0)
+    assert.ok(logMessages(back).some((line) => line.includes(`upload of "orphan.bin" (${ticket.body.uploadId}) whose commit had no answer was not recorded: removed`)), back.logs.join('\n'))
+    assert.ok(logMessages(cluster.master).some((line) => line.includes(`keeper ${keeper.id} holds 1 upload whose commit it never heard answered: 0 recorded (kept), 1 not (removed)`)), cluster.master.logs.join('\n'))
+    assert.ok(!logMessages(cluster.master).some((line) => line.includes('has no record of')), 'nothing is kept as unknown')
 
     // The name was never taken: a put of it works, and reads back.
     const source = join(clusters.work, 'orphan.bin')
@@ -61,5 +149,50 @@ describe('an upload left on a keeper by its crash before the commit', () => {
     const out = join(clusters.work, 'orphan.copy')
     assert.equal((await cluster.dfs(['get', 'orphan.bin', '-o', out])).code, 0)
     assert.equal(await sha256File(out), putSha)
+  })
+
+  test('one the master recorded is kept and counted, by file id under its current name, and its mark is dropped', async () => {
+    const cluster = await clusters.start({keepers: 1, replicas: 1})
+    const keeper = cluster.keepers[0]!
+    const dir = cluster.dataDirOf(keeper)
+    const source = join(clusters.work, 'kept.bin')
+    const sha256 = await randomFile(source, 20_000)
+    const put = await cluster.dfs(['put', source])
+    assert.equal(put.code, 0, put.stderr)
+    const {fileId} = await cluster.stat('kept.bin')
+    // Once the commit's answer is heard, the keeper drops the undecided mark (off the client's path).
+    await waitFor('the description rewritten without its undecided mark', async () => (await readDescription(cluster, keeper.id, fileId)).undecided !== true)
+    const {createdAt, ...described} = await readDescription(cluster, keeper.id, fileId)
+    assert.deepEqual(described, {fileId, name: 'kept.bin', size: 20_000, sha256})
+    assert.ok(Number.isSafeInteger(createdAt))
+
+    // The keeper dies between the commit's answer and that rewrite; while it is down the file is
+    // renamed (its replica becomes dead, not gone) and the master restarts.
+    await keeper.stop('SIGKILL')
+    const description = await readDescription(cluster, keeper.id, fileId)
+    await writeFile(`${cluster.blobPath(keeper.id, fileId)}.json`, JSON.stringify({...description, undecided: true}))
+    const moved = await cluster.dfs(['mv', 'kept.bin', 'moved.bin'])
+    assert.equal(moved.code, 0, moved.stderr)
+    await cluster.master.stop('SIGKILL')
+    await cluster.startMaster()
+
+    const back = await cluster.addKeeper(dir)
+    assert.equal(back.id, keeper.id)
+    assert.ok(logMessages(cluster.master).some((line) => line.includes(`keeper ${keeper.id} holds 1 upload whose commit it never heard answered: 1 recorded (kept), 0 not (removed)`)), cluster.master.logs.join('\n'))
+    await waitFor('the keeper counted as the file\'s replica', async () => (await cluster.stat('moved.bin')).replicas.some((replica) => replica.keeper === keeper.id && replica.alive))
+    assert.ok(logMessages(back).some((line) => line.includes(`upload of "kept.bin" (${fileId}) whose commit had no answer was recorded: kept`)), back.logs.join('\n'))
+    // Kept under the name the master has now, and no longer undecided, so that a later start does not ask again.
+    await waitFor('the description renamed and decided', async () => {
+      const now = await readDescription(cluster, keeper.id, fileId)
+      return now.name === 'moved.bin' && now.undecided !== true
+    })
+    assert.deepEqual(await blobIds(dir), [fileId])
+
+    const out = join(clusters.work, 'moved.copy')
+    const get = await cluster.dfs(['get', 'moved.bin', '-o', out])
+    assert.equal(get.code, 0, get.stderr)
+    assert.equal(await sha256File(out), sha256)
+    const fsck = await cluster.masterJson<{status: string}>('/fsck')
+    assert.equal(fsck.body.status, 'healthy', JSON.stringify(fsck.body))
   })
 })

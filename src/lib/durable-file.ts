@@ -122,13 +122,16 @@ async function writeSynced(path: string, data: string | Buffer, mode = 0o666): P
   }
 }
 
-/** Writes a small document durably: temp file, fsync, rename, fsync of the directory. */
-export async function writeFileDurably(tmpDir: string, finalPath: string, data: string | Buffer): Promise<void> {
+/**
+ * Writes a small document durably: temp file, fsync, rename, fsync of the directory. Without
+ * `syncDirectory`, a crash may leave the document before this write, never a torn one.
+ */
+export async function writeFileDurably(tmpDir: string, finalPath: string, data: string | Buffer, options: {syncDirectory?: boolean} = {}): Promise<void> {
   const tmpPath = join(tmpDir, `${randomBytes(8).toString('hex')}.part`)
   try {
     await writeSynced(tmpPath, data)
     await rename(tmpPath, finalPath)
-    await syncDirectory(dirname(finalPath))
+    if (options.syncDirectory !== false) await syncDirectory(dirname(finalPath))
   } catch (error) {
     await rm(tmpPath, {force: true})
     throw asStorageError(error)

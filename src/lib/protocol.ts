@@ -80,6 +80,11 @@ export const RegisterRequest = Type.Object(
     /** Its failure domain (DEFAULT_ZONE when absent). */
     zone: Type.Optional(Zone),
     inventory: Type.Array(InventoryItem),
+    /**
+     * Uploads on its disk whose commit it never heard answered (its process died, or the master
+     * did not answer): not files yet. The master answers which of them it recorded (`recorded`).
+     */
+    undecided: Type.Optional(Type.Array(InventoryItem)),
   },
   closed,
 )
@@ -93,7 +98,12 @@ export type DeleteCommand = Static<typeof DeleteCommand>
 export const RenameCommand = Type.Object({fileId: Id, name: Name})
 export type RenameCommand = Static<typeof RenameCommand>
 
-export const RegisterResponse = Type.Object({id: Id, deletes: Type.Array(DeleteCommand)})
+export const RegisterResponse = Type.Object({
+  id: Id,
+  deletes: Type.Array(DeleteCommand),
+  /** The file ids of the request's `undecided` uploads that the table records on this keeper; the others are to be removed. */
+  recorded: Type.Optional(Type.Array(Id)),
+})
 export type RegisterResponse = Static<typeof RegisterResponse>
 
 export const HeartbeatRequest = Type.Object(

@@ -30,6 +30,8 @@ export class FileStore {
   readonly #byName = new Map<string, InventoryItem>()
   /** Files on disk that the master has not confirmed yet (an upload awaiting its commit). */
   readonly #unpublished = new Map<string, InventoryItem>()
+  /** Description writes under way, per file id: each waits for the one before it. */
+  readonly #describing = new Map<string, Promise<void>>()
   /** One-pass uploads whose bytes are in tmp/, fsynced, waiting for the client's sha256 (seal). */
   readonly #held = new Map<string, Held>()
   #storedBytes = 0
@@ -61,11 +63,36 @@ export class FileStore {
   }
 
   /**
-   * Marks a stored file as waiting for the master's word (its commit had no answer), on disk too,
-   * so that a restart does not publish it unasked.
+   * Rewrites a published file's description without its undecided mark: the master's answer to its
+   * commit was heard. Until this lands, a restart finds the file undecided and asks the master again
+   * (which answers the same), so it needs no directory fsync of its own.
    */
-  async markUndecided(file: InventoryItem, undecided: boolean): Promise<void> {
-    await writeFileDurably(this.tmpDir, `${this.pathOf(file.fileId)}.json`, JSON.stringify({...pick(file), ...(undecided ? {undecided} : {})}))
+  async decide(fileId: string): Promise<void> {
+    await this.#describe(
+      fileId,
+      () => {
+        const file = this.#byId.get(fileId)
+        return file && description(file)
+      },
+      {syncDirectory: false},
+    )
+  }
+
+  /**
+   * Writes a file's description, one write at a time per file (a decision and a rename must not
+   * land out of order); `text` is asked for when its turn comes, undefined writing nothing.
+   */
+  #describe(fileId: string, text: () => string | undefined, options: {syncDirectory?: boolean} = {}): Promise<void> {
+    const next = (this.#describing.get(fileId) ?? Promise.resolve()).then(async () => {
+      const data = text()
+      if (data !== undefined) await writeFileDurably(this.tmpDir, `${this.pathOf(fileId)}.json`, data, options)
+    })
+    const settled = next.catch(() => {})
+    this.#describing.set(fileId, settled)
+    void settled.then(() => {
+      if (this.#describing.get(fileId) === settled) this.#describing.delete(fileId)
+    })
+    return next
   }
 
   /** Files whose commit had no answer before the last stop. */
@@ -153,9 +180,11 @@ export class FileStore {
 
   /**
    * Streams a file to disk durably and verified; it is kept but not published until `publish`.
-   * Any failure (short body, wrong hash, full disk) leaves no trace.
+   * Any failure (short body, wrong hash, full disk) leaves no trace. An upload is written
+   * `undecided`: a restart before `decide` makes it neither a file nor garbage until the master says
+   * whether it recorded it.
    */
-  async receive(source: Readable, item: InventoryItem): Promise<InventoryItem> {
+  async receive(source: Readable, item: InventoryItem, options: {undecided?: boolean} = {}): Promise<InventoryItem> {
     const path = this.pathOf(item.fileId)
     if (this.#byId.has(item.fileId) || this.#unpublished.has(item.fileId)) {
       throw new DfsError('DFS_ERR_EXISTS', `this keeper already holds file id ${item.fileId}`)
@@ -166,7 +195,7 @@ export class FileStore {
     this.#unpublished.set(item.fileId, file)
     try {
       // Blob and description land together: both fsynced in tmp/, renamed, one directory fsync.
-      await writeDurably(source, this.tmpDir, path, item, {path: `${path}.json`, data: JSON.stringify(pick(item))})
+      await writeDurably(source, this.tmpDir, path, item, {path: `${path}.json`, data: description(item, options.undecided)})
       this.#writtenSinceStatfs += item.size
     } catch (error) {
       this.#unpublished.delete(item.fileId)
@@ -220,9 +249,10 @@ export class FileStore {
   /**
    * Makes a held upload a file (unpublished, as `receive` leaves one) if `sha256` is the digest the
    * keeper computed of its bytes; if not, the bytes are removed and the answer is
-   * DFS_ERR_CHECKSUM_MISMATCH: a byte corrupted in transit never becomes a stored file.
+   * DFS_ERR_CHECKSUM_MISMATCH: a byte corrupted in transit never becomes a stored file. `undecided`
+   * as for `receive`.
    */
-  async seal(fileId: string, sha256: string): Promise<InventoryItem> {
+  async seal(fileId: string, sha256: string, options: {undecided?: boolean} = {}): Promise<InventoryItem> {
     const held = this.#held.get(fileId)
     if (!held?.path || held.sha256 === undefined) throw new DfsError('DFS_ERR_UNKNOWN_UPLOAD', `this keeper holds no upload ${fileId} to seal (never received whole, or expired)`)
     this.#held.delete(fileId)
@@ -230,7 +260,7 @@ export class FileStore {
     try {
       verify(file, {size: held.upload.size, sha256})
       this.#unpublished.set(fileId, file)
-      await placeDurably(held.path, this.pathOf(fileId), {path: `${this.pathOf(fileId)}.json`, data: JSON.stringify(file)})
+      await placeDurably(held.path, this.pathOf(fileId), {path: `${this.pathOf(fileId)}.json`, data: description(file, options.undecided)})
     } catch (error) {
       this.#unpublished.delete(fileId)
       await rm(held.path, {force: true})
@@ -288,7 +318,7 @@ export class FileStore {
     if (!file) return false
     if (file.name === name) return true
     const renamed = {...file, name}
-    await writeFileDurably(this.tmpDir, `${this.pathOf(fileId)}.json`, JSON.stringify(pick(renamed)))
+    await this.#describe(fileId, () => JSON.stringify(pick(renamed)))
     this.#byId.set(fileId, renamed)
     if (this.#byName.get(file.name)?.fileId === fileId) {
       this.#byName.delete(file.name)
@@ -320,6 +350,8 @@ export class FileStore {
   }
 
   async #removeFromDisk(fileId: string): Promise<void> {
+    // A description write under way would put the description back after the blob is gone.
+    await this.#describing.get(fileId)
     const path = this.pathOf(fileId)
     await rm(`${path}.json`, {force: true})
     await rm(path, {force: true})
@@ -442,6 +474,11 @@ interface Held {
 export function blobPath(dataDir: string, fileId: string): string {
   if (!FILE_ID.test(fileId)) throw new DfsError('DFS_ERR_BAD_REQUEST', `invalid file id "${fileId}"`)
   return join(dataDir, 'blobs', fileId)
+}
+
+/** A file's description as stored beside its blob, with the undecided mark if it has one. */
+function description(item: InventoryItem, undecided = false): string {
+  return JSON.stringify({...pick(item), ...(undecided ? {undecided} : {})})
 }
 
 function pick(item: InventoryItem): InventoryItem {

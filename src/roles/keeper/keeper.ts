@@ -225,17 +225,21 @@ export class Keeper {
   }
 
   /**
-   * Registers with the master (retrying until it answers), reporting every stored file, and keeps
-   * the id the master confirms in the data directory so that a restart keeps this keeper's identity.
+   * Registers with the master (retrying until it answers), reporting every stored file and every
+   * undecided upload, and keeps the id the master confirms in the data directory so that a restart
+   * keeps this keeper's identity. The master's answer settles the undecided uploads by file id.
    */
   async register(url: string): Promise<void> {
     this.url = url
+    let undecided: InventoryItem[] = []
     // Each attempt reports the stats and inventory of its moment, not of the first attempt.
     const response = await UNTIL_REGISTERED.run(
-      async () =>
-        this.options.master.call(masterRoutes.register, {
-          body: {...(await this.stats()), ...(this.id ? {id: this.id} : {}), zone: this.options.zone, inventory: this.store.inventory()},
-        }),
+      async () => {
+        undecided = [...this.#undecided.values()]
+        return this.options.master.call(masterRoutes.register, {
+          body: {...(await this.stats()), ...(this.id ? {id: this.id} : {}), zone: this.options.zone, inventory: this.store.inventory(), ...(undecided.length > 0 ? {undecided} : {})},
+        })
+      },
       {
         signal: this.#stopping.signal,
         onRetry: (error, failures) => {
@@ -250,6 +254,8 @@ export class Keeper {
 
     this.#inTouch = true
     await this.#applyDeletes(response.deletes)
+    const recorded = new Set(response.recorded ?? [])
+    for (const file of undecided) if (this.#undecided.has(file.fileId)) await this.#settle(file, recorded.has(file.fileId))
   }
 
   /** Starts the heartbeat: every interval, the keeper's load and free space go to the master. */
@@ -321,7 +327,7 @@ export class Keeper {
     const watch = this.#dropWhenSilent(body)
     let result = 'failed'
     try {
-      const file = await this.#commit(await this.store.receive(body, item))
+      const file = await this.#commit(await this.store.receive(body, item, {undecided: true}))
       result = 'ok'
       return file
     } catch (error) {
@@ -416,8 +422,8 @@ export class Keeper {
     let result = 'failed'
     let file: InventoryItem
     try {
-      file = await this.store.seal(fileId, sha256)
       // A keeper down a pipeline holds a copy the master expects from the upload's commit; the first commits the upload.
+      file = await this.store.seal(fileId, sha256, {undecided: !held?.copy})
       if (held?.copy) await this.#reportPipelinedCopy(file)
       else file = await this.#commit(file, holding.map((copy) => copy.id))
       result = 'ok'
@@ -494,7 +500,10 @@ export class Keeper {
    * Asks the master to record a received upload. Only the master's yes publishes the file; its no
    * (name taken meanwhile, upload unknown) removes it again and is passed on to the client. When the
    * master cannot be reached the outcome is unknown (it may have recorded the file before it went
-   * away): the bytes are kept, unpublished, until the master can say which it was.
+   * away): the bytes are kept, unpublished, until the master can say which it was. The upload was
+   * written undecided (`store.receive`, `store.seal`), so a process that dies before the answer
+   * leaves the same question for the next one (asked at its registration); the mark goes once the
+   * master said yes, off the client's path.
    */
   async #commit(file: InventoryItem, pipeline: string[] = []): Promise<InventoryItem> {
     // Read back from the disk once the bytes are durable: box headers, ftyp and moov only.
@@ -505,7 +514,6 @@ export class Keeper {
       // No answer, or one that cannot be read: the master may have recorded the file all the same.
       if (error instanceof DfsError && (error.code === 'DFS_ERR_MASTER_UNREACHABLE' || error.code === 'DFS_ERR_BAD_RESPONSE')) {
         this.#undecided.set(file.fileId, file)
-        await this.store.markUndecided(file, true)
       } else {
         await this.store.remove(file.fileId)
       }
@@ -514,7 +522,15 @@ export class Keeper {
     }
 
     this.store.publish(file)
+    this.#decide(file)
     return file
+  }
+
+  /** Drops a published upload's undecided mark in the background: a failure only means the next start asks the master again. */
+  #decide(file: InventoryItem): void {
+    this.store.decide(file.fileId).catch((error: unknown) => {
+      this.options.log(`upload of "${file.name}" (${file.fileId}) is recorded, but its description could not be rewritten (${(error as Error).message}); the next start asks the master again`)
+    })
   }
 
   /** Settles uploads whose commit had no answer: published if the master recorded them, else removed. */
@@ -529,16 +545,21 @@ export class Keeper {
         recorded = false
       }
 
-      this.#undecided.delete(file.fileId)
-      if (recorded) {
-        await this.store.markUndecided(file, false)
-        this.store.publish(file)
-      } else {
-        await this.store.remove(file.fileId)
-      }
-
-      this.options.log(`upload of "${file.name}" (${file.fileId}) whose commit had no answer was ${recorded ? 'recorded: kept' : 'not recorded: removed'}`)
+      await this.#settle(file, recorded)
     }
+  }
+
+  /** Keeps (publishes) an undecided upload the master recorded, removes one it did not. */
+  async #settle(file: InventoryItem, recorded: boolean): Promise<void> {
+    this.#undecided.delete(file.fileId)
+    if (recorded) {
+      this.store.publish(file)
+      this.#decide(file)
+    } else {
+      await this.store.remove(file.fileId)
+    }
+
+    this.options.log(`upload of "${file.name}" (${file.fileId}) whose commit had no answer was ${recorded ? 'recorded: kept' : 'not recorded: removed'}`)
   }
 
   /** Pulls a copy of a file from another keeper (the master's replication order) and reports it. */

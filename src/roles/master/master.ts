@@ -233,27 +233,32 @@ export class Master {
    * A keeper (re)joins with its inventory (a block report). Replicas the table knows are (re)attached;
    * replicas of deleted files are to be deleted; replicas the table expected there but the keeper no
    * longer has are detached. Files the master has never heard of are left alone and only logged: a
-   * master started on the wrong or a lost --data must not make keepers destroy their files.
+   * master started on the wrong or a lost --data must not make keepers destroy their files. Uploads
+   * the keeper never heard the commit of (`undecided`) are answered by file id: recorded (kept and
+   * counted) or not (the keeper removes them: they were never files).
    */
   register(request: RegisterRequest, member?: VerifiedMember): RegisterResponse {
     this.#bindings.checkRegistration(member, request.id, (id) => this.keepers.get(id)?.alive === true)
     const id = request.id ?? `k${newId(6)}`
     const zone = request.zone ?? DEFAULT_ZONE
     this.#bindings.bind(member, id)
+    const undecided = request.undecided ?? []
     const window = this.#window
     if (window) {
       this.keepers.upsert(id, request, zone)
-      // A keeper registering again (restarted) replaces what it said before.
-      window.sightings = [...window.sightings.filter((sighting) => sighting.keeperId !== id), ...request.inventory.map((item) => ({keeperId: id, item}))]
+      // A keeper registering again (restarted) replaces what it said before. Its undecided uploads
+      // count as its files: a table rebuilt from the keepers keeps every byte they hold, and one of
+      // these may be the only copy of a file the lost table had recorded.
+      window.sightings = [...window.sightings.filter((sighting) => sighting.keeperId !== id), ...[...request.inventory, ...undecided].map((item) => ({keeperId: id, item}))]
       window.keepers.add(id)
       this.options.log.info(`keeper ${id} registered at ${request.url} with ${request.inventory.length} files, heard for the recovery of the table`)
       const expected = this.options.recover?.keepers
       if (expected !== undefined && window.keepers.size >= expected) this.#buildRecoveredTable()
-      return {id, deletes: []}
+      return {id, deletes: [], ...(undecided.length > 0 ? {recorded: undecided.map((item) => item.fileId)} : {})}
     }
 
     let unknown = 0
-    let orphans = 0
+    const recorded: string[] = []
     const deletes: DeleteCommand[] = this.table.transaction(() => {
       this.keepers.upsert(id, request, zone)
       const pending = this.table.pendingDeletes(id)
@@ -272,22 +277,30 @@ export class Master {
           held.add(item.fileId)
         } else if (this.table.isDeleted(item.fileId)) {
           commands.push({fileId: item.fileId, name: item.name})
-        } else if (this.#tickets.get(item.fileId)?.keeperId === id) {
-          // An upload this master sent to this keeper and never recorded, yet on its disk as a
-          // file: its blob was made durable, then the keeper's process died before the commit (a
-          // live process holds such a blob back from its inventory until the master answers). The
-          // process that would have committed it is gone, and its client was answered with an
-          // error: nobody can commit it now. The ticket goes, and the keeper is told to delete it
-          // until it says it did.
-          this.#tickets.delete(item.fileId)
-          const command = {fileId: item.fileId, name: item.name}
-          this.table.addPendingDelete(id, command)
-          commands.push(command)
-          orphans++
         } else if (this.options.recover && !this.#tickets.has(item.fileId)) {
           if (this.#mergeLate(id, item, file)) held.add(item.fileId)
         } else if (!this.#tickets.has(item.fileId)) {
           unknown++
+        }
+      }
+
+      for (const item of undecided) {
+        // An upload whose commit the keeper never heard answered, by file id (the name may have
+        // moved on since): recorded if the table has this very generation, else never committed,
+        // and it cannot be now (the process that would commit it is gone). With a rebuilt table, it
+        // is merged as a late inventory would be.
+        const file = this.table.fileById(item.fileId)
+        const known = file !== undefined && file.size === item.size && file.sha256 === item.sha256 && !doomed.has(item.fileId)
+        if (known) {
+          this.table.addReplica({fileId: item.fileId, keeperId: id})
+          if (file.name !== item.name) this.table.addPendingRename(id, {fileId: item.fileId, name: file.name})
+        }
+
+        if (known || (!file && this.options.recover && !this.#tickets.has(item.fileId) && this.#mergeLate(id, item, undefined))) {
+          held.add(item.fileId)
+          recorded.push(item.fileId)
+        } else if (this.#tickets.get(item.fileId)?.keeperId === id) {
+          this.#tickets.delete(item.fileId)
         }
       }
 
@@ -299,9 +312,12 @@ export class Master {
     })
     this.options.log.info(`keeper ${id} registered at ${request.url} in zone ${zone} with ${request.inventory.length} files`)
     if (unknown > 0) this.options.log.warn(`keeper ${id} holds ${unknown} files this master has no record of; they are kept, not used`)
-    if (orphans > 0) this.options.log.warn(`keeper ${id} holds ${orphans} ${orphans === 1 ? 'upload' : 'uploads'} never committed, left by its last process: ordered deleted`)
+    if (undecided.length > 0) {
+      this.options.log.info(`keeper ${id} holds ${undecided.length} ${undecided.length === 1 ? 'upload' : 'uploads'} whose commit it never heard answered: ${recorded.length} recorded (kept), ${undecided.length - recorded.length} not (removed)`)
+    }
+
     this.replicator.trigger({full: true})
-    return {id, deletes}
+    return {id, deletes, ...(undecided.length > 0 ? {recorded} : {})}
   }
 
   /**
