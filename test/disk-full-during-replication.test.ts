@@ -5,7 +5,9 @@ import {join} from 'node:path'
 import {describe, test} from 'node:test'
 
 import {mountSmallDisk} from './chaos/disk-faults.js'
-import {clusterPerTest, randomFile, sha256File, waitFor, type ServerProcess} from './helpers/cluster.js'
+import {ClusterKey} from '../src/lib/cluster-key.js'
+import {MEMBER_HEADER, mintMemberCredential, newMember} from '../src/lib/member-auth.js'
+import {clusterPerTest, json, randomFile, sha256File, waitFor, type ServerProcess} from './helpers/cluster.js'
 import {blobIds, tmpEntries} from './helpers/keeper-disk.js'
 import {startProxiedKeeper} from './helpers/keeper-proxy.js'
 
@@ -56,6 +58,47 @@ describe('a keeper whose disk fills up while it receives a copy', () => {
       const out = join(clusters.work, 'copied.copy')
       assert.equal((await cluster.dfs(['get', 'copied.bin', '-o', out])).code, 0)
       assert.equal(await sha256File(out), sha256)
+    } finally {
+      await small?.stop('SIGKILL')
+      await smallDisk.release()
+    }
+  })
+
+  test('a copy order it has no room for is refused before a byte is read, and the keeper stays up', async (t) => {
+    // The chaos run found this: a keeper whose disk filled between its heartbeat and the master's
+    // order refused the copy, and the connection it dropped unread took its process down.
+    const smallDisk = await mountSmallDisk(t, 8 * MiB)
+    if (!smallDisk) return
+    const disk = smallDisk.path
+
+    let small: ServerProcess | undefined
+    try {
+      const cluster = await clusters.start({keepers: 1, replicas: 1})
+      const source = cluster.keepers[0]!
+      const path = join(clusters.work, 'too-big.bin')
+      const sha256 = await randomFile(path, 2 * MiB)
+      assert.equal((await cluster.dfs(['put', path])).code, 0)
+      const {fileId, size} = await cluster.stat('too-big.bin')
+      small = await cluster.addKeeper(disk)
+      await writeFile(join(disk, 'filler'), randomBytes(7 * MiB)).catch(() => {})
+
+      // The master's order, as the master sends it: its member credential, the source's grant.
+      const order = {fileId, name: 'too-big.bin', size, sha256, source: source.url, grant: await cluster.grant('replicate-from', source.id, {name: 'too-big.bin', fileId, size, sha256})}
+      const headers = {
+        'content-type': 'application/json',
+        [MEMBER_HEADER]: await mintMemberCredential(await ClusterKey.load(cluster.secretFile), newMember('master'), {method: 'POST', path: '/replicate', to: {keeperId: small.id}}),
+      }
+      const answer = await json<{error: string; message: string}>(`${small.url}/replicate`, {method: 'POST', headers, body: JSON.stringify(order)})
+      assert.equal(answer.status, 507, JSON.stringify(answer.body))
+      assert.equal(answer.body.error, 'DFS_ERR_INSUFFICIENT_STORAGE')
+
+      // Still up and serving: its health, and its readiness (which writes a probe file) while the master hears it.
+      const health = await json<{status: string}>(`${small.url}/health`)
+      assert.equal(health.status, 200)
+      assert.equal(small.exited, false, small.logs.join('\n'))
+      assert.deepEqual(await tmpEntries(disk), [], 'nothing of the copy left in tmp/')
+      assert.deepEqual(await blobIds(disk), [])
+      assert.ok((await cluster.keeperStatus()).find((keeper) => keeper.id === small!.id)?.alive)
     } finally {
       await small?.stop('SIGKILL')
       await smallDisk.release()

@@ -678,6 +678,9 @@ export class Keeper {
         file = await this.store.receive(response.body, item)
       } catch (error) {
         // Refused before the body was read (no room, a copy already here): free the connection.
+        // The abort that destroying an unread body raises is this keeper's own doing, not news:
+        // unheard, it would be an unhandled 'error' and take the process down (the chaos run saw it).
+        response.body.on('error', () => {})
         response.body.destroy()
         if (timedOut(error)) {
           throw new DfsError('DFS_ERR_KEEPER_UNREACHABLE', `the keeper at ${order.source} sent no byte of "${order.name}" for ${this.#stallMs / 1000} s`, {cause: error})
