@@ -11,7 +11,7 @@
 
 import assert from 'node:assert/strict'
 import {createHash, randomBytes} from 'node:crypto'
-import {readFile, writeFile} from 'node:fs/promises'
+import {readFile, rm, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {describe, test} from 'node:test'
 
@@ -194,5 +194,36 @@ describe('an upload left undecided on a keeper by its crash', () => {
     assert.equal(await sha256File(out), sha256)
     const fsck = await cluster.masterJson<{status: string}>('/fsck')
     assert.equal(fsck.body.status, 'healthy', JSON.stringify(fsck.body))
+  })
+
+  test('a table rebuilt from the keepers (--recover) counts it as the keeper\'s file: its only copy is not lost', async () => {
+    const cluster = await clusters.start({keepers: 1, replicas: 1})
+    const keeper = cluster.keepers[0]!
+    const dir = cluster.dataDirOf(keeper)
+    const source = join(clusters.work, 'only-copy.bin')
+    const sha256 = await randomFile(source, 30_000)
+    assert.equal((await cluster.dfs(['put', source])).code, 0)
+    const {fileId} = await cluster.stat('only-copy.bin')
+    await waitFor('the description decided', async () => (await readDescription(cluster, keeper.id, fileId)).undecided !== true)
+
+    // The keeper dies before its mark was dropped, and the master's table is lost with its disk.
+    await keeper.stop('SIGKILL')
+    const description = await readDescription(cluster, keeper.id, fileId)
+    await writeFile(`${cluster.blobPath(keeper.id, fileId)}.json`, JSON.stringify({...description, undecided: true}))
+    await cluster.master.stop('SIGKILL')
+    await rm(join(cluster.dir, 'master'), {recursive: true, force: true})
+    await cluster.startMaster(['--recover', '--recover-keepers', '1'])
+    const back = await cluster.addKeeper(dir)
+
+    await waitFor('the table rebuilt with the file', async () => {
+      const {status, body} = await cluster.masterJson<{fileId?: string}>('/files/only-copy.bin')
+      return status === 200 && body.fileId === fileId
+    })
+    await waitFor('the keeper keeps it, decided', async () => (await readDescription(cluster, back.id, fileId)).undecided !== true)
+    assert.deepEqual(await blobIds(dir), [fileId])
+    const out = join(clusters.work, 'only-copy.out')
+    const get = await cluster.dfs(['get', 'only-copy.bin', '-o', out])
+    assert.equal(get.code, 0, get.stderr)
+    assert.equal(await sha256File(out), sha256)
   })
 })
