@@ -75,12 +75,15 @@ describe('a keeper whose disk fills up while it receives a copy', () => {
     try {
       const cluster = await clusters.start({keepers: 1, replicas: 1})
       const source = cluster.keepers[0]!
+      // Small: the source's whole answer is in before the keeper refuses it, the state in which an
+      // unread body's abort is an error nobody listens to.
       const path = join(clusters.work, 'too-big.bin')
-      const sha256 = await randomFile(path, 2 * MiB)
+      const sha256 = await randomFile(path, 10_000)
       assert.equal((await cluster.dfs(['put', path])).code, 0)
       const {fileId, size} = await cluster.stat('too-big.bin')
       small = await cluster.addKeeper(disk)
-      await writeFile(join(disk, 'filler'), randomBytes(7 * MiB)).catch(() => {})
+      // Something else fills the disk up to its last byte.
+      await writeFile(join(disk, 'filler'), randomBytes(8 * MiB)).catch(() => {})
 
       // The master's order, as the master sends it: its member credential, the source's grant.
       const order = {fileId, name: 'too-big.bin', size, sha256, source: source.url, grant: await cluster.grant('replicate-from', source.id, {name: 'too-big.bin', fileId, size, sha256})}
