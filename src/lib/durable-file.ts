@@ -35,8 +35,10 @@ export interface Companion {
  * the directory fsync, leaves at worst a whole blob without its companion (or, should the disk
  * order the renames otherwise, a companion without its blob): never a companion beside a partial
  * blob, since both were complete and fsynced before either rename.
+ *
+ * Answers the body's first bytes (HashingStream's `head`).
  */
-export async function writeDurably(source: Readable, tmpDir: string, finalPath: string, expected: Expected, companion?: Companion): Promise<void> {
+export async function writeDurably(source: Readable, tmpDir: string, finalPath: string, expected: Expected, companion?: Companion): Promise<{head: Buffer}> {
   const companionTmp = companion && join(tmpDir, `${randomBytes(8).toString('hex')}.part`)
   // Written (and fsynced) while the body streams; awaited, and its failure handled, below.
   const companionWritten = companion && companionTmp ? writeSynced(companionTmp, companion.data) : undefined
@@ -47,6 +49,7 @@ export async function writeDurably(source: Readable, tmpDir: string, finalPath: 
     verify(spooled, expected)
     await companionWritten
     await renameDurably(spooled.path, finalPath, companion && companionTmp ? {tmpPath: companionTmp, path: companion.path} : undefined)
+    return {head: spooled.head}
   } catch (error) {
     await companionWritten?.catch(() => {})
     if (spooled) await rm(spooled.path, {force: true})
@@ -60,6 +63,8 @@ export interface Spooled {
   path: string
   size: number
   sha256: string
+  /** Its first bytes (HashingStream's `head`). */
+  head: Buffer
 }
 
 /**
@@ -77,7 +82,7 @@ export async function spoolDurably(source: Readable, tmpDir: string): Promise<Sp
     // The fsync runs between the last write and the close: that span is its latency (and the close's).
     if (fsyncs.hasSubscribers) file.once('finish', () => void timeFsync(new Promise<void>((resolve) => file.once('close', () => resolve()))))
     await pipeline(source, hashing, file)
-    return {path: tmpPath, size: hashing.bytes, sha256: hashing.digest}
+    return {path: tmpPath, size: hashing.bytes, sha256: hashing.digest, head: hashing.head}
   } catch (error) {
     await rm(tmpPath, {force: true})
     throw asStorageError(error)

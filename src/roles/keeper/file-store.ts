@@ -182,9 +182,9 @@ export class FileStore {
    * Streams a file to disk durably and verified; it is kept but not published until `publish`.
    * Any failure (short body, wrong hash, full disk) leaves no trace. An upload is written
    * `undecided`: a restart before `decide` makes it neither a file nor garbage until the master says
-   * whether it recorded it.
+   * whether it recorded it. `firstBytes` is told the body's first bytes (HashingStream's `head`).
    */
-  async receive(source: Readable, item: InventoryItem, options: {undecided?: boolean} = {}): Promise<InventoryItem> {
+  async receive(source: Readable, item: InventoryItem, options: {undecided?: boolean; firstBytes?: (head: Buffer) => void} = {}): Promise<InventoryItem> {
     const path = this.pathOf(item.fileId)
     if (this.#byId.has(item.fileId) || this.#unpublished.has(item.fileId)) {
       throw new DfsError('DFS_ERR_EXISTS', `this keeper already holds file id ${item.fileId}`)
@@ -195,8 +195,9 @@ export class FileStore {
     this.#unpublished.set(item.fileId, file)
     try {
       // Blob and description land together: both fsynced in tmp/, renamed, one directory fsync.
-      await writeDurably(source, this.tmpDir, path, item, {path: `${path}.json`, data: description(item, options.undecided)})
+      const {head} = await writeDurably(source, this.tmpDir, path, item, {path: `${path}.json`, data: description(item, options.undecided)})
       this.#writtenSinceStatfs += item.size
+      options.firstBytes?.(head)
     } catch (error) {
       this.#unpublished.delete(item.fileId)
       await this.#removeFromDisk(item.fileId)
@@ -227,6 +228,7 @@ export class FileStore {
       this.#writtenSinceStatfs += spooled.size
       held.path = spooled.path
       held.sha256 = spooled.sha256
+      held.head = spooled.head
       // Only the size was announced; the sha256 is the client's to name when it seals.
       verify(spooled, {size: upload.size, sha256: spooled.sha256})
     } catch (error) {
@@ -250,9 +252,9 @@ export class FileStore {
    * Makes a held upload a file (unpublished, as `receive` leaves one) if `sha256` is the digest the
    * keeper computed of its bytes; if not, the bytes are removed and the answer is
    * DFS_ERR_CHECKSUM_MISMATCH: a byte corrupted in transit never becomes a stored file. `undecided`
-   * as for `receive`.
+   * and `firstBytes` as for `receive`.
    */
-  async seal(fileId: string, sha256: string, options: {undecided?: boolean} = {}): Promise<InventoryItem> {
+  async seal(fileId: string, sha256: string, options: {undecided?: boolean; firstBytes?: (head: Buffer) => void} = {}): Promise<InventoryItem> {
     const held = this.#held.get(fileId)
     if (!held?.path || held.sha256 === undefined) throw new DfsError('DFS_ERR_UNKNOWN_UPLOAD', `this keeper holds no upload ${fileId} to seal (never received whole, or expired)`)
     this.#held.delete(fileId)
@@ -261,6 +263,7 @@ export class FileStore {
       verify(file, {size: held.upload.size, sha256})
       this.#unpublished.set(fileId, file)
       await placeDurably(held.path, this.pathOf(fileId), {path: `${this.pathOf(fileId)}.json`, data: description(file, options.undecided)})
+      if (held.head) options.firstBytes?.(held.head)
     } catch (error) {
       this.#unpublished.delete(fileId)
       await rm(held.path, {force: true})
@@ -468,6 +471,7 @@ interface Held {
   upload: Omit<InventoryItem, 'sha256'>
   path: string | undefined
   sha256?: string
+  head?: Buffer
 }
 
 /** The blob of `fileId` in a keeper's data dir: `DATA/blobs/<fileId>`, never a name. */
