@@ -506,7 +506,7 @@ export class Keeper {
    * away): the bytes are kept, unpublished, until the master can say which it was. The upload was
    * written undecided (`store.receive`, `store.seal`), so a process that dies before the answer
    * leaves the same question for the next one (asked at its registration); the mark goes once the
-   * master said yes, off the client's path.
+   * master said yes, before the client is answered: one rename, no fsync (FileStore.decide).
    */
   async #commit(file: InventoryItem, pipeline: string[] = [], head?: Buffer): Promise<InventoryItem> {
     // Read back from the disk once the bytes are durable: box headers, ftyp and moov only; not at
@@ -526,14 +526,14 @@ export class Keeper {
     }
 
     this.store.publish(file)
-    this.#decide(file)
+    await this.#decide(file)
     return file
   }
 
-  /** Drops a published upload's undecided mark in the background: a failure only means the next start asks the master again. */
-  #decide(file: InventoryItem): void {
-    this.store.decide(file.fileId).catch((error: unknown) => {
-      this.options.log(`upload of "${file.name}" (${file.fileId}) is recorded, but its description could not be rewritten (${(error as Error).message}); the next start asks the master again`)
+  /** Drops a published upload's undecided mark; never fails: a failure only means the next start asks the master again. */
+  async #decide(file: InventoryItem): Promise<void> {
+    await this.store.decide(file.fileId).catch((error: unknown) => {
+      this.options.log(`upload of "${file.name}" (${file.fileId}) is recorded, but its undecided mark could not be dropped (${(error as Error).message}); the next start asks the master again`)
     })
   }
 
@@ -558,7 +558,7 @@ export class Keeper {
     this.#undecided.delete(file.fileId)
     if (recorded) {
       this.store.publish(file)
-      this.#decide(file)
+      void this.#decide(file)
     } else {
       await this.store.remove(file.fileId)
     }
