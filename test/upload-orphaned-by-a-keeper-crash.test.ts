@@ -12,7 +12,7 @@
 
 import assert from 'node:assert/strict'
 import {createHash, randomBytes} from 'node:crypto'
-import {readFile, writeFile} from 'node:fs/promises'
+import {readFile, rename, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {describe, test} from 'node:test'
 
@@ -169,13 +169,19 @@ describe('an upload left undecided on a keeper by its crash', () => {
     const {createdAt, ...described} = await readDescription(cluster, keeper.id, fileId)
     assert.deepEqual(described, {fileId, name: 'kept.bin', size: 20_000, sha256})
     assert.ok(Number.isSafeInteger(createdAt))
+    const still = join(clusters.work, 'still.bin')
+    await randomFile(still, 10_000)
+    assert.equal((await cluster.dfs(['put', still])).code, 0)
+    const stillId = (await cluster.stat('still.bin')).fileId
 
-    // The keeper dies between the commit's answer and that rename, and wrote the mark inside the
-    // description as keepers did before; while it is down the file is renamed (its replica becomes
-    // dead, not gone) and the master restarts.
+    // The keeper dies between the commits' answers and those renames (kept.bin's description is
+    // still at <fileId>.undecided.json; still.bin's has the mark inside, as keepers wrote it
+    // before); while it is down kept.bin is renamed (its replica becomes dead, not gone) and the
+    // master restarts.
     await keeper.stop('SIGKILL')
-    const description = await readDescription(cluster, keeper.id, fileId)
-    await writeFile(`${cluster.blobPath(keeper.id, fileId)}.json`, JSON.stringify({...description, undecided: true}))
+    await rename(`${cluster.blobPath(keeper.id, fileId)}.json`, `${cluster.blobPath(keeper.id, fileId)}.undecided.json`)
+    const stillDescription = await readDescription(cluster, keeper.id, stillId)
+    await writeFile(`${cluster.blobPath(keeper.id, stillId)}.json`, JSON.stringify({...stillDescription, undecided: true}))
     const moved = await cluster.dfs(['mv', 'kept.bin', 'moved.bin'])
     assert.equal(moved.code, 0, moved.stderr)
     await cluster.master.stop('SIGKILL')
@@ -183,7 +189,7 @@ describe('an upload left undecided on a keeper by its crash', () => {
 
     const back = await cluster.addKeeper(dir)
     assert.equal(back.id, keeper.id)
-    assert.ok(logMessages(cluster.master).some((line) => line.includes(`keeper ${keeper.id} holds 1 upload whose commit it never heard answered: 1 recorded (kept), 0 not (removed)`)), cluster.master.logs.join('\n'))
+    assert.ok(logMessages(cluster.master).some((line) => line.includes(`keeper ${keeper.id} holds 2 uploads whose commit it never heard answered: 2 recorded (kept), 0 not (removed)`)), cluster.master.logs.join('\n'))
     await waitFor('the keeper counted as the file\'s replica', async () => (await cluster.stat('moved.bin')).replicas.some((replica) => replica.keeper === keeper.id && replica.alive))
     assert.ok(logMessages(back).some((line) => line.includes(`upload of "kept.bin" (${fileId}) whose commit had no answer was recorded: kept`)), back.logs.join('\n'))
     // Kept under the name the master has now, and no longer undecided, so that a later start does not ask again.
@@ -191,7 +197,11 @@ describe('an upload left undecided on a keeper by its crash', () => {
       const now = await readDescription(cluster, keeper.id, fileId)
       return now.name === 'moved.bin' && now.undecided !== true
     })
-    assert.deepEqual(await blobIds(dir), [fileId])
+    await waitFor('the other description decided, its name unchanged', async () => {
+      const now = await readDescription(cluster, keeper.id, stillId)
+      return now.name === 'still.bin' && now.undecided !== true
+    })
+    assert.deepEqual(await blobIds(dir), [fileId, stillId].sort())
 
     const out = join(clusters.work, 'moved.copy')
     const get = await cluster.dfs(['get', 'moved.bin', '-o', out])
