@@ -12,7 +12,7 @@
 
 import assert from 'node:assert/strict'
 import {createHash, randomBytes} from 'node:crypto'
-import {readFile, rename, writeFile} from 'node:fs/promises'
+import {readFile, readdir, rename, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {describe, test} from 'node:test'
 
@@ -209,5 +209,23 @@ describe('an upload left undecided on a keeper by its crash', () => {
     assert.equal(await sha256File(out), sha256)
     const fsck = await cluster.masterJson<{status: string}>('/fsck')
     assert.equal(fsck.body.status, 'healthy', JSON.stringify(fsck.body))
+  })
+
+  test('an undecided description found invalid at the start is quarantined with its blob, as a decided one is, and asked about nowhere', async () => {
+    const cluster = await clusters.start({keepers: 1, replicas: 1})
+    const keeper = cluster.keepers[0]!
+    const dir = cluster.dataDirOf(keeper)
+    await keeper.stop('SIGKILL')
+    const fileId = 'undecided-and-garbled'
+    const path = cluster.blobPath(keeper.id, fileId)
+    await writeFile(path, randomBytes(1000))
+    await writeFile(`${path}.undecided.json`, '{"fileId": "undecided-and-garbled", "na')
+
+    const back = await cluster.addKeeper(dir)
+    assert.equal(back.id, keeper.id)
+    assert.deepEqual(await blobIds(dir), [])
+    assert.deepEqual((await readdir(join(dir, 'quarantine'))).sort(), [fileId, `${fileId}.undecided.json`])
+    assert.ok(logMessages(back).some((line) => line.includes(`blob ${fileId} quarantined, not served or reported`)), back.logs.join('\n'))
+    assert.ok(!logMessages(cluster.master).some((line) => line.includes('whose commit it never heard answered')), cluster.master.logs.join('\n'))
   })
 })
