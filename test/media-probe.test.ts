@@ -4,7 +4,7 @@ import {open, readFile, rm, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {after, before, describe, test} from 'node:test'
 
-import {PROBE_LIMITS, probeMedia} from '../src/roles/keeper/media-probe.js'
+import {PROBE_LIMITS, mayBeMedia, probeMedia} from '../src/roles/keeper/media-probe.js'
 import {FIXTURES, tempDir} from './helpers/cluster.js'
 import {SAMPLE_MEDIA, topLevelTypes, withMoovAtEnd} from './helpers/mp4-files.js'
 
@@ -51,6 +51,20 @@ describe('a keeper reads what an mp4 is from its box headers, ftyp and moov', ()
     // Which of two moov boxes a player takes is anyone's guess.
     const moov = sample1.subarray(32, 32 + SAMPLE_1_MOOV_BYTES)
     assert.equal(await probeMedia(await write('two-moovs.mp4', Buffer.concat([sample1, moov]))), null)
+  })
+
+  test('the first 8 bytes tell which files the probe need not open (a keeper sees them as the upload arrives)', async () => {
+    // Every file the probe describes passes, whatever follows its first box.
+    for (const name of Object.keys(SAMPLE_MEDIA)) assert.equal(mayBeMedia((await readFile(join(FIXTURES, name))).subarray(0, 8)), true, name)
+    assert.equal(mayBeMedia(withMoovAtEnd(sample1).subarray(0, 8)), true)
+    // What it rules out, the probe describes as nothing.
+    const noFtyp = Buffer.from(sample1)
+    noFtyp.write('free', 4, 'latin1')
+    const ruledOut = {random: randomBytes(100_000), text: Buffer.from('hello, this is not a movie\n'.repeat(1000)), empty: Buffer.alloc(0), short: sample1.subarray(0, 7), 'no-ftyp': noFtyp}
+    for (const [name, bytes] of Object.entries(ruledOut)) {
+      assert.equal(mayBeMedia(bytes.subarray(0, 8)), false, name)
+      assert.equal(await probeMedia(await write(`${name}.ruled-out`, bytes)), null, name)
+    }
   })
 
   test('a damaged moov gives no metadata, and nothing of the file reaches the console (the keeper\'s log)', async () => {

@@ -7,11 +7,12 @@
 // had lost its tickets kept the orphan as "unknown" for good).
 //
 // The crash's leftovers are made on disk while the keeper is down, as its durable write leaves
-// them: blob and undecided description in blobs/.
+// them: blob and undecided description (`<fileId>.undecided.json`) in blobs/; one test leaves the
+// mark inside `<fileId>.json` instead, as keepers wrote it before, which a keeper still honours.
 
 import assert from 'node:assert/strict'
 import {createHash, randomBytes} from 'node:crypto'
-import {readFile, rm, writeFile} from 'node:fs/promises'
+import {readFile, readdir, rename, rm, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {describe, test} from 'node:test'
 
@@ -29,8 +30,12 @@ interface Description {
   undecided?: boolean
 }
 
+/** A blob's description, undecided when it lies at `<fileId>.undecided.json` (or, as keepers wrote it before, says so inside). */
 async function readDescription(cluster: TestCluster, keeperId: string, fileId: string): Promise<Description> {
-  return JSON.parse(await readFile(`${cluster.blobPath(keeperId, fileId)}.json`, 'utf8')) as Description
+  const path = cluster.blobPath(keeperId, fileId)
+  const undecided = await readFile(`${path}.undecided.json`, 'utf8').catch(() => undefined)
+  if (undecided !== undefined) return {...(JSON.parse(undecided) as Description), undecided: true}
+  return JSON.parse(await readFile(`${path}.json`, 'utf8')) as Description
 }
 
 /** A blob and its undecided description in a stopped keeper's blobs/, as an upload's durable write leaves them. */
@@ -38,7 +43,7 @@ async function leaveUndecided(cluster: TestCluster, keeperId: string, file: {fil
   const sha256 = createHash('sha256').update(file.bytes).digest('hex')
   const path = cluster.blobPath(keeperId, file.fileId)
   await writeFile(path, file.bytes)
-  await writeFile(`${path}.json`, JSON.stringify({fileId: file.fileId, name: file.name, size: file.bytes.length, sha256, createdAt: Date.now(), undecided: true}))
+  await writeFile(`${path}.undecided.json`, JSON.stringify({fileId: file.fileId, name: file.name, size: file.bytes.length, sha256, createdAt: Date.now()}))
 }
 
 interface Ticket {
@@ -160,17 +165,23 @@ describe('an upload left undecided on a keeper by its crash', () => {
     const put = await cluster.dfs(['put', source])
     assert.equal(put.code, 0, put.stderr)
     const {fileId} = await cluster.stat('kept.bin')
-    // Once the commit's answer is heard, the keeper drops the undecided mark (off the client's path).
-    await waitFor('the description rewritten without its undecided mark', async () => (await readDescription(cluster, keeper.id, fileId)).undecided !== true)
+    // Once the commit's answer is heard, the keeper drops the undecided mark (a rename, before the client is answered).
     const {createdAt, ...described} = await readDescription(cluster, keeper.id, fileId)
     assert.deepEqual(described, {fileId, name: 'kept.bin', size: 20_000, sha256})
     assert.ok(Number.isSafeInteger(createdAt))
+    const still = join(clusters.work, 'still.bin')
+    await randomFile(still, 10_000)
+    assert.equal((await cluster.dfs(['put', still])).code, 0)
+    const stillId = (await cluster.stat('still.bin')).fileId
 
-    // The keeper dies between the commit's answer and that rewrite; while it is down the file is
-    // renamed (its replica becomes dead, not gone) and the master restarts.
+    // The keeper dies between the commits' answers and those renames (kept.bin's description is
+    // still at <fileId>.undecided.json; still.bin's has the mark inside, as keepers wrote it
+    // before); while it is down kept.bin is renamed (its replica becomes dead, not gone) and the
+    // master restarts.
     await keeper.stop('SIGKILL')
-    const description = await readDescription(cluster, keeper.id, fileId)
-    await writeFile(`${cluster.blobPath(keeper.id, fileId)}.json`, JSON.stringify({...description, undecided: true}))
+    await rename(`${cluster.blobPath(keeper.id, fileId)}.json`, `${cluster.blobPath(keeper.id, fileId)}.undecided.json`)
+    const stillDescription = await readDescription(cluster, keeper.id, stillId)
+    await writeFile(`${cluster.blobPath(keeper.id, stillId)}.json`, JSON.stringify({...stillDescription, undecided: true}))
     const moved = await cluster.dfs(['mv', 'kept.bin', 'moved.bin'])
     assert.equal(moved.code, 0, moved.stderr)
     await cluster.master.stop('SIGKILL')
@@ -178,7 +189,7 @@ describe('an upload left undecided on a keeper by its crash', () => {
 
     const back = await cluster.addKeeper(dir)
     assert.equal(back.id, keeper.id)
-    assert.ok(logMessages(cluster.master).some((line) => line.includes(`keeper ${keeper.id} holds 1 upload whose commit it never heard answered: 1 recorded (kept), 0 not (removed)`)), cluster.master.logs.join('\n'))
+    assert.ok(logMessages(cluster.master).some((line) => line.includes(`keeper ${keeper.id} holds 2 uploads whose commit it never heard answered: 2 recorded (kept), 0 not (removed)`)), cluster.master.logs.join('\n'))
     await waitFor('the keeper counted as the file\'s replica', async () => (await cluster.stat('moved.bin')).replicas.some((replica) => replica.keeper === keeper.id && replica.alive))
     assert.ok(logMessages(back).some((line) => line.includes(`upload of "kept.bin" (${fileId}) whose commit had no answer was recorded: kept`)), back.logs.join('\n'))
     // Kept under the name the master has now, and no longer undecided, so that a later start does not ask again.
@@ -186,7 +197,11 @@ describe('an upload left undecided on a keeper by its crash', () => {
       const now = await readDescription(cluster, keeper.id, fileId)
       return now.name === 'moved.bin' && now.undecided !== true
     })
-    assert.deepEqual(await blobIds(dir), [fileId])
+    await waitFor('the other description decided, its name unchanged', async () => {
+      const now = await readDescription(cluster, keeper.id, stillId)
+      return now.name === 'still.bin' && now.undecided !== true
+    })
+    assert.deepEqual(await blobIds(dir), [fileId, stillId].sort())
 
     const out = join(clusters.work, 'moved.copy')
     const get = await cluster.dfs(['get', 'moved.bin', '-o', out])
@@ -194,6 +209,24 @@ describe('an upload left undecided on a keeper by its crash', () => {
     assert.equal(await sha256File(out), sha256)
     const fsck = await cluster.masterJson<{status: string}>('/fsck')
     assert.equal(fsck.body.status, 'healthy', JSON.stringify(fsck.body))
+  })
+
+  test('an undecided description found invalid at the start is quarantined with its blob, as a decided one is, and asked about nowhere', async () => {
+    const cluster = await clusters.start({keepers: 1, replicas: 1})
+    const keeper = cluster.keepers[0]!
+    const dir = cluster.dataDirOf(keeper)
+    await keeper.stop('SIGKILL')
+    const fileId = 'undecided-and-garbled'
+    const path = cluster.blobPath(keeper.id, fileId)
+    await writeFile(path, randomBytes(1000))
+    await writeFile(`${path}.undecided.json`, '{"fileId": "undecided-and-garbled", "na')
+
+    const back = await cluster.addKeeper(dir)
+    assert.equal(back.id, keeper.id)
+    assert.deepEqual(await blobIds(dir), [])
+    assert.deepEqual((await readdir(join(dir, 'quarantine'))).sort(), [fileId, `${fileId}.undecided.json`])
+    assert.ok(logMessages(back).some((line) => line.includes(`blob ${fileId} quarantined, not served or reported`)), back.logs.join('\n'))
+    assert.ok(!logMessages(cluster.master).some((line) => line.includes('whose commit it never heard answered')), cluster.master.logs.join('\n'))
   })
 
   test('a table rebuilt from the keepers (--recover) counts it as the keeper\'s file: its only copy is not lost', async () => {
@@ -208,8 +241,7 @@ describe('an upload left undecided on a keeper by its crash', () => {
 
     // The keeper dies before its mark was dropped, and the master's table is lost with its disk.
     await keeper.stop('SIGKILL')
-    const description = await readDescription(cluster, keeper.id, fileId)
-    await writeFile(`${cluster.blobPath(keeper.id, fileId)}.json`, JSON.stringify({...description, undecided: true}))
+    await rename(`${cluster.blobPath(keeper.id, fileId)}.json`, `${cluster.blobPath(keeper.id, fileId)}.undecided.json`)
     await cluster.master.stop('SIGKILL')
     await rm(join(cluster.dir, 'master'), {recursive: true, force: true})
     await cluster.startMaster(['--recover', '--recover-keepers', '1'])

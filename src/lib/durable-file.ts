@@ -35,8 +35,10 @@ export interface Companion {
  * the directory fsync, leaves at worst a whole blob without its companion (or, should the disk
  * order the renames otherwise, a companion without its blob): never a companion beside a partial
  * blob, since both were complete and fsynced before either rename.
+ *
+ * Answers the body's first bytes (HashingStream's `head`).
  */
-export async function writeDurably(source: Readable, tmpDir: string, finalPath: string, expected: Expected, companion?: Companion): Promise<void> {
+export async function writeDurably(source: Readable, tmpDir: string, finalPath: string, expected: Expected, companion?: Companion): Promise<{head: Buffer}> {
   const companionTmp = companion && join(tmpDir, `${randomBytes(8).toString('hex')}.part`)
   // Written (and fsynced) while the body streams; awaited, and its failure handled, below.
   const companionWritten = companion && companionTmp ? writeSynced(companionTmp, companion.data) : undefined
@@ -47,6 +49,7 @@ export async function writeDurably(source: Readable, tmpDir: string, finalPath: 
     verify(spooled, expected)
     await companionWritten
     await renameDurably(spooled.path, finalPath, companion && companionTmp ? {tmpPath: companionTmp, path: companion.path} : undefined)
+    return {head: spooled.head}
   } catch (error) {
     await companionWritten?.catch(() => {})
     if (spooled) await rm(spooled.path, {force: true})
@@ -60,6 +63,8 @@ export interface Spooled {
   path: string
   size: number
   sha256: string
+  /** Its first bytes (HashingStream's `head`). */
+  head: Buffer
 }
 
 /**
@@ -77,7 +82,7 @@ export async function spoolDurably(source: Readable, tmpDir: string): Promise<Sp
     // The fsync runs between the last write and the close: that span is its latency (and the close's).
     if (fsyncs.hasSubscribers) file.once('finish', () => void timeFsync(new Promise<void>((resolve) => file.once('close', () => resolve()))))
     await pipeline(source, hashing, file)
-    return {path: tmpPath, size: hashing.bytes, sha256: hashing.digest}
+    return {path: tmpPath, size: hashing.bytes, sha256: hashing.digest, head: hashing.head}
   } catch (error) {
     await rm(tmpPath, {force: true})
     throw asStorageError(error)
@@ -175,9 +180,17 @@ interface DirectorySync {
   running: Promise<void> | undefined
   /** The fsync that starts when the running one ends; every caller arriving meanwhile shares it. */
   next: Promise<void> | undefined
+  /**
+   * The directory, opened by the first fsync and kept open while fsyncs follow one another (a
+   * stream of small files: an open and a close saved per fsync), closed DIRECTORY_IDLE_MS after
+   * the last one ends and after any failed one.
+   */
+  handle: Promise<FileHandle> | undefined
+  idle: NodeJS.Timeout | undefined
 }
 
 const directorySyncs = new Map<string, DirectorySync>()
+const DIRECTORY_IDLE_MS = 1000
 
 /**
  * A rename is durable only once the directory entry itself is on disk. Concurrent callers share
@@ -187,7 +200,7 @@ const directorySyncs = new Map<string, DirectorySync>()
 export function syncDirectory(path: string): Promise<void> {
   let state = directorySyncs.get(path)
   if (!state) {
-    state = {running: undefined, next: undefined}
+    state = {running: undefined, next: undefined, handle: undefined, idle: undefined}
     directorySyncs.set(path, state)
   }
 
@@ -207,12 +220,40 @@ export function syncDirectory(path: string): Promise<void> {
 }
 
 function startDirectorySync(path: string, state: DirectorySync): Promise<void> {
-  const sync = fsyncPath(path).finally(() => {
+  if (state.idle) clearTimeout(state.idle)
+  state.idle = undefined
+  const sync = fsyncDirectory(path, state).finally(() => {
     if (state.running === sync) state.running = undefined
-    if (!state.running && !state.next) directorySyncs.delete(path)
+    if (!state.running && !state.next) closeWhenIdle(path, state)
   })
   state.running = sync
   return sync
+}
+
+/** fsync of the directory through its kept handle (opened now if none is); a failure closes the handle. */
+async function fsyncDirectory(path: string, state: DirectorySync): Promise<void> {
+  const opened = (state.handle ??= open(path, 'r'))
+  try {
+    await timeFsync((await opened).sync())
+  } catch (error) {
+    // Never trusted again after a failure: the next fsync opens the directory afresh.
+    if (state.handle === opened) state.handle = undefined
+    void opened.then((handle) => handle.close()).catch(() => {})
+    throw error
+  }
+}
+
+function closeWhenIdle(path: string, state: DirectorySync): void {
+  state.idle = setTimeout(() => {
+    state.idle = undefined
+    if (state.running || state.next) return
+    if (directorySyncs.get(path) === state) directorySyncs.delete(path)
+    const opened = state.handle
+    state.handle = undefined
+    void opened?.then((handle) => handle.close()).catch(() => {})
+  }, DIRECTORY_IDLE_MS)
+  // A process with nothing else to do exits; its open directory goes with it.
+  state.idle.unref()
 }
 
 /** fsync of a file, or of a directory (its entries), opened by path. */

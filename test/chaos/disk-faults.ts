@@ -31,13 +31,16 @@ export async function blobsIn(dataDir: string): Promise<Blob[]> {
     if (entry.endsWith('.json')) continue
     const path = join(dir, entry)
     let description: {name?: string; size?: number; sha256?: string; undecided?: boolean} | undefined
+    // An upload whose commit had no answer is described at <fileId>.undecided.json (or, as keepers
+    // wrote it before, with the mark inside <fileId>.json); a decided description stands.
+    const marked = !entries.has(`${entry}.json`) && entries.has(`${entry}.undecided.json`)
     try {
-      description = JSON.parse(await readFile(`${path}.json`, 'utf8')) as typeof description
+      description = JSON.parse(await readFile(`${path}${marked ? '.undecided.json' : '.json'}`, 'utf8')) as typeof description
     } catch {
       description = undefined
     }
 
-    blobs.push({fileId: entry, path, name: description?.name, size: description?.size, sha256: description?.sha256, undecided: description?.undecided === true, described: description !== undefined})
+    blobs.push({fileId: entry, path, name: description?.name, size: description?.size, sha256: description?.sha256, undecided: marked || description?.undecided === true, described: description !== undefined})
   }
 
   return blobs

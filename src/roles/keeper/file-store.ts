@@ -11,6 +11,11 @@ import {nameProblem} from '../../lib/names.js'
 import type {InventoryItem, VerifyResult} from '../../lib/protocol.js'
 
 const FILE_ID = /^[A-Za-z0-9_-]{1,64}$/
+/**
+ * Where an upload's description lies until the master answered its commit: `blobs/<fileId>` +
+ * this. Deciding the upload is one rename to `<fileId>.json` (no second write and fsync of it).
+ */
+const UNDECIDED = '.undecided.json'
 // How long a statfs reading of the free space is used before the disk is asked again.
 const STATFS_TTL_MS = 250
 
@@ -63,30 +68,35 @@ export class FileStore {
   }
 
   /**
-   * Rewrites a published file's description without its undecided mark: the master's answer to its
-   * commit was heard. Until this lands, a restart finds the file undecided and asks the master again
-   * (which answers the same), so it needs no directory fsync of its own.
+   * Drops a published file's undecided mark: the master's answer to its commit was heard. Its
+   * description, written and fsynced with the blob, is renamed from `<fileId>.undecided.json` to
+   * `<fileId>.json`. Until that rename is on disk, a restart finds the file undecided and asks the
+   * master again (which answers the same), so it needs no directory fsync of its own. A description
+   * that carries the mark inside (`"undecided": true` in `<fileId>.json`, as keepers wrote it
+   * before) is rewritten without it instead.
    */
   async decide(fileId: string): Promise<void> {
-    await this.#describe(
-      fileId,
-      () => {
-        const file = this.#byId.get(fileId)
-        return file && description(file)
-      },
-      {syncDirectory: false},
-    )
+    await this.#describe(fileId, async () => {
+      const file = this.#byId.get(fileId)
+      if (!file) return
+      const path = this.pathOf(fileId)
+      try {
+        await rename(`${path}${UNDECIDED}`, `${path}.json`)
+        return
+      } catch (error) {
+        if ((error as {code?: string}).code !== 'ENOENT') throw asStorageError(error)
+      }
+
+      await writeFileDurably(this.tmpDir, `${path}.json`, description(file), {syncDirectory: false})
+    })
   }
 
   /**
-   * Writes a file's description, one write at a time per file (a decision and a rename must not
-   * land out of order); `text` is asked for when its turn comes, undefined writing nothing.
+   * Changes a file's description on disk, one change at a time per file (a decision and a rename
+   * must not land out of order); `write` runs when its turn comes.
    */
-  #describe(fileId: string, text: () => string | undefined, options: {syncDirectory?: boolean} = {}): Promise<void> {
-    const next = (this.#describing.get(fileId) ?? Promise.resolve()).then(async () => {
-      const data = text()
-      if (data !== undefined) await writeFileDurably(this.tmpDir, `${this.pathOf(fileId)}.json`, data, options)
-    })
+  #describe(fileId: string, write: () => Promise<void>): Promise<void> {
+    const next = (this.#describing.get(fileId) ?? Promise.resolve()).then(write)
     const settled = next.catch(() => {})
     this.#describing.set(fileId, settled)
     void settled.then(() => {
@@ -106,19 +116,22 @@ export class FileStore {
       if (!entry.endsWith('.json')) {
         // A blob whose description was never written: the crash came between the two renames, so
         // it was never committed or reported (both happen after the directory fsync).
-        if (!entries.has(`${entry}.json`)) await rm(join(this.blobDir, entry), {force: true})
+        if (!entries.has(`${entry}.json`) && !entries.has(`${entry}${UNDECIDED}`)) await rm(join(this.blobDir, entry), {force: true})
         continue
       }
 
-      const fileId = entry.slice(0, -'.json'.length)
-      if (!entries.has(fileId)) {
+      const marked = entry.endsWith(UNDECIDED)
+      const fileId = entry.slice(0, -(marked ? UNDECIDED : '.json').length)
+      // No blob; or an undecided description beside the decided one, which a rename made after it
+      // (a decision or a dfs mv): the decided one stands.
+      if (!entries.has(fileId) || (marked && entries.has(`${fileId}.json`))) {
         await rm(join(this.blobDir, entry), {force: true})
         continue
       }
 
-      const description = await this.#readDescription(fileId)
-      if ('problem' in description) await this.#quarantine(fileId, description.problem)
-      else if (description.undecided) this.#unpublished.set(fileId, description.file)
+      const description = await this.#readDescription(fileId, entry)
+      if ('problem' in description) await this.#quarantine(fileId, entry, description.problem)
+      else if (marked || description.undecided) this.#unpublished.set(fileId, description.file)
       else this.#publish(description.file)
     }
   }
@@ -128,8 +141,8 @@ export class FileStore {
    * invalid condemns its blob; one that cannot be read at all (EIO, EMFILE, EACCES) proves nothing
    * about the replica, so the keeper refuses to start rather than lose it.
    */
-  async #readDescription(fileId: string): Promise<{file: InventoryItem; undecided: boolean} | {problem: string}> {
-    const path = join(this.blobDir, `${fileId}.json`)
+  async #readDescription(fileId: string, entry: string): Promise<{file: InventoryItem; undecided: boolean} | {problem: string}> {
+    const path = join(this.blobDir, entry)
     let text: string
     try {
       text = await readFile(path, 'utf8')
@@ -161,13 +174,13 @@ export class FileStore {
    * Moves a blob and its invalid description out of blobs/ into quarantine/, never deleting them:
    * the bytes may still be the only good copy somewhere, and an operator decides what they are.
    */
-  async #quarantine(fileId: string, problem: string): Promise<void> {
+  async #quarantine(fileId: string, descriptionEntry: string, problem: string): Promise<void> {
     await mkdir(this.quarantineDir, {recursive: true})
     let target = fileId
     // A blob of this id quarantined before is kept too.
     while (await stat(join(this.quarantineDir, target)).catch(() => undefined)) target = `${fileId}.${Date.now()}`
     await rename(join(this.blobDir, fileId), join(this.quarantineDir, target))
-    await rename(join(this.blobDir, `${fileId}.json`), join(this.quarantineDir, `${target}.json`))
+    await rename(join(this.blobDir, descriptionEntry), join(this.quarantineDir, `${target}${descriptionEntry.slice(fileId.length)}`))
     await syncDirectory(this.quarantineDir)
     await syncDirectory(this.blobDir)
     this.quarantined.push({fileId, reason: `${problem}; moved to ${join(this.quarantineDir, target)}`})
@@ -181,10 +194,10 @@ export class FileStore {
   /**
    * Streams a file to disk durably and verified; it is kept but not published until `publish`.
    * Any failure (short body, wrong hash, full disk) leaves no trace. An upload is written
-   * `undecided`: a restart before `decide` makes it neither a file nor garbage until the master says
-   * whether it recorded it.
+   * `undecided` (its description at `<fileId>.undecided.json`): a restart before `decide` makes it
+   * neither a file nor garbage until the master says whether it recorded it. `firstBytes` is told the body's first bytes (HashingStream's `head`).
    */
-  async receive(source: Readable, item: InventoryItem, options: {undecided?: boolean} = {}): Promise<InventoryItem> {
+  async receive(source: Readable, item: InventoryItem, options: {undecided?: boolean; firstBytes?: (head: Buffer) => void} = {}): Promise<InventoryItem> {
     const path = this.pathOf(item.fileId)
     if (this.#byId.has(item.fileId) || this.#unpublished.has(item.fileId)) {
       throw new DfsError('DFS_ERR_EXISTS', `this keeper already holds file id ${item.fileId}`)
@@ -195,8 +208,9 @@ export class FileStore {
     this.#unpublished.set(item.fileId, file)
     try {
       // Blob and description land together: both fsynced in tmp/, renamed, one directory fsync.
-      await writeDurably(source, this.tmpDir, path, item, {path: `${path}.json`, data: description(item, options.undecided)})
+      const {head} = await writeDurably(source, this.tmpDir, path, item, {path: `${path}${options.undecided ? UNDECIDED : '.json'}`, data: description(item)})
       this.#writtenSinceStatfs += item.size
+      options.firstBytes?.(head)
     } catch (error) {
       this.#unpublished.delete(item.fileId)
       await this.#removeFromDisk(item.fileId)
@@ -227,6 +241,7 @@ export class FileStore {
       this.#writtenSinceStatfs += spooled.size
       held.path = spooled.path
       held.sha256 = spooled.sha256
+      held.head = spooled.head
       // Only the size was announced; the sha256 is the client's to name when it seals.
       verify(spooled, {size: upload.size, sha256: spooled.sha256})
     } catch (error) {
@@ -250,9 +265,9 @@ export class FileStore {
    * Makes a held upload a file (unpublished, as `receive` leaves one) if `sha256` is the digest the
    * keeper computed of its bytes; if not, the bytes are removed and the answer is
    * DFS_ERR_CHECKSUM_MISMATCH: a byte corrupted in transit never becomes a stored file. `undecided`
-   * as for `receive`.
+   * and `firstBytes` as for `receive`.
    */
-  async seal(fileId: string, sha256: string, options: {undecided?: boolean} = {}): Promise<InventoryItem> {
+  async seal(fileId: string, sha256: string, options: {undecided?: boolean; firstBytes?: (head: Buffer) => void} = {}): Promise<InventoryItem> {
     const held = this.#held.get(fileId)
     if (!held?.path || held.sha256 === undefined) throw new DfsError('DFS_ERR_UNKNOWN_UPLOAD', `this keeper holds no upload ${fileId} to seal (never received whole, or expired)`)
     this.#held.delete(fileId)
@@ -260,7 +275,8 @@ export class FileStore {
     try {
       verify(file, {size: held.upload.size, sha256})
       this.#unpublished.set(fileId, file)
-      await placeDurably(held.path, this.pathOf(fileId), {path: `${this.pathOf(fileId)}.json`, data: description(file, options.undecided)})
+      await placeDurably(held.path, this.pathOf(fileId), {path: `${this.pathOf(fileId)}${options.undecided ? UNDECIDED : '.json'}`, data: description(file)})
+      if (held.head) options.firstBytes?.(held.head)
     } catch (error) {
       this.#unpublished.delete(fileId)
       await rm(held.path, {force: true})
@@ -318,7 +334,7 @@ export class FileStore {
     if (!file) return false
     if (file.name === name) return true
     const renamed = {...file, name}
-    await this.#describe(fileId, () => JSON.stringify(pick(renamed)))
+    await this.#describe(fileId, () => writeFileDurably(this.tmpDir, `${this.pathOf(fileId)}.json`, JSON.stringify(pick(renamed))))
     this.#byId.set(fileId, renamed)
     if (this.#byName.get(file.name)?.fileId === fileId) {
       this.#byName.delete(file.name)
@@ -354,6 +370,7 @@ export class FileStore {
     await this.#describing.get(fileId)
     const path = this.pathOf(fileId)
     await rm(`${path}.json`, {force: true})
+    await rm(`${path}${UNDECIDED}`, {force: true})
     await rm(path, {force: true})
   }
 
@@ -468,6 +485,7 @@ interface Held {
   upload: Omit<InventoryItem, 'sha256'>
   path: string | undefined
   sha256?: string
+  head?: Buffer
 }
 
 /** The blob of `fileId` in a keeper's data dir: `DATA/blobs/<fileId>`, never a name. */
@@ -476,9 +494,9 @@ export function blobPath(dataDir: string, fileId: string): string {
   return join(dataDir, 'blobs', fileId)
 }
 
-/** A file's description as stored beside its blob, with the undecided mark if it has one. */
-function description(item: InventoryItem, undecided = false): string {
-  return JSON.stringify({...pick(item), ...(undecided ? {undecided} : {})})
+/** A file's description as stored beside its blob (whether it is undecided is in its file's name). */
+function description(item: InventoryItem): string {
+  return JSON.stringify(pick(item))
 }
 
 function pick(item: InventoryItem): InventoryItem {

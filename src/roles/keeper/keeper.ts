@@ -36,7 +36,7 @@ import {
 } from '../../lib/protocol.js'
 import {RetryPolicy} from '../../lib/retry-policy.js'
 import {FileStore} from './file-store.js'
-import {probeMedia} from './media-probe.js'
+import {mayBeMedia, probeMedia} from './media-probe.js'
 import {KeeperMetrics} from './metrics.js'
 import {dropWhenSilent} from './silent-sender.js'
 import {PipelineForward, type HeldCopy} from './write-pipeline.js'
@@ -327,7 +327,9 @@ export class Keeper {
     const watch = this.#dropWhenSilent(body)
     let result = 'failed'
     try {
-      const file = await this.#commit(await this.store.receive(body, item, {undecided: true}))
+      let head: Buffer | undefined
+      const received = await this.store.receive(body, item, {undecided: true, firstBytes: (bytes) => (head = bytes)})
+      const file = await this.#commit(received, [], head)
       result = 'ok'
       return file
     } catch (error) {
@@ -423,9 +425,10 @@ export class Keeper {
     let file: InventoryItem
     try {
       // A keeper down a pipeline holds a copy the master expects from the upload's commit; the first commits the upload.
-      file = await this.store.seal(fileId, sha256, {undecided: !held?.copy})
+      let head: Buffer | undefined
+      file = await this.store.seal(fileId, sha256, {undecided: !held?.copy, firstBytes: (bytes) => (head = bytes)})
       if (held?.copy) await this.#reportPipelinedCopy(file)
-      else file = await this.#commit(file, holding.map((copy) => copy.id))
+      else file = await this.#commit(file, holding.map((copy) => copy.id), head)
       result = 'ok'
     } catch (error) {
       if (downstream && downstream.copies.length > 0) void this.#dropDownstream(fileId, downstream.next)
@@ -503,11 +506,12 @@ export class Keeper {
    * away): the bytes are kept, unpublished, until the master can say which it was. The upload was
    * written undecided (`store.receive`, `store.seal`), so a process that dies before the answer
    * leaves the same question for the next one (asked at its registration); the mark goes once the
-   * master said yes, off the client's path.
+   * master said yes, before the client is answered: one rename, no fsync (FileStore.decide).
    */
-  async #commit(file: InventoryItem, pipeline: string[] = []): Promise<InventoryItem> {
-    // Read back from the disk once the bytes are durable: box headers, ftyp and moov only.
-    const media = await probeMedia(this.store.pathOf(file.fileId))
+  async #commit(file: InventoryItem, pipeline: string[] = [], head?: Buffer): Promise<InventoryItem> {
+    // Read back from the disk once the bytes are durable: box headers, ftyp and moov only; not at
+    // all for a file whose first bytes (seen as they arrived) rule out an mp4.
+    const media = head && !mayBeMedia(head) ? null : await probeMedia(this.store.pathOf(file.fileId))
     try {
       await this.#commits.call({uploadId: file.fileId, keeperId: this.id, name: file.name, size: file.size, sha256: file.sha256, ...(media ? {media} : {}), ...(pipeline.length > 0 ? {pipeline} : {})})
     } catch (error) {
@@ -522,14 +526,14 @@ export class Keeper {
     }
 
     this.store.publish(file)
-    this.#decide(file)
+    await this.#decide(file)
     return file
   }
 
-  /** Drops a published upload's undecided mark in the background: a failure only means the next start asks the master again. */
-  #decide(file: InventoryItem): void {
-    this.store.decide(file.fileId).catch((error: unknown) => {
-      this.options.log(`upload of "${file.name}" (${file.fileId}) is recorded, but its description could not be rewritten (${(error as Error).message}); the next start asks the master again`)
+  /** Drops a published upload's undecided mark; never fails: a failure only means the next start asks the master again. */
+  async #decide(file: InventoryItem): Promise<void> {
+    await this.store.decide(file.fileId).catch((error: unknown) => {
+      this.options.log(`upload of "${file.name}" (${file.fileId}) is recorded, but its undecided mark could not be dropped (${(error as Error).message}); the next start asks the master again`)
     })
   }
 
@@ -554,7 +558,7 @@ export class Keeper {
     this.#undecided.delete(file.fileId)
     if (recorded) {
       this.store.publish(file)
-      this.#decide(file)
+      void this.#decide(file)
     } else {
       await this.store.remove(file.fileId)
     }

@@ -58,6 +58,15 @@ export async function probeMedia(path: string, limits: ProbeLimits = PROBE_LIMIT
 }
 
 /**
+ * Whether a file whose first bytes are `head` (at least its first 8, or all of a shorter file) can
+ * be one probeMedia describes: only a file whose first box is `ftyp` can. false spares a stored
+ * file the probe's open, stat, read and close (a keeper's every upload).
+ */
+export function mayBeMedia(head: Buffer): boolean {
+  return head.length >= 8 && head.toString('latin1', 4, 8) === 'ftyp'
+}
+
+/**
  * The file's top-level boxes, from their headers alone; undefined unless they tile the file
  * exactly (a file cut short, or one that is not ISO-BMFF, does not).
  */
