@@ -175,8 +175,9 @@ describe('write pipeline', () => {
     for (const [dir, blob] of blobs) assert.equal(blob, sha256, `the bytes on ${dir}`)
     // Nor does any keeper keep a partial copy until its restart: the cut-off's abort never reaches
     // the stalled keeper (the stall stopped reading, so it carries no sign of the end), which
-    // drops its bytes once its upstream was silent for the stall timeout (one line), and aborts the one after it.
-    const silent = `sent no byte for ${STALL_MS / 1000} s; the bytes it sent are dropped`
+    // drops its bytes once its upstream was silent for 1.5 stall timeouts (one line), and aborts the one after it.
+    // (Half the stall timeout more than its upstream's: the upstream's cut-off comes first.)
+    const silent = `sent no byte for ${(STALL_MS * 1.5) / 1000} s; the bytes it sent are dropped`
     await waitFor(`the stalled keeper's log line "${silent}"`, () => victim.keeper.logs.some((line) => line.includes(silent)))
     assert.equal(victim.keeper.logs.filter((line) => line.includes(put!.fileId) && line.includes('dropped')).length, 1, victim.keeper.logs.join('\n'))
     await waitFor('no partial upload left in any keeper\'s tmp/', async () => {

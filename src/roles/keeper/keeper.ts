@@ -348,13 +348,19 @@ export class Keeper {
    * in a write pipeline. Its bytes in tmp/ and its space reservation go with it, and its
    * connection is closed. Answers the stop of the watch and, once it fired, the error the body was
    * destroyed with (made then: an upload that never goes silent pays for no stack trace).
+   *
+   * An upstream keeper is given half the stall timeout more: where this keeper stopped getting
+   * bytes because a stall between the two stopped taking them, the upstream keeper's own stall
+   * timer starts only once the buffers between them are full, later than this keeper's last byte,
+   * and its cut-off (and its reason) should come first.
    */
   #dropWhenSilent(body: IncomingMessage, upstream?: string): {silent?: DfsError; stop: () => void} {
     const watch: {silent?: DfsError; stop: () => void} = {stop: () => {}}
-    watch.stop = dropWhenSilent(body, this.#stallMs, () => {
+    const silentMs = upstream === undefined ? this.#stallMs : this.#stallMs * 1.5
+    watch.stop = dropWhenSilent(body, silentMs, () => {
       const address = body.socket?.remoteAddress
       const sender = upstream === undefined ? `the client${address ? ` at ${address}` : ''}` : `keeper ${upstream}`
-      watch.silent = new DfsError('DFS_ERR_REQUEST_TIMEOUT', `${sender} sent no byte for ${this.#stallMs / 1000} s`)
+      watch.silent = new DfsError('DFS_ERR_REQUEST_TIMEOUT', `${sender} sent no byte for ${silentMs / 1000} s`)
       return watch.silent
     })
     return watch
