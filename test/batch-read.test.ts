@@ -176,6 +176,26 @@ describe('batch reads (POST /files/read)', () => {
       }
     })
 
+    test('a get of many names looks them up in chunks that start small (32, 64, then more), so that the first files are read early; every file comes back byte-exact', async () => {
+      const cluster = shared.cluster
+      const files = await store(cluster, shared.work, 'chunked', 100, (index) => 100 + index)
+      const lookups = async () => {
+        const response = await fetch(`${cluster.masterUrl}/metrics`, {headers: bearer(cluster.token)})
+        assert.equal(response.status, 200)
+        return sumOf(parseMetrics(await response.text()), 'dfs_http_requests_total', {method: 'POST', route: '/lookup'})
+      }
+
+      const before = await lookups()
+      const reads = await keeperCounts(cluster)
+      const got = await getAll(cluster, files, join(shared.work, 'chunked-out'))
+      assert.equal(got.length, 100)
+      const after = await keeperCounts(cluster)
+      assert.equal(after.served - reads.served, 100, 'every file came in a batch, the answer of its own chunk')
+      assert.equal(after.gets - reads.gets, 0, 'no file was got by itself')
+      // 100 names: 32 + 64 + 4 (one look-up of all 100 would have kept every download waiting for it).
+      assert.equal((await lookups()) - before, 3, 'three look-ups of 32, 64 and 4 names')
+    })
+
     test('--no-clobber: a batched file whose local path exists is left alone, with its own error; the others are written', async () => {
       const cluster = shared.cluster
       const files = await store(cluster, shared.work, 'nc', 4, (index) => 1500 + index)

@@ -96,12 +96,29 @@ export async function getFiles(master: Peer, names: string[], options: GetOption
 
 // Names looked up per request by a get of many: a few hundred answers (with their grants) in memory.
 const LOOKUP_CHUNK = 250
+// The first chunks are smaller (32, 64, 128 names, then LOOKUP_CHUNK), so that the first files are
+// read after a short answer: a look-up costs the master ~0.3–0.5 ms per name (grants included), and
+// the first two chunks are asked for at once, so 2 × 250 names kept every download waiting ~0.2 s.
+const FIRST_LOOKUP_CHUNK = 32
+
+/** Where chunk `number` of a get's look-ups starts, and how many names it takes at most. */
+function lookupChunk(number: number): {start: number; size: number} {
+  let start = 0
+  let size = Math.min(FIRST_LOOKUP_CHUNK, LOOKUP_CHUNK)
+  for (let n = 0; n < number; n++) {
+    if (size >= LOOKUP_CHUNK) return {start: start + (number - n) * LOOKUP_CHUNK, size: LOOKUP_CHUNK}
+    start += size
+    size = Math.min(size * 2, LOOKUP_CHUNK)
+  }
+
+  return {start, size}
+}
 
 /**
  * The look-ups of a get of many names, a chunk per request to the master (POST /lookup) instead of
- * one per name, the next chunk asked for while the current one downloads. Each chunk is let go once
- * every one of its names was taken. A chunk whose request fails yields nothing: each of its names
- * is then looked up by itself, and fails or succeeds on its own.
+ * one per name (chunks of lookupChunk), the next chunk asked for while the current one downloads.
+ * Each chunk is let go once every one of its names was taken. A chunk whose request fails yields
+ * nothing: each of its names is then looked up by itself, and fails or succeeds on its own.
  */
 class LookAhead {
   readonly #chunks = new Map<number, {files: Promise<Array<FileInfo | DfsError> | undefined>; left: number}>()
@@ -111,18 +128,19 @@ class LookAhead {
     readonly names: string[],
   ) {}
 
-  async take(index: number): Promise<FileInfo | DfsError | undefined> {
-    const number = Math.floor(index / LOOKUP_CHUNK)
+  /** The look-up of the name at `index`, which chunk `number` holds. */
+  async take(number: number, index: number): Promise<FileInfo | DfsError | undefined> {
     const chunk = this.#chunk(number)
     this.#chunk(number + 1)
     if (--chunk.left === 0) this.#chunks.delete(number)
-    return (await chunk.files)?.[index - number * LOOKUP_CHUNK]
+    return (await chunk.files)?.[index - lookupChunk(number).start]
   }
 
   #chunk(number: number): {files: Promise<Array<FileInfo | DfsError> | undefined>; left: number} {
     let chunk = this.#chunks.get(number)
-    if (!chunk && number * LOOKUP_CHUNK < this.names.length) {
-      const names = this.names.slice(number * LOOKUP_CHUNK, (number + 1) * LOOKUP_CHUNK)
+    const {start, size} = lookupChunk(number)
+    if (!chunk && start < this.names.length) {
+      const names = this.names.slice(start, start + size)
       chunk = {files: lookupFiles(this.master, names).catch(() => undefined), left: names.length}
       this.#chunks.set(number, chunk)
     }
@@ -214,13 +232,14 @@ class ManyGets {
     const lookups = new LookAhead(this.master, this.names)
     const rangeSize = this.options.rangeSize ?? DEFAULTS.rangeSize
     try {
-      for (let start = 0; start < this.names.length; start += LOOKUP_CHUNK) {
+      for (let number = 0; lookupChunk(number).start < this.names.length; number++) {
+        const {start, size} = lookupChunk(number)
         // One chunk queued at a time (the next one's look-up is under way meanwhile), so that a
         // get of very many names holds a few hundred answers, not all of them.
         while (this.#singles.length > 0 || this.#batches.length > 0) await this.#changed
         const batchable: Wanted[] = []
-        for (let index = start; index < Math.min(start + LOOKUP_CHUNK, this.names.length); index++) {
-          const known = await lookups.take(index)
+        for (let index = start; index < Math.min(start + size, this.names.length); index++) {
+          const known = await lookups.take(number, index)
           if (known instanceof DfsError) {
             this.#fail(index, known)
           } else if (known && known.size <= MAX_BATCH_READ_SIZE && known.size <= rangeSize && this.options.output !== '-' && known.replicas.some((replica) => replica.alive)) {
