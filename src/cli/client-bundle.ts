@@ -38,8 +38,21 @@ interface CacheHeader {
  */
 export async function loadFastRunner(id: string | undefined, bundle = (id !== undefined && Object.hasOwn(SERVER_BUNDLES, id) ? SERVER_BUNDLES[id] : undefined) ?? CLIENT_BUNDLE, cache = `${bundle}.v8-cache`): Promise<{runFast: typeof runFast}> {
   if (!existsSync(bundle)) return import('./fast-runner.js')
-  return loadBundle(bundle, cache) as {runFast: typeof runFast}
+  const loaded = loadBundle(bundle, cache) as {runFast: typeof runFast}
+  // A process that hands its argv to oclif (help, an error to report) has run only the parser of
+  // the bundle: it writes no cache, which would hold that little code until the next build, and
+  // leaves it to the next process that runs the command (a server start otherwise ~0.05 CPU-s dearer).
+  return {
+    async runFast(argv) {
+      if (await loaded.runFast(argv)) return true
+      notToCache.add(cache)
+      return false
+    },
+  }
 }
+
+/** Caches not to write at exit: this process ran too little of their bundle. */
+const notToCache = new Set<string>()
 
 /** Runs a CommonJS bundle with the code of `cache` if it was made for it, and returns its exports. */
 export function loadBundle(bundle: string, cache: string): unknown {
@@ -58,7 +71,11 @@ export function loadBundle(bundle: string, cache: string): unknown {
   // or a profiler's): a plain `node` remakes it, a run under flags does not, so that runs under
   // different flags do not remake it in turn, each for the next to refuse.
   const plainNode = process.execArgv.length === 0 && !process.env['NODE_OPTIONS']
-  if (cachedData === undefined || (script.cachedDataRejected === true && plainNode)) process.once('exit', () => writeCache(cache, bundleId, script))
+  if (cachedData === undefined || (script.cachedDataRejected === true && plainNode)) {
+    process.once('exit', () => {
+      if (!notToCache.has(cache)) writeCache(cache, bundleId, script)
+    })
+  }
   const module = {exports: {}}
   // Why not import() in the bundle: Node 20 runs it in a vm.Script only under
   // --experimental-vm-modules, and not at all in code from a cache; scripts/bundle-commands.mjs makes
