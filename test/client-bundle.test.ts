@@ -15,7 +15,7 @@ import {tempDir} from './helpers/cluster.js'
 
 const LOADER = new URL('../src/cli/client-bundle.js', import.meta.url).href
 
-/** A bundle as scripts/bundle-client.mjs makes one: its first line names it. `value` is what it exports. */
+/** A bundle as scripts/bundle-commands.mjs makes one: its first line names it. `value` is what it exports. */
 function bundleSource(id: string, value: number): string {
   // Enough functions that V8's cache is not trivially small; the one that answers runs before the cache is made.
   const helpers = Array.from({length: 50}, (_, index) => `function helper${index}(x) { return x + ${index} }`).join('\n')
@@ -102,5 +102,23 @@ describe('the client bundle code cache', () => {
       assert.deepEqual(await load(), {value: 3})
       assert.equal(await cacheInode(), replaced, 'the new cache is used as it is')
     }
+  })
+
+  test('a process whose argv the bundle hands to oclif writes no cache; one that runs the command does', async () => {
+    // A bundle shaped as the fast runner: runFast answers true for a command it runs, false for oclif's.
+    await rm(cache, {force: true})
+    await writeFile(bundle, `// dfs client bundle sha256:${'e'.repeat(64)}\nmodule.exports = {runFast: async ([id]) => id === 'run'}\n`)
+    const script = join(work, 'run.mjs')
+    await writeFile(
+      script,
+      `const {loadFastRunner} = await import(${JSON.stringify(LOADER)})\nconst {runFast} = await loadFastRunner(undefined, ${JSON.stringify(bundle)}, ${JSON.stringify(cache)})\nconsole.log(await runFast(process.argv.slice(2)))\n`,
+    )
+    const run = async (argv: string[]): Promise<string> => (await promisify(execFile)(process.execPath, [script, ...argv], {env: {...process.env, NODE_OPTIONS: ''}})).stdout.trim()
+    assert.equal(await run(['help']), 'false')
+    await assert.rejects(stat(cache), {code: 'ENOENT'}, 'a --help (or an argv error) leaves no cache of the parser alone')
+    assert.equal(await run(['run']), 'true')
+    const written = await cacheInode()
+    assert.equal(await run(['help']), 'false')
+    assert.equal(await cacheInode(), written, 'and leaves the cache a command wrote as it is')
   })
 })

@@ -7,11 +7,17 @@ import vm from 'node:vm'
 
 import type {runFast} from './fast-runner.js'
 
-/** The client's commands in one file, made by scripts/bundle-client.mjs at build time. */
+/** The client's commands in one file, made by scripts/bundle-commands.mjs at build time. */
 export const CLIENT_BUNDLE = fileURLToPath(new URL('client-bundle.cjs', import.meta.url))
 
 /** V8's code for the bundle, written by the first command that runs it (beside it, if dist/ is writable). */
 export const CLIENT_CODE_CACHE = `${CLIENT_BUNDLE}.v8-cache`
+
+/** `dfs master` and `dfs keeper`: a bundle each, with the npm packages they load (scripts/bundle-commands.mjs). */
+export const SERVER_BUNDLES: Readonly<Record<string, string>> = {
+  master: fileURLToPath(new URL('master-bundle.cjs', import.meta.url)),
+  keeper: fileURLToPath(new URL('keeper-bundle.cjs', import.meta.url)),
+}
 
 /** What a cache file begins with: which bundle its code is for, and a checksum of that code. */
 interface CacheHeader {
@@ -22,17 +28,31 @@ interface CacheHeader {
 }
 
 /**
- * The fast runner, from the bundle with V8's cached code when a cache for this very bundle is
+ * The fast runner, from a bundle with V8's cached code when a cache for this very bundle is
  * there (else it is compiled, and its code cached when the process exits), or from dist/src when
- * there is no bundle, and for `dfs master` and `dfs keeper`. Why: Node 20 compiles every function of every module again in each process;
- * with the code cached a client command starts ~0.03 CPU-s sooner (docs/performance.md).
+ * there is no bundle. `dfs master` and `dfs keeper` run from their own bundles (fastify and the
+ * other packages in them), any other command from the client's. Why: Node 20 compiles every
+ * function of every module again in each process, and loads ES modules and the CommonJS packages
+ * they import file by file; with one file and its code cached a client command starts ~0.03
+ * CPU-s sooner, a server ~0.4 (docs/performance.md).
  */
-export async function loadFastRunner(id: string | undefined, bundle = CLIENT_BUNDLE, cache = CLIENT_CODE_CACHE): Promise<{runFast: typeof runFast}> {
-  // The servers import dist/src as they always did: one copy of each module (an error's class is
-  // the one the runner checks), and a server starts once.
-  if (id === 'master' || id === 'keeper' || !existsSync(bundle)) return import('./fast-runner.js')
-  return loadBundle(bundle, cache) as {runFast: typeof runFast}
+export async function loadFastRunner(id: string | undefined, bundle = (id !== undefined && Object.hasOwn(SERVER_BUNDLES, id) ? SERVER_BUNDLES[id] : undefined) ?? CLIENT_BUNDLE, cache = `${bundle}.v8-cache`): Promise<{runFast: typeof runFast}> {
+  if (!existsSync(bundle)) return import('./fast-runner.js')
+  const loaded = loadBundle(bundle, cache) as {runFast: typeof runFast}
+  // A process that hands its argv to oclif (help, an error to report) has run only the parser of
+  // the bundle: it writes no cache, which would hold that little code until the next build, and
+  // leaves it to the next process that runs the command (a server start otherwise ~0.05 CPU-s dearer).
+  return {
+    async runFast(argv) {
+      if (await loaded.runFast(argv)) return true
+      notToCache.add(cache)
+      return false
+    },
+  }
 }
+
+/** Caches not to write at exit: this process ran too little of their bundle. */
+const notToCache = new Set<string>()
 
 /** Runs a CommonJS bundle with the code of `cache` if it was made for it, and returns its exports. */
 export function loadBundle(bundle: string, cache: string): unknown {
@@ -51,11 +71,15 @@ export function loadBundle(bundle: string, cache: string): unknown {
   // or a profiler's): a plain `node` remakes it, a run under flags does not, so that runs under
   // different flags do not remake it in turn, each for the next to refuse.
   const plainNode = process.execArgv.length === 0 && !process.env['NODE_OPTIONS']
-  if (cachedData === undefined || (script.cachedDataRejected === true && plainNode)) process.once('exit', () => writeCache(cache, bundleId, script))
+  if (cachedData === undefined || (script.cachedDataRejected === true && plainNode)) {
+    process.once('exit', () => {
+      if (!notToCache.has(cache)) writeCache(cache, bundleId, script)
+    })
+  }
   const module = {exports: {}}
   // Why not import() in the bundle: Node 20 runs it in a vm.Script only under
-  // --experimental-vm-modules, and not at all in code from a cache; scripts/bundle-client.mjs makes
-  // the bundle's import() calls (cli-progress, and ./master.js and ./keeper.js) this function.
+  // --experimental-vm-modules, and not at all in code from a cache; scripts/bundle-commands.mjs makes
+  // the bundle's import() calls (cli-progress; the commands of the other bundles) this function.
   const importModule = async (specifier: string): Promise<unknown> => import(specifier.startsWith('.') ? new URL(specifier, pathToFileURL(bundle)).href : specifier)
   ;(script.runInThisContext() as (...args: unknown[]) => void)(module.exports, createRequire(bundle), module, bundle, dirname(bundle), importModule)
   return module.exports
