@@ -418,6 +418,14 @@ export class Master {
    * (with a `write` grant for that keeper, for this upload id, name, size and sha256).
    */
   async beginUpload(request: UploadRequest): Promise<UploadTicket> {
+    return this.#granted(this.#place(request))
+  }
+
+  /**
+   * An upload's keeper (and pipeline) picked and its ticket kept, in one turn of the event loop: no
+   * heartbeat can come between the load it was picked by and the load it adds.
+   */
+  #place(request: UploadRequest): Placed {
     assertValidName(request.name)
     this.#assertNotRecovering()
     if (!request.replace) this.#assertFree(request.name)
@@ -437,37 +445,41 @@ export class Master {
     this.#tickets.set(uploadId, {...request, keeperId: target.id, createdAt: Date.now(), ...(chain.length > 0 ? {pipelineIds: chain.map((keeper) => keeper.id)} : {})})
     this.keepers.assigned(target.id)
     for (const keeper of chain) this.keepers.assigned(keeper.id)
+    return {uploadId, request, targetId: target.id, chainIds: chain.map((keeper) => keeper.id)}
+  }
+
+  /** A placed upload's ticket, with its grants. */
+  async #granted({uploadId, request, targetId, chainIds}: Placed): Promise<UploadTicket> {
     // A one-pass upload's grant names no sha256 (""): it lets the keeper hold the bytes, and only the seal's grant names the digest.
     const held = {fileId: uploadId, name: request.name, size: request.size, sha256: request.sha256 ?? ''}
-    const grant = await this.#grant('write', held, target.id)
+    const grant = await this.#grant('write', held, targetId)
     const pipeline = await Promise.all(
-      chain.map(async (keeper) => {
+      chainIds.map(async (id) => {
         // The grant names the keeper's URL too: the keeper before it forwards there and nowhere else.
-        const url = this.keepers.get(keeper.id)!.url
-        const keeperGrant = await this.#grant('write', held, keeper.id, undefined, url)
-        return {id: keeper.id, url, ...(keeperGrant ? {grant: keeperGrant} : {})}
+        const url = this.keepers.get(id)!.url
+        const keeperGrant = await this.#grant('write', held, id, undefined, url)
+        return {id, url, ...(keeperGrant ? {grant: keeperGrant} : {})}
       }),
     )
-    return {uploadId, keeper: {id: target.id, url: this.keepers.get(target.id)!.url}, ...(grant ? {grant} : {}), ...(pipeline.length > 0 ? {pipeline} : {})}
+    return {uploadId, keeper: {id: targetId, url: this.keepers.get(targetId)!.url}, ...(grant ? {grant} : {}), ...(pipeline.length > 0 ? {pipeline} : {})}
   }
 
   /**
    * Tickets for many uploads at once, each as `beginUpload` gives it (its keeper picked after the
-   * ones before it were counted, so a batch spreads as single tickets do); an upload refused gets
+   * ones before it were counted, so a batch spreads as single tickets do: all are placed before any
+   * grant is signed, so no heartbeat resets the load between two of them); an upload refused gets
    * its error in its place, and the others their tickets.
    */
   async beginUploads(requests: UploadRequest[]): Promise<Array<UploadTicket | BatchMiss>> {
-    const tickets: Array<UploadTicket | BatchMiss> = []
-    for (const request of requests) {
+    const placed = requests.map((request): Placed | BatchMiss => {
       try {
-        tickets.push(await this.beginUpload(request))
+        return this.#place(request)
       } catch (error) {
         if (!(error instanceof DfsError)) throw error
-        tickets.push({error: error.code, message: error.message})
+        return {error: error.code, message: error.message}
       }
-    }
-
-    return tickets
+    })
+    return Promise.all(placed.map(async (upload) => ('error' in upload ? upload : this.#granted(upload))))
   }
 
   /**
@@ -884,4 +896,12 @@ function noTarget(keepers: KeeperLoad[], size: number, exclude: ReadonlySet<stri
   }
 
   return new DfsError('DFS_ERR_INSUFFICIENT_STORAGE', `no alive keeper has ${size} bytes free`)
+}
+
+/** An upload placed on its keepers, its ticket kept, its grants still to sign. */
+interface Placed {
+  uploadId: string
+  request: UploadRequest
+  targetId: string
+  chainIds: string[]
 }
