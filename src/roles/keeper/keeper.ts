@@ -555,6 +555,8 @@ export class Keeper {
         recorded = false
       }
 
+      // Settled meanwhile by a registration's answer.
+      if (!this.#undecided.has(file.fileId)) continue
       await this.#settle(file, recorded)
     }
   }
