@@ -1,7 +1,9 @@
 // The receiving half of the stall rule (docs/architecture.md, "Put"): a keeper gives up a body
 // whose sender sends no byte for the stall timeout (and a little more) while it waits for one. The
 // sender is a client (an upload, plain or one-pass) or the keeper before this one in a write
-// pipeline, which in turn cuts off a downstream that takes no byte for the stall timeout.
+// pipeline, which in turn cuts off a downstream that takes no byte for the stall timeout; such a
+// keeper is watched for half the stall timeout more (Keeper's #dropWhenSilent), so that where both
+// ends see one stall, its cut-off (and its reason) comes first.
 
 import type {IncomingMessage} from 'node:http'
 
@@ -14,8 +16,8 @@ const LOOKS = 10
  * to `stallMs` and two looks after the last byte (no sooner than `stallMs` after a wait of this
  * keeper's own); answers a function that stops the watch. Its bytes on disk go with it, as with any
  * body cut short, and so does its connection (node destroys the socket of a request destroyed
- * before its end): a sender that wakes finds it closed. The look more: where both ends see a stall,
- * the sender's cut-off (and its reason) comes first.
+ * before its end): a sender that wakes finds it closed. The look more: the first silent look may
+ * come just after a wait of this keeper's own.
  *
  * Why it is needed: a sender that gives up may give no sign of it that reaches here. Its FIN or
  * RST waits behind whatever stopped the bytes (a peer or proxy that stops reading a connection
