@@ -5,76 +5,32 @@ import {describe, test, type TestContext} from 'node:test'
 
 import {showingGrant} from '../src/lib/grants.js'
 import {Peer} from '../src/lib/peer-client.js'
-import {BusyMeter, MAX_PROBE_BACKOFF, RangedDownload, SourceChooser, machineBusy, type SourceChoice, type Stretch} from '../src/roles/client/ranged-download.js'
+import {BusyMeter, RangedDownload, chooseSources, machineBusy, type SourceChoice} from '../src/roles/client/ranged-download.js'
 import {clusterPerTest, randomFile, sha256File, waitFor, type TestCluster} from './helpers/cluster.js'
 import {startProxiedKeeper} from './helpers/keeper-proxy.js'
 
 const MiB = 1024 * 1024
 const RANGE = 64 * 1024
 
-describe('SourceChooser', () => {
+describe('chooseSources', () => {
   const source = (bytes: number, ms: number, standby = false, failed?: string): SourceChoice => ({bytes, ms, standby, failed})
-  const standbys = (sources: SourceChoice[]) => sources.map((each) => each.standby)
 
   test('a client busy to the limit goes on with the fastest replica alone', () => {
     const sources = [source(4 * MiB, 100), source(8 * MiB, 100), source(2 * MiB, 100)]
-    new SourceChooser().choose({busy: 0.95, rate: 100}, sources)
-    assert.deepEqual(standbys(sources), [true, false, true])
+    chooseSources(0.95, sources)
+    assert.deepEqual(sources.map((each) => each.standby), [true, false, true])
   })
 
-  test('a client that waits tries one standby replica, the quickest so far, never a failed one', () => {
-    const sources = [source(4 * MiB, 100), source(MiB, 10, true, 'refused'), source(MiB, 50, true), source(MiB, 80, true)]
-    new SourceChooser().choose({busy: 0.2, rate: 100}, sources)
-    assert.deepEqual(standbys(sources), [false, true, false, true])
+  test('a client that waits takes one standby replica back, never a failed one', () => {
+    const sources = [source(4 * MiB, 100), source(MiB, 10, true, 'refused'), source(MiB, 50, true)]
+    chooseSources(0.2, sources)
+    assert.deepEqual(sources.map((each) => each.standby), [false, true, false])
   })
 
   test('between the two, the choice stands', () => {
     const sources = [source(4 * MiB, 100), source(MiB, 50, true)]
-    new SourceChooser().choose({busy: 0.7, rate: 100}, sources)
-    assert.deepEqual(standbys(sources), [false, true])
-  })
-
-  test('a replica tried is kept when the file then came faster', () => {
-    const chooser = new SourceChooser()
-    const sources = [source(4 * MiB, 100), source(MiB, 50, true), source(MiB, 60, true)]
-    chooser.choose({busy: 0.2, rate: 100}, sources)
-    assert.deepEqual(standbys(sources), [false, false, true])
-    // Still waiting, and 50 % faster: kept, and the next one is tried at once.
-    chooser.choose({busy: 0.2, rate: 150}, sources)
-    assert.deepEqual(standbys(sources), [false, false, false])
-  })
-
-  test('a replica tried goes back to standby when the file came no faster, and the next try waits twice as long each time', () => {
-    const chooser = new SourceChooser()
-    const sources = [source(4 * MiB, 100), source(MiB, 50, true)]
-    const waiting: Stretch = {busy: 0.2, rate: 100}
-    const skipped: number[] = []
-    chooser.choose(waiting, sources)
-    for (let attempt = 0; attempt < 6; attempt++) {
-      assert.deepEqual(standbys(sources), [false, false], `attempt ${attempt}: the standby one is tried`)
-      // The stretch with both came at 105 % of the one before: not worth a replica.
-      chooser.choose({busy: 0.2, rate: 105}, sources)
-      assert.deepEqual(standbys(sources), [false, true], `attempt ${attempt}: not kept`)
-      let skips = 0
-      for (;;) {
-        chooser.choose(waiting, sources)
-        if (!sources[1]!.standby) break
-        skips++
-      }
-
-      skipped.push(skips)
-    }
-
-    assert.deepEqual(skipped, [2, 4, 8, 16, MAX_PROBE_BACKOFF, MAX_PROBE_BACKOFF])
-  })
-
-  test('a replica tried stays when it is the only one left in use', () => {
-    const chooser = new SourceChooser()
-    const sources = [source(4 * MiB, 100), source(MiB, 50, true)]
-    chooser.choose({busy: 0.2, rate: 100}, sources)
-    sources[0]!.failed = 'refused'
-    chooser.choose({busy: 0.2, rate: 10}, sources)
-    assert.equal(sources[1]!.standby, false)
+    chooseSources(0.7, sources)
+    assert.deepEqual(sources.map((each) => each.standby), [false, true])
   })
 })
 
@@ -99,7 +55,7 @@ describe('a download that keeps one replica of two', () => {
   const clusters = clusterPerTest()
 
   // The first source (behind the proxy) is kept alone at the first choice, as for a busy client.
-  const keepFirst = (_stretch: Stretch, sources: SourceChoice[]) => sources.forEach((each, index) => (each.standby = index > 0))
+  const keepFirst = (_busy: number, sources: SourceChoice[]) => sources.forEach((each, index) => (each.standby = index > 0))
 
   async function twoReplicas(t: TestContext) {
     const cluster: TestCluster = await clusters.start({keepers: 1, replicas: 2})

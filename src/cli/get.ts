@@ -12,7 +12,7 @@ export const getSpec = {
     output: flag.string({char: 'o', description: 'file to write, a directory for several names (each by its base name), or - for stdout'}),
     recursive: flag.boolean({char: 'r', description: 'NAME is a folder: download every file under it into -o DIR (by default its last name), recreating its tree', default: false}),
     'no-clobber': flag.boolean({char: 'n', description: 'refuse to overwrite a local file that exists', default: false}),
-    sources: flag.integer({description: 'read from at most this many replicas, each to the end (by default all start; a client whose CPU is the limit goes on with the fastest alone, one that waits tries another and keeps it if the file comes faster)', min: 1}),
+    sources: flag.integer({description: 'read from at most this many replicas, each to the end (by default all start, and a client whose CPU is the limit goes on with the fastest alone)', min: 1}),
     'range-size': sizeSpec('bytes per range request (at least 64KiB)', DEFAULTS.rangeSize, '4MiB'),
     json: jsonSpec,
     quiet: quietSpec,

@@ -540,7 +540,7 @@ function rangedDownload(master: Peer, info: FileInfo, options: GetOptions, exclu
     sources: sources.map((replica) => ({keeper: replica.keeper, peer: new Peer({role: 'keeper', baseUrl: replica.url, agent: master.agent, credentials: showingGrant(replica.grant)})})),
     rangeSize: options.rangeSize ?? DEFAULTS.rangeSize,
     // Replicas the user counted (`--sources N`) are read from to the end; left to dfs, they are
-    // chosen by the client's load and the rate as the download goes (SourceChooser).
+    // chosen by the client's load as the download goes (chooseSources).
     ...(options.sources === undefined ? {} : {choose: keepEverySource}),
   })
 }

@@ -26,8 +26,8 @@ export interface RangedDownloadOptions {
    * bounds how sparse the file gets while a slow replica holds an early range. Default 64 MiB.
    */
   maxAhead?: number
-  /** How the sources in use are chosen as the download goes (a SourceChooser's; a test may force a choice). */
-  choose?: ChooseSources
+  /** How the sources in use are chosen as the download goes (chooseSources; a test may force a choice). */
+  choose?: typeof chooseSources
 }
 
 /**
@@ -79,11 +79,11 @@ class LocalWriteError extends Error {
  * Downloads a file from its replicas into the caller's file, range by range. The file is cut into
  * ranges; each free replica in use takes the next range, so faster replicas take more. Each range
  * is written at its place as its bytes arrive, whatever the order of the ranges. All replicas start;
- * every few ranges a SourceChooser weighs how busy the client was (BusyMeter: this thread, and this
- * machine's CPUs) and how fast the file came: a client whose CPU is the limit goes on with the
- * fastest replica alone (more would only cost it, and the keepers, CPU), one that waits tries
- * another and keeps it only if the file then came faster. A replica that fails is dropped and its
- * range goes to another (written again from its start), a standby one if none in use is left.
+ * every few ranges chooseSources weighs how busy the client was (BusyMeter: this thread, and this
+ * machine's CPUs): a client whose CPU is the limit goes on with the fastest replica alone (more
+ * would only cost it, and the keepers, CPU), one that waits takes another back. A replica that
+ * fails is dropped and its range goes to another (written again from its start), a standby one if
+ * none in use is left.
  */
 export class RangedDownload {
   readonly #options: Required<RangedDownloadOptions>
@@ -91,8 +91,7 @@ export class RangedDownload {
 
   constructor(options: RangedDownloadOptions) {
     if (options.sources.length === 0) throw new DfsError('DFS_ERR_NO_KEEPERS', `no alive replica of "${options.name}"`)
-    const chooser = new SourceChooser()
-    this.#options = {perSource: 2, maxAhead: MAX_AHEAD, choose: (stretch, sources) => chooser.choose(stretch, sources), ...options}
+    this.#options = {perSource: 2, maxAhead: MAX_AHEAD, choose: chooseSources, ...options}
     this.#sources = options.sources.map(({keeper, peer}) => ({keeper, url: peer.baseUrl, peer, bytes: 0, ranges: 0, busy: 0, standby: false, ms: 0}))
   }
 
@@ -122,22 +121,15 @@ export class RangedDownload {
     // Every range before this one is finished.
     let firstUnfinished = 0
     let writeFailure: LocalWriteError | undefined
-    // How busy the client was since the sources were last chosen, and the ranges and bytes finished since.
+    // How busy the client was since the sources were last chosen, and over how many ranges.
     const meter = new BusyMeter()
     let rangesSinceMark = 0
-    let bytesSinceMark = 0
-    let markedAt = performance.now()
-    const rechoose = (range: number) => {
-      bytesSinceMark += Math.min(size, (range + 1) * rangeSize) - range * rangeSize
+    const rechoose = () => {
       const inUse = this.#sources.filter((source) => !source.standby && source.failed === undefined).length
       // Every source in use finished a couple of ranges: their first request's wait is not the measure.
       if (++rangesSinceMark < 2 * Math.max(1, inUse)) return
-      const now = performance.now()
-      const rate = now > markedAt ? bytesSinceMark / (now - markedAt) : 0
       rangesSinceMark = 0
-      bytesSinceMark = 0
-      markedAt = now
-      this.#options.choose({busy: meter.read(), rate}, this.#sources)
+      this.#options.choose(meter.read(), this.#sources)
     }
 
     const start = () => {
@@ -162,7 +154,7 @@ export class RangedDownload {
         const work = this.#fetch(source, range, write).then(
           () => {
             finished.add(range)
-            rechoose(range)
+            rechoose()
           },
           (error: unknown) => {
             if (error instanceof LocalWriteError) {
@@ -340,68 +332,21 @@ export interface SourceChoice {
   failed?: string
 }
 
-/** What the download saw since the sources were last chosen. */
-export interface Stretch {
-  /** How busy the client was, 0..1 (BusyMeter). */
-  busy: number
-  /** Bytes of the file finished per ms, over every source in use. */
-  rate: number
-}
-
-/** Chooses the sources to read from after a stretch of the download: marks `standby` in place. */
-export type ChooseSources = (stretch: Stretch, sources: SourceChoice[]) => void
-
-/** A replica tried is kept only if the file then came at least this much faster. */
-export const PROBE_GAIN = 1.1
-/** At most this many choices pass, after a replica tried was not kept, before the next is tried. */
-export const MAX_PROBE_BACKOFF = 16
-
 /**
- * Chooses the sources of one download by how busy the client was and how fast the file came.
- * When the client's CPU was the limit, more replicas only add sockets, out-of-order writes and the
- * keepers' CPU, so the download keeps the fastest one alone. When it mostly waited, the wait may be
- * the replicas' (one more helps: a keeper's disk or link is the limit) or its own disk's, or CPUs
- * the keepers share with it (one more only costs): so one standby replica, the one that took least
- * time so far, is tried, and kept only if the next stretch came PROBE_GAIN faster. One that was not
- * kept goes back to standby, and the next try waits twice as many choices as the last (up to
- * MAX_PROBE_BACKOFF), as TCP probes for bandwidth; a kept one resets the wait.
+ * Chooses the sources to read from, by how busy the client was (`busy`, 0..1, BusyMeter) while they
+ * served: when the client's CPU was the limit, more replicas only add sockets, out-of-order writes and
+ * the keepers' CPU, so the download keeps the fastest one alone; when it mostly waited, one more
+ * replica (the one that took least time so far) is taken in. Marks `standby` in place.
  */
-export class SourceChooser {
-  #trying: {source: SourceChoice; before: number} | undefined
-  #skip = 0
-  #backoff = 1
-
-  choose({busy, rate}: Stretch, sources: SourceChoice[]): void {
-    const trying = this.#trying
-    this.#trying = undefined
-    if (trying && !trying.source.standby && trying.source.failed === undefined) {
-      const others = sources.filter((source) => source !== trying.source && !source.standby && source.failed === undefined)
-      if (others.length > 0 && rate < trying.before * PROBE_GAIN) {
-        trying.source.standby = true
-        this.#backoff = Math.min(MAX_PROBE_BACKOFF, this.#backoff * 2)
-        this.#skip = this.#backoff
-        return
-      }
-
-      this.#backoff = 1
-    }
-
-    const usable = sources.filter((source) => source.failed === undefined)
-    const inUse = usable.filter((source) => !source.standby)
-    if (busy >= CLIENT_BOUND && inUse.length > 1) {
-      const speed = (source: SourceChoice) => (source.ms > 0 ? source.bytes / source.ms : 0)
-      const fastest = inUse.reduce((best, source) => (speed(source) > speed(best) ? source : best))
-      for (const source of inUse) source.standby = source !== fastest
-    } else if (busy < CLIENT_WAITING) {
-      if (this.#skip > 0) {
-        this.#skip--
-        return
-      }
-
-      const next = usable.filter((source) => source.standby).sort((a, b) => a.ms - b.ms)[0]
-      if (!next) return
-      next.standby = false
-      this.#trying = {source: next, before: rate}
-    }
+export function chooseSources(busy: number, sources: SourceChoice[]): void {
+  const usable = sources.filter((source) => source.failed === undefined)
+  const inUse = usable.filter((source) => !source.standby)
+  if (busy >= CLIENT_BOUND && inUse.length > 1) {
+    const rate = (source: SourceChoice) => (source.ms > 0 ? source.bytes / source.ms : 0)
+    const fastest = inUse.reduce((best, source) => (rate(source) > rate(best) ? source : best))
+    for (const source of inUse) source.standby = source !== fastest
+  } else if (busy < CLIENT_WAITING) {
+    const next = usable.filter((source) => source.standby).sort((a, b) => a.ms - b.ms)[0]
+    if (next) next.standby = false
   }
 }
